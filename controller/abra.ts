@@ -1,0 +1,192 @@
+import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult, type Stream } from './process.js';
+
+/**
+ * The abra client: every call is `abra … -n` (never prompt), with `ABRA_DIR` set to the run's
+ * own directory, `LANG=C` so messages match, a timeout, and output streamed into the run's log.
+ * Which binary: `CCCI_ABRA`, else config, else `abra` on PATH (resolved in config.ts).
+ */
+
+export interface AbraOptions {
+  bin: string;
+  abraDir: string;
+  server: string;
+  callTimeoutMs: number;
+  signal?: AbortSignal;
+  tracker?: ChildTracker;
+  onLine?: (stream: Stream, line: string) => void;
+}
+
+export class AbraError extends Error {
+  constructor(
+    readonly operation: string,
+    readonly result: ProcessResult,
+  ) {
+    super(`abra ${operation} failed: ${describeFailure(result)}`);
+  }
+
+  /** The `FATA …` message abra printed, if any. */
+  get fatal(): string | null {
+    const line = this.result.stderr.split('\n').reverse().find((l) => l.startsWith('FATA'));
+    return line ? line.replace(/^FATA\s*/, '') : null;
+  }
+}
+
+export interface DeployFlags {
+  version?: string;
+  chaos?: boolean;
+  force?: boolean;
+  noConvergeChecks?: boolean;
+  noDomainChecks?: boolean;
+  offline?: boolean;
+}
+
+/** One app as `abra app ls -m` reports it (reference §5): every value a string. */
+export interface AbraAppListing {
+  server: string;
+  recipe: string;
+  appName: string;
+  domain: string;
+  status?: string;
+  chaos?: string;
+  chaosVersion?: string;
+  version?: string;
+  upgrade?: string;
+}
+
+export class Abra {
+  constructor(private readonly o: AbraOptions) {}
+
+  get abraDir(): string {
+    return this.o.abraDir;
+  }
+
+  private async call(
+    operation: string,
+    args: string[],
+    extra: { sensitive?: boolean; timeoutMs?: number; quiet?: boolean } = {},
+  ): Promise<ProcessResult> {
+    const r = await runProcess({
+      cmd: this.o.bin,
+      args: [...args, '-n'],
+      timeoutMs: extra.timeoutMs ?? this.o.callTimeoutMs,
+      env: { ABRA_DIR: this.o.abraDir, LANG: 'C', LC_ALL: 'C', NO_COLOR: '1', TERM: 'dumb' },
+      ...(this.o.signal ? { signal: this.o.signal } : {}),
+      ...(this.o.tracker ? { tracker: this.o.tracker } : {}),
+      ...(this.o.onLine && !extra.quiet ? { onLine: this.o.onLine } : {}),
+      sensitive: extra.sensitive ?? false,
+    });
+    // abra reports every error through its fatal logger: non-zero exit and a FATA line.
+    if (!ok(r) || /^FATA/m.test(r.stderr)) throw new AbraError(operation, r);
+    return r;
+  }
+
+  async version(): Promise<string> {
+    const r = await this.call('--version', ['--version'], { timeoutMs: 15_000, quiet: true });
+    return r.stdout.trim() || r.stderr.trim();
+  }
+
+  /** `abra <path…> --help`, for the self-check of the flags cc-ci relies on. */
+  async help(path: readonly string[]): Promise<string> {
+    const r = await this.call(`${path.join(' ')} --help`, [...path, '--help'], { timeoutMs: 15_000, quiet: true });
+    return `${r.stdout}\n${r.stderr}`;
+  }
+
+  async serverAddLocal(): Promise<void> {
+    await this.call('server add', ['server', 'add', '--local']);
+  }
+
+  async appNew(recipe: string, domain: string, f: { version?: string; chaos?: boolean; offline?: boolean } = {}): Promise<void> {
+    const args = ['app', 'new', recipe];
+    if (f.version) args.push(f.version);
+    args.push('--server', this.o.server, '--domain', domain);
+    if (f.chaos) args.push('--chaos');
+    if (f.offline) args.push('--offline');
+    await this.call('app new', args);
+  }
+
+  async appDeploy(domain: string, f: DeployFlags = {}, timeoutMs?: number): Promise<void> {
+    const args = ['app', 'deploy', domain];
+    if (f.version) args.push(f.version);
+    if (f.chaos) args.push('--chaos');
+    if (f.force) args.push('--force');
+    if (f.noConvergeChecks) args.push('--no-converge-checks');
+    if (f.noDomainChecks) args.push('--no-domain-checks');
+    if (f.offline) args.push('--offline');
+    await this.call('app deploy', args, timeoutMs ? { timeoutMs } : {});
+  }
+
+  async appUndeploy(domain: string, timeoutMs?: number): Promise<void> {
+    await this.call('app undeploy', ['app', 'undeploy', domain], timeoutMs ? { timeoutMs } : {});
+  }
+
+  async appRemove(domain: string): Promise<void> {
+    await this.call('app rm', ['app', 'rm', domain, '--force']);
+  }
+
+  async appList(): Promise<AbraAppListing[]> {
+    const r = await this.call('app ls', ['app', 'ls', '--status', '--machine'], { quiet: true });
+    return parseAppList(r.stdout);
+  }
+
+  /**
+   * Generates every secret the app declares. The machine-readable output carries the generated
+   * values, so it never reaches a log: the caller gets the values only to redact them.
+   */
+  async secretGenerateAll(domain: string): Promise<{ names: string[]; values: string[] }> {
+    const r = await this.call('app secret generate', ['app', 'secret', 'generate', domain, '--all', '--machine'], {
+      sensitive: true,
+    });
+    return parseGeneratedSecrets(r.stdout);
+  }
+
+  async secretRemoveAll(domain: string): Promise<void> {
+    await this.call('app secret rm', ['app', 'secret', 'rm', domain, '--all']);
+  }
+
+  async volumeRemoveAll(domain: string): Promise<void> {
+    await this.call('app volume rm', ['app', 'volume', 'rm', domain, '--force']);
+  }
+}
+
+export function parseAppList(stdout: string): AbraAppListing[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(stdout);
+  } catch {
+    throw new Error('abra app ls -m did not print JSON');
+  }
+  const apps: AbraAppListing[] = [];
+  if (!doc || typeof doc !== 'object') return apps;
+  for (const server of Object.values(doc as Record<string, unknown>)) {
+    const list = (server as { apps?: unknown }).apps;
+    if (!Array.isArray(list)) continue;
+    for (const a of list) {
+      if (a && typeof a === 'object' && typeof (a as { domain?: unknown }).domain === 'string') {
+        apps.push(a as AbraAppListing);
+      }
+    }
+  }
+  return apps;
+}
+
+/** Reads `secret generate -m` output: a list of objects naming each secret and its value. */
+export function parseGeneratedSecrets(stdout: string): { names: string[]; values: string[] } {
+  const names: string[] = [];
+  const values: string[] = [];
+  let doc: unknown;
+  try {
+    doc = JSON.parse(stdout);
+  } catch {
+    return { names, values };
+  }
+  const items = Array.isArray(doc) ? doc : doc && typeof doc === 'object' ? Object.values(doc) : [];
+  for (const item of items) {
+    if (!item || typeof item !== 'object') continue;
+    const o = item as Record<string, unknown>;
+    const name = o.name ?? o['secret-name'] ?? o.remoteName;
+    const value = o.value ?? o.password ?? o.secret;
+    if (typeof name === 'string') names.push(name);
+    if (typeof value === 'string' && value.length > 0) values.push(value);
+  }
+  return { names, values };
+}

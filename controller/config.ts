@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { formatIssues } from './spec.js';
+
+/**
+ * The controller's configuration: a YAML file (`--config` or `CCCI_CONFIG`), every key optional,
+ * unknown keys an error. docs/configuration.md documents each key; keep the two in step.
+ */
+
+const seconds = z.number().positive();
+
+export const configSchema = z.strictObject({
+  /** How many runs may hold swarm resources at once. */
+  capacity: z.number().int().min(1).max(64).default(1),
+  abra: z
+    .strictObject({
+      /** The abra binary. `CCCI_ABRA` overrides it. */
+      bin: z.string().min(1).default('abra'),
+      /** The canonical ABRA_DIR whose servers/ and catalogue/ every run shares. */
+      dir: z.string().min(1).default(process.env.ABRA_DIR ?? join(homedir(), '.abra')),
+      /** The abra server name apps are created on (`abra server add --local` names it "default"). */
+      server: z.string().min(1).default('default'),
+      /** Wall-clock limit of one abra call that does not say otherwise. */
+      callTimeoutSeconds: seconds.default(900),
+    })
+    .prefault({}),
+  domain: z
+    .strictObject({
+      /** Apps get `<4 chars of recipe>-<6 hex>.<base>`; the janitor recognises exactly that. */
+      base: z
+        .string()
+        .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be a lowercase DNS name')
+        .max(24, 'must be at most 24 characters, so stack and secret names stay within their limits')
+        .default('ci.localhost'),
+    })
+    .prefault({}),
+  ingress: z
+    .strictObject({
+      /** local: publish the app port on the host (no Traefik); traefik: reach https://<domain>. */
+      mode: z.enum(['local', 'traefik']).default('local'),
+      /** Host ports the local mode hands out, one per live app. */
+      portRange: z
+        .tuple([z.number().int().min(1024).max(65535), z.number().int().min(1024).max(65535)])
+        .refine(([a, b]) => a <= b, 'the first port must not be above the second')
+        .default([20000, 20999]),
+    })
+    .prefault({}),
+  timeouts: z
+    .strictObject({
+      /** The whole run, from admission to the end of teardown. */
+      runSeconds: seconds.default(3600),
+      /** One tier. */
+      tierSeconds: seconds.default(1800),
+      /** Default deploy convergence wait; a recipe's settings may change it. */
+      deploySeconds: seconds.default(600),
+      /** Default wait for the app to answer HTTP after converging. */
+      httpSeconds: seconds.default(300),
+      /** Teardown, including waiting for containers to go. */
+      teardownSeconds: seconds.default(600),
+      /** docker CLI calls (observation). */
+      dockerSeconds: seconds.default(60),
+      /** git clone/fetch. */
+      gitSeconds: seconds.default(300),
+    })
+    .prefault({}),
+  /** How often every run is reconciled even without a file event. */
+  resyncSeconds: seconds.default(30),
+  /** A run interrupted by an infrastructure fault (controller crash, daemon restart) is retried
+   *  from a clean slate at most this many times in all. Test failures are never retried. */
+  maxAttempts: z.number().int().min(1).max(5).default(2),
+  /** Where cc-ci looks for per-recipe customisation, besides the bundled recipes/. */
+  recipesDir: z.string().optional(),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+export function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : p;
+}
+
+/** Loads and validates the config. Environment overrides: CCCI_ABRA for the abra binary. */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: unknown = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (e) {
+      throw new ConfigError(`config file ${file} is not valid YAML: ${(e as Error).message}`);
+    }
+  }
+  const r = configSchema.safeParse(raw);
+  if (!r.success) throw new ConfigError(`config file ${file}: ${formatIssues(r.error)}`);
+  const config = r.data;
+  if (env.CCCI_ABRA) config.abra.bin = env.CCCI_ABRA;
+  config.abra.dir = resolve(expandHome(config.abra.dir));
+  if (config.recipesDir) config.recipesDir = resolve(expandHome(config.recipesDir));
+  return config;
+}

@@ -1,0 +1,206 @@
+import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult } from './process.js';
+
+/**
+ * Reads the swarm through the docker CLI. cc-ci changes swarm state only through abra; the
+ * exceptions are here and named as such: removing leftovers of its own test apps after abra
+ * could not (reference §11 step 3).
+ */
+
+export interface DockerOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  tracker?: ChildTracker;
+}
+
+export class DockerError extends Error {
+  constructor(readonly result: ProcessResult) {
+    super(describeFailure(result));
+  }
+}
+
+export interface ServiceState {
+  id: string;
+  name: string;
+  /** Desired replicas (global services: the number of nodes with a task). */
+  desired: number;
+  running: number;
+  /** '' when no update ever ran, else swarm's UpdateStatus.State. */
+  updateState: string;
+  labels: Record<string, string>;
+}
+
+export interface TaskState {
+  id: string;
+  name: string;
+  node: string;
+  desiredState: string;
+  currentState: string;
+  error: string;
+}
+
+export interface StackLeftovers {
+  services: string[];
+  containers: string[];
+  volumes: string[];
+  secrets: string[];
+  configs: string[];
+  networks: string[];
+}
+
+export function leftoverCount(l: StackLeftovers): number {
+  return l.services.length + l.containers.length + l.volumes.length + l.secrets.length + l.configs.length + l.networks.length;
+}
+
+export function describeLeftovers(l: StackLeftovers): string {
+  const parts = (Object.entries(l) as [string, string[]][])
+    .filter(([, v]) => v.length > 0)
+    .map(([k, v]) => `${v.length} ${k} (${v.slice(0, 5).join(', ')}${v.length > 5 ? ', …' : ''})`);
+  return parts.length ? parts.join('; ') : 'nothing';
+}
+
+/** reference §7.5: block only on `updating` and `rollback_started`. A `paused` flag sticks
+ *  until the next update after one task flicker, so waiting on it would hang every later wait. */
+export function updateSettled(state: string): boolean {
+  return state !== 'updating' && state !== 'rollback_started';
+}
+
+export class Docker {
+  constructor(private readonly o: DockerOptions) {}
+
+  private async run(args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<ProcessResult> {
+    const r = await runProcess({
+      cmd: 'docker',
+      args,
+      timeoutMs: opts.timeoutMs ?? this.o.timeoutMs,
+      ...(this.o.signal ? { signal: this.o.signal } : {}),
+      ...(this.o.tracker ? { tracker: this.o.tracker } : {}),
+    });
+    if (!ok(r) && !opts.allowFail) throw new DockerError(r);
+    return r;
+  }
+
+  private async lines(args: string[]): Promise<string[]> {
+    const r = await this.run(args);
+    return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  }
+
+  async info(): Promise<{ swarm: string; serverVersion: string; isManager: boolean }> {
+    const r = await this.run(['info', '--format', '{{json .}}']);
+    const i = JSON.parse(r.stdout) as { ServerVersion?: string; Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean } };
+    return {
+      swarm: i.Swarm?.LocalNodeState ?? 'unknown',
+      serverVersion: i.ServerVersion ?? 'unknown',
+      isManager: i.Swarm?.ControlAvailable === true,
+    };
+  }
+
+  async networkExists(name: string): Promise<{ exists: boolean; driver?: string; scope?: string }> {
+    const r = await this.run(['network', 'inspect', name, '--format', '{{.Driver}} {{.Scope}}'], { allowFail: true });
+    if (!ok(r)) return { exists: false };
+    const [driver, scope] = r.stdout.trim().split(' ');
+    return { exists: true, ...(driver ? { driver } : {}), ...(scope ? { scope } : {}) };
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    return ok(await this.run(['image', 'inspect', ref, '--format', '{{.Id}}'], { allowFail: true }));
+  }
+
+  /** Every service of a stack with replica counts, update state and labels. */
+  async stackServices(stack: string): Promise<ServiceState[]> {
+    const rows = await this.lines(['service', 'ls', '--filter', `label=com.docker.stack.namespace=${stack}`, '--format', '{{json .}}']);
+    if (rows.length === 0) return [];
+    const listed = rows.map((l) => JSON.parse(l) as { ID: string; Name: string; Replicas: string });
+    const inspect = await this.run(['service', 'inspect', ...listed.map((s) => s.ID)]);
+    const details = JSON.parse(inspect.stdout) as {
+      ID: string;
+      Spec: { Name: string; Labels?: Record<string, string> };
+      UpdateStatus?: { State?: string };
+    }[];
+    return listed.map((s) => {
+      const d = details.find((x) => x.ID.startsWith(s.ID) || s.ID.startsWith(x.ID));
+      const m = /^(\d+)\/(\d+)/.exec(s.Replicas);
+      return {
+        id: s.ID,
+        name: s.Name,
+        running: Number(m?.[1] ?? 0),
+        desired: Number(m?.[2] ?? 0),
+        updateState: d?.UpdateStatus?.State ?? '',
+        labels: d?.Spec.Labels ?? {},
+      };
+    });
+  }
+
+  async serviceTasks(service: string): Promise<TaskState[]> {
+    const rows = await this.lines(['service', 'ps', service, '--no-trunc', '--format', '{{json .}}']);
+    return rows.map((l) => {
+      const t = JSON.parse(l) as Record<string, string>;
+      return {
+        id: t.ID ?? '',
+        name: t.Name ?? '',
+        node: t.Node ?? '',
+        desiredState: t.DesiredState ?? '',
+        currentState: t.CurrentState ?? '',
+        error: t.Error ?? '',
+      };
+    });
+  }
+
+  async serviceLogsTail(service: string, lines: number): Promise<string> {
+    const r = await this.run(['service', 'logs', '--raw', '--no-trunc', '--tail', String(lines), service], {
+      allowFail: true,
+      timeoutMs: Math.min(this.o.timeoutMs, 20_000),
+    });
+    return `${r.stdout}${r.stderr ? `\n${r.stderr}` : ''}`.trim();
+  }
+
+  /** Everything of a stack that exists, found both by the namespace label and by name prefix:
+   *  abra-made secrets may not carry the label (reference §7.4 [?]). */
+  async stackLeftovers(stack: string): Promise<StackLeftovers> {
+    const label = `label=com.docker.stack.namespace=${stack}`;
+    const prefix = `${stack}_`;
+    const byPrefix = (names: string[]) => names.filter((n) => n.startsWith(prefix));
+    const [services, containers, volumesL, volumesN, secrets, configs, networks] = await Promise.all([
+      this.lines(['service', 'ls', '--filter', label, '--format', '{{.Name}}']),
+      this.lines(['ps', '-a', '--filter', label, '--format', '{{.Names}}']),
+      this.lines(['volume', 'ls', '--filter', label, '--format', '{{.Name}}']),
+      this.lines(['volume', 'ls', '--format', '{{.Name}}']).then(byPrefix),
+      this.lines(['secret', 'ls', '--format', '{{.Name}}']).then(byPrefix),
+      this.lines(['config', 'ls', '--format', '{{.Name}}']).then(byPrefix),
+      this.lines(['network', 'ls', '--filter', label, '--format', '{{.Name}}']),
+    ]);
+    return {
+      services,
+      containers,
+      volumes: [...new Set([...volumesL, ...volumesN])],
+      secrets,
+      configs,
+      networks,
+    };
+  }
+
+  // ---- removal of a test app's leftovers, only after abra could not --------------------------
+
+  async removeVolumes(names: string[]): Promise<ProcessResult> {
+    return this.run(['volume', 'rm', '--force', ...names], { allowFail: true });
+  }
+
+  async removeSecrets(names: string[]): Promise<ProcessResult> {
+    return this.run(['secret', 'rm', ...names], { allowFail: true });
+  }
+
+  async removeConfigs(names: string[]): Promise<ProcessResult> {
+    return this.run(['config', 'rm', ...names], { allowFail: true });
+  }
+
+  async removeNetworks(names: string[]): Promise<ProcessResult> {
+    return this.run(['network', 'rm', ...names], { allowFail: true });
+  }
+
+  async removeServices(names: string[]): Promise<ProcessResult> {
+    return this.run(['service', 'rm', ...names], { allowFail: true });
+  }
+
+  async removeContainers(names: string[]): Promise<ProcessResult> {
+    return this.run(['rm', '--force', ...names], { allowFail: true });
+  }
+}

@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * App domains and stack names. A run's app is `<up to 4 chars of recipe>-<6 hex>.<base>`: short,
+ * so stack and secret names stay inside Docker's limits, and recognisable by one strict pattern,
+ * so the janitor can never mistake a warm, infrastructure or human app for a test app.
+ */
+
+/** abra truncates sanitised app names to this many characters (reference §7.2). */
+export const MAX_STACK_NAME = 45;
+/** Docker's limit on secret and config names. */
+export const MAX_SECRET_NAME = 64;
+
+export function recipePrefix(recipe: string): string {
+  const p = recipe.replace(/[^a-z0-9]/g, '').slice(0, 4);
+  return p.length > 0 ? p : 'app';
+}
+
+export function newAppDomain(recipe: string, base: string): string {
+  return `${recipePrefix(recipe)}-${randomBytes(3).toString('hex')}.${base}`;
+}
+
+export function testAppPattern(base: string): RegExp {
+  return new RegExp(`^[a-z0-9]{1,4}-[0-9a-f]{6}\\.${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+}
+
+/** abra's SanitiseAppName: dots become underscores, then truncation (reference §7.2). */
+export function stackName(domain: string): string {
+  return domain.replace(/\./g, '_').slice(0, MAX_STACK_NAME);
+}
+
+/** The longest secret name a recipe's compose would create for this stack, if any is too long. */
+export function secretNameProblem(stack: string, secretKeys: readonly string[], version = 'v1'): string | null {
+  for (const key of secretKeys) {
+    const name = `${stack}_${key}_${version}`;
+    if (name.length > MAX_SECRET_NAME) {
+      return `secret name ${name} would be ${name.length} characters; Docker allows ${MAX_SECRET_NAME}`;
+    }
+  }
+  return null;
+}
+
+/** A run name from the CLI: `<recipe>-<ref slug>-<4 hex>`, valid as metadata.name. */
+export function cliRunName(recipe: string, ref: string): string {
+  const slug = ref.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 12).replace(/-+$/, '');
+  const suffix = randomBytes(3).toString('hex');
+  const head = `${recipe}-${slug || 'ref'}`.slice(0, 63 - suffix.length - 1).replace(/-+$/, '');
+  return `${head}-${suffix}`;
+}

@@ -1,0 +1,37 @@
+import { mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { expandHome } from './config.js';
+
+/** Where everything lives under one state directory. `cc-ci` needs nothing but this directory. */
+export interface StatePaths {
+  root: string;
+  db: string;
+  specs: string;
+  runs: string;
+}
+
+/** `--state-dir`, else CCCI_STATE_DIR, else the user's state directory (XDG_STATE_HOME). */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CCCI_STATE_DIR) return env.CCCI_STATE_DIR;
+  const xdg = env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(xdg, 'cc-ci');
+}
+
+export function statePaths(dir: string): StatePaths {
+  const root = resolve(expandHome(dir));
+  return { root, db: join(root, 'cc-ci.db'), specs: join(root, 'specs'), runs: join(root, 'runs') };
+}
+
+export function ensureStateDirs(p: StatePaths): void {
+  for (const d of [p.root, p.specs, p.runs]) mkdirSync(d, { recursive: true, mode: 0o700 });
+}
+
+/** A run's directory: its log, evidence, and its own ABRA_DIR (removed at teardown). */
+export function runDir(p: StatePaths, run: string): string {
+  return join(p.runs, run);
+}
+
+export function runAbraDir(p: StatePaths, run: string): string {
+  return join(p.runs, run, 'abra');
+}

@@ -1,0 +1,195 @@
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+
+/**
+ * Runs external programs (abra, docker, git): always an argument array, never a shell; always
+ * a wall-clock timeout; output streamed line by line; the whole process group killed on
+ * timeout or cancel, because abra starts docker and git children of its own.
+ */
+
+export type Stream = 'out' | 'err';
+
+/** Told about every child that starts and ends, so a restart after kill -9 can find orphans. */
+export interface ChildTracker {
+  started(pid: number, command: string): void;
+  ended(pid: number): void;
+}
+
+export interface RunOptions {
+  cmd: string;
+  args: readonly string[];
+  timeoutMs: number;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  signal?: AbortSignal;
+  input?: string;
+  /** Receives each output line. Not called for sensitive calls. */
+  onLine?: (stream: Stream, line: string) => void;
+  /** The output carries secrets: keep it out of every log; the caller parses it. */
+  sensitive?: boolean;
+  tracker?: ChildTracker;
+  /** Grace between SIGTERM and SIGKILL when stopping the group. */
+  killGraceMs?: number;
+}
+
+export interface ProcessResult {
+  command: string;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  aborted: boolean;
+  durationMs: number;
+  /** The spawn itself failed (e.g. the binary does not exist). */
+  spawnError: string | null;
+}
+
+export function ok(r: ProcessResult): boolean {
+  return r.exitCode === 0 && !r.timedOut && !r.aborted && r.spawnError === null;
+}
+
+/** A one-line description of how a call ended, for errors and logs. */
+export function describeFailure(r: ProcessResult): string {
+  if (r.spawnError) return `${r.command}: could not start: ${r.spawnError}`;
+  if (r.aborted) return `${r.command}: stopped (cancelled)`;
+  if (r.timedOut) return `${r.command}: timed out after ${Math.round(r.durationMs / 1000)}s and was killed`;
+  const fata = lastMatching(r.stderr, /^FATA/) ?? lastMatching(r.stderr, /\S/) ?? lastMatching(r.stdout, /\S/);
+  const how = r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
+  return `${r.command}: ${how}${fata ? `: ${fata.trim()}` : ''}`;
+}
+
+function lastMatching(text: string, re: RegExp): string | undefined {
+  const lines = text.split('\n').filter((l) => re.test(l));
+  return lines[lines.length - 1];
+}
+
+/** The process's start time in clock ticks since boot (Linux), to tell a pid from its reuse. */
+export function processStartTicks(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22; the command name (field 2) may contain spaces, so count from its closing paren.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return rest[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export function isAlive(pid: number, startTicks: string | null): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (startTicks === null) return true;
+  const now = processStartTicks(pid);
+  return now === null || now === startTicks;
+}
+
+/** Signals a whole process group; the group leader's pid names it. */
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+export async function runProcess(o: RunOptions): Promise<ProcessResult> {
+  const command = [o.cmd, ...o.args].join(' ');
+  const started = Date.now();
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  let timedOut = false;
+  let aborted = false;
+
+  const base: ProcessResult = {
+    command,
+    exitCode: null,
+    signal: null,
+    stdout: '',
+    stderr: '',
+    timedOut: false,
+    aborted: false,
+    durationMs: 0,
+    spawnError: null,
+  };
+  if (o.signal?.aborted) return { ...base, aborted: true };
+
+  const child = execa(o.cmd, [...o.args], {
+    env: o.env,
+    extendEnv: true,
+    cwd: o.cwd,
+    // Its own process group, so a timeout or cancel stops abra and everything it started.
+    detached: true,
+    reject: false,
+    buffer: false,
+    input: o.input,
+    stdin: o.input === undefined ? 'ignore' : 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    cleanup: true,
+  });
+
+  const pid = child.pid;
+  if (pid !== undefined) o.tracker?.started(pid, command);
+
+  const collect = (stream: NodeJS.ReadableStream | null, into: string[], name: Stream) => {
+    if (!stream) return Promise.resolve();
+    const rl = createInterface({ input: stream, crlfDelay: Infinity });
+    rl.on('line', (line) => {
+      into.push(line);
+      if (!o.sensitive) o.onLine?.(name, line);
+    });
+    return new Promise<void>((res) => rl.once('close', () => res()));
+  };
+  const reading = Promise.all([collect(child.stdout, stdout, 'out'), collect(child.stderr, stderr, 'err')]);
+
+  let killTimer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    if (pid === undefined || killTimer) return;
+    killGroup(pid, 'SIGTERM');
+    killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), o.killGraceMs ?? 5_000);
+    killTimer.unref();
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop();
+  }, o.timeoutMs);
+  const onAbort = () => {
+    aborted = true;
+    stop();
+  };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+
+  try {
+    const result = await child;
+    await reading;
+    // The group may outlive its leader (abra's own children): make sure nothing is left running.
+    if ((timedOut || aborted) && pid !== undefined) killGroup(pid, 'SIGKILL');
+    return {
+      command,
+      exitCode: result.exitCode ?? null,
+      signal: result.signal ?? null,
+      stdout: stdout.join('\n'),
+      stderr: stderr.join('\n'),
+      timedOut,
+      aborted,
+      durationMs: Date.now() - started,
+      spawnError: result.failed && result.exitCode === undefined && !result.signal && !timedOut && !aborted
+        ? (result.originalMessage || result.shortMessage || 'unknown error')
+        : null,
+    };
+  } finally {
+    clearTimeout(timer);
+    if (killTimer) clearTimeout(killTimer);
+    o.signal?.removeEventListener('abort', onAbort);
+    if (pid !== undefined) o.tracker?.ended(pid);
+  }
+}

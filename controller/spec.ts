@@ -1,0 +1,162 @@
+import { createHash } from 'node:crypto';
+import { parseAllDocuments } from 'yaml';
+import { z } from 'zod';
+import { TIER_NAMES } from '../state/types.js';
+
+/**
+ * The Run spec (design §1): the one schema every entry point validates against — spec files,
+ * `cc-ci apply`, `cc-ci run` and the forge intake all build or parse a Run through here.
+ */
+
+const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+/** A git ref as a user may write it: a commit, tag or branch. Mirrors `git check-ref-format`
+ *  closely enough that nothing reaching git can be read as an option or a revision range. */
+export function refProblem(ref: string): string | null {
+  if (ref.length === 0) return 'is empty';
+  if (ref.length > 255) return 'is longer than 255 characters';
+  if (ref.startsWith('-')) return 'must not start with "-"';
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x20\x7f~^:?*[\\]/.test(ref)) return 'contains a character git does not allow in a ref (space, ~ ^ : ? * [ \\ or a control character)';
+  if (ref.includes('..')) return 'must not contain ".."';
+  if (ref.includes('@{')) return 'must not contain "@{"';
+  if (ref.endsWith('/') || ref.endsWith('.') || ref.endsWith('.lock')) return 'must not end with "/", "." or ".lock"';
+  if (ref.startsWith('/') || ref.includes('//')) return 'must not start with "/" or contain "//"';
+  return null;
+}
+
+/** A repository is a URL git understands or a local path; never something git would parse as a flag. */
+export function repoProblem(repo: string): string | null {
+  if (repo.trim() !== repo || repo.length === 0) return 'is empty or has surrounding whitespace';
+  if (repo.startsWith('-')) return 'must not start with "-"';
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(repo)) return 'contains a control character';
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repo) && !/^(https?|ssh|git|file):\/\//i.test(repo)) {
+    return 'uses a URL scheme git should not be given (allowed: https, http, ssh, git, file, or a path)';
+  }
+  if (repo.startsWith('ext::') || /^[a-z]+::/i.test(repo)) return 'uses a git remote helper, which is not allowed';
+  return null;
+}
+
+const nameSchema = z
+  .string()
+  .max(63, 'must be at most 63 characters')
+  .regex(NAME, 'must be lowercase letters, digits and "-", starting and ending with a letter or digit');
+
+const forgeTrigger = z.strictObject({
+  owner: z.string().min(1),
+  repo: z.string().min(1),
+  pr: z.number().int().positive(),
+  comment: z.number().int().nonnegative().optional(),
+  by: z.string().min(1).optional(),
+  sha: z.string().regex(/^[0-9a-f]{7,64}$/).optional(),
+  delivery: z.string().optional(),
+});
+
+export const runSpecSchema = z.strictObject({
+  apiVersion: z.literal('cc-ci/v1', { error: 'must be "cc-ci/v1"' }),
+  kind: z.literal('Run', { error: 'must be "Run"' }),
+  metadata: z.strictObject({
+    name: nameSchema,
+    labels: z.record(z.string(), z.string()).optional(),
+  }),
+  spec: z.strictObject({
+    recipe: z
+      .string()
+      .max(63, 'must be at most 63 characters')
+      .regex(NAME, 'must be lowercase letters, digits and "-" (a Co-op Cloud recipe name)'),
+    source: z.strictObject({
+      repo: z.string().superRefine((v, ctx) => {
+        const p = repoProblem(v);
+        if (p) ctx.addIssue({ code: 'custom', message: p });
+      }),
+      ref: z.string().superRefine((v, ctx) => {
+        const p = refProblem(v);
+        if (p) ctx.addIssue({ code: 'custom', message: p });
+      }),
+    }),
+    lane: z.enum(['cold', 'quick']).default('cold'),
+    tiers: z
+      .array(z.enum(TIER_NAMES))
+      .min(1, 'must name at least one tier')
+      .refine((t) => new Set(t).size === t.length, 'must not repeat a tier')
+      .optional(),
+    trigger: z
+      .strictObject({
+        kind: z.enum(['comment', 'cli', 'file', 'schedule']),
+        forge: forgeTrigger.optional(),
+      })
+      .optional(),
+  }),
+});
+
+export type RunSpec = z.infer<typeof runSpecSchema>;
+export type RunSpecInput = z.input<typeof runSpecSchema>;
+
+export type SpecParse =
+  | { ok: true; spec: RunSpec; hash: string }
+  | { ok: false; error: string; name: string | null };
+
+/** Formats zod issues as `field.path: message` lines a person can act on. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const path = i.path.length ? i.path.join('.') : '(document)';
+      if (i.code === 'unrecognized_keys') return `${path}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `${path}: ${i.message}`;
+    })
+    .join('; ');
+}
+
+/** A stable hash of the validated spec: two files meaning the same run hash the same. */
+export function specHash(spec: RunSpec): string {
+  return createHash('sha256').update(stableStringify(spec)).digest('hex').slice(0, 16);
+}
+
+function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableStringify(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export function validateSpec(doc: unknown): SpecParse {
+  const r = runSpecSchema.safeParse(doc);
+  if (!r.success) {
+    const name = guessName(doc);
+    return { ok: false, error: formatIssues(r.error), name };
+  }
+  return { ok: true, spec: r.data, hash: specHash(r.data) };
+}
+
+/** Parses a spec file's text (YAML or JSON: JSON is YAML) and validates it. Never throws. */
+export function parseSpecText(text: string): SpecParse {
+  if (text.trim() === '') return { ok: false, error: 'the file is empty', name: null };
+  let docs;
+  try {
+    docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    return { ok: false, error: `not valid YAML or JSON: ${(e as Error).message}`, name: null };
+  }
+  if (!Array.isArray(docs)) return { ok: false, error: 'not valid YAML or JSON', name: null };
+  if (docs.length !== 1) return { ok: false, error: `expected one document, found ${docs.length}`, name: null };
+  const [doc] = docs;
+  if (!doc) return { ok: false, error: 'the file is empty', name: null };
+  if (doc.errors.length > 0) {
+    return { ok: false, error: `not valid YAML or JSON: ${doc.errors.map((e) => e.message.split('\n')[0]).join('; ')}`, name: null };
+  }
+  return validateSpec(doc.toJS({ maxAliasCount: 10 }));
+}
+
+function guessName(doc: unknown): string | null {
+  if (!doc || typeof doc !== 'object') return null;
+  const md = (doc as { metadata?: unknown }).metadata;
+  if (!md || typeof md !== 'object') return null;
+  const n = (md as { name?: unknown }).name;
+  return typeof n === 'string' && NAME.test(n) && n.length <= 63 ? n : null;
+}

@@ -1,0 +1,167 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Abra } from '../controller/abra.js';
+import type { Config } from '../controller/config.js';
+import { Docker } from '../controller/docker.js';
+import type { Logger } from '../controller/log.js';
+import { runAbraDir, runDir, type StatePaths } from '../controller/paths.js';
+import type { ChildTracker } from '../controller/process.js';
+import { Redactor } from '../controller/redact.js';
+import type { RunSpec } from '../controller/spec.js';
+import type { Settings } from '../recipes/customization.js';
+import type { Store } from '../state/store.js';
+import type { EventKind, Phase, RunRecord } from '../state/types.js';
+
+/**
+ * Everything one attempt of one run needs: its record, its log, its step journal, its own
+ * abra and docker clients (bound to its ABRA_DIR, its cancel signal and the child tracker).
+ */
+
+/** The recipe failed a check: the tier fails, the run's verdict is `failed`. */
+export class TestFailure extends Error {}
+/** The run's input is wrong (unknown ref, bad settings, a repository that does not exist). */
+export class InputError extends Error {}
+/** The run was cancelled (spec deleted, `cc-ci delete run`, superseded). */
+export class CancelledError extends Error {}
+/** The run or a tier ran out of time. */
+export class DeadlineError extends Error {}
+
+export interface Workspace {
+  /** The run's own ABRA_DIR. */
+  abraDir: string;
+  /** The run's clone of the recipe, inside its ABRA_DIR. */
+  recipeDir: string;
+  /** The commit the run tests. */
+  commit: string;
+  settings: Settings;
+}
+
+export interface RunContextOptions {
+  store: Store;
+  config: Config;
+  paths: StatePaths;
+  logger: Logger;
+  run: RunRecord;
+  spec: RunSpec;
+  signal: AbortSignal;
+  tracker: ChildTracker;
+}
+
+export class RunContext {
+  readonly store: Store;
+  readonly config: Config;
+  readonly paths: StatePaths;
+  readonly logger: Logger;
+  readonly spec: RunSpec;
+  readonly signal: AbortSignal;
+  readonly redactor = new Redactor();
+  readonly abra: Abra;
+  readonly docker: Docker;
+  readonly dir: string;
+  readonly abraDir: string;
+  private readonly logFile: string;
+  private _run: RunRecord;
+  workspace: Workspace | null = null;
+
+  constructor(o: RunContextOptions) {
+    this.store = o.store;
+    this.config = o.config;
+    this.paths = o.paths;
+    this.logger = o.logger.child({ run: o.run.name });
+    this.spec = o.spec;
+    this.signal = o.signal;
+    this._run = o.run;
+    this.dir = runDir(o.paths, o.run.name);
+    this.abraDir = runAbraDir(o.paths, o.run.name);
+    mkdirSync(this.dir, { recursive: true });
+    this.logFile = join(this.dir, 'log.txt');
+    this.abra = new Abra({
+      bin: o.config.abra.bin,
+      abraDir: this.abraDir,
+      server: o.config.abra.server,
+      callTimeoutMs: o.config.abra.callTimeoutSeconds * 1000,
+      signal: o.signal,
+      tracker: o.tracker,
+      onLine: (stream, line) => this.log(stream, `  ${line}`),
+    });
+    this.docker = new Docker({ timeoutMs: o.config.timeouts.dockerSeconds * 1000, signal: o.signal, tracker: o.tracker });
+  }
+
+  get name(): string {
+    return this._run.name;
+  }
+
+  get attempt(): number {
+    return this._run.attempt;
+  }
+
+  get run(): RunRecord {
+    return this._run;
+  }
+
+  refresh(): RunRecord {
+    const r = this.store.getRun(this.name);
+    if (r) this._run = r;
+    return this._run;
+  }
+
+  /** Appends to the run's log (store events and log.txt), secrets masked. */
+  log(kind: EventKind, text: string): void {
+    const safe = this.redactor.apply(text);
+    this.store.appendEvent(this.name, kind, safe);
+    try {
+      appendFileSync(this.logFile, `${new Date().toISOString()} ${kind.padEnd(5)} ${safe}\n`);
+    } catch {
+      /* the store copy is the record; the file is a convenience */
+    }
+  }
+
+  setPhase(phase: Phase, note?: string): void {
+    if (this._run.phase !== phase) {
+      this.store.updateRun(this.name, { phase });
+      this._run = { ...this._run, phase };
+      this.log('phase', note ? `${phase}: ${note}` : phase);
+    }
+  }
+
+  throwIfCancelled(): void {
+    if (!this.signal.aborted) return;
+    const reason: unknown = this.signal.reason;
+    if (reason instanceof Error) throw reason;
+    throw new CancelledError(String(reason ?? 'cancelled'));
+  }
+
+  /** Records a step before it is taken and its outcome after: the journal a restart reads. */
+  async step<T>(name: string, fn: () => Promise<T>, detail?: string): Promise<T> {
+    this.throwIfCancelled();
+    const id = this.store.beginStep(this.name, this.attempt, name, detail);
+    this.log('step', detail ? `${name}: ${detail}` : name);
+    try {
+      const out = await fn();
+      this.store.endStep(id, 'done');
+      return out;
+    } catch (e) {
+      this.store.endStep(id, 'failed', e instanceof Error ? this.redactor.apply(e.message).slice(0, 2000) : String(e));
+      // A call killed because the run was cancelled or timed out reports that, not its exit code.
+      if (this.signal.aborted) this.throwIfCancelled();
+      throw e;
+    }
+  }
+
+  /** Waits, but wakes at once when the run is cancelled. */
+  async sleep(ms: number): Promise<void> {
+    this.throwIfCancelled();
+    await new Promise<void>((resolve) => {
+      const onAbort = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      this.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    this.throwIfCancelled();
+  }
+}

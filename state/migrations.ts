@@ -1,0 +1,130 @@
+/**
+ * Versioned schema migrations. Each entry runs once, in order, inside a transaction; the
+ * applied version is recorded in `schema_migrations`. Never edit a released migration: add one.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: 'runs, tiers, events, steps, apps (leases), children, instances, spec files',
+    sql: `
+      -- The observed state of each run. The desired state is the spec file; spec_json is the
+      -- copy the run was admitted with, so a later edit of the file cannot change a run mid-way.
+      CREATE TABLE runs (
+        name TEXT PRIMARY KEY,
+        spec_json TEXT NOT NULL,
+        spec_hash TEXT NOT NULL,
+        spec_path TEXT,
+        recipe TEXT NOT NULL,
+        lane TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        result TEXT,
+        reason TEXT,
+        step TEXT,
+        waiting_reason TEXT,
+        commit_sha TEXT,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        retries_json TEXT NOT NULL DEFAULT '[]',
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        cancel_reason TEXT,
+        owner TEXT,
+        customization_json TEXT,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX runs_phase ON runs(phase);
+
+      CREATE TABLE tiers (
+        run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE,
+        tier TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        result TEXT,
+        reason TEXT,
+        started_at INTEGER,
+        finished_at INTEGER,
+        duration_ms INTEGER,
+        PRIMARY KEY (run, tier)
+      );
+
+      -- The run's log as numbered events: followers resume from the last seq they saw.
+      CREATE TABLE events (
+        run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (run, seq)
+      );
+
+      -- The step journal: a step is written as 'started' before it is taken.
+      CREATE TABLE steps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER
+      );
+      CREATE INDEX steps_run ON steps(run);
+
+      -- Apps a run owns: the domain lease (recorded before 'abra app new') and, through the run's
+      -- owner instance, the active-run registry the janitor reads.
+      CREATE TABLE apps (
+        domain TEXT PRIMARY KEY,
+        run TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        purpose TEXT NOT NULL,
+        stack TEXT NOT NULL,
+        server TEXT NOT NULL,
+        abra_dir TEXT NOT NULL,
+        port INTEGER,
+        state TEXT NOT NULL,
+        leased_at INTEGER NOT NULL,
+        released_at INTEGER
+      );
+      CREATE INDEX apps_run ON apps(run);
+      CREATE UNIQUE INDEX apps_live_port ON apps(port) WHERE state != 'released' AND port IS NOT NULL;
+
+      -- Child processes (abra, docker, git) in flight, so a restart after kill -9 can stop
+      -- orphans before it tears down what they were building.
+      CREATE TABLE children (
+        pid INTEGER PRIMARY KEY,
+        run TEXT,
+        start_ticks TEXT,
+        command TEXT NOT NULL,
+        started_at INTEGER NOT NULL
+      );
+
+      -- Controller instances: at most one live instance serves a state directory.
+      CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        pid_start TEXT,
+        host TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        stopped_at INTEGER
+      );
+
+      -- Every file seen in <state>/specs/, valid or not, so a bad file is visible, never lost.
+      CREATE TABLE spec_files (
+        path TEXT PRIMARY KEY,
+        name TEXT,
+        status TEXT NOT NULL,
+        error TEXT,
+        hash TEXT,
+        seen_at INTEGER NOT NULL
+      );
+    `,
+  },
+];
