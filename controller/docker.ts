@@ -153,6 +153,11 @@ export class Docker {
     return `${r.stdout}${r.stderr ? `\n${r.stderr}` : ''}`.trim();
   }
 
+  /** Secrets named `<stack>_…`: how abra names an app's secrets (reference §8). */
+  async stackSecrets(stack: string): Promise<string[]> {
+    return (await this.lines(['secret', 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(`${stack}_`));
+  }
+
   /** Everything of a stack that exists, found both by the namespace label and by name prefix:
    *  abra-made secrets may not carry the label (reference §7.4 [?]). */
   async stackLeftovers(stack: string): Promise<StackLeftovers> {

@@ -35,6 +35,8 @@ export function repoProblem(repo: string): string | null {
     return 'uses a URL scheme git should not be given (allowed: https, http, ssh, git, file, or a path)';
   }
   if (repo.startsWith('ext::') || /^[a-z]+::/i.test(repo)) return 'uses a git remote helper, which is not allowed';
+  const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.test(repo);
+  if (!isUrl && !repo.startsWith('/')) return 'must be a URL or an absolute path (a relative path means nothing to the controller)';
   return null;
 }
 

@@ -25,6 +25,9 @@ export class InputError extends Error {}
 export class CancelledError extends Error {}
 /** The run or a tier ran out of time. */
 export class DeadlineError extends Error {}
+/** The controller is shutting down: the attempt is interrupted, not failed; the next start
+ *  tears it down and tries again. */
+export class ShutdownError extends Error {}
 
 export interface Workspace {
   /** The run's own ABRA_DIR. */
@@ -54,7 +57,7 @@ export class RunContext {
   readonly logger: Logger;
   readonly spec: RunSpec;
   readonly signal: AbortSignal;
-  readonly redactor = new Redactor();
+  readonly redactor: Redactor;
   readonly abra: Abra;
   readonly docker: Docker;
   readonly dir: string;
@@ -63,7 +66,11 @@ export class RunContext {
   private _run: RunRecord;
   workspace: Workspace | null = null;
 
-  constructor(o: RunContextOptions) {
+  constructor(
+    private readonly o: RunContextOptions,
+    redactor?: Redactor,
+  ) {
+    this.redactor = redactor ?? new Redactor();
     this.store = o.store;
     this.config = o.config;
     this.paths = o.paths;
@@ -85,6 +92,13 @@ export class RunContext {
       onLine: (stream, line) => this.log(stream, `  ${line}`),
     });
     this.docker = new Docker({ timeoutMs: o.config.timeouts.dockerSeconds * 1000, signal: o.signal, tracker: o.tracker });
+  }
+
+  /** The same run under another signal (a tier's deadline), sharing its log, secrets and workspace. */
+  withSignal(signal: AbortSignal): RunContext {
+    const c = new RunContext({ ...this.o, run: this._run, signal }, this.redactor);
+    c.workspace = this.workspace;
+    return c;
   }
 
   get name(): string {
@@ -116,12 +130,12 @@ export class RunContext {
     }
   }
 
+  /** Moves the run to a phase (read from the store: contexts derived for tiers share it). */
   setPhase(phase: Phase, note?: string): void {
-    if (this._run.phase !== phase) {
-      this.store.updateRun(this.name, { phase });
-      this._run = { ...this._run, phase };
-      this.log('phase', note ? `${phase}: ${note}` : phase);
-    }
+    const current = this.store.getRun(this.name)?.phase;
+    if (current !== phase) this.store.updateRun(this.name, { phase });
+    this._run = { ...this._run, phase };
+    if (current !== phase || note) this.log('phase', note ? `${phase}: ${note}` : phase);
   }
 
   throwIfCancelled(): void {

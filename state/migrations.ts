@@ -30,6 +30,9 @@ export const migrations: Migration[] = [
         commit_sha TEXT,
         attempt INTEGER NOT NULL DEFAULT 1,
         retries_json TEXT NOT NULL DEFAULT '[]',
+        -- Set when an infrastructure fault interrupted the attempt: after teardown, start again.
+        retry_pending INTEGER NOT NULL DEFAULT 0,
+        teardown_started_at INTEGER,
         cancel_requested INTEGER NOT NULL DEFAULT 0,
         cancel_reason TEXT,
         owner TEXT,

@@ -42,6 +42,8 @@ function toRun(r: Row): RunRecord {
     commitSha: strOrNull(r.commit_sha),
     attempt: Number(r.attempt),
     retries: JSON.parse(str(r.retries_json)) as RetryRecord[],
+    retryPending: Number(r.retry_pending) === 1,
+    teardownStartedAt: numOrNull(r.teardown_started_at),
     cancelRequested: Number(r.cancel_requested) === 1,
     cancelReason: strOrNull(r.cancel_reason),
     owner: strOrNull(r.owner),
@@ -93,6 +95,8 @@ export type RunPatch = Partial<
     | 'commitSha'
     | 'attempt'
     | 'retries'
+    | 'retryPending'
+    | 'teardownStartedAt'
     | 'cancelRequested'
     | 'cancelReason'
     | 'owner'
@@ -112,6 +116,8 @@ const PATCH_COLUMNS: Record<keyof RunPatch, string> = {
   commitSha: 'commit_sha',
   attempt: 'attempt',
   retries: 'retries_json',
+  retryPending: 'retry_pending',
+  teardownStartedAt: 'teardown_started_at',
   cancelRequested: 'cancel_requested',
   cancelReason: 'cancel_reason',
   owner: 'owner',
@@ -123,7 +129,7 @@ const PATCH_COLUMNS: Record<keyof RunPatch, string> = {
 
 function patchValue(key: keyof RunPatch, value: unknown): unknown {
   if (key === 'retries' || key === 'customization') return value === null ? null : JSON.stringify(value);
-  if (key === 'cancelRequested') return value ? 1 : 0;
+  if (key === 'cancelRequested' || key === 'retryPending') return value ? 1 : 0;
   return value;
 }
 

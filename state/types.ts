@@ -31,6 +31,8 @@ export interface RunRecord {
   commitSha: string | null;
   attempt: number;
   retries: RetryRecord[];
+  retryPending: boolean;
+  teardownStartedAt: number | null;
   cancelRequested: boolean;
   cancelReason: string | null;
   owner: string | null;

@@ -1,0 +1,189 @@
+import { watch, type FSWatcher } from 'chokidar';
+import { CancelledError, ShutdownError } from '../reconcilers/context.js';
+import { RunReconciler } from '../reconcilers/run.js';
+import { Store } from '../state/store.js';
+import type { InstanceRecord, RunRecord } from '../state/types.js';
+import type { Config } from './config.js';
+import { acquireInstance } from './instance.js';
+import type { Logger } from './log.js';
+import { ensureStateDirs, type StatePaths } from './paths.js';
+import { isAlive, killGroup, processStartTicks, type ChildTracker } from './process.js';
+import { SpecSync } from './spec-sync.js';
+import { WorkQueue } from './workqueue.js';
+
+/**
+ * The manager: one per state directory. It watches `<state>/specs/` (a hint), resyncs on a
+ * timer (the truth), and feeds run names to a keyed work queue whose reconcile is the Run
+ * reconciler. Graceful stop on SIGTERM: no new work, in-flight steps stopped and recorded.
+ */
+
+export interface ManagerOptions {
+  paths: StatePaths;
+  config: Config;
+  logger: Logger;
+  mode: 'serve' | 'run';
+  /** Reconcile only this run (the embedded controller of `cc-ci run`). */
+  only?: string;
+  report?: (run: RunRecord) => Promise<void>;
+}
+
+const HEARTBEAT_MS = 5_000;
+
+export class Manager {
+  readonly store: Store;
+  private instance: InstanceRecord | null = null;
+  private queue: WorkQueue | null = null;
+  private reconciler: RunReconciler | null = null;
+  private specSync: SpecSync | null = null;
+  private watcher: FSWatcher | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping: Promise<void> | null = null;
+
+  constructor(private readonly o: ManagerOptions) {
+    ensureStateDirs(o.paths);
+    this.store = new Store(o.paths.db);
+  }
+
+  get instanceId(): string | null {
+    return this.instance?.id ?? null;
+  }
+
+  async start(): Promise<void> {
+    const { store, o } = this;
+    this.instance = acquireInstance(store, o.mode);
+    const log = o.logger.child({ instance: this.instance.id.slice(0, 8) });
+    log.info({ stateDir: o.paths.root, capacity: o.config.capacity, mode: o.mode }, 'controller starting');
+    this.stopOrphans(log);
+
+    this.reconciler = new RunReconciler({
+      store,
+      config: o.config,
+      paths: o.paths,
+      logger: log,
+      instanceId: this.instance.id,
+      trackerFor: (run) => this.tracker(run),
+      onCapacityFreed: () => this.enqueueWaiting(),
+      ...(o.report ? { report: o.report } : {}),
+    });
+    const reconciler = this.reconciler;
+    this.queue = new WorkQueue({
+      // Admitted runs hold a worker for a whole attempt; keep room for admission and teardown.
+      concurrency: o.config.capacity + 2,
+      reconcile: (key) => reconciler.reconcile(key),
+      onError: (key, err, retryInMs) => log.error({ run: key, err, retryInMs }, 'reconcile failed; will retry'),
+    });
+    this.specSync = new SpecSync(store, o.paths.specs, log, {
+      enqueue: (name) => this.enqueue(name),
+      cancel: (name, reason) => this.cancel(name, reason),
+    });
+
+    this.specSync.resync();
+    this.watcher = watch(o.paths.specs, {
+      ignoreInitial: true,
+      depth: 0,
+      awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 50 },
+    });
+    this.watcher.on('add', (p) => this.specSync?.syncFile(p));
+    this.watcher.on('change', (p) => this.specSync?.syncFile(p));
+    this.watcher.on('unlink', (p) => this.specSync?.removed(p));
+    this.watcher.on('error', (err) => log.error({ err }, 'spec watcher error; the periodic resync still runs'));
+
+    this.timers.push(
+      setInterval(() => this.resync(), o.config.resyncSeconds * 1000),
+      setInterval(() => this.instance && store.heartbeat(this.instance.id), HEARTBEAT_MS),
+    );
+    for (const t of this.timers) t.unref();
+    for (const run of store.listRuns()) if (run.phase !== 'Done') this.enqueue(run.name);
+  }
+
+  /** Level-triggered safety net: re-read every spec file and look at every unfinished run. */
+  resync(): void {
+    if (this.stopping || !this.specSync) return;
+    this.specSync.resync();
+    for (const run of this.store.listRuns()) {
+      if (run.phase === 'Done') continue;
+      if (run.cancelRequested && this.reconciler?.isExecuting(run.name)) {
+        this.reconciler.abort(run.name, new CancelledError(run.cancelReason ?? 'cancelled'));
+      }
+      this.enqueue(run.name);
+    }
+  }
+
+  enqueue(name: string): void {
+    if (this.o.only && name !== this.o.only) return;
+    this.queue?.add(name);
+  }
+
+  private enqueueWaiting(): void {
+    for (const r of this.store.listRuns({ phases: ['Pending'] })) this.enqueue(r.name);
+  }
+
+  /** Cancels a run: recorded first, then its running step is stopped; teardown follows. */
+  cancel(name: string, reason: string): void {
+    const run = this.store.getRun(name);
+    if (!run || run.phase === 'Done') return;
+    if (!run.cancelRequested) {
+      this.store.updateRun(name, { cancelRequested: true, cancelReason: reason });
+      this.store.appendEvent(name, 'warn', `cancel requested: ${reason}`);
+    }
+    this.reconciler?.abort(name, new CancelledError(reason));
+    this.enqueue(name);
+  }
+
+  /** Resolves when the given run is Done. */
+  waitForRun(name: string): Promise<RunRecord> {
+    return new Promise((resolve) => {
+      const check = () => {
+        const r = this.store.getRun(name);
+        if (r?.phase === 'Done') {
+          this.store.changes.off('run', onChange);
+          clearInterval(poll);
+          resolve(r);
+        }
+      };
+      const onChange = (changed: string) => changed === name && check();
+      this.store.changes.on('run', onChange);
+      const poll = setInterval(check, 1000);
+      check();
+    });
+  }
+
+  /** Graceful stop: take no new work, stop the steps in flight (each is recorded), release the claim. */
+  stop(reason = 'controller stopping'): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const t of this.timers) clearInterval(t);
+      await this.watcher?.close();
+      for (const run of this.store.listRuns()) {
+        if (this.reconciler?.isExecuting(run.name)) {
+          this.store.appendEvent(run.name, 'warn', `${reason}: stopping the current step; the run resumes on the next start`);
+          this.reconciler.abort(run.name, new ShutdownError(reason));
+        }
+      }
+      await this.queue?.shutdown();
+      if (this.instance) this.store.stopInstance(this.instance.id);
+      this.o.logger.info('controller stopped');
+      this.store.close();
+    })();
+    return this.stopping;
+  }
+
+  private tracker(run: string): ChildTracker {
+    return {
+      started: (pid, command) => this.store.addChild({ pid, run, startTicks: processStartTicks(pid), command, startedAt: Date.now() }),
+      ended: (pid) => this.store.removeChild(pid),
+    };
+  }
+
+  /** Children of a controller that died (kill -9) may still be running abra: stop them before
+   *  anything is torn down, or they would keep building what teardown removes. */
+  private stopOrphans(log: Logger): void {
+    for (const c of this.store.listChildren()) {
+      if (isAlive(c.pid, c.startTicks)) {
+        log.warn({ pid: c.pid, run: c.run, command: c.command }, 'stopping an orphaned child of a previous controller');
+        killGroup(c.pid, 'SIGKILL');
+        if (c.run) this.store.appendEvent(c.run, 'warn', `stopped orphaned process ${c.pid} (${c.command}) left by a previous controller`);
+      }
+      this.store.removeChild(c.pid);
+    }
+  }
+}

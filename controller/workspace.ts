@@ -1,0 +1,95 @@
+import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { CancelledError, InputError, type RunContext, type Workspace } from '../reconcilers/context.js';
+import { loadCustomization, SettingsError } from '../recipes/customization.js';
+import { checkout, cloneRepo, GitError, resolveRef } from './git.js';
+import { ComposeError, readComposeFacts } from './recipe-compose.js';
+
+/**
+ * Prepares a run (design §4 step 1): its own ABRA_DIR — `servers/` and `catalogue/` linked to
+ * the canonical abra dir so the janitor and abra see every app, a fresh `recipes/` holding a
+ * clone of the recipe at the ref — and the customisation it will use.
+ */
+export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
+  const { config, spec } = ctx;
+  const recipe = spec.spec.recipe;
+  const canonical = config.abra.dir;
+  const recipeDir = join(ctx.abraDir, 'recipes', recipe);
+  const gitOpts = { timeoutMs: config.timeouts.gitSeconds * 1000, signal: ctx.signal };
+
+  await ctx.step('make ABRA_DIR', async () => {
+    const servers = join(canonical, 'servers');
+    if (!existsSync(join(servers, config.abra.server))) {
+      throw new Error(
+        `abra server "${config.abra.server}" is not set up in ${canonical} (no servers/${config.abra.server}/): ` +
+          'run `abra server add --local` there, or check `cc-ci doctor`',
+      );
+    }
+    // A directory left by an interrupted attempt is stale: start from nothing.
+    rmSync(ctx.abraDir, { recursive: true, force: true });
+    mkdirSync(join(ctx.abraDir, 'recipes'), { recursive: true });
+    symlinkSync(servers, join(ctx.abraDir, 'servers'));
+    mkdirSync(join(canonical, 'catalogue'), { recursive: true });
+    symlinkSync(join(canonical, 'catalogue'), join(ctx.abraDir, 'catalogue'));
+  }, ctx.abraDir);
+
+  await ctx.step(
+    'clone recipe',
+    async () => {
+      try {
+        await cloneRepo(spec.spec.source.repo, recipeDir, gitOpts);
+      } catch (e) {
+        if (ctx.signal.aborted) throw new CancelledError('cancelled while cloning');
+        throw e instanceof GitError ? new InputError(e.message) : e;
+      }
+    },
+    spec.spec.source.repo,
+  );
+
+  const commit = await ctx.step(
+    'resolve ref',
+    async () => {
+      try {
+        return await resolveRef(recipeDir, spec.spec.source.ref, gitOpts);
+      } catch (e) {
+        throw e instanceof GitError ? new InputError(`${e.message}: ${spec.spec.source.repo}`) : e;
+      }
+    },
+    spec.spec.source.ref,
+  );
+  ctx.store.updateRun(ctx.name, { commitSha: commit });
+  ctx.log('info', `testing ${recipe} at ${commit} (${spec.spec.source.ref})`);
+  await ctx.step('check out', () => checkout(recipeDir, commit, gitOpts), commit.slice(0, 12));
+
+  for (const required of ['compose.yml', '.env.sample']) {
+    if (!existsSync(join(recipeDir, required))) {
+      throw new InputError(`not a Co-op Cloud recipe at ${spec.spec.source.ref}: ${required} is missing`);
+    }
+  }
+  try {
+    const facts = readComposeFacts(recipeDir, ['compose.yml']);
+    if (!facts.services.includes('app')) {
+      throw new InputError('not a Co-op Cloud recipe: compose.yml has no service named "app"');
+    }
+  } catch (e) {
+    throw e instanceof ComposeError ? new InputError(e.message) : e;
+  }
+
+  let customization;
+  try {
+    customization = loadCustomization({
+      recipe,
+      operatorDir: config.recipesDir,
+      defaults: { deployTimeoutSeconds: config.timeouts.deploySeconds, httpTimeoutSeconds: config.timeouts.httpSeconds },
+    });
+  } catch (e) {
+    throw e instanceof SettingsError ? new InputError(`recipe customisation: ${e.message}`) : e;
+  }
+  ctx.store.updateRun(ctx.name, { customization });
+  const used = customization.layers.map((l) => `${l.source} (${l.path})`).join(', ') || 'built-in defaults only';
+  ctx.log('info', `customisation: ${used}; settings ${JSON.stringify(customization.settings)}`);
+
+  const ws: Workspace = { abraDir: ctx.abraDir, recipeDir, commit, settings: customization.settings };
+  ctx.workspace = ws;
+  return ws;
+}

@@ -1,0 +1,33 @@
+import type { RunContext } from '../reconcilers/context.js';
+import type { TierName } from '../state/types.js';
+import { installTier } from './_generic/install.js';
+
+/**
+ * A tier runner: the operations and assertions of one rung of the ladder. It says whether it
+ * applies to the recipe (`n/a` with a reason does not stop the climb) and, when run, either
+ * returns `pass` with what it saw or throws TestFailure with a reason a maintainer can act on.
+ */
+export interface TierRunner {
+  name: TierName;
+  applies(ctx: RunContext): Promise<{ applies: true } | { applies: false; reason: string }>;
+  run(ctx: RunContext): Promise<{ reason: string }>;
+}
+
+/** A tier cc-ci cannot run yet says so, instead of pretending to pass. */
+function notYet(name: TierName): TierRunner {
+  return {
+    name,
+    applies: async () => ({ applies: false, reason: `cc-ci does not run the ${name} tier yet` }),
+    run: async () => {
+      throw new Error(`${name} is not implemented`);
+    },
+  };
+}
+
+export const TIER_RUNNERS: Record<TierName, TierRunner> = {
+  install: installTier,
+  upgrade: notYet('upgrade'),
+  backup: notYet('backup'),
+  restore: notYet('restore'),
+  custom: notYet('custom'),
+};

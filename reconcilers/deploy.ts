@@ -1,0 +1,324 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AbraError } from '../controller/abra.js';
+import { updateSettled, type ServiceState } from '../controller/docker.js';
+import { EnvFile } from '../controller/envfile.js';
+import { checkout } from '../controller/git.js';
+import { probe } from '../controller/http-probe.js';
+import { newAppDomain, secretNameProblem, stackName } from '../controller/naming.js';
+import { pickFreePort } from '../controller/ports.js';
+import { readComposeFacts, splitComposeFile, type ComposeFacts } from '../controller/recipe-compose.js';
+import type { AppRecord } from '../state/types.js';
+import { InputError, TestFailure, type RunContext } from './context.js';
+
+/**
+ * The deploy reconciler. Desired: the run's app for one purpose deployed at one commit,
+ * converged (every service N/N, updates settled) and answering HTTP. Observed through the
+ * store (the lease), the app's .env, and docker (services, labels, secrets). Acts with
+ * `abra app new`, `abra app secret generate` and `abra app deploy` — one step per pass,
+ * each recorded before it is taken.
+ */
+
+export interface DesiredApp {
+  /** What the app is for within the run, e.g. `install` or `upgrade`; one app per purpose. */
+  purpose: string;
+  /** The recipe commit to deploy. */
+  commit: string;
+  /** For the log: `head 1a2b3c4d`, `release 1.0.0+1.36`. */
+  describe: string;
+}
+
+export interface ReadyApp {
+  domain: string;
+  stack: string;
+  port: number | null;
+  /** Where the app answers from this host. */
+  baseUrl: string;
+  /** The Host header to send with it. */
+  host: string;
+  services: ServiceState[];
+}
+
+/** The overlay cc-ci adds in the local ingress mode (no Traefik): the app port, host-published. */
+export const INGRESS_OVERLAY = 'compose.ccci-ingress.yml';
+/** Marks an .env as configured by cc-ci for a run; also tells the janitor whose app it is. */
+const RUN_MARKER = 'CCCI_RUN';
+
+type Pass = { done: true; app: ReadyApp } | { done: false; requeueAfterMs: number };
+
+interface AppObservation {
+  lease: AppRecord | undefined;
+  envPath: string | null;
+  env: EnvFile | null;
+  facts: ComposeFacts | null;
+  services: ServiceState[];
+  deployedCommit: string | null;
+}
+
+/** Drives one app to ready: observe, compare, act, look again — until ready or a deadline. */
+export async function ensureApp(ctx: RunContext, want: DesiredApp): Promise<ReadyApp> {
+  const clock = new DeployClock();
+  for (;;) {
+    const pass = await reconcileApp(ctx, want, clock);
+    if (pass.done) return pass.app;
+    await ctx.sleep(pass.requeueAfterMs);
+  }
+}
+
+/** Deadlines start when the deploy is issued, not when the run started. */
+class DeployClock {
+  deployedAt: number | null = null;
+  convergedAt: number | null = null;
+  lastProbeProblem: string | null = null;
+  checkedOut: string | null = null;
+  secretsExist = false;
+}
+
+async function observe(ctx: RunContext, want: DesiredApp): Promise<AppObservation> {
+  const lease = ctx.store.appsOfRun(ctx.name).find((a) => a.purpose === want.purpose && a.attempt === ctx.attempt && a.state !== 'released');
+  const o: AppObservation = { lease, envPath: null, env: null, facts: null, services: [], deployedCommit: null };
+  if (!lease) return o;
+  o.envPath = join(ctx.config.abra.dir, 'servers', lease.server, `${lease.domain}.env`);
+  if (existsSync(o.envPath)) {
+    o.env = new EnvFile(o.envPath);
+    try {
+      o.facts = readComposeFacts(ctx.workspace!.recipeDir, splitComposeFile(o.env.resolved('COMPOSE_FILE')));
+    } catch (e) {
+      throw new TestFailure(`the recipe's compose files cannot be read: ${(e as Error).message}`);
+    }
+  }
+  o.services = await ctx.docker.stackServices(lease.stack);
+  const app = o.services.find((s) => s.name === `${lease.stack}_app`);
+  o.deployedCommit = app?.labels[`coop-cloud.${lease.stack}.chaos-version`] ?? null;
+  return o;
+}
+
+function converged(services: ServiceState[]): boolean {
+  return services.length > 0 && services.every((s) => s.desired > 0 && s.running === s.desired && updateSettled(s.updateState));
+}
+
+async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployClock): Promise<Pass> {
+  const ws = ctx.workspace!;
+  const settings = ws.settings;
+  const o = await observe(ctx, want);
+
+  if (!o.lease) {
+    await lease(ctx, want);
+    return { done: false, requeueAfterMs: 0 };
+  }
+  const { domain, stack } = o.lease;
+
+  if (!o.env) {
+    await ensureCheckout(ctx, clock, want.commit);
+    ctx.setPhase('Deploying', `${want.purpose}: ${want.describe} as ${domain}`);
+    await ctx.step('abra app new', () => ctx.abra.appNew(ctx.spec.spec.recipe, domain, { chaos: true, offline: true }), domain);
+    ctx.store.setAppState(domain, 'created');
+    return { done: false, requeueAfterMs: 0 };
+  }
+
+  if (o.env.get(RUN_MARKER) !== ctx.name) {
+    await ctx.step('configure app env', async () => configureEnv(ctx, o.env!, o.lease!), o.envPath ?? undefined);
+    return { done: false, requeueAfterMs: 0 };
+  }
+
+  // Once the stack's secrets exist the answer cannot change within the run: stop asking docker.
+  const secretKeys = o.facts?.secretKeys ?? [];
+  const needsSecrets = !clock.secretsExist && secretKeys.length > 0;
+  if (needsSecrets && (await ctx.docker.stackSecrets(stack)).length > 0) clock.secretsExist = true;
+  if (needsSecrets && !clock.secretsExist) {
+    const problem = secretNameProblem(stack, secretKeys);
+    if (problem) throw new InputError(problem);
+    await ctx.step('abra app secret generate', async () => {
+      const generated = await ctx.abra.secretGenerateAll(domain);
+      for (const v of generated.values) ctx.redactor.add(v);
+      ctx.log('info', `generated ${generated.names.length} secret(s): ${generated.names.join(', ')} (values withheld)`);
+    });
+    return { done: false, requeueAfterMs: 0 };
+  }
+
+  const atCommit = o.deployedCommit !== null && o.deployedCommit.startsWith(want.commit.slice(0, 8));
+  if (!atCommit) {
+    await ensureCheckout(ctx, clock, want.commit);
+    if (ctx.config.ingress.mode === 'local') writeIngressOverlay(ctx, o);
+    ctx.setPhase('Deploying', `${want.purpose}: ${want.describe}`);
+    const redeploy = o.services.length > 0;
+    try {
+      await ctx.step(
+        'abra app deploy',
+        () =>
+          ctx.abra.appDeploy(domain, {
+            chaos: true,
+            force: redeploy,
+            // cc-ci waits itself (strict convergence below), with its own deadline and diagnostics.
+            noConvergeChecks: true,
+            noDomainChecks: true,
+            offline: true,
+          }),
+        `${domain} at ${want.describe}${redeploy ? ' (in place)' : ''}`,
+      );
+    } catch (e) {
+      if (e instanceof AbraError) {
+        const diag = await diagnose(ctx, stack, await ctx.docker.stackServices(stack).catch(() => []));
+        throw new TestFailure(`abra app deploy failed: ${e.fatal ?? e.message}${diag ? `; ${diag}` : ''}`);
+      }
+      throw e;
+    }
+    ctx.store.setAppState(domain, 'deployed');
+    clock.deployedAt = Date.now();
+    clock.convergedAt = null;
+    return { done: false, requeueAfterMs: 1000 };
+  }
+  clock.deployedAt ??= Date.now();
+
+  if (!converged(o.services)) {
+    clock.convergedAt = null;
+    if (Date.now() - clock.deployedAt > settings.deployTimeoutSeconds * 1000) {
+      const diag = await diagnose(ctx, stack, o.services);
+      throw new TestFailure(`${want.describe} did not converge within ${settings.deployTimeoutSeconds}s: ${diag}`);
+    }
+    return { done: false, requeueAfterMs: 1000 };
+  }
+  if (clock.convergedAt === null) {
+    clock.convergedAt = Date.now();
+    ctx.log('info', `converged: ${o.services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}`);
+    ctx.setPhase('Testing', `${want.purpose}: probing ${domain}`);
+  }
+
+  const app = readyApp(ctx, o.lease, o.services);
+  const r = await probe({
+    url: `${app.baseUrl}${settings.healthPath}`,
+    host: app.host,
+    accept: settings.healthStatuses,
+    timeoutMs: 5000,
+  });
+  if (r.ok) {
+    ctx.log('info', `serving: GET ${settings.healthPath} → ${r.status}`);
+    return { done: true, app };
+  }
+  if (r.problem !== clock.lastProbeProblem) {
+    ctx.log('info', `not serving yet: GET ${settings.healthPath} → ${r.problem}`);
+    clock.lastProbeProblem = r.problem;
+  }
+  if (Date.now() - clock.convergedAt > settings.httpTimeoutSeconds * 1000) {
+    throw new TestFailure(
+      `converged but not serving: GET ${settings.healthPath} → ${r.problem} for ${settings.httpTimeoutSeconds}s ` +
+        `(accepted: ${settings.healthStatuses.join(', ')})`,
+    );
+  }
+  return { done: false, requeueAfterMs: 1000 };
+}
+
+/** Records the domain → run lease (and the host port) before anything is created for it. */
+async function lease(ctx: RunContext, want: DesiredApp): Promise<void> {
+  await ctx.step('lease app domain', async () => {
+    for (let i = 0; i < 20; i++) {
+      const domain = newAppDomain(ctx.spec.spec.recipe, ctx.config.domain.base);
+      const port = ctx.config.ingress.mode === 'local' ? await pickFreePort(ctx.config.ingress.portRange, ctx.store.livePorts()) : null;
+      const leased = ctx.store.leaseApp({
+        domain,
+        run: ctx.name,
+        attempt: ctx.attempt,
+        purpose: want.purpose,
+        stack: stackName(domain),
+        server: ctx.config.abra.server,
+        abraDir: ctx.abraDir,
+        port,
+      });
+      if (leased) {
+        ctx.log('info', `leased ${domain}${port ? ` (host port ${port})` : ''} for ${want.purpose}`);
+        return;
+      }
+    }
+    throw new Error('could not lease a free app domain and port after 20 tries');
+  });
+}
+
+async function ensureCheckout(ctx: RunContext, clock: DeployClock, commit: string): Promise<void> {
+  if (clock.checkedOut === commit) return;
+  const ws = ctx.workspace!;
+  await ctx.step('check out', () => checkout(ws.recipeDir, commit, { timeoutMs: ctx.config.timeouts.gitSeconds * 1000, signal: ctx.signal }), commit.slice(0, 12));
+  clock.checkedOut = commit;
+}
+
+function configureEnv(ctx: RunContext, env: EnvFile, app: AppRecord): void {
+  const settings = ctx.workspace!.settings;
+  // No ACME for test apps (reference §1.1); abra's own wait honours TIMEOUT where the recipe reads it.
+  env.set('LETS_ENCRYPT_ENV', '');
+  env.set('TIMEOUT', String(Math.round(settings.deployTimeoutSeconds)));
+  for (const [k, v] of Object.entries(settings.extraEnv)) env.set(k, v);
+  if (ctx.config.ingress.mode === 'local' && !(env.resolved('COMPOSE_FILE') ?? '').split(':').includes(INGRESS_OVERLAY)) {
+    env.appendLine(`COMPOSE_FILE="$COMPOSE_FILE:${INGRESS_OVERLAY}"`);
+  }
+  env.set(RUN_MARKER, ctx.name);
+  env.save();
+  ctx.log('info', `app env: LETS_ENCRYPT_ENV= TIMEOUT=${Math.round(settings.deployTimeoutSeconds)}${
+    Object.keys(settings.extraEnv).length ? ` extra: ${Object.keys(settings.extraEnv).join(', ')}` : ''
+  }${app.port ? ` ingress overlay on port ${app.port}` : ''}`);
+}
+
+/** Writes the local ingress overlay into the run's recipe checkout (the tree is the run's own). */
+function writeIngressOverlay(ctx: RunContext, o: AppObservation): void {
+  const port = o.lease?.port;
+  const target = o.facts?.appPort;
+  if (!port) throw new Error('local ingress mode but the app has no host port leased');
+  if (!target) {
+    throw new TestFailure(
+      'cannot tell which port the app serves on: the app service has no ' +
+        '"traefik.http.services.<name>.loadbalancer.server.port" label with a number',
+    );
+  }
+  const yaml = [
+    '# Written by cc-ci for a local swarm without Traefik: publish the app port on the host.',
+    'version: "3.8"',
+    'services:',
+    '  app:',
+    '    ports:',
+    `      - target: ${target}`,
+    `        published: ${port}`,
+    '        protocol: tcp',
+    '        mode: host',
+    '',
+  ].join('\n');
+  mkdirSync(ctx.workspace!.recipeDir, { recursive: true });
+  writeFileSync(join(ctx.workspace!.recipeDir, INGRESS_OVERLAY), yaml);
+}
+
+function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[]): ReadyApp {
+  const local = ctx.config.ingress.mode === 'local';
+  return {
+    domain: lease.domain,
+    stack: lease.stack,
+    port: lease.port,
+    baseUrl: local ? `http://127.0.0.1:${lease.port}` : `https://${lease.domain}`,
+    host: lease.domain,
+    services,
+  };
+}
+
+/** Which services did not converge, their last task errors and the tail of their logs. The
+ *  full text goes to the run's evidence; the returned summary goes into the tier's reason. */
+export async function diagnose(ctx: RunContext, stack: string, services: ServiceState[]): Promise<string> {
+  const bad = services.filter((s) => !(s.desired > 0 && s.running === s.desired && updateSettled(s.updateState)));
+  if (services.length === 0) return 'no service of the stack exists';
+  const summaries: string[] = [];
+  const full: string[] = [];
+  for (const s of bad) {
+    const tasks = await ctx.docker.serviceTasks(s.name).catch(() => []);
+    const lastError = tasks.find((t) => t.error)?.error ?? '';
+    const state = tasks[0]?.currentState ?? 'no task';
+    const logs = await ctx.docker.serviceLogsTail(s.name, 20).catch(() => '');
+    const logTail = logs.split('\n').filter(Boolean).slice(-3).join(' | ');
+    summaries.push(
+      `${s.name} ${s.running}/${s.desired}${s.updateState ? ` (update ${s.updateState})` : ''}, task ${state}` +
+        `${lastError ? `, last task error: ${lastError}` : ''}${logTail ? `, log tail: ${logTail}` : ''}`,
+    );
+    full.push(`== ${s.name} ${s.running}/${s.desired} update=${s.updateState || 'none'}`);
+    for (const t of tasks.slice(0, 10)) full.push(`task ${t.name} desired=${t.desiredState} current=${t.currentState} error=${t.error}`);
+    full.push('-- logs (last 20 lines)', logs);
+  }
+  const evidence = join(ctx.dir, 'evidence');
+  mkdirSync(evidence, { recursive: true });
+  writeFileSync(join(evidence, `diagnostics-${stack}.txt`), ctx.redactor.apply(full.join('\n')) + '\n');
+  for (const line of full) ctx.log('err', ctx.redactor.apply(line).slice(0, 2000));
+  return summaries.length ? summaries.join('; ') : 'every service converged';
+}
