@@ -1,0 +1,215 @@
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { basename } from 'node:path';
+import { runDoctor } from '../doctor.js';
+import { liveInstance } from '../instance.js';
+import { Manager } from '../manager.js';
+import { invalidSpecs, listRunRows, runDetail } from '../run-view.js';
+import { parseSpecText } from '../spec.js';
+import { writeSpecFile } from '../spec-files.js';
+import { EXIT, UsageError, ago, duration, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
+import { followRun, formatEvent } from './follow.js';
+
+/** `cc-ci serve`: the controller, until SIGTERM/SIGINT. */
+export async function serveCommand(o: GlobalOptions): Promise<number> {
+  const env = loadEnv(o);
+  const manager = new Manager({ paths: env.paths, config: env.config, logger: env.logger, mode: 'serve' });
+  await manager.start();
+  out(`cc-ci serving ${env.paths.root} (capacity ${env.config.capacity}); specs in ${env.paths.specs}`);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      out(`${sig}: stopping (no new work; steps in flight are stopped and recorded)`);
+      void manager.stop(`controller received ${sig}`).then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return EXIT.passed;
+}
+
+/** `cc-ci apply -f FILE`: validates a spec file and drops it into specs/. */
+export function applyCommand(file: string, o: GlobalOptions): number {
+  const env = loadEnv(o);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const parsed = parseSpecText(text);
+  if (!parsed.ok) throw new UsageError(`${file}: ${parsed.error}`);
+  const store = openStore(env.paths, true);
+  const existing = store.getRun(parsed.spec.metadata.name);
+  store.close();
+  if (existing) {
+    if (existing.specHash === parsed.hash) {
+      out(`run/${existing.name} unchanged (${existing.phase}${existing.result ? `, ${existing.result}` : ''})`);
+      return EXIT.passed;
+    }
+    throw new UsageError(`a run named ${existing.name} already exists with a different spec; runs are not edited — use a new name`);
+  }
+  const written = writeSpecFile(env.paths, parsed.spec);
+  out(`run/${parsed.spec.metadata.name} created (${written})`);
+  return EXIT.passed;
+}
+
+/** `cc-ci get runs [-o json|wide]`. */
+export function getRunsCommand(o: GlobalOptions & { output?: string }): number {
+  const env = loadEnv(o);
+  if (!existsSync(env.paths.db)) {
+    out(o.output === 'json' ? JSON.stringify({ runs: [], invalidSpecs: [] }) : 'No runs.');
+    return EXIT.passed;
+  }
+  const store = openStore(env.paths);
+  const rows = listRunRows(store);
+  const invalid = invalidSpecs(store);
+  store.close();
+  if (o.output === 'json') {
+    out(JSON.stringify({ runs: rows, invalidSpecs: invalid }, null, 2));
+    return EXIT.passed;
+  }
+  const wide = o.output === 'wide';
+  const head = ['NAME', 'RECIPE', 'REF', 'LANE', 'PHASE', 'RESULT', 'AGE', 'DURATION', wide ? 'DOMAINS' : '', 'INFO'].filter(Boolean);
+  const body = rows.map((r) => {
+    const info = r.queuePosition ? `#${r.queuePosition} in queue: ${r.waiting}` : (r.reason ?? '');
+    return [
+      r.name,
+      r.recipe,
+      r.ref.length > 14 ? r.ref.slice(0, 12) + '…' : r.ref,
+      r.lane,
+      r.phase,
+      r.result ?? '-',
+      ago(r.createdAt),
+      duration(r.durationMs),
+      ...(wide ? [r.domains.join(',') || '-'] : []),
+      wide ? info : info.slice(0, 100),
+    ];
+  });
+  for (const i of invalid) {
+    body.push([i.name ?? basename(i.file), '-', '-', '-', 'Invalid', 'error', '-', '-', ...(wide ? ['-'] : []), `${basename(i.file)}: ${i.error}`]);
+  }
+  out(body.length ? table([head, ...body]) : 'No runs.');
+  return EXIT.passed;
+}
+
+/** `cc-ci describe run NAME`. */
+export function describeRunCommand(name: string, o: GlobalOptions): number {
+  const env = loadEnv(o);
+  const store = openStore(env.paths);
+  const d = runDetail(store, env.paths, name);
+  const invalid = invalidSpecs(store).filter((i) => i.name === name || basename(i.file).startsWith(`${name}.`));
+  store.close();
+  if (!d) {
+    if (invalid.length) {
+      for (const i of invalid) out(`${i.file}: invalid: ${i.error}`);
+      return EXIT.error;
+    }
+    throw new UsageError(`no run named ${name}`);
+  }
+  const { run, spec, row } = d;
+  out(`Name:       ${run.name}`);
+  out(`Recipe:     ${spec.spec.recipe}`);
+  out(`Source:     ${spec.spec.source.repo} @ ${spec.spec.source.ref}${run.commitSha ? ` (${run.commitSha})` : ''}`);
+  out(`Lane:       ${run.lane}`);
+  out(`Trigger:    ${spec.spec.trigger ? JSON.stringify(spec.spec.trigger) : 'file'}`);
+  out(`Phase:      ${run.phase}${run.step ? ` (step: ${run.step})` : ''}`);
+  out(`Result:     ${run.result ?? '-'}`);
+  out(`Reason:     ${run.reason ?? '-'}`);
+  if (row.queuePosition) out(`Queue:      #${row.queuePosition}: ${row.waiting}`);
+  out(`Attempt:    ${run.attempt}${run.retries.length ? ` (retried after: ${run.retries.map((r) => `#${r.attempt} ${r.reason}`).join('; ')})` : ''}`);
+  out(`Created:    ${new Date(run.createdAt).toISOString()}`);
+  out(`Duration:   ${duration(row.durationMs)}`);
+  if (run.cancelRequested) out(`Cancel:     ${run.cancelReason ?? 'requested'}`);
+  out('Tiers:');
+  out(
+    d.tiers.length
+      ? table([['  TIER', 'RESULT', 'DURATION', 'REASON'], ...d.tiers.map((t) => [`  ${t.tier}`, t.result ?? '-', duration(t.durationMs), t.reason ?? ''])])
+      : '  (not planned yet)',
+  );
+  out('Apps:');
+  out(
+    d.apps.length
+      ? table([['  DOMAIN', 'PURPOSE', 'STATE', 'PORT'], ...d.apps.map((a) => [`  ${a.domain}`, a.purpose, a.state, a.port ? String(a.port) : '-'])])
+      : '  (none)',
+  );
+  out('Customisation:');
+  out(`  ${run.customization ? JSON.stringify(run.customization) : '(not loaded yet)'}`);
+  out(`Evidence (${d.dir}):`);
+  out(d.evidence.length ? d.evidence.map((e) => `  ${e.path} (${e.bytes} bytes)`).join('\n') : '  (none)');
+  out('Steps:');
+  out(
+    table([
+      ['  #', 'ATTEMPT', 'STEP', 'STATE', 'DURATION'],
+      ...d.steps.slice(-40).map((s) => [`  ${s.id}`, String(s.attempt), s.name, s.state, duration(s.finishedAt ? s.finishedAt - s.startedAt : null)]),
+    ]),
+  );
+  return EXIT.passed;
+}
+
+/** `cc-ci logs [-f] NAME`. */
+export async function logsCommand(name: string, o: GlobalOptions & { follow?: boolean }): Promise<number> {
+  const env = loadEnv(o);
+  const store = openStore(env.paths);
+  if (!store.getRun(name)) {
+    store.close();
+    throw new UsageError(`no run named ${name}`);
+  }
+  let t0: number | null = null;
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort());
+  await followRun(store, name, (e) => {
+    t0 ??= e.ts;
+    out(formatEvent(e, t0));
+  }, { follow: o.follow === true, signal: ac.signal });
+  store.close();
+  return EXIT.passed;
+}
+
+/**
+ * `cc-ci delete run NAME`: removes the spec file (the finalizer: cancel, tear down) and records
+ * the cancel. With no controller serving the state directory, it carries out the teardown itself.
+ */
+export async function deleteRunCommand(name: string, o: GlobalOptions): Promise<number> {
+  const env = loadEnv(o, true);
+  const store = openStore(env.paths);
+  const run = store.getRun(name);
+  if (!run) {
+    store.close();
+    throw new UsageError(`no run named ${name}`);
+  }
+  if (run.specPath && existsSync(run.specPath)) unlinkSync(run.specPath);
+  if (run.phase === 'Done') {
+    out(`run/${name} deleted (it had finished: ${run.result}; its record stays for history)`);
+    store.close();
+    return EXIT.passed;
+  }
+  if (!run.cancelRequested) {
+    store.updateRun(name, { cancelRequested: true, cancelReason: 'deleted with cc-ci delete run' });
+    store.appendEvent(name, 'warn', 'cancel requested: deleted with cc-ci delete run');
+  }
+  if (liveInstance(store)) {
+    store.close();
+    out(`run/${name} deleted; the serving controller cancels it and tears it down (cc-ci logs -f ${name})`);
+    return EXIT.passed;
+  }
+  store.close();
+  const manager = new Manager({ paths: env.paths, config: env.config, logger: env.logger, mode: 'run', only: name });
+  await manager.start();
+  out(`run/${name} deleted; tearing it down here`);
+  const final = await manager.waitForRun(name);
+  await manager.stop('delete finished');
+  out(`run/${name}: ${final.result} — ${final.reason ?? ''}`);
+  return EXIT.passed;
+}
+
+/** `cc-ci doctor`. */
+export async function doctorCommand(o: GlobalOptions): Promise<number> {
+  const env = loadEnv(o);
+  const checks = await runDoctor(env.config, env.paths);
+  for (const c of checks) {
+    out(`${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name}: ${c.detail}`);
+    if (!c.ok && c.fix) out(`      fix: ${c.fix}`);
+  }
+  const failed = checks.filter((c) => !c.ok && c.required);
+  out(failed.length ? `\n${failed.length} required check(s) failed` : '\nall required checks passed');
+  return failed.length ? EXIT.failed : EXIT.passed;
+}

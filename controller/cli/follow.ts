@@ -1,0 +1,56 @@
+import type { Store } from '../../state/store.js';
+import type { RunEvent, RunRecord } from '../../state/types.js';
+
+/**
+ * Tails a run's log from the store: replays from a sequence number, then follows new events
+ * until the run is Done. Works across processes (the store is the channel), so `cc-ci logs -f`
+ * follows a run that `cc-ci serve` is executing.
+ */
+export async function followRun(
+  store: Store,
+  name: string,
+  onEvent: (e: RunEvent) => void,
+  opts: { fromSeq?: number; follow: boolean; pollMs?: number; signal?: AbortSignal },
+): Promise<RunRecord | undefined> {
+  let seq = opts.fromSeq ?? 0;
+  for (;;) {
+    const batch = store.eventsSince(name, seq, 500);
+    for (const e of batch) {
+      onEvent(e);
+      seq = e.seq;
+    }
+    if (batch.length === 500) continue;
+    const run = store.getRun(name);
+    if (!run) return undefined;
+    if (!opts.follow || opts.signal?.aborted) return run;
+    if (run.phase === 'Done') {
+      // Events written in the same instant as the final phase change are read once more.
+      const rest = store.eventsSince(name, seq, 10_000);
+      for (const e of rest) onEvent(e);
+      return run;
+    }
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 200));
+  }
+}
+
+/** One human line per event: elapsed time, then the text; tier and phase lines stand out. */
+export function formatEvent(e: RunEvent, t0: number): string {
+  const t = `[${((e.ts - t0) / 1000).toFixed(1).padStart(6)}s]`;
+  switch (e.kind) {
+    case 'phase':
+      return `${t} ==> ${e.text}`;
+    case 'tier':
+      return `${t} --> ${e.text}`;
+    case 'result':
+      return `${t} *** ${e.text}`;
+    case 'warn':
+      return `${t} WARN ${e.text}`;
+    case 'error':
+      return `${t} ERROR ${e.text}`;
+    case 'out':
+    case 'err':
+      return `${t}   | ${e.text.trimStart()}`;
+    default:
+      return `${t} ${e.text}`;
+  }
+}

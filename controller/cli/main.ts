@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { AlreadyServingError } from '../instance.js';
+import { applyCommand, deleteRunCommand, describeRunCommand, doctorCommand, getRunsCommand, logsCommand, serveCommand } from './commands.js';
+import { EXIT, UsageError, err, type GlobalOptions } from './common.js';
+import { runCommand, type RunCommandOptions } from './run.js';
+
+/** The `cc-ci` command line, kubectl-style. Every command takes --state-dir and --config. */
+
+function withGlobals(cmd: Command): Command {
+  return cmd
+    .option('--state-dir <dir>', 'state directory (default: $CCCI_STATE_DIR or ~/.local/state/cc-ci)')
+    .option('--config <file>', 'YAML config file (default: $CCCI_CONFIG)');
+}
+
+async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.passed;
+  const program = new Command('cc-ci')
+    .description('CI for Co-op Cloud recipes: deploy with abra on a real swarm, test, tear down, report')
+    .exitOverride()
+    .showHelpAfterError();
+
+  withGlobals(
+    program
+      .command('run <recipe>')
+      .description('test a recipe at a ref now and print the verdict (exit 0 passed, 1 failed, 2 error)')
+      .requiredOption('--repo <url|path>', 'the recipe repository')
+      .requiredOption('--ref <ref>', 'commit, tag or branch to test')
+      .option('--tiers <list>', 'comma-separated tiers (default: all that apply)')
+      .option('--lane <lane>', 'cold (default) or quick')
+      .option('--name <name>', 'run name (default: generated)')
+      .option('--json', 'print one JSON object with the result'),
+  ).action(async (recipe: string, o: RunCommandOptions) => {
+    code = await runCommand(recipe, o);
+  });
+
+  withGlobals(program.command('serve').description('run the controller until SIGTERM')).action(async (o: GlobalOptions) => {
+    code = await serveCommand(o);
+  });
+
+  withGlobals(
+    program.command('apply').description('submit a run spec file').requiredOption('-f, --file <file>', 'YAML or JSON run spec'),
+  ).action((o: GlobalOptions & { file: string }) => {
+    code = applyCommand(o.file, o);
+  });
+
+  const get = program.command('get').description('list objects');
+  withGlobals(
+    get.command('runs').description('list runs, queue positions and invalid spec files').option('-o, --output <format>', 'json | wide'),
+  ).action((o: GlobalOptions & { output?: string }) => {
+    code = getRunsCommand(o);
+  });
+
+  const describe = program.command('describe').description('show one object in detail');
+  withGlobals(describe.command('run <name>').description('status, tiers, apps, evidence and steps of a run')).action(
+    (name: string, o: GlobalOptions) => {
+      code = describeRunCommand(name, o);
+    },
+  );
+
+  withGlobals(program.command('logs <name>').description("print a run's log").option('-f, --follow', 'follow until the run is done')).action(
+    async (name: string, o: GlobalOptions & { follow?: boolean }) => {
+      code = await logsCommand(name, o);
+    },
+  );
+
+  const del = program.command('delete').description('delete an object');
+  withGlobals(del.command('run <name>').description('cancel a run, tear it down and forget its spec')).action(
+    async (name: string, o: GlobalOptions) => {
+      code = await deleteRunCommand(name, o);
+    },
+  );
+
+  withGlobals(program.command('doctor').description('check docker, the swarm, the proxy network and abra')).action(
+    async (o: GlobalOptions) => {
+      code = await doctorCommand(o);
+    },
+  );
+
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.exitCode === 0 ? EXIT.passed : EXIT.error;
+    }
+    if (e instanceof UsageError || e instanceof AlreadyServingError) {
+      err(`cc-ci: ${e.message}`);
+      return EXIT.error;
+    }
+    err(`cc-ci: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    return EXIT.error;
+  }
+  return code;
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    err(`cc-ci: ${String(e)}`);
+    process.exit(EXIT.error);
+  },
+);

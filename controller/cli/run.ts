@@ -1,0 +1,142 @@
+import { resolve } from 'node:path';
+import { runSummary, type RunSummary } from '../../reconcilers/run.js';
+import { TIER_NAMES, type RunRecord, type TierName } from '../../state/types.js';
+import { AlreadyServingError, liveInstance } from '../instance.js';
+import { Manager } from '../manager.js';
+import { cliRunName } from '../naming.js';
+import { validateSpec, type RunSpecInput } from '../spec.js';
+import { writeSpecFile } from '../spec-files.js';
+import { EXIT, UsageError, duration, err, loadEnv, openStore, out, type GlobalOptions } from './common.js';
+import { followRun, formatEvent } from './follow.js';
+
+export interface RunCommandOptions extends GlobalOptions {
+  repo: string;
+  ref: string;
+  tiers?: string;
+  lane?: string;
+  json?: boolean;
+  name?: string;
+}
+
+/** Builds the spec for `cc-ci run`, validated by the same schema as every spec file. */
+export function cliSpec(recipe: string, o: RunCommandOptions, cwd = process.cwd()): RunSpecInput {
+  const looksLikeUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(o.repo) || /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.test(o.repo);
+  const tiers = o.tiers?.split(',').map((t) => t.trim()).filter(Boolean);
+  if (tiers) {
+    const bad = tiers.filter((t) => !(TIER_NAMES as readonly string[]).includes(t));
+    if (bad.length) throw new UsageError(`unknown tier ${bad.join(', ')} (tiers: ${TIER_NAMES.join(', ')})`);
+  }
+  return {
+    apiVersion: 'cc-ci/v1',
+    kind: 'Run',
+    metadata: { name: o.name ?? cliRunName(recipe.toLowerCase(), o.ref) },
+    spec: {
+      recipe,
+      source: { repo: looksLikeUrl ? o.repo : resolve(cwd, o.repo), ref: o.ref },
+      ...(o.lane ? { lane: o.lane as 'cold' | 'quick' } : {}),
+      ...(tiers ? { tiers: tiers as TierName[] } : {}),
+      trigger: { kind: 'cli' },
+    },
+  };
+}
+
+/**
+ * `cc-ci run`: writes the spec, then either follows the run a serving controller executes or,
+ * when none serves this state directory, runs an embedded controller for this one run.
+ * Exit status: 0 passed, 1 failed, 2 error or cancelled (bad input, infrastructure).
+ */
+export async function runCommand(recipe: string, o: RunCommandOptions): Promise<number> {
+  const env = loadEnv(o, true);
+  const input = cliSpec(recipe, o);
+  const parsed = validateSpec(input);
+  if (!parsed.ok) throw new UsageError(`invalid run: ${parsed.error}`);
+  const spec = parsed.spec;
+  const name = spec.metadata.name;
+  const progress = o.json ? err : out;
+
+  const store = openStore(env.paths, true);
+  if (store.getRun(name)) throw new UsageError(`a run named ${name} already exists in ${env.paths.root}`);
+  let manager: Manager | null = null;
+  if (!liveInstance(store)) {
+    manager = new Manager({ paths: env.paths, config: env.config, logger: env.logger, mode: 'run', only: name });
+    try {
+      await manager.start();
+    } catch (e) {
+      if (!(e instanceof AlreadyServingError)) throw e;
+      manager = null; // a server started in between: follow it instead
+    }
+  }
+  const file = writeSpecFile(env.paths, spec);
+  manager?.resync();
+  progress(`run ${name}: ${spec.spec.recipe} @ ${spec.spec.source.ref} from ${spec.spec.source.repo}`);
+  progress(`spec ${file}; ${manager ? 'running it here' : 'a serving controller runs it'}`);
+
+  // Ctrl-C cancels the run (and tears it down); a second one leaves at once.
+  let interrupted = 0;
+  const onSignal = () => {
+    interrupted++;
+    if (interrupted > 1) process.exit(EXIT.error);
+    progress('interrupted: cancelling the run and tearing it down (Ctrl-C again to leave now)');
+    if (manager) manager.cancel(name, 'interrupted from the terminal');
+    else {
+      store.updateRun(name, { cancelRequested: true, cancelReason: 'interrupted from the terminal' });
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let t0: number | null = null;
+  const final = await followRun(
+    manager?.store ?? store,
+    name,
+    (e) => {
+      t0 ??= e.ts;
+      progress(formatEvent(e, t0));
+    },
+    { follow: true },
+  );
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+
+  const readStore = manager?.store ?? store;
+  const run = final ?? readStore.getRun(name);
+  const summary = run ? summarize(readStore, run) : null;
+  if (manager) await manager.stop('run finished');
+  else store.close();
+  if (!run || !summary) {
+    err(`run ${name} disappeared from the store`);
+    return EXIT.error;
+  }
+  if (o.json) {
+    out(JSON.stringify(jsonResult(summary)));
+  } else {
+    out('');
+    out(`verdict: ${summary.result} in ${duration(summary.durationMs)} — ${summary.reason ?? ''}`);
+    for (const [tier, t] of Object.entries(summary.tiers)) {
+      out(`  ${tier.padEnd(8)} ${t.result.padEnd(8)} ${duration(t.durationMs).padStart(7)}  ${t.reason ?? ''}`);
+    }
+  }
+  return summary.result === 'passed' ? EXIT.passed : summary.result === 'failed' ? EXIT.failed : EXIT.error;
+}
+
+function summarize(store: ReturnType<typeof openStore>, run: RunRecord): RunSummary {
+  return runSummary(run, store.getTiers(run.name), store.appsOfRun(run.name).map((a) => a.domain));
+}
+
+/** The `--json` shape the issue names: name, result, tiers, domain, durationMs (and a little more). */
+export function jsonResult(s: RunSummary): Record<string, unknown> {
+  return {
+    name: s.name,
+    result: s.result,
+    reason: s.reason,
+    tiers: s.tiers,
+    domain: s.domains[0] ?? null,
+    domains: s.domains,
+    durationMs: s.durationMs,
+    recipe: s.recipe,
+    ref: s.ref,
+    commit: s.commit,
+    attempt: s.attempt,
+    retries: s.retries,
+  };
+}
