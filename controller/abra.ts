@@ -76,7 +76,8 @@ export class Abra {
       sensitive: extra.sensitive ?? false,
     });
     // abra reports every error through its fatal logger: non-zero exit and a FATA line.
-    if (!ok(r) || /^FATA/m.test(r.stderr)) throw new AbraError(operation, r);
+    // A failed sensitive call keeps no stdout: an error object travels into logs.
+    if (!ok(r) || /^FATA/m.test(r.stderr)) throw new AbraError(operation, extra.sensitive ? { ...r, stdout: '' } : r);
     return r;
   }
 

@@ -19,7 +19,6 @@ function git(dir: string | undefined, o: GitOptions): SimpleGit {
     timeout: { block: o.timeoutMs },
     ...(o.signal ? { abort: o.signal } : {}),
     // Never prompt for credentials: a private repo without them must fail, not hang.
-    config: ['credential.helper=', 'core.askPass='],
   }).env({ ...process.env, GIT_TERMINAL_PROMPT: '0', LANG: 'C', LC_ALL: 'C' });
 }
 

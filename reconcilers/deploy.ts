@@ -82,7 +82,9 @@ async function observe(ctx: RunContext, want: DesiredApp): Promise<AppObservatio
   if (existsSync(o.envPath)) {
     o.env = new EnvFile(o.envPath);
     try {
-      o.facts = readComposeFacts(ctx.workspace!.recipeDir, splitComposeFile(o.env.resolved('COMPOSE_FILE')));
+      // cc-ci's own overlay is written just before each deploy; the recipe's files are the facts.
+      const files = splitComposeFile(o.env.resolved('COMPOSE_FILE')).filter((f) => f !== INGRESS_OVERLAY);
+      o.facts = readComposeFacts(ctx.workspace!.recipeDir, files);
     } catch (e) {
       throw new TestFailure(`the recipe's compose files cannot be read: ${(e as Error).message}`);
     }
@@ -111,13 +113,21 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
   if (!o.env) {
     await ensureCheckout(ctx, clock, want.commit);
     ctx.setPhase('Deploying', `${want.purpose}: ${want.describe} as ${domain}`);
-    await ctx.step('abra app new', () => ctx.abra.appNew(ctx.spec.spec.recipe, domain, { chaos: true, offline: true }), domain);
+    await abraStep(ctx, 'abra app new', () => ctx.abra.appNew(ctx.spec.spec.recipe, domain, { chaos: true, offline: true }), domain);
     ctx.store.setAppState(domain, 'created');
     return { done: false, requeueAfterMs: 0 };
   }
 
   if (o.env.get(RUN_MARKER) !== ctx.name) {
-    await ctx.step('configure app env', async () => configureEnv(ctx, o.env!, o.lease!), o.envPath ?? undefined);
+    await ctx.step(
+      'configure app env',
+      async () => {
+        // The overlay must exist before COMPOSE_FILE names it: abra reads every listed file.
+        if (ctx.config.ingress.mode === 'local') writeIngressOverlay(ctx, o);
+        configureEnv(ctx, o.env!, o.lease!);
+      },
+      o.envPath ?? undefined,
+    );
     return { done: false, requeueAfterMs: 0 };
   }
 
@@ -128,7 +138,7 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
   if (needsSecrets && !clock.secretsExist) {
     const problem = secretNameProblem(stack, secretKeys);
     if (problem) throw new InputError(problem);
-    await ctx.step('abra app secret generate', async () => {
+    await abraStep(ctx, 'abra app secret generate', async () => {
       const generated = await ctx.abra.secretGenerateAll(domain);
       for (const v of generated.values) ctx.redactor.add(v);
       ctx.log('info', `generated ${generated.names.length} secret(s): ${generated.names.join(', ')} (values withheld)`);
@@ -143,7 +153,8 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     ctx.setPhase('Deploying', `${want.purpose}: ${want.describe}`);
     const redeploy = o.services.length > 0;
     try {
-      await ctx.step(
+      await abraStep(
+        ctx,
         'abra app deploy',
         () =>
           ctx.abra.appDeploy(domain, {
@@ -157,9 +168,10 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
         `${domain} at ${want.describe}${redeploy ? ' (in place)' : ''}`,
       );
     } catch (e) {
-      if (e instanceof AbraError) {
-        const diag = await diagnose(ctx, stack, await ctx.docker.stackServices(stack).catch(() => []));
-        throw new TestFailure(`abra app deploy failed: ${e.fatal ?? e.message}${diag ? `; ${diag}` : ''}`);
+      if (e instanceof TestFailure) {
+        const services = await ctx.docker.stackServices(stack).catch(() => []);
+        const diag = services.length ? await diagnose(ctx, stack, services) : '';
+        throw new TestFailure(`${e.message}${diag ? `; ${diag}` : ''}`);
       }
       throw e;
     }
@@ -206,6 +218,21 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     );
   }
   return { done: false, requeueAfterMs: 1000 };
+}
+
+/**
+ * An abra step of the deploy. abra failing on a recipe (a FATA about its compose, its secrets,
+ * a deploy that docker refuses) is the recipe's verdict; abra failing because docker is gone is
+ * an infrastructure fault, told apart by asking docker.
+ */
+async function abraStep(ctx: RunContext, name: string, fn: () => Promise<void>, detail?: string): Promise<void> {
+  try {
+    await ctx.step(name, fn, detail);
+  } catch (e) {
+    if (!(e instanceof AbraError)) throw e;
+    await ctx.docker.info(); // throws DockerError when the daemon is unreachable
+    throw new TestFailure(`${name} failed: ${e.fatal ?? e.message}`);
+  }
 }
 
 /** Records the domain → run lease (and the host port) before anything is created for it. */

@@ -168,7 +168,9 @@ export class RunReconciler {
   private toTeardown(run: RunRecord, o: { result: RunResult | null; reason: string; retry?: boolean }): ReconcileResult {
     if (!o.retry) {
       for (const t of this.d.store.getTiers(run.name)) {
-        if (t.result === null) this.d.store.finishTier(run.name, t.tier, 'skipped', `not run to the end: ${o.reason}`);
+        if (t.result !== null) continue;
+        const why = t.startedAt ? `interrupted: the run ended ${o.result ?? 'early'} while this tier ran` : `not run: the run ended ${o.result ?? 'early'}`;
+        this.d.store.finishTier(run.name, t.tier, 'skipped', why);
       }
     }
     this.d.store.updateRun(run.name, {
@@ -265,9 +267,9 @@ function classify(e: unknown, ctx: RunContext): { result: RunResult | null; reas
   if (e instanceof DockerError && /Cannot connect to the Docker daemon|Is the docker daemon running|connection refused/i.test(e.message)) {
     return { result: null, reason: `infrastructure: the Docker daemon is unreachable (${e.message})`, retry: true };
   }
-  const message = e instanceof Error ? e.message : String(e);
-  ctx.logger.error({ err: e }, 'run failed with an unexpected error');
-  return { result: 'error', reason: `infrastructure: ${ctx.redactor.apply(message)}` };
+  const message = ctx.redactor.apply(e instanceof Error ? e.message : String(e));
+  ctx.logger.error({ error: message, stack: e instanceof Error ? ctx.redactor.apply(e.stack ?? '') : undefined }, 'run failed with an unexpected error');
+  return { result: 'error', reason: `infrastructure: ${message}` };
 }
 
 export interface RunSummary {

@@ -172,6 +172,7 @@ export interface ForgeClientOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+const MIN_REDACTED_TOKEN_LENGTH = 8;
 const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 500, maxDelayMs: 8_000 };
 
 // ---- response schemas: only what we read; nullable where Go may write null -----------------------
@@ -530,7 +531,10 @@ export class ForgeClient {
   }
 
   private redact(text: string): string {
-    return this.#token === '' ? text : text.split(this.#token).join('[REDACTED]');
+    // A "token" of a few characters (tests, misconfiguration) would shred every message and is
+    // no secret; real forge tokens are 40 hex digits.
+    if (this.#token.length < MIN_REDACTED_TOKEN_LENGTH) return text;
+    return text.split(this.#token).join('[REDACTED]');
   }
 }
 
