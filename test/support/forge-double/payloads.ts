@@ -1,10 +1,11 @@
 // Webhook bodies as the forge builds them for comments, from the double's state. Key order is Go's
 // struct order (modules/structs/hook.go); sub-objects come from ForgeState's renderers, which clone
 // the contract's example body, so a body for a fresh comment has exactly the example's shape.
+import type { ForgeFlavour } from '../../../controller/forge/signature.js';
 import type { DoubleComment, ForgeState, JsonObject } from './model.js';
 
+export type { ForgeFlavour };
 export type CommentAction = 'created' | 'edited' | 'deleted';
-export type ForgeFlavour = 'gitea' | 'forgejo';
 
 /**
  * IssueCommentPayload: {action, issue, pull_request (PRs only), comment, changes (edits only),
