@@ -18,8 +18,18 @@ function git(dir: string | undefined, o: GitOptions): SimpleGit {
     ...(dir ? { baseDir: dir } : {}),
     timeout: { block: o.timeoutMs },
     ...(o.signal ? { abort: o.signal } : {}),
-    // Never prompt for credentials: a private repo without them must fail, not hang.
-  }).env({ ...process.env, GIT_TERMINAL_PROMPT: '0', LANG: 'C', LC_ALL: 'C' });
+  }).env(gitEnv());
+}
+
+/** A small, explicit environment: git must never prompt (a private repo without credentials
+ *  fails instead of hanging), and nothing from the caller's shell may steer it. */
+function gitEnv(): Record<string, string> {
+  const env: Record<string, string> = { GIT_TERMINAL_PROMPT: '0', LANG: 'C', LC_ALL: 'C' };
+  for (const k of ['PATH', 'HOME', 'TMPDIR', 'SSH_AUTH_SOCK', 'http_proxy', 'https_proxy', 'no_proxy']) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
+  return env;
 }
 
 function lastLine(e: unknown): string {

@@ -54,10 +54,9 @@ async function teardownApp(ctx: RunContext, app: AppRecord): Promise<string | nu
   if (leftoverCount(left) === 0 && !existsSync(env)) return null;
 
   if (left.services.length > 0) {
-    if (existsSync(env)) {
-      await tryAbra(ctx, 'abra app undeploy', app.domain, () => ctx.abra.appUndeploy(app.domain));
-    }
-    left = await waitForStackStop(ctx, app.stack);
+    const undeployed = existsSync(env) && (await tryAbra(ctx, 'abra app undeploy', app.domain, () => ctx.abra.appUndeploy(app.domain)));
+    // Only a successful undeploy is worth waiting for; otherwise remove what is there now.
+    if (undeployed) left = await waitForStackStop(ctx, app.stack);
     if (left.services.length > 0) {
       ctx.log('warn', `abra left ${left.services.length} service(s) of ${app.stack}; removing them with docker`);
       await ctx.step('docker service rm (leftovers)', () => ctx.docker.removeServices(left.services));
