@@ -71,6 +71,49 @@ export const configSchema = z.strictObject({
   /** A run interrupted by an infrastructure fault (controller crash, daemon restart) is retried
    *  from a clean slate at most this many times in all. Test failures are never retried. */
   maxAttempts: z.number().int().min(1).max(5).default(2),
+  /** The forge (Gitea/Forgejo) cc-ci takes `!testme` from and reports to. Absent: no forge. */
+  forge: z
+    .strictObject({
+      /** The forge's base URL, e.g. https://git.coopcloud.tech */
+      url: z.url(),
+      /** A file holding the bot's API token (never logged). */
+      tokenFile: z.string().min(1),
+      /** A file holding the webhook secret (HMAC-SHA256 key). Required for webhook mode. */
+      webhookSecretFile: z.string().min(1).optional(),
+      /** webhook: the forge POSTs to /hooks/forge; poll: cc-ci reads comments; both. */
+      mode: z.enum(['webhook', 'poll', 'both']).default('webhook'),
+      /** How often poll mode reads each enrolled repository's comments. */
+      pollSeconds: seconds.default(60),
+      /** Users allowed to trigger runs besides those with write access on the repository. */
+      allowList: z.array(z.string().min(1)).default([]),
+      /** Per forge call. */
+      timeoutSeconds: seconds.default(10),
+    })
+    .optional(),
+  /** Enrolled repositories: `owner/name`, or an object mapping it to a recipe and clone URL. */
+  repos: z
+    .array(
+      z.union([
+        z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'must be owner/name'),
+        z.strictObject({
+          name: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'must be owner/name'),
+          /** The recipe name, when it is not the repository's name. */
+          recipe: z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/).optional(),
+          /** Clone from here instead of the pull request's head repository. */
+          cloneUrl: z.string().min(1).optional(),
+        }),
+      ]),
+    )
+    .default([]),
+  /** The HTTP server of `cc-ci serve`: webhooks, run pages, live logs. */
+  http: z
+    .strictObject({
+      port: z.number().int().min(0).max(65535).default(8080),
+      host: z.string().default('127.0.0.1'),
+      /** How the forge and people reach this server; links in PR comments and statuses use it. */
+      publicUrl: z.url().optional(),
+    })
+    .prefault({}),
   /** Where cc-ci looks for per-recipe customisation, besides the bundled recipes/. */
   recipesDir: z.string().optional(),
   log: z
@@ -110,5 +153,12 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   if (env.CCCI_ABRA) config.abra.bin = env.CCCI_ABRA;
   config.abra.dir = resolve(expandHome(config.abra.dir));
   if (config.recipesDir) config.recipesDir = resolve(expandHome(config.recipesDir));
+  if (config.forge) {
+    config.forge.tokenFile = resolve(expandHome(config.forge.tokenFile));
+    if (config.forge.webhookSecretFile) config.forge.webhookSecretFile = resolve(expandHome(config.forge.webhookSecretFile));
+    if (config.forge.mode !== 'poll' && !config.forge.webhookSecretFile) {
+      throw new ConfigError(`config file ${file}: forge.webhookSecretFile is required when forge.mode is ${config.forge.mode}`);
+    }
+  }
   return config;
 }

@@ -74,6 +74,7 @@ export class Manager {
     });
     this.specSync = new SpecSync(store, o.paths.specs, log, {
       enqueue: (name) => this.enqueue(name),
+      accepted: (name) => this.supersedeOlder(name),
       cancel: (name, reason) => this.cancel(name, reason),
     });
 
@@ -112,6 +113,22 @@ export class Manager {
   enqueue(name: string): void {
     if (this.o.only && name !== this.o.only) return;
     this.queue?.add(name);
+  }
+
+  /**
+   * A new run for the same recipe, pull request and lane cancels the older ones, queued or
+   * running (Prow's trigger aborts presubmits on a new push; Zuul's dequeue-on-new-patchset).
+   */
+  supersedeOlder(name: string): void {
+    const run = this.store.getRun(name);
+    const key = run ? supersedeKey(run) : null;
+    if (!run || !key) return;
+    for (const other of this.store.listRuns()) {
+      if (other.name === name || other.phase === 'Done' || other.cancelRequested) continue;
+      if (supersedeKey(other) === key && other.createdAt <= run.createdAt) {
+        this.cancel(other.name, `superseded by ${name}`);
+      }
+    }
   }
 
   private enqueueWaiting(): void {
@@ -186,4 +203,11 @@ export class Manager {
       this.store.removeChild(c.pid);
     }
   }
+}
+
+/** Runs that answer the same question: one recipe, one pull request, one lane. */
+export function supersedeKey(run: RunRecord): string | null {
+  const spec = JSON.parse(run.specJson) as { spec: { trigger?: { forge?: { owner: string; repo: string; pr: number } } } };
+  const f = spec.spec.trigger?.forge;
+  return f ? `${run.recipe}|${f.owner}/${f.repo}#${f.pr}|${run.lane}` : null;
 }

@@ -21,6 +21,8 @@ export function isSpecFile(path: string): boolean {
 export interface SpecSyncHooks {
   /** A run was created or may need another look. */
   enqueue(name: string): void;
+  /** A new run was accepted (supersede older runs of the same pull request and lane). */
+  accepted(name: string): void;
   /** A run's spec file is gone: cancel it. */
   cancel(name: string, reason: string): void;
 }
@@ -76,6 +78,7 @@ export class SpecSync {
       });
       this.store.recordSpecFile({ path, name, status: 'valid', error: null, hash: fileHash });
       this.store.appendEvent(name, 'info', `accepted from ${basename(path)}: ${spec.spec.recipe} @ ${spec.spec.source.ref} (${spec.spec.lane})`);
+      this.hooks.accepted(name);
       this.hooks.enqueue(name);
       return;
     }
