@@ -39,6 +39,18 @@ export interface Workspace {
   settings: Settings;
 }
 
+/** An app of the run that is deployed, converged and serving. */
+export interface SubjectApp {
+  purpose: string;
+  domain: string;
+  stack: string;
+  port: number | null;
+  /** Where the app answers from this host (http://127.0.0.1:<port> locally, https://<domain> behind Traefik). */
+  baseUrl: string;
+  /** The Host header to send with requests to baseUrl. */
+  host: string;
+}
+
 export interface RunContextOptions {
   store: Store;
   config: Config;
@@ -65,6 +77,8 @@ export class RunContext {
   private readonly logFile: string;
   private _run: RunRecord;
   workspace: Workspace | null = null;
+  /** The app the later tiers test (set by install, replaced by upgrade); shared by derived contexts. */
+  subject: { current: SubjectApp | null } = { current: null };
 
   constructor(
     private readonly o: RunContextOptions,
@@ -98,6 +112,7 @@ export class RunContext {
   withSignal(signal: AbortSignal): RunContext {
     const c = new RunContext({ ...this.o, run: this._run, signal }, this.redactor);
     c.workspace = this.workspace;
+    c.subject = this.subject;
     return c;
   }
 

@@ -9,7 +9,7 @@ import { newAppDomain, secretNameProblem, stackName } from '../controller/naming
 import { pickFreePort } from '../controller/ports.js';
 import { readComposeFacts, splitComposeFile, type ComposeFacts } from '../controller/recipe-compose.js';
 import type { AppRecord } from '../state/types.js';
-import { InputError, TestFailure, type RunContext } from './context.js';
+import { InputError, TestFailure, type RunContext, type SubjectApp } from './context.js';
 
 /**
  * The deploy reconciler. Desired: the run's app for one purpose deployed at one commit,
@@ -28,14 +28,7 @@ export interface DesiredApp {
   describe: string;
 }
 
-export interface ReadyApp {
-  domain: string;
-  stack: string;
-  port: number | null;
-  /** Where the app answers from this host. */
-  baseUrl: string;
-  /** The Host header to send with it. */
-  host: string;
+export interface ReadyApp extends SubjectApp {
   services: ServiceState[];
 }
 
@@ -53,6 +46,18 @@ interface AppObservation {
   facts: ComposeFacts | null;
   services: ServiceState[];
   deployedCommit: string | null;
+}
+
+/**
+ * The app later tiers test: the one install (or upgrade) left serving, or — when the run asked
+ * only for later tiers — a fresh install of the ref under test.
+ */
+export async function subjectApp(ctx: RunContext): Promise<SubjectApp> {
+  if (ctx.subject.current) return ctx.subject.current;
+  const ws = ctx.workspace!;
+  const app = await ensureApp(ctx, { purpose: 'install', commit: ws.commit, describe: `head ${ws.commit.slice(0, 8)}` });
+  ctx.subject.current = app;
+  return app;
 }
 
 /** Drives one app to ready: observe, compare, act, look again — until ready or a deadline. */
@@ -313,6 +318,7 @@ function writeIngressOverlay(ctx: RunContext, o: AppObservation): void {
 function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[]): ReadyApp {
   const local = ctx.config.ingress.mode === 'local';
   return {
+    purpose: lease.purpose,
     domain: lease.domain,
     stack: lease.stack,
     port: lease.port,

@@ -12,6 +12,7 @@ export const installTier: TierRunner = {
   async run(ctx: RunContext) {
     const ws = ctx.workspace!;
     const app = await ensureApp(ctx, { purpose: 'install', commit: ws.commit, describe: `head ${ws.commit.slice(0, 8)}` });
+    ctx.subject.current = app;
     return {
       reason: `${app.domain}: ${app.services.length} service(s) converged and GET ${ws.settings.healthPath} answered`,
     };
