@@ -1,4 +1,4 @@
-import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult, type Stream } from './process.js';
+import { describeFailure, ok, runInTerminal, runProcess, type ChildTracker, type ProcessResult, type Stream } from './process.js';
 
 /**
  * The abra client: every call is `abra … -n` (never prompt), with `ABRA_DIR` set to the run's
@@ -40,6 +40,11 @@ export interface DeployFlags {
   offline?: boolean;
 }
 
+export interface BackupSnapshot {
+  id: string;
+  time: string | null;
+}
+
 /** One app as `abra app ls -m` reports it (reference §5): every value a string. */
 export interface AbraAppListing {
   server: string;
@@ -63,9 +68,10 @@ export class Abra {
   private async call(
     operation: string,
     args: string[],
-    extra: { sensitive?: boolean; timeoutMs?: number; quiet?: boolean } = {},
+    extra: { sensitive?: boolean; timeoutMs?: number; quiet?: boolean; terminal?: boolean; cwd?: string } = {},
   ): Promise<ProcessResult> {
-    const r = await runProcess({
+    const r = await (extra.terminal ? runInTerminal : runProcess)({
+      ...(extra.cwd ? { cwd: extra.cwd } : {}),
       cmd: this.o.bin,
       args: [...args, '-n'],
       timeoutMs: extra.timeoutMs ?? this.o.callTimeoutMs,
@@ -142,6 +148,41 @@ export class Abra {
 
   async secretRemoveAll(domain: string): Promise<void> {
     await this.call('app secret rm', ['app', 'secret', 'rm', domain, '--all']);
+  }
+
+  /** Backups exec into the backup bot's container with a TTY: run under a pseudo-terminal. */
+  async backupCreate(domain: string, timeoutMs?: number): Promise<void> {
+    await this.call('app backup create', ['app', 'backup', 'create', domain], { terminal: true, ...(timeoutMs ? { timeoutMs } : {}) });
+  }
+
+  async restore(domain: string, snapshot?: string, timeoutMs?: number): Promise<void> {
+    const args = ['app', 'restore', domain];
+    if (snapshot) args.push('--snapshot', snapshot);
+    await this.call('app restore', args, { terminal: true, ...(timeoutMs ? { timeoutMs } : {}) });
+  }
+
+  async backupSnapshots(domain: string): Promise<BackupSnapshot[]> {
+    const r = await this.call('app backup snapshots', ['app', 'backup', 'snapshots', domain, '--machine'], { quiet: true });
+    let doc: unknown;
+    try {
+      doc = JSON.parse(r.stdout);
+    } catch {
+      throw new Error('abra app backup snapshots -m did not print JSON');
+    }
+    if (!Array.isArray(doc)) return [];
+    return doc
+      .filter((s): s is Record<string, unknown> => !!s && typeof s === 'object' && typeof (s as { id?: unknown }).id === 'string')
+      .map((s) => ({ id: String(s.id), time: typeof s.time === 'string' ? s.time : null }));
+  }
+
+  /** Downloads a snapshot's archive into `dir`; returns the file abra wrote. */
+  async backupDownload(domain: string, snapshot: string, dir: string): Promise<string> {
+    const r = await this.call('app backup download', ['app', 'backup', 'download', domain, '--snapshot', snapshot, '--include', `${dir}/`], {
+      cwd: dir,
+    });
+    const path = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/')).pop();
+    if (!path) throw new Error('abra app backup download did not say where it wrote the archive');
+    return path;
   }
 
   async volumeRemoveAll(domain: string): Promise<void> {

@@ -1,3 +1,4 @@
+import { execa } from 'execa';
 import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult } from './process.js';
 
 /**
@@ -181,6 +182,47 @@ export class Docker {
       configs,
       networks,
     };
+  }
+
+  /** A running container of a swarm service (`<stack>_<service>`), if one is up. */
+  async runningContainer(service: string): Promise<string | null> {
+    const ids = await this.lines(['ps', '--filter', `label=com.docker.swarm.service.name=${service}`, '--filter', 'status=running', '--format', '{{.ID}}']);
+    return ids[0] ?? null;
+  }
+
+  async volumeMounts(container: string): Promise<{ name: string; destination: string }[]> {
+    const r = await this.run(['inspect', container, '--format', '{{json .Mounts}}']);
+    const mounts = JSON.parse(r.stdout) as { Type?: string; Name?: string; Destination?: string }[] | null;
+    return (mounts ?? [])
+      .filter((m) => m.Type === 'volume' && m.Name && m.Destination)
+      .map((m) => ({ name: m.Name as string, destination: m.Destination as string }));
+  }
+
+  /** `docker cp - <container>:<dir>`: unpacks a tar stream into the container (no shell in it needed). */
+  async copyIn(container: string, dir: string, tar: Buffer): Promise<void> {
+    const r = await execa('docker', ['cp', '-', `${container}:${dir}`], {
+      input: tar,
+      reject: false,
+      timeout: this.o.timeoutMs,
+      ...(this.o.signal ? { cancelSignal: this.o.signal } : {}),
+    });
+    if (r.exitCode !== 0) throw new Error(`docker cp into ${container}:${dir} failed: ${r.stderr.trim()}`);
+  }
+
+  /** `docker cp <container>:<path> -`: the path as a tar stream, or null when it does not exist. */
+  async copyOut(container: string, path: string): Promise<Buffer | null> {
+    const r = await execa('docker', ['cp', `${container}:${path}`, '-'], {
+      encoding: 'buffer',
+      reject: false,
+      timeout: this.o.timeoutMs,
+      ...(this.o.signal ? { cancelSignal: this.o.signal } : {}),
+    });
+    if (r.exitCode !== 0) {
+      const err = Buffer.from(r.stderr).toString('utf8');
+      if (/No such container:path|Could not find the file|no such file/i.test(err)) return null;
+      throw new Error(`docker cp from ${container}:${path} failed: ${err.trim()}`);
+    }
+    return Buffer.from(r.stdout);
   }
 
   // ---- removal of a test app's leftovers, only after abra could not --------------------------

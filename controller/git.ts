@@ -107,3 +107,17 @@ export async function isAncestor(dir: string, ancestor: string, of: string, o: G
     return false;
   }
 }
+
+/** The highest release tag reachable from `commit` that is not on `commit` itself: the last
+ *  release before the change under test. */
+export async function releaseBelow(dir: string, commit: string, o: GitOptions): Promise<{ tag: string; commit: string } | null> {
+  const g = git(dir, o);
+  const merged = (await g.raw(['tag', '--merged', commit])).split('\n').map((t) => t.trim()).filter((t) => semver.valid(t) !== null);
+  const candidates: { tag: string; commit: string }[] = [];
+  for (const tag of merged) {
+    const c = await tagCommit(dir, tag, o);
+    if (c !== commit) candidates.push({ tag, commit: c });
+  }
+  candidates.sort((a, b) => compareVersions(a.tag, b.tag));
+  return candidates[candidates.length - 1] ?? null;
+}

@@ -193,3 +193,80 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
     if (pid !== undefined) o.tracker?.ended(pid);
   }
 }
+
+/**
+ * Runs a program under a pseudo-terminal (node-pty), for abra commands that exec into a
+ * container with a TTY — `abra app backup create` and `abra app restore` (reference §3).
+ * Same contract as runProcess: argument array, timeout, cancel, process group stopped, lines
+ * streamed. A terminal merges stdout and stderr; both land in `stdout` and `stderr`.
+ */
+export async function runInTerminal(o: RunOptions): Promise<ProcessResult> {
+  const { spawn } = await import('node-pty');
+  const command = [o.cmd, ...o.args].join(' ');
+  const started = Date.now();
+  if (o.signal?.aborted) {
+    return { command, exitCode: null, signal: null, stdout: '', stderr: '', timedOut: false, aborted: true, durationMs: 0, spawnError: null };
+  }
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...o.env })) if (v !== undefined) env[k] = v;
+  let term;
+  try {
+    term = spawn(o.cmd, [...o.args], { name: 'dumb', cols: 200, rows: 50, cwd: o.cwd ?? process.cwd(), env });
+  } catch (e) {
+    return { command, exitCode: null, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false, durationMs: 0, spawnError: (e as Error).message };
+  }
+  const pid = term.pid;
+  o.tracker?.started(pid, command);
+  const lines: string[] = [];
+  let partial = '';
+  term.onData((chunk: string) => {
+    const parts = (partial + chunk).replace(/\r\n/g, '\n').replace(/\r/g, '\n').split('\n');
+    partial = parts.pop() ?? '';
+    for (const raw of parts) {
+      // eslint-disable-next-line no-control-regex
+      const line = raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+      lines.push(line);
+      if (!o.sensitive) o.onLine?.('out', line);
+    }
+  });
+  let timedOut = false;
+  let aborted = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    if (killTimer) return;
+    killGroup(pid, 'SIGTERM');
+    killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), o.killGraceMs ?? 5_000);
+    killTimer.unref();
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop();
+  }, o.timeoutMs);
+  const onAbort = () => {
+    aborted = true;
+    stop();
+  };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const exit = await new Promise<{ exitCode: number; signal?: number }>((resolve) => term.onExit(resolve));
+    if (partial) lines.push(partial);
+    if (timedOut || aborted) killGroup(pid, 'SIGKILL');
+    const text = lines.join('\n');
+    return {
+      command,
+      exitCode: exit.signal ? null : exit.exitCode,
+      signal: exit.signal ? `signal ${exit.signal}` : null,
+      stdout: text,
+      stderr: text,
+      timedOut,
+      aborted,
+      durationMs: Date.now() - started,
+      spawnError: null,
+    };
+  } finally {
+    clearTimeout(timer);
+    if (killTimer) clearTimeout(killTimer);
+    o.signal?.removeEventListener('abort', onAbort);
+    o.tracker?.ended(pid);
+  }
+}

@@ -15,6 +15,12 @@ export interface ComposeFacts {
   appPort: number | null;
   /** Some service carries `backupbot.backup` (reference §10.1). */
   backupCapable: boolean;
+  /** The service that carries it (its hooks run there), and per-volume backup rules. */
+  backupService: string | null;
+  /** `backupbot.backup.volumes.<vol>.path=a,b`: only these paths of the volume are backed up. */
+  backupPaths: Record<string, string[]>;
+  /** `backupbot.backup.volumes.<vol>=false`: volumes left out of the backup. */
+  backupExcluded: string[];
   secretKeys: string[];
 }
 
@@ -45,7 +51,16 @@ function literalPort(v: string): number | null {
 export class ComposeError extends Error {}
 
 export function readComposeFacts(recipeDir: string, composeFiles: readonly string[]): ComposeFacts {
-  const facts: ComposeFacts = { files: [], services: [], appPort: null, backupCapable: false, secretKeys: [] };
+  const facts: ComposeFacts = {
+    files: [],
+    services: [],
+    appPort: null,
+    backupCapable: false,
+    backupService: null,
+    backupPaths: {},
+    backupExcluded: [],
+    secretKeys: [],
+  };
   for (const f of composeFiles) {
     const path = join(recipeDir, f);
     if (!existsSync(path)) throw new ComposeError(`compose file ${f} (from COMPOSE_FILE) does not exist in the recipe`);
@@ -63,7 +78,13 @@ export function readComposeFacts(recipeDir: string, composeFiles: readonly strin
       const s = (svc ?? {}) as { deploy?: { labels?: unknown }; labels?: unknown };
       const labels = { ...labelsOf(s.labels), ...labelsOf(s.deploy?.labels) };
       for (const [k, v] of Object.entries(labels)) {
-        if (k === 'backupbot.backup' && !/^\s*false\s*$/i.test(v)) facts.backupCapable = true;
+        if (k === 'backupbot.backup' && !/^\s*false\s*$/i.test(v)) {
+          facts.backupCapable = true;
+          facts.backupService ??= name;
+        }
+        const vol = /^backupbot\.backup\.volumes\.([^.]+)(\.path)?$/.exec(k);
+        if (vol?.[1] && vol[2]) facts.backupPaths[vol[1]] = v.split(',').map((p) => p.trim()).filter(Boolean);
+        else if (vol?.[1] && /^\s*false\s*$/i.test(v)) facts.backupExcluded.push(vol[1]);
         if (name === 'app' && /^traefik\.http\.services\.[^.]+\.loadbalancer\.server\.port$/.test(k)) {
           facts.appPort = literalPort(v) ?? facts.appPort;
         }

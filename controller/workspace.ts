@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CancelledError, InputError, type RunContext, type Workspace } from '../reconcilers/context.js';
-import { loadCustomization, SettingsError } from '../recipes/customization.js';
+import { describeCustomization, loadCustomization, SettingsError } from '../recipes/customization.js';
 import { checkout, cloneRepo, GitError, resolveRef } from './git.js';
 import { ComposeError, readComposeFacts } from './recipe-compose.js';
 
@@ -79,6 +79,7 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
   try {
     customization = loadCustomization({
       recipe,
+      recipeDir,
       operatorDir: config.recipesDir,
       defaults: { deployTimeoutSeconds: config.timeouts.deploySeconds, httpTimeoutSeconds: config.timeouts.httpSeconds },
     });
@@ -86,10 +87,9 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
     throw e instanceof SettingsError ? new InputError(`recipe customisation: ${e.message}`) : e;
   }
   ctx.store.updateRun(ctx.name, { customization });
-  const used = customization.layers.map((l) => `${l.source} (${l.path})`).join(', ') || 'built-in defaults only';
-  ctx.log('info', `customisation: ${used}; settings ${JSON.stringify(customization.settings)}`);
+  ctx.log('info', `customisation: ${describeCustomization(customization)}`);
 
-  const ws: Workspace = { abraDir: ctx.abraDir, recipeDir, commit, settings: customization.settings };
+  const ws: Workspace = { abraDir: ctx.abraDir, recipeDir, commit, settings: customization.settings, customization };
   ctx.workspace = ws;
   return ws;
 }

@@ -8,7 +8,7 @@ import { runAbraDir, runDir, type StatePaths } from '../controller/paths.js';
 import type { ChildTracker } from '../controller/process.js';
 import { Redactor } from '../controller/redact.js';
 import type { RunSpec } from '../controller/spec.js';
-import type { Settings } from '../recipes/customization.js';
+import type { Customization, Settings } from '../recipes/customization.js';
 import type { Store } from '../state/store.js';
 import type { EventKind, Phase, RunRecord } from '../state/types.js';
 
@@ -37,11 +37,15 @@ export interface Workspace {
   /** The commit the run tests. */
   commit: string;
   settings: Settings;
+  customization: Customization;
 }
 
 /** An app of the run that is deployed, converged and serving. */
 export interface SubjectApp {
   purpose: string;
+  /** The recipe commit it runs, and how the log names it. */
+  commit: string;
+  describe: string;
   domain: string;
   stack: string;
   port: number | null;
@@ -79,6 +83,8 @@ export class RunContext {
   workspace: Workspace | null = null;
   /** The app the later tiers test (set by install, replaced by upgrade); shared by derived contexts. */
   subject: { current: SubjectApp | null } = { current: null };
+  /** The snapshot the backup tier took, for the restore tier; shared by derived contexts. */
+  backup: { current: { snapshot: string; marker: string; where: string } | null } = { current: null };
 
   constructor(
     private readonly o: RunContextOptions,
@@ -113,6 +119,7 @@ export class RunContext {
     const c = new RunContext({ ...this.o, run: this._run, signal }, this.redactor);
     c.workspace = this.workspace;
     c.subject = this.subject;
+    c.backup = this.backup;
     return c;
   }
 

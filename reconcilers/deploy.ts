@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbraError } from '../controller/abra.js';
 import { updateSettled, type ServiceState } from '../controller/docker.js';
@@ -8,6 +8,8 @@ import { probe } from '../controller/http-probe.js';
 import { newAppDomain, secretNameProblem, stackName } from '../controller/naming.js';
 import { pickFreePort } from '../controller/ports.js';
 import { readComposeFacts, splitComposeFile, type ComposeFacts } from '../controller/recipe-compose.js';
+import { OVERLAY_FILE } from '../recipes/customization.js';
+import { runHook } from '../recipes/hooks.js';
 import type { AppRecord } from '../state/types.js';
 import { InputError, TestFailure, type RunContext, type SubjectApp } from './context.js';
 
@@ -77,6 +79,7 @@ class DeployClock {
   lastProbeProblem: string | null = null;
   checkedOut: string | null = null;
   secretsExist = false;
+  installStepsRan = false;
 }
 
 async function observe(ctx: RunContext, want: DesiredApp): Promise<AppObservation> {
@@ -127,8 +130,9 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     await ctx.step(
       'configure app env',
       async () => {
-        // The overlay must exist before COMPOSE_FILE names it: abra reads every listed file.
+        // Overlays must exist before COMPOSE_FILE names them: abra reads every listed file.
         if (ctx.config.ingress.mode === 'local') writeIngressOverlay(ctx, o);
+        copyRecipeOverlay(ctx);
         configureEnv(ctx, o.env!, o.lease!);
       },
       o.envPath ?? undefined,
@@ -152,8 +156,17 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
   }
 
   const atCommit = o.deployedCommit !== null && o.deployedCommit.startsWith(want.commit.slice(0, 8));
+  const installSteps = ctx.workspace!.customization.hooks['install-steps'];
+  if (!atCommit && o.services.length === 0 && installSteps && !clock.installStepsRan) {
+    // After app new, env and secrets, before the first deploy (e.g. inserting generate=false secrets).
+    const r = await runHook(ctx, 'install-steps', readyApp(ctx, o.lease, [], want), [], { CCCI_OP: want.purpose });
+    if (!r.ok) throw new TestFailure(`the install-steps hook failed: ${r.output.split('\n').slice(-3).join(' | ')}`);
+    clock.installStepsRan = true;
+    return { done: false, requeueAfterMs: 0 };
+  }
   if (!atCommit) {
     await ensureCheckout(ctx, clock, want.commit);
+    copyRecipeOverlay(ctx);
     if (ctx.config.ingress.mode === 'local') writeIngressOverlay(ctx, o);
     ctx.setPhase('Deploying', `${want.purpose}: ${want.describe}`);
     const redeploy = o.services.length > 0;
@@ -201,7 +214,7 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     ctx.setPhase('Testing', `${want.purpose}: probing ${domain}`);
   }
 
-  const app = readyApp(ctx, o.lease, o.services);
+  const app = readyApp(ctx, o.lease, o.services, want);
   const r = await probe({
     url: `${app.baseUrl}${settings.healthPath}`,
     host: app.host,
@@ -278,7 +291,11 @@ function configureEnv(ctx: RunContext, env: EnvFile, app: AppRecord): void {
   env.set('LETS_ENCRYPT_ENV', '');
   env.set('TIMEOUT', String(Math.round(settings.deployTimeoutSeconds)));
   for (const [k, v] of Object.entries(settings.extraEnv)) env.set(k, v);
-  if (ctx.config.ingress.mode === 'local' && !(env.resolved('COMPOSE_FILE') ?? '').split(':').includes(INGRESS_OVERLAY)) {
+  const listed = (env.resolved('COMPOSE_FILE') ?? '').split(':');
+  if (ctx.workspace!.customization.overlay && !listed.includes(OVERLAY_FILE)) {
+    env.appendLine(`COMPOSE_FILE="$COMPOSE_FILE:${OVERLAY_FILE}"`);
+  }
+  if (ctx.config.ingress.mode === 'local' && !listed.includes(INGRESS_OVERLAY)) {
     env.appendLine(`COMPOSE_FILE="$COMPOSE_FILE:${INGRESS_OVERLAY}"`);
   }
   env.set(RUN_MARKER, ctx.name);
@@ -286,6 +303,13 @@ function configureEnv(ctx: RunContext, env: EnvFile, app: AppRecord): void {
   ctx.log('info', `app env: LETS_ENCRYPT_ENV= TIMEOUT=${Math.round(settings.deployTimeoutSeconds)}${
     Object.keys(settings.extraEnv).length ? ` extra: ${Object.keys(settings.extraEnv).join(', ')}` : ''
   }${app.port ? ` ingress overlay on port ${app.port}` : ''}`);
+}
+
+/** Copies the customisation's compose overlay into the run's recipe checkout (reference §13.3:
+ *  its presence makes every deploy chaos, which cc-ci's deploys are anyway). */
+function copyRecipeOverlay(ctx: RunContext): void {
+  const overlay = ctx.workspace!.customization.overlay;
+  if (overlay) copyFileSync(overlay.path, join(ctx.workspace!.recipeDir, OVERLAY_FILE));
 }
 
 /** Writes the local ingress overlay into the run's recipe checkout (the tree is the run's own). */
@@ -315,10 +339,12 @@ function writeIngressOverlay(ctx: RunContext, o: AppObservation): void {
   writeFileSync(join(ctx.workspace!.recipeDir, INGRESS_OVERLAY), yaml);
 }
 
-function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[]): ReadyApp {
+function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[], want: DesiredApp): ReadyApp {
   const local = ctx.config.ingress.mode === 'local';
   return {
     purpose: lease.purpose,
+    commit: want.commit,
+    describe: want.describe,
     domain: lease.domain,
     stack: lease.stack,
     port: lease.port,

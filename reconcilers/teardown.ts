@@ -43,6 +43,18 @@ export async function reconcileTeardown(ctx: RunContext): Promise<TeardownOutcom
   return { done: true, remaining: null };
 }
 
+/** Tears down one app of the run before the run ends (the upgrade tier frees the install app
+ *  first: one app at a time is enough for the ladder and halves what the swarm carries). */
+export async function releaseApp(ctx: RunContext, domain: string): Promise<void> {
+  const app = ctx.store.getApp(domain);
+  if (!app || app.state === 'released') return;
+  ctx.store.setAppState(domain, 'tearing-down');
+  const left = await teardownApp(ctx, app);
+  if (left !== null) throw new Error(`could not tear down ${domain}: ${left}`);
+  ctx.store.setAppState(domain, 'released');
+  ctx.log('info', `${domain}: torn down (nothing left)`);
+}
+
 function envPath(ctx: RunContext, app: AppRecord): string {
   return join(ctx.config.abra.dir, 'servers', app.server, `${app.domain}.env`);
 }

@@ -1,0 +1,42 @@
+import { AbraError } from '../../controller/abra.js';
+import { TestFailure } from '../../reconcilers/context.js';
+import { subjectApp } from '../../reconcilers/deploy.js';
+import type { TierRunner } from '../tiers.js';
+import { backupApplies, settle, takeBackup } from './backup.js';
+import { checkMarker, mutateData } from './data-marker.js';
+
+/**
+ * restore: change the data the backup holds, `abra app restore` the snapshot (under a
+ * pseudo-terminal), converge again, and the data written before the backup is back.
+ */
+export const restoreTier: TierRunner = {
+  name: 'restore',
+  applies: async (ctx) => backupApplies(ctx),
+  async run(ctx) {
+    // Restore alone (tiers: [restore]) takes its own backup first.
+    const taken = ctx.backup.current ?? (await takeBackup(ctx));
+    const app = await subjectApp(ctx);
+
+    // The data in question is what was written before the backup: hooks see the op "backup".
+    const how = await mutateData(ctx, app, 'backup', taken.marker);
+    const changed = await checkMarker(ctx, app, 'backup', taken.marker, true);
+    if (changed.ok) {
+      throw new TestFailure(`changing the data before the restore did not change it (${how}); the restore could prove nothing`);
+    }
+    ctx.log('info', `data changed before the restore (${how}): ${changed.found}`);
+
+    try {
+      await ctx.step('abra app restore', () => ctx.abra.restore(app.domain, taken.snapshot), `${app.domain} snapshot ${taken.snapshot}`);
+    } catch (e) {
+      if (e instanceof AbraError) throw new TestFailure(`abra app restore failed: ${e.fatal ?? e.message}`);
+      throw e;
+    }
+    // Restores restart containers: converge and serve again before looking.
+    const after = await settle(ctx, app);
+    const back = await checkMarker(ctx, after, 'backup', taken.marker, true);
+    if (!back.ok) {
+      throw new TestFailure(`the restore of snapshot ${taken.snapshot} did not bring the data back (${taken.where}): ${back.found}`);
+    }
+    return { reason: `snapshot ${taken.snapshot} restored over changed data; converged, serving, and the data is back (${taken.where})` };
+  },
+};

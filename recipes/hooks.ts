@@ -1,0 +1,56 @@
+import { ok, runProcess } from '../controller/process.js';
+import type { RunContext, SubjectApp } from '../reconcilers/context.js';
+import type { HookName } from './customization.js';
+
+/**
+ * Runs a recipe's hook: an executable file from the customisation layers, started with an
+ * argument array (never a shell), a timeout, the run's cancel signal, and an environment that
+ * tells it where the app is. Its output goes into the run's log.
+ */
+
+export interface HookResult {
+  ran: boolean;
+  ok: boolean;
+  output: string;
+}
+
+export function hookEnv(ctx: RunContext, app: SubjectApp | null, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    CCCI_RUN: ctx.name,
+    RECIPE: ctx.spec.spec.recipe,
+    RECIPE_DIR: ctx.workspace?.recipeDir ?? '',
+    ABRA_DIR: ctx.abraDir,
+    ...(app
+      ? { BASE_URL: app.baseUrl, APP_HOST: app.host, DOMAIN: app.domain, STACK_NAME: app.stack }
+      : {}),
+    ...extra,
+  };
+}
+
+export async function runHook(
+  ctx: RunContext,
+  hook: HookName,
+  app: SubjectApp | null,
+  args: string[] = [],
+  extraEnv: Record<string, string> = {},
+): Promise<HookResult> {
+  const file = ctx.workspace?.customization.hooks[hook];
+  if (!file) return { ran: false, ok: true, output: '' };
+  const r = await ctx.step(
+    `hook ${hook}`,
+    () =>
+      runProcess({
+        cmd: file.path,
+        args,
+        env: hookEnv(ctx, app, extraEnv),
+        timeoutMs: (ctx.workspace?.settings.hookTimeoutSeconds ?? 300) * 1000,
+        signal: ctx.signal,
+        cwd: ctx.workspace?.recipeDir ?? ctx.dir,
+        onLine: (stream, line) => ctx.log(stream, `  ${line}`),
+      }),
+    `${file.path} ${args.join(' ')} (${file.source})`,
+  );
+  ctx.throwIfCancelled();
+  const output = `${r.stdout}\n${r.stderr}`.trim();
+  return { ran: true, ok: ok(r), output: r.timedOut ? `timed out after ${Math.round(r.durationMs / 1000)}s` : output };
+}
