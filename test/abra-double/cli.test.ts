@@ -283,6 +283,26 @@ describe('app secret (§8)', () => {
   });
 });
 
+describe('app rm without a deployment (§11)', () => {
+  it('removes the secrets by declared name and by <stack>_ prefix, sparing apps whose stack merely shares the prefix', async () => {
+    const a = track(newDomain());
+    const stackA = stackOf(a);
+    expect((await sb.abra(['app', 'new', 'dbltest', '-s', 'default', '-D', a, '-n'])).exitCode).toBe(0);
+    const b = track(newDomain());
+    expect((await sb.abra(['app', 'new', 'dbltest', '-s', 'default', '-D', b, '-n'])).exitCode).toBe(0);
+    stacks.add(`${stackA}_other`);
+    sb.editEnv(b, { STACK_NAME: `${stackA}_other` });
+    for (const d of [a, b]) expect((await sb.abra(['app', 'secret', 'generate', d, '-a', '-m', '-n'])).exitCode).toBe(0);
+    await docker(['secret', 'create', `${stackA}_api_token_v0`, '-'], { input: 'leftover of an older version' });
+
+    expectFatal(await sb.abra(['app', 'rm', a]), '--force'); // no prompt in the double
+    const r = await sb.abra(['app', 'rm', a, '-f', '-n']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((await secretNames(`${stackA}_`)).sort()).toEqual([`${stackA}_other_api_token_v1`, `${stackA}_other_db_password_v1`]);
+    expect(existsSync(sb.envPath(a))).toBe(false);
+  });
+});
+
 describe('app ls -m (§5)', () => {
   it('is keyed by server, every per-app value a string; status and version empty without -S', async () => {
     const r = await sb.abra(['app', 'ls', '-m', '-n']);

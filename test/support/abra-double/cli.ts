@@ -1,12 +1,16 @@
 // The command tree: names, aliases, usage and flags as in abra 0.13 (cobra). Flags marked [R] in
 // the reference are spelled as recalled there; `abra <cmd> --help` prints them.
-import type { CommandSpec, FlagSpec } from './argv.js';
-import { appDeploy, appList, appNew, appRemove, appUndeploy } from './cmd-app.js';
-import { appRestore, backupCreate, backupDownload, backupSnapshots } from './cmd-backup.js';
-import { recipeFetch, serverAdd, serverList } from './cmd-misc.js';
-import { secretGenerate, secretList, secretRemove } from './cmd-secret.js';
-import { volumeList, volumeRemove } from './cmd-volume.js';
+import type { CommandSpec, FlagSpec, Invocation } from './argv.js';
 import { log } from './log.js';
+
+// Command modules are imported when their command runs: `--help`/`--version` and cheap commands
+// do not pay for loading execa, yaml and semver (a noticeable share of each call's time).
+type Run = (inv: Invocation) => Promise<void>;
+const appCmd = (name: 'appDeploy' | 'appList' | 'appNew' | 'appRemove' | 'appUndeploy'): Run => async (inv) => (await import('./cmd-app.js'))[name](inv);
+const backupCmd = (name: 'appRestore' | 'backupCreate' | 'backupDownload' | 'backupSnapshots'): Run => async (inv) => (await import('./cmd-backup.js'))[name](inv);
+const miscCmd = (name: 'recipeFetch' | 'serverAdd' | 'serverList'): Run => async (inv) => (await import('./cmd-misc.js'))[name](inv);
+const secretCmd = (name: 'secretGenerate' | 'secretList' | 'secretRemove'): Run => async (inv) => (await import('./cmd-secret.js'))[name](inv);
+const volumeCmd = (name: 'volumeList' | 'volumeRemove'): Run => async (inv) => (await import('./cmd-volume.js'))[name](inv);
 
 export const VERSION = '0.13.0-beta-ccci-double';
 
@@ -38,7 +42,7 @@ const app: CommandSpec = {
       ],
       run: async (inv) => {
         if (inv.bool('pass')) log.warn('--pass is not supported by the abra double; secrets are not stored in pass');
-        await appNew(inv);
+        await appCmd('appNew')(inv);
       },
     },
     {
@@ -57,7 +61,7 @@ const app: CommandSpec = {
         { long: 'no-domain-checks', short: 'D', kind: 'bool', desc: 'disable public DNS checks' },
         { long: 'ignore-env-version', short: 'i', kind: 'bool', desc: 'ignore .env version checkout' },
       ],
-      run: appDeploy,
+      run: appCmd('appDeploy'),
     },
     {
       name: 'undeploy',
@@ -70,7 +74,7 @@ const app: CommandSpec = {
       flags: [{ long: 'prune', short: 'p', kind: 'bool', desc: 'prune unused containers, networks, and dangling images (ignored by the double)' }],
       run: async (inv) => {
         if (inv.bool('prune')) log.warn('--prune is ignored by the abra double');
-        await appUndeploy(inv);
+        await appCmd('appUndeploy')(inv);
       },
     },
     {
@@ -82,7 +86,7 @@ const app: CommandSpec = {
       maxArgs: 1,
       argNames: ['app'],
       flags: [force('perform action without further prompt')],
-      run: appRemove,
+      run: appCmd('appRemove'),
     },
     {
       name: 'list',
@@ -96,7 +100,7 @@ const app: CommandSpec = {
         { long: 'status', short: 'S', kind: 'bool', desc: 'show app deployment status' },
         machine,
       ],
-      run: appList,
+      run: appCmd('appList'),
     },
     {
       name: 'secret',
@@ -112,7 +116,7 @@ const app: CommandSpec = {
           maxArgs: 3,
           argNames: ['app'],
           flags: [{ long: 'all', short: 'a', kind: 'bool', desc: 'generate all secrets' }, machine],
-          run: secretGenerate,
+          run: secretCmd('secretGenerate'),
         },
         {
           name: 'remove',
@@ -123,7 +127,7 @@ const app: CommandSpec = {
           maxArgs: 2,
           argNames: ['app'],
           flags: [{ long: 'all', short: 'a', kind: 'bool', desc: 'remove all secrets' }],
-          run: secretRemove,
+          run: secretCmd('secretRemove'),
         },
         {
           name: 'list',
@@ -134,7 +138,7 @@ const app: CommandSpec = {
           maxArgs: 1,
           argNames: ['app'],
           flags: [machine],
-          run: secretList,
+          run: secretCmd('secretList'),
         },
       ],
     },
@@ -152,7 +156,7 @@ const app: CommandSpec = {
           maxArgs: 1,
           argNames: ['app'],
           flags: [machine],
-          run: volumeList,
+          run: volumeCmd('volumeList'),
         },
         {
           name: 'remove',
@@ -163,7 +167,7 @@ const app: CommandSpec = {
           maxArgs: 2,
           argNames: ['app'],
           flags: [force('perform action without further prompt')],
-          run: volumeRemove,
+          run: volumeCmd('volumeRemove'),
         },
       ],
     },
@@ -181,7 +185,7 @@ const app: CommandSpec = {
           maxArgs: 1,
           argNames: ['app'],
           flags: [{ long: 'retries', short: 'r', kind: 'int', desc: 'number of retry attempts (ignored by the double)', defaultValue: '1' }, chaos],
-          run: backupCreate,
+          run: backupCmd('backupCreate'),
         },
         {
           name: 'snapshots',
@@ -192,7 +196,7 @@ const app: CommandSpec = {
           maxArgs: 1,
           argNames: ['app'],
           flags: [snapshot, machine],
-          run: backupSnapshots,
+          run: backupCmd('backupSnapshots'),
         },
         {
           name: 'download',
@@ -203,7 +207,7 @@ const app: CommandSpec = {
           maxArgs: 1,
           argNames: ['app'],
           flags: [snapshot, { long: 'include', short: 'i', kind: 'string', desc: 'where to write the archive: a file or a directory (default: the current directory)' }],
-          run: backupDownload,
+          run: backupCmd('backupDownload'),
         },
       ],
     },
@@ -216,7 +220,7 @@ const app: CommandSpec = {
       maxArgs: 1,
       argNames: ['app'],
       flags: [snapshot, chaos],
-      run: appRestore,
+      run: backupCmd('appRestore'),
     },
   ],
 };
@@ -234,7 +238,7 @@ const recipe: CommandSpec = {
       minArgs: 1,
       maxArgs: 1,
       argNames: ['recipe'],
-      run: recipeFetch,
+      run: miscCmd('recipeFetch'),
     },
   ],
 };
@@ -251,7 +255,7 @@ const server: CommandSpec = {
       short: 'Add a new server',
       maxArgs: 1,
       flags: [{ long: 'local', short: 'l', kind: 'bool', desc: 'use local server' }],
-      run: serverAdd,
+      run: miscCmd('serverAdd'),
     },
     {
       name: 'list',
@@ -260,7 +264,7 @@ const server: CommandSpec = {
       short: 'List managed servers',
       maxArgs: 0,
       flags: [machine],
-      run: serverList,
+      run: miscCmd('serverList'),
     },
   ],
 };

@@ -198,12 +198,19 @@ export async function appDeploy(inv: Invocation): Promise<void> {
 
 const UNDEPLOY_WAIT_MS = 180_000;
 
+/**
+ * Waits until no service and no container of the stack is left, and stays so for a moment: a
+ * task the scheduler had already handed to the node can still start a container after its
+ * service is gone (seen right after a `-c` deploy).
+ */
 async function waitStackGone(stack: string): Promise<void> {
   const deadline = Date.now() + UNDEPLOY_WAIT_MS;
+  let emptyPolls = 0;
   for (;;) {
     const services = await stackServices(stack);
     const containers = await stackContainers(stack, { all: true });
-    if (services.length === 0 && containers.length === 0) return;
+    emptyPolls = services.length === 0 && containers.length === 0 ? emptyPolls + 1 : 0;
+    if (emptyPolls >= 4) return;
     if (Date.now() > deadline) {
       fatal(`undeploy timed out: ${services.length} service(s) and ${containers.length} container(s) of ${stack} remain`);
     }

@@ -18,7 +18,11 @@
 import { mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fatal, log } from './log.js';
-import { sleep } from './proc.js';
+
+// (not proc.js's sleep: importing proc.js would load execa on every call, even for --help)
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 export type FaultMode = 'fail' | 'hang' | 'crash';
 
