@@ -14,7 +14,6 @@
 // Data moves with `docker cp` from/to running containers, so no helper image is needed.
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import type { App } from './app.js';
 import { inspect, runningContainersOfService, stackContainers, stackServices } from './docker.js';
@@ -168,7 +167,9 @@ export async function createBackup(app: App): Promise<Snapshot> {
   const targets = await backupTargets(app);
   const id = randomBytes(4).toString('hex');
   const time = new Date().toISOString();
-  const scratch = mkdtempSync(join(tmpdir(), 'abra-double-backup-'));
+  // scratch space next to the snapshots (not /tmp), so a killed backup leaves its debris in $ABRA_DIR
+  mkdirSync(snapshotDir(app), { recursive: true });
+  const scratch = mkdtempSync(join(snapshotDir(app), '.scratch-backup-'));
   const root = join(scratch, 'root');
   const volumesRoot = join(root, 'var', 'lib', 'docker', 'volumes');
   mkdirSync(volumesRoot, { recursive: true });
@@ -236,7 +237,7 @@ async function mountsByVolume(stack: string): Promise<Map<string, { container: s
 
 export async function restoreBackup(app: App, snapshot: Snapshot): Promise<void> {
   const targets = await backupTargets(app);
-  const scratch = mkdtempSync(join(tmpdir(), 'abra-double-restore-'));
+  const scratch = mkdtempSync(join(snapshotDir(app), '.scratch-restore-'));
   try {
     await tar(['-xzf', snapshot.archive, '-C', scratch]);
     const volumesRoot = join(scratch, 'var', 'lib', 'docker', 'volumes');
