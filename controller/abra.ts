@@ -1,3 +1,5 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describeFailure, ok, runInTerminal, runProcess, type ChildTracker, type ProcessResult, type Stream } from './process.js';
 
 /**
@@ -175,14 +177,16 @@ export class Abra {
       .map((s) => ({ id: String(s.id), time: typeof s.time === 'string' ? s.time : null }));
   }
 
-  /** Downloads a snapshot's archive into `dir`; returns the file abra wrote. */
+  /** Downloads a snapshot's archive into `dir` (abra writes it to its working directory);
+   *  returns the file it wrote. */
   async backupDownload(domain: string, snapshot: string, dir: string): Promise<string> {
-    const r = await this.call('app backup download', ['app', 'backup', 'download', domain, '--snapshot', snapshot, '--include', `${dir}/`], {
-      cwd: dir,
-    });
-    const path = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/')).pop();
-    if (!path) throw new Error('abra app backup download did not say where it wrote the archive');
-    return path;
+    const before = new Set(readdirSync(dir));
+    const r = await this.call('app backup download', ['app', 'backup', 'download', domain, '--snapshot', snapshot], { cwd: dir });
+    const said = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/') && existsSync(l)).pop();
+    if (said) return said;
+    const fresh = readdirSync(dir).filter((f) => !before.has(f));
+    if (fresh.length === 1 && fresh[0]) return join(dir, fresh[0]);
+    throw new Error(`abra app backup download left ${fresh.length} new file(s) in ${dir}; expected one archive`);
   }
 
   async volumeRemoveAll(domain: string): Promise<void> {

@@ -103,9 +103,9 @@ export type SpecParse =
 export function formatIssues(error: z.ZodError): string {
   return error.issues
     .map((i) => {
-      const path = i.path.length ? i.path.join('.') : '(document)';
-      if (i.code === 'unrecognized_keys') return `${path}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-      return `${path}: ${i.message}`;
+      const where = i.path.length ? `${i.path.join('.')}: ` : '';
+      if (i.code === 'unrecognized_keys') return `${where}unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `${where}${i.message}`;
     })
     .join('; ');
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CancelledError, InputError, type RunContext, type Workspace } from '../reconcilers/context.js';
 import { describeCustomization, loadCustomization, SettingsError } from '../recipes/customization.js';
@@ -16,6 +16,10 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
   const canonical = config.abra.dir;
   const recipeDir = join(ctx.abraDir, 'recipes', recipe);
   const gitOpts = { timeoutMs: config.timeouts.gitSeconds * 1000, signal: ctx.signal };
+
+  // Evidence of an earlier, interrupted attempt is kept apart, never mixed with this one's.
+  const evidence = join(ctx.dir, 'evidence');
+  if (ctx.attempt > 1 && existsSync(evidence)) renameSync(evidence, join(ctx.dir, `evidence-attempt-${ctx.attempt - 1}`));
 
   await ctx.step('make ABRA_DIR', async () => {
     const servers = join(canonical, 'servers');

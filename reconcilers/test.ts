@@ -1,3 +1,6 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { junitXml } from '../controller/junit.js';
 import { TIER_RUNNERS } from '../recipes/tiers.js';
 import type { TierName, TierRecord } from '../state/types.js';
 import { CancelledError, DeadlineError, TestFailure, type RunContext } from './context.js';
@@ -16,25 +19,49 @@ export async function reconcileTiers(ctx: RunContext): Promise<void> {
       continue;
     }
     if (failed) {
-      ctx.store.finishTier(ctx.name, t.tier, 'skipped', `not run: ${failed} failed`);
-      ctx.log('tier', `${t.tier}: skipped (${failed} failed)`);
+      notRun(ctx, t.tier, 'skipped', `not run: ${failed} failed`);
       continue;
     }
     const expectedNA = ctx.workspace?.settings.expectedNA[t.tier];
     if (expectedNA) {
-      ctx.store.finishTier(ctx.name, t.tier, 'n/a', expectedNA);
-      ctx.log('tier', `${t.tier}: n/a (${expectedNA}, declared by the recipe's settings)`);
+      notRun(ctx, t.tier, 'n/a', `${expectedNA} (declared by the recipe's settings)`);
       continue;
     }
     const runner = TIER_RUNNERS[t.tier];
     const applies = await runner.applies(ctx);
     if (!applies.applies) {
-      ctx.store.finishTier(ctx.name, t.tier, 'n/a', applies.reason);
-      ctx.log('tier', `${t.tier}: n/a (${applies.reason})`);
+      notRun(ctx, t.tier, 'n/a', applies.reason);
       continue;
     }
     if (!(await runTier(ctx, t.tier))) failed = t.tier;
   }
+}
+
+function notRun(ctx: RunContext, tier: TierName, result: 'skipped' | 'n/a', reason: string): void {
+  ctx.store.finishTier(ctx.name, tier, result, reason);
+  ctx.log('tier', `${tier}: ${result} (${reason})`);
+  writeJUnit(ctx, tier, { skipped: `${result}: ${reason}` }, 0);
+}
+
+/** One JUnit file per tier, unless the tier's runner wrote a richer one of its own. */
+function writeJUnit(ctx: RunContext, tier: TierName, outcome: { failure?: string; skipped?: string; passed?: string }, ms: number): void {
+  const dir = join(ctx.dir, 'evidence');
+  const file = join(dir, `junit-${tier}.xml`);
+  if (existsSync(file)) return;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    file,
+    junitXml(tier, [
+      {
+        name: `${ctx.spec.spec.recipe} ${tier}`,
+        classname: `cc-ci.${ctx.spec.spec.recipe}`,
+        timeSeconds: ms / 1000,
+        ...(outcome.failure ? { failure: { message: outcome.failure } } : {}),
+        ...(outcome.skipped !== undefined ? { skipped: outcome.skipped } : {}),
+        ...(outcome.passed ? { systemOut: outcome.passed } : {}),
+      },
+    ]),
+  );
 }
 
 /** Runs one tier under its own deadline. Returns whether it passed. */
@@ -51,6 +78,7 @@ async function runTier(ctx: RunContext, tier: TierName): Promise<boolean> {
     const { reason } = await TIER_RUNNERS[tier].run(tctx);
     ctx.store.finishTier(ctx.name, tier, 'pass', reason);
     ctx.log('tier', `${tier}: pass in ${seconds(started)} — ${reason}`);
+    writeJUnit(ctx, tier, { passed: reason }, Date.now() - started);
     return true;
   } catch (e) {
     // The run's own cancel or deadline ends the run, not just the tier.
@@ -58,6 +86,7 @@ async function runTier(ctx: RunContext, tier: TierName): Promise<boolean> {
     if (e instanceof TestFailure || (e instanceof DeadlineError && deadline.signal.aborted)) {
       ctx.store.finishTier(ctx.name, tier, 'fail', e.message);
       ctx.log('tier', `${tier}: FAIL in ${seconds(started)} — ${e.message}`);
+      writeJUnit(ctx, tier, { failure: e.message }, Date.now() - started);
       return false;
     }
     if (e instanceof CancelledError) throw e;
