@@ -1,5 +1,6 @@
 import type { RunContext } from '../reconcilers/context.js';
 import type { TierName } from '../state/types.js';
+import { customTier } from './_generic/custom.js';
 import { installTier } from './_generic/install.js';
 
 /**
@@ -29,5 +30,5 @@ export const TIER_RUNNERS: Record<TierName, TierRunner> = {
   upgrade: notYet('upgrade'),
   backup: notYet('backup'),
   restore: notYet('restore'),
-  custom: notYet('custom'),
+  custom: customTier,
 };
