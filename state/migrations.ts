@@ -130,4 +130,63 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'forge intake and reporting: deliveries, comments seen, poll checkpoints, reports',
+    sql: `
+      -- Webhook deliveries already accepted (X-Gitea-Delivery / X-Forgejo-Delivery, a UUID per hook
+      -- task): the signature covers no timestamp, so a replayed delivery is dropped here.
+      CREATE TABLE forge_deliveries (
+        delivery TEXT PRIMARY KEY,
+        comment_id INTEGER,
+        received_at INTEGER NOT NULL
+      );
+
+      -- Every comment that looked like a command (!testme...), whichever way it came in. The row is
+      -- written before any decision is taken, so the same comment never makes two runs or two replies;
+      -- decision stays NULL while the forge could not be asked (the intake retries it).
+      CREATE TABLE forge_comments (
+        comment_id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        pr INTEGER NOT NULL,
+        via TEXT NOT NULL,
+        event_json TEXT NOT NULL,
+        decision TEXT,
+        detail TEXT,
+        run TEXT,
+        reply_state TEXT,
+        reply_comment_id INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX forge_comments_open ON forge_comments(decision, reply_state);
+
+      -- Poll mode: per enrolled repository, the 'since' of the next comment listing (forge time).
+      CREATE TABLE forge_poll (
+        repo TEXT PRIMARY KEY,
+        since TEXT NOT NULL,
+        polled_at INTEGER NOT NULL
+      );
+
+      -- What was last reported to the forge for each run (Prow crier's prev_report_states), so a
+      -- restart never posts twice: the reaction, our one PR comment and what it last said, the last
+      -- commit status, and whether the final state is out.
+      CREATE TABLE forge_reports (
+        run TEXT PRIMARY KEY REFERENCES runs(name) ON DELETE CASCADE,
+        reacted INTEGER NOT NULL DEFAULT 0,
+        comment_id INTEGER,
+        comment_hash TEXT,
+        comment_stage TEXT,
+        status_key TEXT,
+        final INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
