@@ -66,6 +66,17 @@ export const configSchema = z.strictObject({
       gitSeconds: seconds.default(300),
     })
     .prefault({}),
+  /** The janitor: reaps test apps no live run owns (design §3). */
+  janitor: z
+    .strictObject({
+      /** How often `cc-ci serve` runs it. */
+      intervalSeconds: seconds.default(600),
+      /** An app no run of this state directory claims is reaped once it is this old. */
+      unknownOwnerAgeSeconds: seconds.default(7200),
+      /** Candidates are looked at again after this long before anything is deleted. */
+      graceSeconds: z.number().min(0).default(30),
+    })
+    .prefault({}),
   /** How often every run is reconciled even without a file event. */
   resyncSeconds: seconds.default(30),
   /** A run interrupted by an infrastructure fault (controller crash, daemon restart) is retried

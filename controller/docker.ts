@@ -48,6 +48,18 @@ export interface StackLeftovers {
   networks: string[];
 }
 
+/** docker prints times as RFC 3339 (inspect) or as `2026-11-23 17:07:09.01 +0000 UTC` (ls). */
+export function parseDockerTime(text: string): number | null {
+  const t = text.trim();
+  if (!t) return null;
+  const direct = Date.parse(t);
+  if (!Number.isNaN(direct)) return direct;
+  const m = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.\d+)? ([+-]\d{2})(\d{2})/.exec(t);
+  if (!m) return null;
+  const v = Date.parse(`${m[1]}T${m[2]}${m[3]}:${m[4]}`);
+  return Number.isNaN(v) ? null : v;
+}
+
 export function leftoverCount(l: StackLeftovers): number {
   return l.services.length + l.containers.length + l.volumes.length + l.secrets.length + l.configs.length + l.networks.length;
 }
@@ -182,6 +194,29 @@ export class Docker {
       configs,
       networks,
     };
+  }
+
+  /**
+   * The names and creation times of every service, volume, secret, config and network: what the
+   * janitor matches against cc-ci's naming pattern. Creation times may be null when docker does
+   * not say.
+   */
+  async namedObjects(): Promise<{ kind: string; name: string; createdAt: number | null }[]> {
+    const out: { kind: string; name: string; createdAt: number | null }[] = [];
+    const pairs = (rows: string[], kind: string) => {
+      for (const r of rows) {
+        const [name, ...rest] = r.split('\t');
+        if (name) out.push({ kind, name, createdAt: parseDockerTime(rest.join('\t')) });
+      }
+    };
+    pairs(await this.lines(['secret', 'ls', '--format', '{{.Name}}\t{{.CreatedAt}}']), 'secret');
+    pairs(await this.lines(['config', 'ls', '--format', '{{.Name}}\t{{.CreatedAt}}']), 'config');
+    pairs(await this.lines(['network', 'ls', '--format', '{{.Name}}\t{{.CreatedAt}}']), 'network');
+    const services = await this.lines(['service', 'ls', '--format', '{{.ID}}']);
+    if (services.length) pairs(await this.lines(['service', 'inspect', ...services, '--format', '{{.Spec.Name}}\t{{.CreatedAt}}']), 'service');
+    const volumes = await this.lines(['volume', 'ls', '--format', '{{.Name}}']);
+    if (volumes.length) pairs(await this.lines(['volume', 'inspect', ...volumes, '--format', '{{.Name}}\t{{.CreatedAt}}']), 'volume');
+    return out;
   }
 
   /** A running container of a swarm service (`<stack>_<service>`), if one is up. */

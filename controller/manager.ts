@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from 'chokidar';
 import { CancelledError, ShutdownError } from '../reconcilers/context.js';
+import { reconcileJanitor } from '../reconcilers/janitor.js';
 import { RunReconciler } from '../reconcilers/run.js';
 import { Store } from '../state/store.js';
 import type { InstanceRecord, RunRecord } from '../state/types.js';
@@ -38,6 +39,8 @@ export class Manager {
   private watcher: FSWatcher | null = null;
   private timers: NodeJS.Timeout[] = [];
   private stopping: Promise<void> | null = null;
+  private janitorRunning: Promise<unknown> | null = null;
+  private readonly janitorAbort = new AbortController();
 
   constructor(private readonly o: ManagerOptions) {
     ensureStateDirs(o.paths);
@@ -93,6 +96,9 @@ export class Manager {
       setInterval(() => this.resync(), o.config.resyncSeconds * 1000),
       setInterval(() => this.instance && store.heartbeat(this.instance.id), HEARTBEAT_MS),
     );
+    if (o.mode === 'serve') {
+      this.timers.push(setInterval(() => void this.janitor(log), o.config.janitor.intervalSeconds * 1000));
+    }
     for (const t of this.timers) t.unref();
     for (const run of store.listRuns()) if (run.phase !== 'Done') this.enqueue(run.name);
   }
@@ -108,6 +114,24 @@ export class Manager {
       }
       this.enqueue(run.name);
     }
+  }
+
+  /** One janitor pass, never two at once; a failure is logged and the next pass tries again. */
+  janitor(log: Logger = this.o.logger): Promise<unknown> {
+    if (this.stopping) return Promise.resolve();
+    this.janitorRunning ??= reconcileJanitor(
+      { store: this.store, config: this.o.config, paths: this.o.paths, logger: log },
+      { signal: this.janitorAbort.signal },
+    )
+      .then((findings) => {
+        const reaped = findings.filter((f) => f.outcome === 'reaped');
+        if (reaped.length) log.warn({ reaped: reaped.map((f) => `${f.domain}: ${f.verdict.why}`) }, 'janitor reaped orphaned test apps');
+      })
+      .catch((err: unknown) => log.error({ error: (err as Error).message }, 'janitor pass failed'))
+      .finally(() => {
+        this.janitorRunning = null;
+      });
+    return this.janitorRunning;
   }
 
   enqueue(name: string): void {
@@ -169,6 +193,8 @@ export class Manager {
   stop(reason = 'controller stopping'): Promise<void> {
     this.stopping ??= (async () => {
       for (const t of this.timers) clearInterval(t);
+      this.janitorAbort.abort();
+      await this.janitorRunning;
       await this.watcher?.close();
       for (const run of this.store.listRuns()) {
         if (this.reconciler?.isExecuting(run.name)) {

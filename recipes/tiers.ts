@@ -1,7 +1,10 @@
 import type { RunContext } from '../reconcilers/context.js';
 import type { TierName } from '../state/types.js';
 import { customTier } from './_generic/custom.js';
+import { backupTier } from './_generic/backup.js';
 import { installTier } from './_generic/install.js';
+import { restoreTier } from './_generic/restore.js';
+import { upgradeTier } from './_generic/upgrade.js';
 
 /**
  * A tier runner: the operations and assertions of one rung of the ladder. It says whether it
@@ -27,8 +30,8 @@ function notYet(name: TierName): TierRunner {
 
 export const TIER_RUNNERS: Record<TierName, TierRunner> = {
   install: installTier,
-  upgrade: notYet('upgrade'),
-  backup: notYet('backup'),
-  restore: notYet('restore'),
+  upgrade: upgradeTier,
+  backup: backupTier,
+  restore: restoreTier,
   custom: customTier,
 };

@@ -1,8 +1,9 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { AbraError } from '../controller/abra.js';
+import { AbraError, type Abra } from '../controller/abra.js';
+import type { Config } from '../controller/config.js';
 import { describeLeftovers, leftoverCount, type Docker, type StackLeftovers } from '../controller/docker.js';
-import type { AppRecord } from '../state/types.js';
+import type { EventKind } from '../state/types.js';
 import type { RunContext } from './context.js';
 
 /**
@@ -20,6 +21,23 @@ export interface TeardownOutcome {
 }
 
 const CONTAINER_WAIT_MS = 60_000;
+
+/** What tearing one app down needs: a run's context has it, and so does the janitor. */
+export interface TeardownTools {
+  abra: Abra;
+  docker: Docker;
+  config: Config;
+  log(kind: EventKind, text: string): void;
+  step<T>(name: string, fn: () => Promise<T>, detail?: string): Promise<T>;
+  sleep(ms: number): Promise<void>;
+}
+
+/** An app as teardown knows it: enough to find its stack and its .env. */
+export interface AppRef {
+  domain: string;
+  stack: string;
+  server: string;
+}
 
 export async function reconcileTeardown(ctx: RunContext): Promise<TeardownOutcome> {
   const remaining: string[] = [];
@@ -55,12 +73,12 @@ export async function releaseApp(ctx: RunContext, domain: string): Promise<void>
   ctx.log('info', `${domain}: torn down (nothing left)`);
 }
 
-function envPath(ctx: RunContext, app: AppRecord): string {
+function envPath(ctx: TeardownTools, app: AppRef): string {
   return join(ctx.config.abra.dir, 'servers', app.server, `${app.domain}.env`);
 }
 
 /** Tears one app down. Returns null when nothing is left, else a description of what is. */
-async function teardownApp(ctx: RunContext, app: AppRecord): Promise<string | null> {
+export async function teardownApp(ctx: TeardownTools, app: AppRef): Promise<string | null> {
   const env = envPath(ctx, app);
   let left = await ctx.docker.stackLeftovers(app.stack);
   if (leftoverCount(left) === 0 && !existsSync(env)) return null;
@@ -102,7 +120,7 @@ async function teardownApp(ctx: RunContext, app: AppRecord): Promise<string | nu
 
 /** A failing abra call during teardown is logged and teardown goes on: it must finish, or say
  *  exactly what it could not remove. */
-async function tryAbra(ctx: RunContext, name: string, domain: string, fn: () => Promise<void>): Promise<boolean> {
+async function tryAbra(ctx: TeardownTools, name: string, domain: string, fn: () => Promise<void>): Promise<boolean> {
   try {
     await ctx.step(name, fn, domain);
     return true;
@@ -114,7 +132,7 @@ async function tryAbra(ctx: RunContext, name: string, domain: string, fn: () => 
 }
 
 /** After a stack is removed its containers linger a while; volumes cannot go until they do. */
-async function waitForStackStop(ctx: RunContext, stack: string): Promise<StackLeftovers> {
+async function waitForStackStop(ctx: TeardownTools, stack: string): Promise<StackLeftovers> {
   const until = Date.now() + CONTAINER_WAIT_MS;
   for (;;) {
     const left = await ctx.docker.stackLeftovers(stack);

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { AlreadyServingError } from '../instance.js';
 import { applyCommand, deleteRunCommand, describeRunCommand, doctorCommand, getRunsCommand, logsCommand, serveCommand } from './commands.js';
 import { EXIT, UsageError, err, type GlobalOptions } from './common.js';
+import { janitorCommand } from './janitor.js';
 import { runCommand, type RunCommandOptions } from './run.js';
 
 /** The `cc-ci` command line, kubectl-style. Every command takes --state-dir and --config. */
@@ -70,6 +71,16 @@ async function main(argv: string[]): Promise<number> {
       code = await deleteRunCommand(name, o);
     },
   );
+
+  withGlobals(
+    program
+      .command('janitor')
+      .description('reap test apps no live run owns (owner dead: now; owner unknown: after an age)')
+      .option('--dry-run', 'say what would be reaped, remove nothing')
+      .option('--grace <seconds>', 'look again after this long before deleting (default: config janitor.graceSeconds)'),
+  ).action(async (o: GlobalOptions & { dryRun?: boolean; grace?: string }) => {
+    code = await janitorCommand(o);
+  });
 
   withGlobals(program.command('doctor').description('check docker, the swarm, the proxy network and abra')).action(
     async (o: GlobalOptions) => {

@@ -1,0 +1,182 @@
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Abra } from '../controller/abra.js';
+import type { Config } from '../controller/config.js';
+import { Docker } from '../controller/docker.js';
+import { instanceAlive } from '../controller/instance.js';
+import type { Logger } from '../controller/log.js';
+import { stackName, testAppPattern } from '../controller/naming.js';
+import { runAbraDir, type StatePaths } from '../controller/paths.js';
+import type { Store } from '../state/store.js';
+import type { AppRecord, EventKind } from '../state/types.js';
+import { teardownApp, type TeardownTools } from './teardown.js';
+
+/**
+ * The janitor (Prow's sinker, Boskos' reaper). Desired: no test app on the swarm that no live
+ * run owns. Observed: the swarm (stacks, volumes, secrets, configs by cc-ci's strict domain
+ * pattern), the app .env files, and the active-run registry (apps → run → owner instance,
+ * pid and heartbeat). Owner alive → never touched; owner dead, or the run finished → reaped now;
+ * no owner on record → reaped once older than `unknownOwnerAgeSeconds`. Candidates are looked at
+ * again after a grace period before anything is deleted, and only apps whose domain matches
+ * cc-ci's pattern are ever candidates: warm and infrastructure apps cannot match it.
+ */
+
+export type Verdict =
+  | { action: 'keep'; why: string }
+  | { action: 'reap'; why: string }
+  | { action: 'wait'; why: string };
+
+export interface JanitorFinding {
+  domain: string;
+  stack: string;
+  verdict: Verdict;
+  /** After the grace period: what was done. */
+  outcome?: 'reaped' | 'dry-run' | 'changed' | 'failed';
+  detail?: string;
+}
+
+export interface JanitorDeps {
+  store: Store;
+  config: Config;
+  paths: StatePaths;
+  logger: Logger;
+}
+
+export interface JanitorOptions {
+  dryRun?: boolean;
+  signal?: AbortSignal;
+  /** Overrides config janitor.graceSeconds (tests, the CLI). */
+  graceMs?: number;
+}
+
+interface Candidate {
+  domain: string;
+  stack: string;
+  createdAt: number | null;
+}
+
+/** Every test app that exists anywhere — swarm objects or an .env — by cc-ci's domain pattern. */
+async function observe(docker: Docker, config: Config): Promise<Candidate[]> {
+  const pattern = testAppPattern(config.domain.base);
+  const found = new Map<string, Candidate>();
+  const stackOf = new Map<string, string>();
+  const note = (domain: string, createdAt: number | null) => {
+    const c = found.get(domain) ?? { domain, stack: stackName(domain), createdAt: null };
+    if (createdAt !== null && (c.createdAt === null || createdAt < c.createdAt)) c.createdAt = createdAt;
+    found.set(domain, c);
+  };
+  const envDir = join(config.abra.dir, 'servers', config.abra.server);
+  if (existsSync(envDir)) {
+    for (const f of readdirSync(envDir)) {
+      const domain = f.replace(/\.env$/, '');
+      if (f.endsWith('.env') && pattern.test(domain)) {
+        note(domain, statSync(join(envDir, f)).mtimeMs);
+        stackOf.set(stackName(domain), domain);
+      }
+    }
+  }
+  // Swarm objects are named `<stack>_…`; the stack is the domain with dots as underscores.
+  const basePart = config.domain.base.replace(/\./g, '_');
+  const stackPattern = new RegExp(`^([a-z0-9]{1,4}-[0-9a-f]{6})_${basePart.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_`);
+  const objects = await docker.namedObjects();
+  for (const o of objects) {
+    const m = stackPattern.exec(o.name);
+    if (!m?.[1]) continue;
+    const domain = `${m[1]}.${config.domain.base}`;
+    if (pattern.test(domain)) note(domain, o.createdAt);
+  }
+  return [...found.values()];
+}
+
+function judge(store: Store, config: Config, c: Candidate, now: number): Verdict {
+  const lease: AppRecord | undefined = store.getApp(c.domain);
+  if (lease) {
+    const run = store.getRun(lease.run);
+    if (!run) return { action: 'reap', why: `its run ${lease.run} no longer exists` };
+    if (run.phase === 'Done') return { action: 'reap', why: `its run ${run.name} is done (${run.result}) but the app was left behind` };
+    if (lease.attempt < run.attempt) return { action: 'reap', why: `it belongs to attempt ${lease.attempt} of ${run.name}, which is on attempt ${run.attempt}` };
+    const owner = run.owner ? store.listLiveInstances().find((i) => i.id === run.owner) : undefined;
+    if (owner && instanceAlive(owner)) return { action: 'keep', why: `owned by ${run.name}, run by live controller pid ${owner.pid}` };
+    // The run's own recovery tears it down when its controller comes back; the janitor does not
+    // race it while a controller serves this state directory.
+    if (store.listLiveInstances().some(instanceAlive)) {
+      return { action: 'keep', why: `owned by ${run.name}, whose controller died; the serving controller recovers it` };
+    }
+    return { action: 'reap', why: `owned by ${run.name}, whose controller is gone` };
+  }
+  const ageS = c.createdAt === null ? null : (now - c.createdAt) / 1000;
+  const limit = config.janitor.unknownOwnerAgeSeconds;
+  if (ageS !== null && ageS >= limit) return { action: 'reap', why: `no run owns it and it is ${Math.round(ageS / 60)} min old (limit ${Math.round(limit / 60)} min)` };
+  return { action: 'wait', why: `no run owns it; reaped once ${Math.round(limit / 60)} min old${ageS === null ? '' : ` (now ${Math.round(ageS / 60)} min)`}` };
+}
+
+function tools(deps: JanitorDeps, signal: AbortSignal | undefined): TeardownTools {
+  const log = deps.logger.child({ reconciler: 'janitor' });
+  const abra = new Abra({
+    bin: deps.config.abra.bin,
+    abraDir: deps.config.abra.dir,
+    server: deps.config.abra.server,
+    callTimeoutMs: deps.config.abra.callTimeoutSeconds * 1000,
+    ...(signal ? { signal } : {}),
+    onLine: (stream, line) => log.info({ stream }, line),
+  });
+  return {
+    abra,
+    docker: new Docker({ timeoutMs: deps.config.timeouts.dockerSeconds * 1000, ...(signal ? { signal } : {}) }),
+    config: deps.config,
+    log: (kind: EventKind, text: string) => (kind === 'warn' || kind === 'error' ? log.warn(text) : log.info(text)),
+    step: async (name, fn, detail) => {
+      log.info({ detail }, name);
+      return fn();
+    },
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  };
+}
+
+export async function reconcileJanitor(deps: JanitorDeps, o: JanitorOptions = {}): Promise<JanitorFinding[]> {
+  const t = tools(deps, o.signal);
+  const first = await observe(t.docker, deps.config);
+  const findings: JanitorFinding[] = first.map((c) => ({ domain: c.domain, stack: c.stack, verdict: judge(deps.store, deps.config, c, Date.now()) }));
+  const toReap = findings.filter((f) => f.verdict.action === 'reap');
+  if (toReap.length > 0) {
+    // Look again after a grace period: a lease recorded in between, a controller that came
+    // back, must win over a stale first look.
+    const grace = o.graceMs ?? deps.config.janitor.graceSeconds * 1000;
+    if (grace > 0) await new Promise((r) => setTimeout(r, grace));
+    const again = new Map((await observe(t.docker, deps.config)).map((c) => [c.domain, c]));
+    for (const f of toReap) {
+      const c = again.get(f.domain);
+      const now = c ? judge(deps.store, deps.config, c, Date.now()) : null;
+      if (!c || now?.action !== 'reap') {
+        f.outcome = 'changed';
+        f.detail = c ? `on a second look: ${now?.why}` : 'gone on a second look';
+        continue;
+      }
+      if (o.dryRun) {
+        f.outcome = 'dry-run';
+        continue;
+      }
+      deps.logger.warn({ domain: f.domain, why: f.verdict.why }, 'janitor reaping an orphaned test app');
+      const left = await teardownApp(t, { domain: f.domain, stack: f.stack, server: deps.config.abra.server });
+      f.outcome = left === null ? 'reaped' : 'failed';
+      if (left !== null) f.detail = `could not remove ${left}`;
+      const lease = deps.store.getApp(f.domain);
+      if (lease && left === null) {
+        deps.store.setAppState(f.domain, 'released');
+        deps.store.appendEvent(lease.run, 'warn', `janitor reaped ${f.domain}: ${f.verdict.why}`);
+      }
+    }
+  }
+  if (!o.dryRun) sweepRunDirs(deps);
+  return findings;
+}
+
+/** A finished run keeps its log and evidence, never its ABRA_DIR (a whole recipe clone). */
+function sweepRunDirs(deps: JanitorDeps): void {
+  for (const run of deps.store.listRuns({ phases: ['Done'] })) {
+    const dir = runAbraDir(deps.paths, run.name);
+    if (existsSync(dir) && deps.store.appsOfRun(run.name).every((a) => a.state === 'released')) {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
