@@ -1,0 +1,163 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { stringify } from 'yaml';
+import { loadConfig } from '../controller/config.js';
+import { createLogger } from '../controller/log.js';
+import { Manager } from '../controller/manager.js';
+import { statePaths } from '../controller/paths.js';
+import { projectRoot } from '../controller/project-root.js';
+import { writeSpecFile } from '../controller/spec-files.js';
+import { validateSpec } from '../controller/spec.js';
+import { ensureImages } from '../fixtures/images.js';
+import { buildRecipeRepo } from '../fixtures/recipe-repo.js';
+import { Store } from '../state/store.js';
+import type { RunEvent, StepRecord } from '../state/types.js';
+import { WorkQueue } from '../controller/workqueue.js';
+
+/**
+ * Where a run's time goes, and how much of it is the controller's own. Runs the bundled
+ * `webnotes` recipe (install tier) N times through an in-process controller on the real swarm
+ * and reports, per run: prepare, deploy (app new → converged), probe (converged → serving),
+ * teardown; time inside external programs (abra, docker, git: the step journal); and the
+ * controller's own CPU time (process.cpuUsage excludes children). Then micro-benchmarks of the
+ * store and the work queue. Writes dist/bench-report.json.
+ *
+ *   npm run bench            (BENCH_RUNS=5 to change the number of runs)
+ */
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+
+interface RunTiming {
+  name: string;
+  result: string | null;
+  totalMs: number;
+  prepareMs: number;
+  deployMs: number;
+  probeMs: number;
+  teardownMs: number;
+  stepsMs: number;
+  controllerCpuMs: number;
+}
+
+function at(events: RunEvent[], re: RegExp): number | null {
+  return events.find((e) => re.test(e.text))?.ts ?? null;
+}
+
+function span(a: number | null, b: number | null): number {
+  return a !== null && b !== null ? b - a : NaN;
+}
+
+async function benchRuns(): Promise<RunTiming[]> {
+  await ensureImages();
+  const dir = mkdtempSync(join(tmpdir(), 'ccci-bench-'));
+  const abraDir = join(dir, 'abra');
+  const abra = resolve(projectRoot(), 'test', 'support', 'abra');
+  mkdirSync(abraDir, { recursive: true });
+  await execa(abra, ['server', 'add', '--local', '-n'], { env: { ABRA_DIR: abraDir } });
+  const repo = await buildRecipeRepo('webnotes', join(dir, 'webnotes'));
+  const configFile = join(dir, 'config.yaml');
+  writeFileSync(configFile, stringify({ abra: { bin: abra, dir: abraDir }, ingress: { portRange: [22000, 22099] }, log: { level: 'warn' } }));
+  const config = loadConfig(configFile, {});
+  const paths = statePaths(join(dir, 'state'));
+  const timings: RunTiming[] = [];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      const name = `bench-${i}`;
+      const manager = new Manager({ paths, config, logger: createLogger('warn'), mode: 'run', only: name });
+      const parsed = validateSpec({
+        apiVersion: 'cc-ci/v1',
+        kind: 'Run',
+        metadata: { name },
+        spec: { recipe: 'webnotes', source: { repo: repo.path, ref: 'main' }, tiers: ['install'] },
+      });
+      if (!parsed.ok) throw new Error(parsed.error);
+      const cpu0 = process.cpuUsage();
+      await manager.start();
+      writeSpecFile(paths, parsed.spec);
+      manager.resync();
+      const run = await manager.waitForRun(name);
+      const cpu = process.cpuUsage(cpu0);
+      const events = manager.store.eventsSince(name, 0, 100_000);
+      const steps: StepRecord[] = manager.store.getSteps(name);
+      await manager.stop('bench');
+      const stepsMs = steps.reduce((a, s) => a + ((s.finishedAt ?? s.startedAt) - s.startedAt), 0);
+      timings.push({
+        name,
+        result: run.result,
+        totalMs: (run.finishedAt ?? 0) - (run.startedAt ?? 0),
+        prepareMs: span(run.startedAt, at(events, /^tiers:/)),
+        deployMs: span(at(events, /^abra app new/), at(events, /^converged:/)),
+        probeMs: span(at(events, /^converged:/), at(events, /^serving:/)),
+        teardownMs: span(at(events, /^TearingDown$/), at(events, /^teardown verified/)),
+        stepsMs,
+        controllerCpuMs: (cpu.user + cpu.system) / 1000,
+      });
+      console.log(JSON.stringify(timings[timings.length - 1]));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return timings;
+}
+
+/** The store's hot paths: appending log events and admitting runs. */
+function benchStore(): Record<string, number> {
+  const dir = mkdtempSync(join(tmpdir(), 'ccci-bench-store-'));
+  const store = new Store(join(dir, 'cc-ci.db'));
+  try {
+    store.insertRun({ name: 'r', specJson: '{}', specHash: 'x', specPath: null, recipe: 'r', lane: 'cold' });
+    const n = 20_000;
+    let t = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) store.appendEvent('r', 'out', `  line ${i} of abra output`);
+    const appendUs = Number(process.hrtime.bigint() - t) / 1000 / n;
+    t = process.hrtime.bigint();
+    for (let i = 0; i < 2000; i++) store.atomically(() => store.countActiveRuns());
+    const admitUs = Number(process.hrtime.bigint() - t) / 1000 / 2000;
+    t = process.hrtime.bigint();
+    for (let i = 0; i < 200; i++) store.eventsSince('r', n - 500, 500);
+    const tailUs = Number(process.hrtime.bigint() - t) / 1000 / 200;
+    return { appendEventMicros: appendUs, admissionCheckMicros: admitUs, tail500EventsMicros: tailUs };
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function benchQueue(): Promise<Record<string, number>> {
+  let done = 0;
+  const q = new WorkQueue({ concurrency: 4, reconcile: async () => void done++ });
+  const n = 50_000;
+  const t = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) q.add(`k${i % 5000}`);
+  await q.idle();
+  return { queueAddMicros: Number(process.hrtime.bigint() - t) / 1000 / n, reconciles: done };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
+
+const runs = await benchRuns();
+const store = benchStore();
+const queue = await benchQueue();
+const summary = {
+  runs: runs.length,
+  medianMs: {
+    total: median(runs.map((r) => r.totalMs)),
+    prepare: median(runs.map((r) => r.prepareMs)),
+    deploy: median(runs.map((r) => r.deployMs)),
+    probe: median(runs.map((r) => r.probeMs)),
+    teardown: median(runs.map((r) => r.teardownMs)),
+    insideExternalSteps: median(runs.map((r) => r.stepsMs)),
+    controllerCpu: median(runs.map((r) => r.controllerCpuMs)),
+  },
+  controllerCpuShareOfWall: median(runs.map((r) => r.controllerCpuMs / r.totalMs)),
+  store,
+  queue,
+};
+mkdirSync('dist', { recursive: true });
+writeFileSync('dist/bench-report.json', `${JSON.stringify({ summary, runs }, null, 2)}\n`);
+console.log(JSON.stringify(summary, null, 2));
