@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cc-ci set-up on a fresh Debian machine, and its main job on the embedded default.
 #
-# Installs what is missing (docker.io, chromium, busybox-static, git), starts dockerd if it is
+# Installs what is missing (docker.io, chromium, busybox-static, git, nix-bin), starts dockerd if it is
 # not running, makes this host look like a Co-op Cloud server (a single-node swarm, the external
 # `proxy` overlay network, an abra server entry), builds cc-ci and the local images of the
 # bundled example recipe, then tests that recipe with `cc-ci run` and prints the verdict.
@@ -30,7 +30,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # 1. Debian packages.
 missing=()
-for pkg in docker.io chromium busybox-static git; do
+for pkg in docker.io chromium busybox-static git nix-bin; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
