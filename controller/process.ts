@@ -65,27 +65,32 @@ function lastMatching(text: string, re: RegExp): string | undefined {
   return lines[lines.length - 1];
 }
 
-/** The process's start time in clock ticks since boot (Linux), to tell a pid from its reuse. */
-export function processStartTicks(pid: number): string | null {
+function procStat(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22; the command name (field 2) may contain spaces, so count from its closing paren.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19] ?? null;
+    // The command name (field 2) may contain spaces: count fields from its closing paren.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
 }
 
+/** The process's start time in clock ticks since boot (Linux), to tell a pid from its reuse. */
+export function processStartTicks(pid: number): string | null {
+  return procStat(pid)?.[19] ?? null;
+}
+
+/** Running, and the same process (not a reuse of its pid); a zombie is not alive. */
 export function isAlive(pid: number, startTicks: string | null): boolean {
   try {
     process.kill(pid, 0);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  if (startTicks === null) return true;
-  const now = processStartTicks(pid);
-  return now === null || now === startTicks;
+  const stat = procStat(pid);
+  if (stat === null) return true;
+  if (stat[0] === 'Z' || stat[0] === 'X') return false;
+  return startTicks === null || stat[19] === startTicks;
 }
 
 /** Signals a whole process group; the group leader's pid names it. */
@@ -101,13 +106,45 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/**
+ * Watches a child's process group for its deadline and its cancel signal: on either, SIGTERM to
+ * the group, then SIGKILL after the grace. `finish()` ends the watch and, when the child was
+ * stopped, kills what may remain of its group (abra's own children can outlive it).
+ */
+function superviseGroup(pid: number | undefined, o: RunOptions): { state: { timedOut: boolean; aborted: boolean }; finish(): void } {
+  const state = { timedOut: false, aborted: false };
+  let killTimer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    if (pid === undefined || killTimer) return;
+    killGroup(pid, 'SIGTERM');
+    killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), o.killGraceMs ?? 5_000);
+    killTimer.unref();
+  };
+  const timer = setTimeout(() => {
+    state.timedOut = true;
+    stop();
+  }, o.timeoutMs);
+  const onAbort = () => {
+    state.aborted = true;
+    stop();
+  };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  return {
+    state,
+    finish() {
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      o.signal?.removeEventListener('abort', onAbort);
+      if ((state.timedOut || state.aborted) && pid !== undefined) killGroup(pid, 'SIGKILL');
+    },
+  };
+}
+
 export async function runProcess(o: RunOptions): Promise<ProcessResult> {
   const command = [o.cmd, ...o.args].join(' ');
   const started = Date.now();
   const stdout: string[] = [];
   const stderr: string[] = [];
-  let timedOut = false;
-  let aborted = false;
 
   const base: ProcessResult = {
     command,
@@ -151,28 +188,13 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
   };
   const reading = Promise.all([collect(child.stdout, stdout, 'out'), collect(child.stderr, stderr, 'err')]);
 
-  let killTimer: NodeJS.Timeout | undefined;
-  const stop = () => {
-    if (pid === undefined || killTimer) return;
-    killGroup(pid, 'SIGTERM');
-    killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), o.killGraceMs ?? 5_000);
-    killTimer.unref();
-  };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    stop();
-  }, o.timeoutMs);
-  const onAbort = () => {
-    aborted = true;
-    stop();
-  };
-  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const watch = superviseGroup(pid, o);
 
   try {
     const result = await child;
     await reading;
-    // The group may outlive its leader (abra's own children): make sure nothing is left running.
-    if ((timedOut || aborted) && pid !== undefined) killGroup(pid, 'SIGKILL');
+    watch.finish();
+    const { timedOut, aborted } = watch.state;
     return {
       command,
       exitCode: result.exitCode ?? null,
@@ -187,9 +209,7 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
         : null,
     };
   } finally {
-    clearTimeout(timer);
-    if (killTimer) clearTimeout(killTimer);
-    o.signal?.removeEventListener('abort', onAbort);
+    watch.finish();
     if (pid !== undefined) o.tracker?.ended(pid);
   }
 }
@@ -229,28 +249,12 @@ export async function runInTerminal(o: RunOptions): Promise<ProcessResult> {
       if (!o.sensitive) o.onLine?.('out', line);
     }
   });
-  let timedOut = false;
-  let aborted = false;
-  let killTimer: NodeJS.Timeout | undefined;
-  const stop = () => {
-    if (killTimer) return;
-    killGroup(pid, 'SIGTERM');
-    killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), o.killGraceMs ?? 5_000);
-    killTimer.unref();
-  };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    stop();
-  }, o.timeoutMs);
-  const onAbort = () => {
-    aborted = true;
-    stop();
-  };
-  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const watch = superviseGroup(pid, o);
   try {
     const exit = await new Promise<{ exitCode: number; signal?: number }>((resolve) => term.onExit(resolve));
     if (partial) lines.push(partial);
-    if (timedOut || aborted) killGroup(pid, 'SIGKILL');
+    watch.finish();
+    const { timedOut, aborted } = watch.state;
     const text = lines.join('\n');
     return {
       command,
@@ -264,9 +268,7 @@ export async function runInTerminal(o: RunOptions): Promise<ProcessResult> {
       spawnError: null,
     };
   } finally {
-    clearTimeout(timer);
-    if (killTimer) clearTimeout(killTimer);
-    o.signal?.removeEventListener('abort', onAbort);
+    watch.finish();
     o.tracker?.ended(pid);
   }
 }

@@ -17,17 +17,6 @@ export interface TierRunner {
   run(ctx: RunContext): Promise<{ reason: string }>;
 }
 
-/** A tier cc-ci cannot run yet says so, instead of pretending to pass. */
-function notYet(name: TierName): TierRunner {
-  return {
-    name,
-    applies: async () => ({ applies: false, reason: `cc-ci does not run the ${name} tier yet` }),
-    run: async () => {
-      throw new Error(`${name} is not implemented`);
-    },
-  };
-}
-
 export const TIER_RUNNERS: Record<TierName, TierRunner> = {
   install: installTier,
   upgrade: upgradeTier,
