@@ -143,6 +143,9 @@ export class RunReconciler {
     );
     const ctx = this.context(run, abort.signal);
     try {
+      if (ctx.spec.spec.lane === 'quick') {
+        ctx.log('warn', 'quick lane: cc-ci keeps no warm canonical apps yet, so this run climbs the full ladder on fresh apps, as the cold lane does');
+      }
       await prepareWorkspace(ctx);
       if (store.getTiers(run.name).length === 0) {
         const tiers = ctx.spec.spec.tiers ?? [...TIER_NAMES];
