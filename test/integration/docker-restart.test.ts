@@ -81,10 +81,12 @@ describe('a Docker daemon restart in the middle of a run', () => {
         const r = readRun('daemon-restart');
         return r?.phase === 'Done' ? r : undefined;
       }, 600_000, 1000);
-      // Either the attempt survived the outage, or it was torn down and retried: both are
-      // clean endings; an interrupted attempt must say why.
-      expect(['passed', 'error']).toContain(done.result);
-      if (done.attempt > 1) expect(done.retries[0]?.reason).toMatch(/Docker daemon is unreachable|interrupted/);
+      // The controller polls the swarm every second while the deploy converges, so it meets the
+      // dead daemon: an infrastructure fault. The attempt is torn down once the daemon answers
+      // again, and the run retried from a clean slate — with the reason on record.
+      expect(done.result).toBe('passed');
+      expect(done.attempt).toBe(2);
+      expect(done.retries[0]?.reason).toMatch(/the Docker daemon is unreachable/);
       const s = new Store(join(t.stateDir, 'cc-ci.db'));
       const apps = s.appsOfRun('daemon-restart');
       s.close();
