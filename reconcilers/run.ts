@@ -137,10 +137,11 @@ export class RunReconciler {
     const abort = new AbortController();
     this.inFlight.set(run.name, abort);
     const runLimitMs = (run.startedAt ?? Date.now()) + config.timeouts.runSeconds * 1000 - Date.now();
-    const timer = setTimeout(
-      () => abort.abort(new DeadlineError(`run timed out after ${config.timeouts.runSeconds}s (in ${store.getRun(run.name)?.step ?? run.phase})`)),
-      Math.max(0, runLimitMs),
-    );
+    const timer = setTimeout(() => {
+      const tier = store.getTiers(run.name).find((t) => t.startedAt !== null && t.result === null)?.tier;
+      const step = store.getRun(run.name)?.step;
+      abort.abort(new DeadlineError(`run timed out in ${tier ?? 'preparation'} after ${config.timeouts.runSeconds}s (step: ${step ?? run.phase})`));
+    }, Math.max(0, runLimitMs));
     const ctx = this.context(run, abort.signal);
     try {
       if (ctx.spec.spec.lane === 'quick') {

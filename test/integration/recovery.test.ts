@@ -264,6 +264,18 @@ describe('cancel, supersede, timeouts, queue', () => {
     await expectClean(json.name);
   });
 
+  it('a run that outlives its own deadline ends error, "run timed out in install", cleanly', async () => {
+    const env = faults('app.deploy:1:hang');
+    const cfg = join(t.dir, 'short-run.yaml');
+    writeFileSync(cfg, readFileSync(t.configFile, 'utf8').replace(/runSeconds: \d+/, 'runSeconds: 20'));
+    const r = await cli(t, ['run', 'webnotes', '--repo', repo.path, '--ref', 'main', '--tiers', 'install', '--json'], { ...env, CCCI_CONFIG: cfg });
+    const json = JSON.parse(r.stdout.trim().split('\n').pop()!) as { name: string; result: string; reason: string };
+    expect(r.exitCode).toBe(2);
+    expect(json.result).toBe('error');
+    expect(json.reason).toMatch(/run timed out in install after 20s \(step: abra app deploy\)/);
+    await expectClean(json.name);
+  });
+
   it('waiting runs show their place in the queue and why they wait', async () => {
     const env = faults('app.deploy:1:hang,app.deploy:2:hang');
     const server = serve(t, env);
