@@ -133,6 +133,28 @@ describe('a run on the real swarm', () => {
   });
 });
 
+describe('cc-ci doctor', () => {
+  it('passes on this host with the abra double, having checked every flag cc-ci passes', async () => {
+    const r = await cli(t, ['doctor']);
+    expect(r.exitCode, r.stdout).toBe(0);
+    for (const check of ['git', 'docker daemon', 'swarm', 'proxy network', 'abra', 'abra flags', 'abra server', 'state directory']) {
+      expect(r.stdout).toMatch(new RegExp(`^ok +${check}:`, 'm'));
+    }
+    expect(r.stdout).toMatch(/abra flags: every flag cc-ci passes is present/);
+  });
+
+  it('says exactly what is missing and how to fix it', async () => {
+    const cfg = join(t.dir, 'doctor-bad.yaml');
+    writeFileSync(cfg, `abra:\n  dir: ${join(t.dir, 'empty-abra')}\n`);
+    const r = await cli(t, ['doctor'], { CCCI_CONFIG: cfg, CCCI_ABRA: join(t.dir, 'no-such-abra') });
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL +abra: .*no-such-abra.*ENOENT/m);
+    expect(r.stdout).toMatch(/fix: install the pinned abra binary, or point CCCI_ABRA/);
+    expect(r.stdout).toMatch(/^FAIL +abra server: .*empty-abra\/servers\/default does not exist/m);
+    expect(r.stdout).toMatch(/fix: ABRA_DIR=.*empty-abra abra server add --local/);
+  });
+});
+
 describe('bad input gets a clear error and loses nothing', () => {
   it('a repository that does not exist: error, exit 2, nothing leased', async () => {
     const r = await cli(t, ['run', 'webnotes', '--repo', join(t.dir, 'no-such-repo'), '--ref', 'main', '--json']);
