@@ -1,0 +1,121 @@
+import type { ForgeStore } from '../../state/forge-store.js';
+import type { Logger } from '../log.js';
+import { ForgeError, type ForgeClient, type ForgeComment } from './client.js';
+import type { EnrolledRepo, EnrolledRepos } from './enrolled.js';
+import type { CommentEvent, Intake } from './intake.js';
+import { parseTrigger } from './trigger.js';
+
+/**
+ * Poll mode, for a cc-ci the forge cannot reach: per enrolled repository, list the comments
+ * updated since a stored checkpoint (GET /repos/{o}/{r}/issues/comments?since=) and feed the
+ * PR comments that look like commands into the same intake as webhooks.
+ *
+ * `since` is inclusive and cut to whole seconds, so the next checkpoint is the newest
+ * `updated_at` seen: the overlap re-reads that second, and comments already decided are skipped
+ * by id. The first poll of a repository starts a minute before now (an allowance for clock skew
+ * between cc-ci and the forge), so enrolling a repository does not replay its history.
+ */
+
+const PAGE_SIZE = 50; // the forge's default MAX_RESPONSE_ITEMS
+/** Pages per repository per poll; more than this many new comments between polls is not expected. */
+const MAX_PAGES = 20;
+const FIRST_POLL_LOOKBACK_MS = 60_000;
+
+export interface PollerDeps {
+  client: Pick<ForgeClient, 'listRepoComments' | 'getPullRequest'>;
+  forgeStore: ForgeStore;
+  repos: EnrolledRepos;
+  intake: Intake;
+  logger: Logger;
+  pollSeconds: number;
+}
+
+export class Poller {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(private readonly d: PollerDeps) {}
+
+  start(): void {
+    const tick = (): void => {
+      if (this.stopped) return;
+      this.running = this.pollOnce().finally(() => {
+        this.running = null;
+        if (!this.stopped) this.timer = setTimeout(tick, this.d.pollSeconds * 1000);
+      });
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One pass over every enrolled repository; one repository's failure does not stop the others. */
+  async pollOnce(): Promise<void> {
+    for (const repo of this.d.repos.list()) {
+      if (this.stopped) return;
+      try {
+        await this.pollRepo(repo);
+      } catch (e) {
+        this.d.logger.warn({ repo: repo.fullName, error: e instanceof Error ? e.message : String(e) }, 'poll failed; the next poll tries again from the same checkpoint');
+      }
+    }
+  }
+
+  private async pollRepo(repo: EnrolledRepo): Promise<void> {
+    const key = repo.fullName.toLowerCase();
+    const stored = this.d.forgeStore.getCheckpoint(key);
+    const since = stored ? new Date(stored) : new Date(Date.now() - FIRST_POLL_LOOKBACK_MS);
+    let newest = since.getTime();
+    for (let page = 1; page <= MAX_PAGES; page++) {
+      const { items, totalCount } = await this.d.client.listRepoComments({ owner: repo.owner, repo: repo.name }, { since, page, limit: PAGE_SIZE });
+      for (const c of items) {
+        await this.consider(repo, c);
+        newest = Math.max(newest, Date.parse(c.updatedAt) || 0);
+      }
+      if (items.length < PAGE_SIZE || (totalCount !== null && page * PAGE_SIZE >= totalCount)) break;
+    }
+    // Only after every comment of the window was handed over: a crash re-reads the window.
+    this.d.forgeStore.setCheckpoint(key, new Date(newest).toISOString());
+  }
+
+  private async consider(repo: EnrolledRepo, c: ForgeComment): Promise<void> {
+    if (!c.isOnPullRequest || c.issueIndex === null || c.user === null) return;
+    if (parseTrigger(c.body).kind === 'none') return;
+    if (this.d.intake.alreadyDecided(c.id)) return;
+    // Only created comments count, as with webhooks. A comment edited before we saw it shows its
+    // new text and a later updated_at; we cannot know what it said when it was created.
+    if (c.updatedAt !== c.createdAt) {
+      this.d.logger.debug({ repo: repo.fullName, comment: c.id }, 'poll: an edited comment is not a command (only new comments are)');
+      return;
+    }
+    let pr;
+    try {
+      pr = await this.d.client.getPullRequest({ owner: repo.owner, repo: repo.name }, c.issueIndex);
+    } catch (e) {
+      if (e instanceof ForgeError && e.status === 404) return; // an issue, not a pull request
+      throw e;
+    }
+    // The head now, read right after the comment: poll mode's nearest to "at comment time".
+    const event: CommentEvent = {
+      via: 'poll',
+      delivery: null,
+      owner: repo.owner,
+      repo: repo.name,
+      pr: pr.number,
+      commentId: c.id,
+      body: c.body,
+      commenter: c.user.login,
+      sender: c.user.login,
+      prState: pr.state,
+      headSha: pr.headSha,
+      cloneUrl: pr.cloneUrl,
+    };
+    // A deferred decision is the intake's to retry (its row is written); the poll goes on.
+    await this.d.intake.handle(event);
+  }
+}

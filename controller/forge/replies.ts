@@ -1,0 +1,46 @@
+/**
+ * The short answers the intake gives on a pull request when a `!testme` comment does not start a
+ * run. Each starts with a hidden marker naming the comment it answers, so a retried post (after a
+ * timeout the forge may have applied) finds the earlier one instead of answering twice. The
+ * commands are written as inline code, which the trigger parser never reads as a command.
+ */
+
+export type ReplyKind = 'help' | 'denied' | 'cannot-check' | 'closed';
+
+export function replyMarker(commentId: number): string {
+  return `<!-- cc-ci:reply comment=${commentId} -->`;
+}
+
+/** Inline code that cannot be broken out of by the echoed text. */
+function code(text: string): string {
+  return `\`${text.replace(/`/g, "'")}\``;
+}
+
+export const COMMAND_LIST = [
+  '- `!testme`: test this pull request’s head commit on fresh apps (cold lane, the full ladder)',
+  '- `!testme --quick`: a faster, lower-confidence check on the recipe’s warm app (quick lane)',
+].join('\n');
+
+export function replyText(kind: ReplyKind, o: { commentId: number; commenter: string; repo: string; got?: string }): string {
+  const who = `@${o.commenter}`;
+  const lines = [replyMarker(o.commentId)];
+  switch (kind) {
+    case 'help':
+      lines.push(`${who} I did not understand ${code(o.got ?? '!testme …')}. The commands are, each alone on its own line:`, '', COMMAND_LIST);
+      break;
+    case 'denied':
+      lines.push(
+        `${who} thank you for asking! Only people with write access to ${code(o.repo)} (or on cc-ci’s allow-list) can start test runs, so I have not started one. A maintainer can comment ${code('!testme')} to test this pull request.`,
+      );
+      break;
+    case 'cannot-check':
+      lines.push(
+        `${who} I could not check whether you may start test runs: the cc-ci bot account needs admin access to ${code(o.repo)} to read collaborator permissions. I have not started a run. An operator can give the bot that access, or add you to cc-ci’s allow-list.`,
+      );
+      break;
+    case 'closed':
+      lines.push(`${who} this pull request is closed, so I have not started a test run.`);
+      break;
+  }
+  return lines.join('\n');
+}
