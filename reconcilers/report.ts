@@ -1,0 +1,256 @@
+import { createHash } from 'node:crypto';
+import type { BotIdentity } from '../controller/forge/bot.js';
+import { ForgeError, type ForgeClient, type RepoRef } from '../controller/forge/client.js';
+import { renderComment, renderStatus, reportMarker, statusContext, type ReportView } from '../controller/forge/report-text.js';
+import type { Logger } from '../controller/log.js';
+import type { RunSpec } from '../controller/spec.js';
+import { WorkQueue } from '../controller/workqueue.js';
+import type { ForgeStore } from '../state/forge-store.js';
+import type { Store } from '../state/store.js';
+import type { RunRecord } from '../state/types.js';
+
+/**
+ * The forge reporter (Prow's crier). Level-triggered and idempotent: for every run started from a
+ * forge comment, the desired forge state is
+ *   - a 👀 reaction on the trigger comment once the run is accepted,
+ *   - ONE PR comment, edited in place: queued (with queue position) → running → the verdict,
+ *   - one commit status per lane on the tested commit: pending → success / failure / error,
+ * and what was last reported is stored (forge_reports), so each pass only does what is missing and
+ * a restart never posts twice. Our comment carries a hidden marker: if its id was never stored (a
+ * create that timed out but arrived, a crash before the write), the next pass finds and adopts it.
+ *
+ * Triggers: every change of a run in this process, and a resync timer that also catches up with a
+ * forge that was down. The Reporting phase awaits reportFinal(), bounded so a dead forge never
+ * holds a run forever: after a few attempts the report is marked failed and the resync carries on.
+ */
+
+export interface ForgeTarget {
+  owner: string;
+  repo: string;
+  pr: number;
+  comment: number | null;
+  by: string | null;
+  sha: string | null;
+}
+
+export interface ForgeReporterDeps {
+  store: Store;
+  forgeStore: ForgeStore;
+  client: Pick<ForgeClient, 'addCommentReaction' | 'editComment' | 'listIssueComments' | 'createCommitStatus'>;
+  /** Single-attempt client: a retried create after a timeout could leave two comments. */
+  createClient: Pick<ForgeClient, 'createComment'>;
+  bot: BotIdentity;
+  logger: Logger;
+  runUrl(name: string): string;
+  resyncSeconds: number;
+  /** Attempts of the final report inside the Reporting phase (default 3). */
+  finalAttempts?: number;
+  finalBackoffMs?: number;
+  onReport?: (outcome: 'ok' | 'error') => void;
+}
+
+/** A run that finished this long ago without its verdict on the forge is no longer chased. */
+const GIVE_UP_AFTER_MS = 7 * 24 * 3600 * 1000;
+
+export function forgeTarget(run: RunRecord): ForgeTarget | null {
+  const spec = JSON.parse(run.specJson) as RunSpec;
+  const t = spec.spec.trigger;
+  if (t?.kind !== 'comment' || !t.forge) return null;
+  return {
+    owner: t.forge.owner,
+    repo: t.forge.repo,
+    pr: t.forge.pr,
+    comment: t.forge.comment ?? null,
+    by: t.forge.by ?? null,
+    sha: t.forge.sha ?? run.commitSha,
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+export class ForgeReporter {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly queue: WorkQueue;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly onRun = (name: string): void => this.queue.add(name);
+
+  constructor(private readonly d: ForgeReporterDeps) {
+    this.queue = new WorkQueue({
+      concurrency: 4,
+      baseBackoffMs: 2_000,
+      maxBackoffMs: 60_000,
+      reconcile: async (name) => {
+        await this.locked(name, () => this.sync(name));
+      },
+      onError: (name, e, retryInMs) => {
+        this.d.onReport?.('error');
+        if (this.d.store.getRun(name)) this.d.forgeStore.updateReport(name, { lastError: message(e) });
+        this.d.logger.warn({ run: name, error: message(e), retryInMs }, 'forge report failed; will retry');
+      },
+    });
+  }
+
+  start(): void {
+    this.d.store.changes.on('run', this.onRun);
+    this.resync();
+    this.timer = setInterval(() => this.resync(), this.d.resyncSeconds * 1000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.d.store.changes.off('run', this.onRun);
+    await this.queue.shutdown();
+  }
+
+  /** Every run whose final state is not on the forge yet gets another look. */
+  resync(): void {
+    for (const name of this.d.forgeStore.runsToReport(GIVE_UP_AFTER_MS)) this.queue.add(name);
+  }
+
+  /**
+   * The Reporting phase: the verdict goes out before the run is Done. Bounded: after the last
+   * attempt the report is marked failed, the run finishes, and the resync keeps trying.
+   */
+  async reportFinal(run: RunRecord): Promise<void> {
+    if (!forgeTarget(run)) return;
+    const attempts = this.d.finalAttempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.locked(run.name, () => this.sync(run.name));
+        return;
+      } catch (e) {
+        this.d.onReport?.('error');
+        this.d.forgeStore.updateReport(run.name, { attempts: attempt, lastError: message(e) });
+        if (attempt >= attempts) {
+          this.d.forgeStore.updateReport(run.name, { failed: true });
+          this.d.store.appendEvent(run.name, 'warn', `could not report the verdict to the forge (${message(e)}); cc-ci keeps trying in the background`);
+          this.d.logger.warn({ run: run.name, error: message(e) }, 'final forge report failed; the resync keeps trying');
+          return;
+        }
+        await sleep((this.d.finalBackoffMs ?? 2_000) * 2 ** (attempt - 1));
+      }
+    }
+  }
+
+  /** Serialises passes per run: two passes at once could both create the comment. */
+  private locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(fn);
+    const tail = next.catch(() => undefined);
+    this.locks.set(key, tail);
+    void tail.then(() => {
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    });
+    return next;
+  }
+
+  /** One level-triggered pass over one run. Throws on a forge failure (the caller retries). */
+  async sync(name: string): Promise<void> {
+    const { store, forgeStore, client } = this.d;
+    const run = store.getRun(name);
+    const target = run ? forgeTarget(run) : null;
+    if (!run || !target) return;
+    const rep = forgeStore.ensureReport(name);
+    if (rep.final) return;
+    const ref: RepoRef = { owner: target.owner, repo: target.repo };
+    const view = this.viewOf(run, target);
+
+    if (target.comment !== null && !rep.reacted) {
+      await client.addCommentReaction(ref, target.comment, 'eyes');
+      forgeStore.updateReport(name, { reacted: true });
+    }
+
+    const body = renderComment(view);
+    const hash = createHash('sha256').update(body).digest('hex').slice(0, 16);
+    if (rep.commentHash !== hash) {
+      const id = await this.putComment(ref, target.pr, name, rep.commentId, body);
+      forgeStore.updateReport(name, { commentId: id, commentHash: hash, commentStage: view.stage });
+    }
+
+    if (target.sha) {
+      const status = renderStatus(view);
+      const key = `${status.state}|${status.description}`;
+      if (rep.statusKey !== key) {
+        // A newer run of the same lane on the same commit owns the context now: a late "cancelled"
+        // from the superseded run must not cover its "pending".
+        if (!this.newerRunOnSameCommit(run, target)) {
+          await client.createCommitStatus(ref, target.sha, {
+            state: status.state,
+            context: statusContext(run.lane),
+            description: status.description,
+            targetUrl: this.d.runUrl(name),
+          });
+        }
+        forgeStore.updateReport(name, { statusKey: key });
+      }
+    }
+
+    if (view.stage === 'verdict') {
+      forgeStore.updateReport(name, { final: true, failed: false, lastError: null });
+      this.d.onReport?.('ok');
+      this.d.logger.info({ run: name, result: view.result }, 'verdict reported to the forge');
+    }
+  }
+
+  /** Edits our comment, or finds it by its marker, or creates it. Returns its id. */
+  private async putComment(ref: RepoRef, pr: number, run: string, known: number | null, body: string): Promise<number> {
+    const { client, createClient } = this.d;
+    const id = known ?? (await this.findOwnComment(ref, pr, run));
+    if (id !== null) {
+      try {
+        await client.editComment(ref, id, body);
+        return id;
+      } catch (e) {
+        // Someone deleted our comment: post a new one rather than stay silent.
+        if (!(e instanceof ForgeError && e.status === 404)) throw e;
+      }
+    }
+    return (await createClient.createComment(ref, pr, body)).id;
+  }
+
+  private async findOwnComment(ref: RepoRef, pr: number, run: string): Promise<number | null> {
+    const bot = (await this.d.bot.login()).toLowerCase();
+    const marker = reportMarker(run);
+    const mine = (await this.d.client.listIssueComments(ref, pr)).find((c) => c.user?.login.toLowerCase() === bot && c.body.includes(marker));
+    return mine?.id ?? null;
+  }
+
+  private newerRunOnSameCommit(run: RunRecord, target: ForgeTarget): boolean {
+    return this.d.store.listRuns().some((other) => {
+      if (other.name === run.name || other.lane !== run.lane || other.createdAt < run.createdAt) return false;
+      if (other.createdAt === run.createdAt && other.name < run.name) return false;
+      const t = forgeTarget(other);
+      return (
+        t !== null &&
+        t.sha === target.sha &&
+        t.owner.toLowerCase() === target.owner.toLowerCase() &&
+        t.repo.toLowerCase() === target.repo.toLowerCase()
+      );
+    });
+  }
+
+  private viewOf(run: RunRecord, target: ForgeTarget): ReportView {
+    const stage = run.phase === 'Pending' ? 'queued' : run.phase === 'Reporting' || run.phase === 'Done' ? 'verdict' : 'running';
+    // The same queue rules as the run pages (controller/run-view.ts).
+    const pending = stage === 'queued' ? this.d.store.listRuns({ phases: ['Pending'] }).filter((r) => !r.cancelRequested) : [];
+    const position = pending.findIndex((r) => r.name === run.name);
+    const end = run.teardownStartedAt ?? run.finishedAt;
+    return {
+      run: run.name,
+      recipe: run.recipe,
+      lane: run.lane,
+      sha: target.sha,
+      by: target.by,
+      stage,
+      queuePosition: position >= 0 ? position + 1 : null,
+      waiting: position >= 0 ? (run.waitingReason ?? 'waiting for the controller to admit it') : null,
+      result: stage === 'verdict' ? (run.result ?? 'error') : null,
+      reason: run.reason,
+      tiers: stage === 'verdict' ? this.d.store.getTiers(run.name) : [],
+      testedMs: run.startedAt !== null && end !== null ? end - run.startedAt : null,
+      runUrl: this.d.runUrl(run.name),
+    };
+  }
+}
