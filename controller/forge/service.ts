@@ -1,0 +1,146 @@
+import { ForgeReporter } from '../../reconcilers/report.js';
+import { ForgeStore } from '../../state/forge-store.js';
+import type { Store } from '../../state/store.js';
+import type { RunRecord } from '../../state/types.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { StatePaths } from '../paths.js';
+import { BotIdentity } from './bot.js';
+import { ForgeClient } from './client.js';
+import { EnrolledRepos } from './enrolled.js';
+import { Intake, type IntakeOutcome } from './intake.js';
+import { Poller } from './poller.js';
+import type { ForgeSecrets } from './secrets.js';
+
+/**
+ * Everything `cc-ci serve` runs for the forge, assembled from config: the client (token from
+ * forge.tokenFile), the intake, the poller (forge.mode poll or both), the reporter, and what the
+ * HTTP server's webhook route needs (forge.mode webhook or both).
+ */
+
+export interface ForgeCounters {
+  intake(outcome: string): void;
+  report(outcome: 'ok' | 'error'): void;
+}
+
+export interface ForgeServiceOptions {
+  config: Config;
+  /** Read by the caller (readForgeSecrets) before anything starts. */
+  secrets: ForgeSecrets;
+  paths: StatePaths;
+  store: Store;
+  logger: Logger;
+  runUrl(name: string): string;
+  counters?: ForgeCounters;
+}
+
+/** What the webhook route needs; null when forge.mode is poll. */
+export interface WebhookIntake {
+  secret: string;
+  forgeStore: ForgeStore;
+  intake: Intake;
+}
+
+/** How often deferred decisions and unposted replies are retried. */
+const INTAKE_RETRY_MS = 20_000;
+
+export class ForgeService {
+  readonly forgeStore: ForgeStore;
+  readonly intake: Intake;
+  readonly webhook: WebhookIntake | null;
+  readonly bot: BotIdentity;
+  private readonly repos: EnrolledRepos;
+  private readonly reporter: ForgeReporter;
+  private readonly poller: Poller | null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retrying: Promise<void> | null = null;
+
+  /** Builds everything; starts nothing. */
+  constructor(private readonly o: ForgeServiceOptions & { config: Config & { forge: NonNullable<Config['forge']> } }) {
+    const forge = o.config.forge;
+    const { token, webhookSecret: secret } = o.secrets;
+    const log = o.logger.child({ component: 'forge' });
+    const clientOptions = {
+      baseUrl: forge.url,
+      token,
+      timeoutMs: forge.timeoutSeconds * 1000,
+      logger: { warn: (fields: Record<string, unknown>, msg: string) => log.warn(fields, msg) },
+    };
+    const client = new ForgeClient(clientOptions);
+    // Comments are created with one attempt only: a create that timed out may have arrived, and a
+    // blind retry would post it twice. The next pass looks for it by its marker first.
+    const createClient = new ForgeClient({ ...clientOptions, retry: { attempts: 1 } });
+
+    this.forgeStore = new ForgeStore(o.store);
+    this.bot = new BotIdentity(client);
+    this.repos = new EnrolledRepos(o.config.repos);
+    this.intake = new Intake({
+      store: o.store,
+      forgeStore: this.forgeStore,
+      paths: o.paths,
+      repos: this.repos,
+      allowList: forge.allowList,
+      client,
+      createClient,
+      bot: this.bot,
+      logger: log,
+      onOutcome: (outcome: IntakeOutcome) => o.counters?.intake(outcome.kind),
+    });
+    this.webhook = secret === null ? null : { secret, forgeStore: this.forgeStore, intake: this.intake };
+    this.reporter = new ForgeReporter({
+      store: o.store,
+      forgeStore: this.forgeStore,
+      client,
+      createClient,
+      bot: this.bot,
+      logger: log,
+      runUrl: o.runUrl,
+      resyncSeconds: Math.min(o.config.resyncSeconds, 30),
+      ...(o.counters ? { onReport: (outcome: 'ok' | 'error') => o.counters?.report(outcome) } : {}),
+    });
+    this.poller =
+      forge.mode === 'webhook'
+        ? null
+        : new Poller({ client, forgeStore: this.forgeStore, repos: this.repos, intake: this.intake, logger: log, pollSeconds: forge.pollSeconds });
+  }
+
+  static fromConfig(o: Omit<ForgeServiceOptions, 'secrets'> & { secrets: ForgeSecrets | null }): ForgeService | null {
+    const forge = o.config.forge;
+    const secrets = o.secrets;
+    return forge && secrets ? new ForgeService({ ...o, secrets, config: { ...o.config, forge } }) : null;
+  }
+
+  /** The Reporting phase's hook: the verdict is on the pull request before the run is Done. */
+  report(run: RunRecord): Promise<void> {
+    return this.reporter.reportFinal(run);
+  }
+
+  start(): void {
+    const log = this.o.logger.child({ component: 'forge' });
+    const forge = this.o.config.forge;
+    for (const p of this.repos.problems) log.error({ problem: p }, 'enrolled repository cannot be served');
+    log.info({ url: forge.url, mode: forge.mode, repos: this.repos.list().map((r) => r.fullName) }, 'forge intake and reporting enabled');
+    this.bot.login().then(
+      (login) => log.info({ bot: login }, 'forge bot account'),
+      (e: unknown) => log.warn({ error: e instanceof Error ? e.message : String(e) }, 'cannot read the bot account yet (GET /user); will ask again when needed'),
+    );
+    this.reporter.start();
+    this.poller?.start();
+    const retry = (): void => {
+      this.retrying ??= this.intake.retryUnfinished().catch((e: unknown) => log.warn({ error: String(e) }, 'intake retry failed')).finally(() => {
+        this.retrying = null;
+      });
+    };
+    retry();
+    this.retryTimer = setInterval(retry, INTAKE_RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    await this.poller?.stop();
+    await this.retrying;
+    await this.intake.drain();
+    await this.reporter.stop();
+  }
+}

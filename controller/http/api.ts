@@ -1,0 +1,34 @@
+import type { FastifyInstance } from 'fastify';
+import type { Store } from '../../state/store.js';
+import type { StatePaths } from '../paths.js';
+import { invalidSpecs, listRunRows, runDetail } from '../run-view.js';
+import { withoutCredentials } from './html.js';
+import { isRunName } from './names.js';
+
+/** GET /api/runs and /api/runs/:name: the same views as the pages and `cc-ci get -o json`, as JSON. */
+export function registerApi(app: FastifyInstance, o: { store: Store; paths: StatePaths }): void {
+  app.get('/api/runs', async () => ({ runs: listRunRows(o.store), invalidSpecs: invalidSpecs(o.store) }));
+
+  app.get<{ Params: { name: string } }>('/api/runs/:name', async (request, reply) => {
+    const { name } = request.params;
+    const d = isRunName(name) ? runDetail(o.store, o.paths, name) : undefined;
+    if (!d) return reply.code(404).send({ error: `no run named ${name}` });
+    const spec = { ...d.spec, spec: { ...d.spec.spec, source: { ...d.spec.spec.source, repo: withoutCredentials(d.spec.spec.source.repo) } } };
+    return {
+      ...d.row,
+      spec,
+      commitSha: d.run.commitSha,
+      step: d.run.step,
+      cancelReason: d.run.cancelReason,
+      retries: d.run.retries,
+      customization: d.run.customization,
+      tiers: d.tiers,
+      apps: d.apps.map((a) => ({ domain: a.domain, purpose: a.purpose, state: a.state, port: a.port })),
+      steps: d.steps,
+      evidence: d.evidence.map((e) => ({
+        ...e,
+        url: e.path.startsWith('evidence/') ? `/runs/${name}/artifacts/${e.path.slice('evidence/'.length).split('/').map(encodeURIComponent).join('/')}` : null,
+      })),
+    };
+  });
+}

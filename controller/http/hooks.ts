@@ -1,0 +1,58 @@
+import type { FastifyInstance } from 'fastify';
+import { eventFromWebhook } from '../forge/intake.js';
+import type { WebhookIntake } from '../forge/service.js';
+import { verifySignature } from '../forge/signature.js';
+import { classifyRawDelivery } from '../forge/webhook.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from './metrics.js';
+
+/**
+ * POST /hooks/forge: the Gitea/Forgejo webhook. The body is taken as raw bytes (the forge signs
+ * its own Go-marshalled JSON, which re-serialising cannot reproduce) and the HMAC is checked before
+ * anything is parsed; a bad or missing signature is a 401 and nothing is written. The forge gives
+ * up after 5 s, so the handler only records the delivery id and answers 202; the intake's forge
+ * calls (bot login, permission) happen after the answer.
+ */
+
+/** Gitea payloads carry the PR and repository objects in full; a megabyte is plenty, five is safe. */
+const HOOK_BODY_LIMIT = 5 * 1024 * 1024;
+
+export function registerForgeHook(app: FastifyInstance, o: { webhook: WebhookIntake | null; logger: Logger; metrics: Metrics }): void {
+  const log = o.logger.child({ component: 'webhook' });
+  void app.register(async (scope) => {
+    // In this scope only: every content type arrives as the exact bytes received.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: HOOK_BODY_LIMIT }, (_request, body, done) => done(null, body));
+
+    scope.post('/hooks/forge', async (request, reply) => {
+      const webhook = o.webhook;
+      if (!webhook) {
+        o.metrics.delivery('disabled');
+        return reply.code(404).send({ error: 'webhook intake is off here (no forge configured, or forge.mode is poll)' });
+      }
+      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const check = verifySignature(webhook.secret, raw, request.headers);
+      if (!check.valid) {
+        o.metrics.delivery('bad-signature');
+        log.warn({ reason: check.reason, header: check.header ?? null, remote: request.ip }, 'webhook rejected: bad or missing signature');
+        return reply.code(401).send({ error: 'invalid or missing signature' });
+      }
+      const delivery = classifyRawDelivery(request.headers, raw);
+      if (delivery.kind === 'ignored') {
+        o.metrics.delivery(`ignored-${delivery.reason}`);
+        log.info({ delivery: delivery.delivery, reason: delivery.reason, detail: delivery.detail }, 'webhook ignored');
+        return reply.code(200).send({ ignored: delivery.reason });
+      }
+      if (delivery.delivery !== null && !webhook.forgeStore.recordDelivery(delivery.delivery, delivery.commentId)) {
+        o.metrics.delivery('duplicate');
+        log.info({ delivery: delivery.delivery, comment: delivery.commentId }, 'webhook ignored: delivery seen before');
+        return reply.code(200).send({ duplicate: delivery.delivery });
+      }
+      o.metrics.delivery('accepted');
+      setImmediate(() => {
+        webhook.intake.handle(eventFromWebhook(delivery)).catch((e: unknown) => log.error({ error: String(e) }, 'intake failed'));
+      });
+      return reply.code(202).send({ accepted: true, comment: delivery.commentId });
+    });
+  });
+}

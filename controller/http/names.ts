@@ -1,0 +1,4 @@
+/** Run names as the spec allows them; checked before a name touches the store or the disk. */
+export function isRunName(name: string): boolean {
+  return name.length <= 63 && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name);
+}

@@ -1,0 +1,102 @@
+import { basename } from 'node:path';
+import { formatDuration } from '../forge/report-text.js';
+import type { InvalidSpecRow, RunDetail, RunRow } from '../run-view.js';
+import { ago, esc, page, withoutCredentials } from './html.js';
+
+/**
+ * The two HTML pages (design §8): the runs list, with queue position and why each run waits, and
+ * one run's page, with its tier table, evidence and a live log fed by server-sent events. Both
+ * read only what run-view.ts computes, so they say what `cc-ci get runs`/`describe run` say.
+ */
+
+const runLink = (name: string): string => `/runs/${encodeURIComponent(name)}`;
+
+function resultCell(result: string | null): string {
+  return result ? `<span class="${esc(result)}">${esc(result)}</span>` : '–';
+}
+
+export function runsPage(rows: RunRow[], invalid: InvalidSpecRow[], now = Date.now()): string {
+  const newestFirst = [...rows].sort((a, b) => b.createdAt - a.createdAt);
+  const body = newestFirst
+    .map((r) => {
+      const info = r.queuePosition !== null ? `#${r.queuePosition} in queue: ${r.waiting ?? ''}` : (r.reason ?? '');
+      return `<tr><td><a href="${runLink(r.name)}">${esc(r.name)}</a></td><td>${esc(r.recipe)}</td><td><code>${esc(r.ref.slice(0, 12))}</code></td>
+<td>${esc(r.lane)}</td><td>${esc(r.phase)}</td><td>${resultCell(r.result)}</td><td>${esc(info)}</td><td>${esc(ago(r.createdAt, now))}</td><td>${esc(formatDuration(r.durationMs))}</td></tr>`;
+    })
+    .join('\n');
+  const bad = invalid
+    .map((i) => `<tr><td><code>${esc(basename(i.file))}</code></td><td>${esc(i.name ?? '–')}</td><td>${esc(i.error)}</td></tr>`)
+    .join('\n');
+  return page(
+    'runs',
+    `<h1>Runs</h1>
+${rows.length ? `<table><thead><tr><th>name</th><th>recipe</th><th>ref</th><th>lane</th><th>phase</th><th>result</th><th>queue / reason</th><th>created</th><th>duration</th></tr></thead>
+<tbody>${body}</tbody></table>` : '<p>No runs yet.</p>'}
+${invalid.length ? `<h2>Invalid spec files</h2><p class="muted">Left where they are in the specs directory; fix or delete them.</p>
+<table><thead><tr><th>file</th><th>name</th><th>error</th></tr></thead><tbody>${bad}</tbody></table>` : ''}`,
+    '<meta http-equiv="refresh" content="10">',
+  );
+}
+
+const LIVE_LOG_SCRIPT = `
+const log = document.getElementById('log'), live = document.getElementById('live');
+const es = new EventSource(log.dataset.events);
+es.onopen = () => { live.textContent = 'live'; };
+es.onerror = () => { live.textContent = 'reconnecting…'; };
+es.addEventListener('log', (m) => {
+  const e = JSON.parse(m.data);
+  const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+  log.textContent += e.line + '\\n';
+  if (stick) log.scrollTop = log.scrollHeight;
+});
+es.addEventListener('end', (m) => {
+  const e = JSON.parse(m.data);
+  live.textContent = 'finished: ' + e.result + ' (reload for the final tier table)';
+  es.close();
+});`;
+
+export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now()): string {
+  const { run, spec, row } = d;
+  const forge = spec.spec.trigger?.forge;
+  const prUrl = forge && forgeUrl ? `${forgeUrl.replace(/\/+$/, '')}/${encodeURIComponent(forge.owner)}/${encodeURIComponent(forge.repo)}/pulls/${forge.pr}` : null;
+  const trigger = forge
+    ? `${prUrl ? `<a href="${esc(prUrl)}">${esc(`${forge.owner}/${forge.repo}#${forge.pr}`)}</a>` : esc(`${forge.owner}/${forge.repo}#${forge.pr}`)}${forge.by ? ` by ${esc(forge.by)}` : ''}`
+    : esc(spec.spec.trigger?.kind ?? 'file');
+  const tiers = d.tiers
+    .map((t) => `<tr><td>${esc(t.tier)}</td><td class="${esc(t.result ?? '')}">${esc(t.result ?? (t.startedAt ? 'running' : 'pending'))}</td><td>${esc(formatDuration(t.durationMs))}</td><td>${esc(t.reason ?? '')}</td></tr>`)
+    .join('\n');
+  const evidence = d.evidence
+    .filter((e) => e.path.startsWith('evidence/'))
+    .map((e) => {
+      const rel = e.path.slice('evidence/'.length);
+      const href = `${runLink(run.name)}/artifacts/${rel.split('/').map(encodeURIComponent).join('/')}`;
+      return `<li><a href="${esc(href)}">${esc(rel)}</a> <span class="muted">(${e.bytes} bytes)</span></li>`;
+    })
+    .join('\n');
+  const quick = run.lane === 'quick' ? ' <span class="muted">(quick lane: a lower-confidence result)</span>' : '';
+  return page(
+    run.name,
+    `<h1>${esc(run.name)} ${run.result ? resultCell(run.result) : `<span class="muted">${esc(run.phase)}</span>`}</h1>
+<dl>
+<dt>Recipe</dt><dd>${esc(spec.spec.recipe)}</dd>
+<dt>Source</dt><dd><code>${esc(withoutCredentials(spec.spec.source.repo))}</code> @ <code>${esc(spec.spec.source.ref)}</code>${run.commitSha ? ` (<code>${esc(run.commitSha)}</code>)` : ''}</dd>
+<dt>Lane</dt><dd>${esc(run.lane)}${quick}</dd>
+<dt>Trigger</dt><dd>${trigger}</dd>
+<dt>Phase</dt><dd>${esc(run.phase)}${run.step ? ` <span class="muted">(${esc(run.step)})</span>` : ''}</dd>
+<dt>Result</dt><dd>${resultCell(run.result)}</dd>
+<dt>Reason</dt><dd>${esc(run.reason ?? '–')}</dd>
+${row.queuePosition !== null ? `<dt>Queue</dt><dd>#${row.queuePosition}: ${esc(row.waiting ?? '')}</dd>` : ''}
+<dt>Attempt</dt><dd>${run.attempt}</dd>
+<dt>Created</dt><dd>${esc(new Date(run.createdAt).toISOString())} (${esc(ago(run.createdAt, now))})</dd>
+<dt>Duration</dt><dd>${esc(formatDuration(row.durationMs))}</dd>
+</dl>
+<h2>Tiers</h2>
+${tiers ? `<table><thead><tr><th>tier</th><th>result</th><th>duration</th><th>reason</th></tr></thead><tbody>${tiers}</tbody></table>` : '<p class="muted">Not planned yet.</p>'}
+<h2>Evidence</h2>
+${evidence ? `<ul>${evidence}</ul>` : '<p class="muted">None.</p>'}
+<h2>Log <span id="live" class="muted"></span></h2>
+<pre id="log" data-events="${esc(`${runLink(run.name)}/events`)}"></pre>
+<noscript><p>The live log needs JavaScript; <a href="/api/runs/${esc(encodeURIComponent(run.name))}">the run as JSON</a>.</p></noscript>
+<script>${LIVE_LOG_SCRIPT}</script>`,
+  );
+}

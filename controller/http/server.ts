@@ -1,0 +1,83 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Store } from '../../state/store.js';
+import type { Config } from '../config.js';
+import type { WebhookIntake } from '../forge/service.js';
+import type { Logger } from '../log.js';
+import type { StatePaths } from '../paths.js';
+import { invalidSpecs, listRunRows, runDetail } from '../run-view.js';
+import { registerApi } from './api.js';
+import { registerArtifacts } from './artifacts.js';
+import { registerForgeHook } from './hooks.js';
+import type { Metrics } from './metrics.js';
+import { isRunName } from './names.js';
+import { runPage, runsPage } from './pages.js';
+import { registerEvents } from './sse.js';
+
+/**
+ * The HTTP server of `cc-ci serve` (design §8): the forge webhook, the runs list and run pages
+ * with a live log, artifacts, JSON, health and metrics. It reads the controller's own store (the
+ * same process), so it shows exactly what the controller knows. Nothing here ever holds the forge
+ * token; the webhook secret is only used to check signatures.
+ */
+
+export interface HttpServerOptions {
+  store: Store;
+  paths: StatePaths;
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  webhook: WebhookIntake | null;
+}
+
+export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyInstance {
+  // forceCloseConnections: a stop must not wait for live-log streams or keep-alive sockets.
+  const app = Fastify({ logger: false, forceCloseConnections: true });
+  const forgeUrl = o.config.forge?.url ?? null;
+
+  app.get('/', async (_request, reply) => reply.redirect('/runs'));
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/metrics', async (_request, reply) => reply.header('content-type', o.metrics.registry.contentType).send(await o.metrics.registry.metrics()));
+
+  app.get('/runs', async (_request, reply) => reply.type('text/html; charset=utf-8').send(runsPage(listRunRows(o.store), invalidSpecs(o.store))));
+  app.get<{ Params: { name: string } }>('/runs/:name', async (request, reply) => {
+    const { name } = request.params;
+    const d = isRunName(name) ? runDetail(o.store, o.paths, name) : undefined;
+    if (!d) return reply.code(404).type('text/plain; charset=utf-8').send(`no run named ${name}\n`);
+    return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl));
+  });
+  registerEvents(app, { store: o.store, closing });
+  registerArtifacts(app, { paths: o.paths });
+  registerApi(app, { store: o.store, paths: o.paths });
+  registerForgeHook(app, { webhook: o.webhook, logger: o.logger, metrics: o.metrics });
+  return app;
+}
+
+export class HttpServer {
+  private readonly closing = new AbortController();
+  private readonly app: FastifyInstance;
+  private address: string | null = null;
+
+  constructor(private readonly o: HttpServerOptions) {
+    this.app = buildApp(o, this.closing.signal);
+  }
+
+  async listen(): Promise<string> {
+    const { port, host } = this.o.config.http;
+    await this.app.listen({ port, host });
+    const a = this.app.server.address();
+    const actual = typeof a === 'object' && a !== null ? a.port : port;
+    this.address = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
+    return this.address;
+  }
+
+  /** Where people and the forge reach this server: http.publicUrl, else the address it listens on. */
+  get baseUrl(): string {
+    const { publicUrl, host, port } = this.o.config.http;
+    return (publicUrl ?? this.address ?? `http://${host}:${port}`).replace(/\/+$/, '');
+  }
+
+  async close(): Promise<void> {
+    this.closing.abort();
+    await this.app.close();
+  }
+}
