@@ -1,0 +1,177 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { configSchema } from '../../controller/config.js';
+import type { CommentEvent, Intake } from '../../controller/forge/intake.js';
+import { createLogger } from '../../controller/log.js';
+import { Metrics } from '../../controller/http/metrics.js';
+import { buildApp } from '../../controller/http/server.js';
+import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/paths.js';
+import { ForgeStore } from '../../state/forge-store.js';
+import { Store } from '../../state/store.js';
+import { readExampleWebhookBytes, webhookHeaders } from '../support/forge-double/index.js';
+
+/**
+ * The HTTP server in process (fastify inject): the webhook's signature gate and delivery dedupe,
+ * artifacts confined to evidence/, the SSE log with replay and resume, and pages that escape.
+ */
+
+const SECRET = 'hook-secret-5f1e0c9a7b';
+
+let dir: string;
+let paths: StatePaths;
+let store: Store;
+let app: FastifyInstance;
+let handled: CommentEvent[];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ccci-http-'));
+  paths = statePaths(dir);
+  ensureStateDirs(paths);
+  store = new Store(paths.db);
+  handled = [];
+  const intake = {
+    handle: async (e: CommentEvent) => {
+      handled.push(e);
+      return { kind: 'ignored', reason: 'test' } as const;
+    },
+  } as unknown as Intake;
+  app = buildApp(
+    {
+      store,
+      paths,
+      config: configSchema.parse({ forge: { url: 'https://git.example.org', tokenFile: '/dev/null', webhookSecretFile: '/dev/null' } }),
+      logger: createLogger('silent'),
+      metrics: new Metrics(store),
+      webhook: { secret: SECRET, forgeStore: new ForgeStore(store), intake },
+    },
+    new AbortController().signal,
+  );
+});
+
+afterEach(async () => {
+  await app.close();
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const deliveries = () => (store.db.prepare('SELECT COUNT(*) AS n FROM forge_deliveries').get() as { n: number }).n;
+
+function post(body: Buffer, headers: Record<string, string>) {
+  return app.inject({ method: 'POST', url: '/hooks/forge', headers, payload: body });
+}
+
+function addRun(name: string, reason: string): void {
+  const spec = { apiVersion: 'cc-ci/v1', kind: 'Run', metadata: { name }, spec: { recipe: 'webnotes', source: { repo: 'https://bot:sekrit-token@git.example.org/r.git', ref: 'main' }, lane: 'cold' } };
+  store.insertRun({ name, specJson: JSON.stringify(spec), specHash: 'h', specPath: null, recipe: 'webnotes', lane: 'cold' });
+  for (const text of ['one', 'two', 'three']) store.appendEvent(name, 'info', text);
+  store.updateRun(name, { phase: 'Done', result: 'failed', reason });
+}
+
+describe('POST /hooks/forge', () => {
+  const body = readExampleWebhookBytes();
+
+  it('401s a missing or wrong signature and writes nothing', async () => {
+    const good = webhookHeaders(body, { secret: SECRET, deliveryId: 'd-1' });
+    const unsigned = Object.fromEntries(Object.entries(good).filter(([k]) => !/signature/i.test(k)));
+    expect((await post(body, unsigned)).statusCode).toBe(401);
+    expect((await post(body, webhookHeaders(body, { secret: 'wrong', deliveryId: 'd-1' }))).statusCode).toBe(401);
+    const tampered = Buffer.from(body.toString('utf8').replace('!testme', '!testme --quick'));
+    expect((await post(tampered, good)).statusCode).toBe(401);
+    await new Promise((r) => setImmediate(r));
+    expect(deliveries()).toBe(0);
+    expect(handled).toEqual([]);
+  });
+
+  it('answers a signed PR comment with 202, then hands it to the intake once per delivery', async () => {
+    const headers = webhookHeaders(body, { secret: SECRET, deliveryId: 'd-2', flavour: 'forgejo' });
+    const first = await post(body, headers);
+    expect(first.statusCode).toBe(202);
+    expect(first.json()).toMatchObject({ accepted: true });
+    const again = await post(body, headers);
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toEqual({ duplicate: 'd-2' });
+    await new Promise((r) => setImmediate(r));
+    expect(handled).toHaveLength(1);
+    expect(handled[0]).toMatchObject({ via: 'webhook', owner: 'recipes', repo: 'custom-html', pr: 42, body: '!testme', commenter: 'alice', delivery: 'd-2' });
+    const metrics = (await app.inject('/metrics')).body;
+    expect(metrics).toMatch(/ccci_webhook_deliveries_total\{outcome="accepted"\} 1/);
+    expect(metrics).toMatch(/ccci_webhook_deliveries_total\{outcome="duplicate"\} 1/);
+  });
+
+  it('200s what it ignores (an edit, an issue comment) without handing it on', async () => {
+    const edited = Buffer.from(body.toString('utf8').replace('"action": "created"', '"action": "edited"'));
+    const r1 = await post(edited, webhookHeaders(edited, { secret: SECRET }));
+    expect(r1.json()).toEqual({ ignored: 'comment-edited' });
+    const r2 = await post(body, webhookHeaders(body, { secret: SECRET, eventType: 'pull_request_review_comment' }));
+    expect(r2.json()).toEqual({ ignored: 'review-comment' });
+    await new Promise((r) => setImmediate(r));
+    expect(handled).toEqual([]);
+  });
+});
+
+describe('artifacts', () => {
+  beforeEach(() => {
+    addRun('r1', 'x');
+    const evidence = join(paths.runs, 'r1', 'evidence');
+    mkdirSync(join(evidence, 'sub'), { recursive: true });
+    writeFileSync(join(evidence, 'sub', 'junit.xml'), '<testsuite/>');
+    writeFileSync(join(paths.runs, 'r1', 'result.json'), '{"secret":"no"}');
+    writeFileSync(join(dir, 'outside.txt'), 'outside');
+    symlinkSync(join(dir, 'outside.txt'), join(evidence, 'link.txt'));
+  });
+
+  it('serves files under evidence/ only', async () => {
+    const ok = await app.inject('/runs/r1/artifacts/sub/junit.xml');
+    expect(ok.statusCode).toBe(200);
+    expect(ok.body).toBe('<testsuite/>');
+    expect(ok.headers['content-type']).toMatch(/application\/xml/);
+    expect(ok.headers['content-security-policy']).toMatch(/sandbox/);
+    for (const url of [
+      '/runs/r1/artifacts/..%2fresult.json',
+      '/runs/r1/artifacts/%2e%2e/result.json',
+      '/runs/r1/artifacts/sub/..%2f..%2fresult.json',
+      '/runs/r1/artifacts/link.txt',
+      '/runs/r1/artifacts/sub',
+      '/runs/..%2f..%2f/artifacts/outside.txt',
+      '/runs/nope/artifacts/sub/junit.xml',
+    ]) {
+      expect((await app.inject(url)).statusCode, url).toBe(404);
+    }
+  });
+});
+
+describe('pages, JSON and the live log', () => {
+  it('escapes what runs say and shows no credentials', async () => {
+    addRun('r2', '<script>alert(1)</script>');
+    const list = await app.inject('/runs');
+    expect(list.statusCode).toBe(200);
+    expect(list.body).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(list.body).not.toContain('<script>alert(1)');
+    const one = await app.inject('/runs/r2');
+    expect(one.body).toContain('&lt;script&gt;');
+    expect(one.body).toContain('https://***@git.example.org/r.git');
+    for (const url of ['/runs', '/runs/r2', '/api/runs', '/api/runs/r2']) {
+      const r = await app.inject(url);
+      expect(r.body, url).not.toContain('sekrit-token');
+      expect(r.body, url).not.toContain(SECRET);
+    }
+    expect((await app.inject('/api/runs/r2')).json()).toMatchObject({ name: 'r2', result: 'failed' });
+    expect((await app.inject('/runs/missing')).statusCode).toBe(404);
+    expect((await app.inject('/healthz')).json()).toEqual({ ok: true });
+  });
+
+  it('replays the log over SSE, resumes after Last-Event-ID, and ends when the run is done', async () => {
+    addRun('r3', 'done');
+    const all = await app.inject('/runs/r3/events');
+    expect(all.headers['content-type']).toMatch(/text\/event-stream/);
+    const ids = [...all.body.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(ids).toEqual([1, 2, 3]);
+    expect(all.body).toMatch(/event: end\ndata: \{"result":"failed","reason":"done"\}/);
+    const resumed = await app.inject({ url: '/runs/r3/events', headers: { 'last-event-id': '2' } });
+    expect([...resumed.body.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))).toEqual([3]);
+    expect(resumed.body).toContain('"text":"three"');
+  });
+});

@@ -1,0 +1,224 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { configSchema } from '../../controller/config.js';
+import { BotIdentity } from '../../controller/forge/bot.js';
+import { ForgeClient } from '../../controller/forge/client.js';
+import { EnrolledRepos } from '../../controller/forge/enrolled.js';
+import { Intake, MAX_INTAKE_ATTEMPTS, runNameFor, type CommentEvent } from '../../controller/forge/intake.js';
+import { replyMarker } from '../../controller/forge/replies.js';
+import { createLogger } from '../../controller/log.js';
+import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/paths.js';
+import { ForgeStore } from '../../state/forge-store.js';
+import { Store } from '../../state/store.js';
+import { startForgeDouble, type DoubleIssue, type ForgeDouble } from '../support/forge-double/index.js';
+
+/**
+ * The intake's decisions against the forge double, without a controller: which comments become a
+ * spec file, which get one reply, which are ignored, and that nothing is decided twice.
+ */
+
+const REPO = 'recipes/custom-html';
+const SHA = 'a'.repeat(40);
+
+let dir: string;
+let paths: StatePaths;
+let store: Store;
+let forgeStore: ForgeStore;
+let double: ForgeDouble;
+let pr: DoubleIssue;
+
+function intake(o: { repos?: unknown[]; allowList?: string[] } = {}): Intake {
+  const client = new ForgeClient({ baseUrl: double.url, token: double.botToken, timeoutMs: 2_000, retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 } });
+  const createClient = new ForgeClient({ baseUrl: double.url, token: double.botToken, timeoutMs: 2_000, retry: { attempts: 1 } });
+  const config = configSchema.parse({ repos: o.repos ?? [REPO] });
+  return new Intake({
+    store,
+    forgeStore,
+    paths,
+    repos: new EnrolledRepos(config.repos),
+    allowList: o.allowList ?? [],
+    client,
+    createClient,
+    bot: new BotIdentity(client),
+    logger: createLogger('silent'),
+  });
+}
+
+function eventFor(comment: { id: number; body: string; author: string }, extra: Partial<CommentEvent> = {}): CommentEvent {
+  return {
+    via: 'webhook',
+    delivery: 'd-1',
+    owner: 'recipes',
+    repo: 'custom-html',
+    pr: pr.index,
+    commentId: comment.id,
+    body: comment.body,
+    commenter: comment.author,
+    sender: comment.author,
+    prState: 'open',
+    headSha: SHA,
+    cloneUrl: 'https://git.example.org/recipes/custom-html.git',
+    ...extra,
+  };
+}
+
+function comment(author: string, body: string): CommentEvent {
+  return eventFor(double.addComment({ repo: REPO, index: pr.index, author, body }).comment);
+}
+
+const specFiles = (): string[] => readdirSync(paths.specs).filter((f) => !f.startsWith('.'));
+const botComments = (): string[] => double.commentsOn(REPO, pr.index).filter((c) => c.author === 'cc-ci').map((c) => c.body);
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ccci-intake-'));
+  paths = statePaths(dir);
+  ensureStateDirs(paths);
+  store = new Store(paths.db);
+  forgeStore = new ForgeStore(store);
+  double = await startForgeDouble({ botLogin: 'cc-ci' });
+  for (const login of ['alice', 'bob', 'carol']) double.addUser({ login });
+  double.addRepo({ owner: 'recipes', name: 'custom-html', permissions: { alice: 'write', bob: 'read' } });
+  double.addRepo({ owner: 'recipes', name: 'elsewhere', permissions: { alice: 'write' } });
+  pr = double.addPullRequest({ repo: REPO, author: 'bob', headSha: SHA });
+});
+
+afterEach(async () => {
+  expect(double.violations).toEqual([]);
+  await double.close();
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the intake', () => {
+  it('turns !testme by a writer into one spec file pinned to the head at comment time', async () => {
+    const e = comment('alice', '!testme');
+    const name = runNameFor('custom-html', pr.index, e.commentId);
+    expect(await intake().handle(e)).toEqual({ kind: 'run', run: name });
+    expect(specFiles()).toEqual([`${name}.yaml`]);
+    const spec = parse(readFileSync(join(paths.specs, `${name}.yaml`), 'utf8')) as Record<string, unknown>;
+    expect(spec).toMatchObject({
+      metadata: { name },
+      spec: {
+        recipe: 'custom-html',
+        lane: 'cold',
+        source: { repo: 'https://git.example.org/recipes/custom-html.git', ref: SHA },
+        trigger: { kind: 'comment', forge: { owner: 'recipes', repo: 'custom-html', pr: pr.index, comment: e.commentId, by: 'alice', sha: SHA, delivery: 'd-1' } },
+      },
+    });
+    // The same comment again (a redelivery, or the poller seeing it too) makes nothing new.
+    expect(await intake().handle({ ...e, delivery: 'd-2', via: 'poll' })).toMatchObject({ kind: 'ignored' });
+    expect(specFiles()).toHaveLength(1);
+    expect(botComments()).toEqual([]);
+  });
+
+  it('takes the lane from --quick, the recipe and clone URL from the config mapping', async () => {
+    const e = comment('alice', 'Looks good.\n\n!testme --quick');
+    const repos = [{ name: REPO, recipe: 'html', cloneUrl: 'https://mirror.example.org/html.git' }];
+    const out = await intake({ repos }).handle(e);
+    expect(out).toEqual({ kind: 'run', run: `html-pr${pr.index}-c${e.commentId}` });
+    const spec = parse(readFileSync(join(paths.specs, `html-pr${pr.index}-c${e.commentId}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
+    expect(spec.spec).toMatchObject({ recipe: 'html', lane: 'quick', source: { repo: 'https://mirror.example.org/html.git', ref: SHA } });
+  });
+
+  it('answers a malformed command once with the valid forms', async () => {
+    const e = comment('alice', '!testme --qiuck');
+    expect(await intake().handle(e)).toEqual({ kind: 'replied', reply: 'help' });
+    expect(await intake().handle(e)).toMatchObject({ kind: 'ignored' });
+    const replies = botComments();
+    expect(replies).toHaveLength(1);
+    expect(replies[0]).toContain(replyMarker(e.commentId));
+    expect(replies[0]).toContain('@alice I did not understand `!testme --qiuck`');
+    expect(replies[0]).toContain('- `!testme`: ');
+    expect(replies[0]).toContain('- `!testme --quick`: ');
+    expect(specFiles()).toEqual([]);
+  });
+
+  it('ignores prose, edits of nothing and code: no record, no reply', async () => {
+    for (const body of ['!testmexyz', 'please !testme', '```\n!testme\n```', '`!testme`']) {
+      expect(await intake().handle(comment('alice', body))).toEqual({ kind: 'ignored', reason: 'not a command' });
+    }
+    expect(forgeStore.listUnfinishedComments()).toEqual([]);
+    expect(botComments()).toEqual([]);
+  });
+
+  it('refuses a commenter without write access once, politely, and starts nothing', async () => {
+    const e = comment('bob', '!testme');
+    expect(await intake().handle(e)).toEqual({ kind: 'replied', reply: 'denied' });
+    expect(await intake().handle(e)).toMatchObject({ kind: 'ignored' });
+    expect(botComments()).toHaveLength(1);
+    expect(botComments()[0]).toContain('@bob thank you for asking! Only people with write access to `recipes/custom-html`');
+    expect(specFiles()).toEqual([]);
+  });
+
+  it('lets the allow-list in without write access', async () => {
+    const e = comment('carol', '!testme');
+    expect(await intake({ allowList: ['Carol'] }).handle(e)).toMatchObject({ kind: 'run' });
+  });
+
+  it('says so when the bot may not read permissions (it needs admin)', async () => {
+    double.setPermission(REPO, 'cc-ci', 'write');
+    const e = comment('alice', '!testme');
+    expect(await intake().handle(e)).toEqual({ kind: 'replied', reply: 'cannot-check' });
+    expect(botComments()[0]).toContain('needs admin access to `recipes/custom-html`');
+    expect(specFiles()).toEqual([]);
+  });
+
+  it('ignores the bot’s own comments, unenrolled repositories and closed pull requests (with a reply)', async () => {
+    expect(await intake().handle(comment('cc-ci', '!testme'))).toEqual({ kind: 'ignored', reason: 'the bot’s own comment' });
+    const other = double.addPullRequest({ repo: 'recipes/elsewhere', author: 'alice' });
+    const c = double.addComment({ repo: 'recipes/elsewhere', index: other.index, author: 'alice', body: '!testme' }).comment;
+    expect(await intake().handle(eventFor(c, { repo: 'elsewhere', pr: other.index }))).toMatchObject({ kind: 'ignored', reason: expect.stringContaining('not enrolled') });
+    expect(await intake().handle({ ...comment('alice', '!testme'), prState: 'closed' })).toEqual({ kind: 'replied', reply: 'closed' });
+    expect(specFiles()).toEqual([]);
+    // The bot's own '!testme' aside, one reply: the one about the closed pull request.
+    expect(botComments().filter((b) => b.includes('<!-- cc-ci:reply'))).toEqual([expect.stringContaining('this pull request is closed')]);
+  });
+
+  it('defers a decision while the forge is down and makes it when the forge is back', async () => {
+    const e = comment('alice', '!testme');
+    const i = intake();
+    double.setDown(true);
+    expect(await i.handle(e)).toMatchObject({ kind: 'deferred' });
+    expect(specFiles()).toEqual([]);
+    await i.retryUnfinished();
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: null, attempts: 2 });
+    double.setDown(false);
+    await i.retryUnfinished();
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: 'run' });
+    expect(specFiles()).toHaveLength(1);
+  });
+
+  it('does not post a reply twice when an earlier post arrived but was not recorded', async () => {
+    const e = comment('bob', '!testme');
+    double.failNext('issueCreateComment', 500);
+    expect(await intake().handle(e)).toEqual({ kind: 'replied', reply: 'denied' });
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ replyState: 'pending' });
+    // As if a create had timed out after the forge stored it: the marker finds it.
+    double.addComment({ repo: REPO, index: pr.index, author: 'cc-ci', body: `${replyMarker(e.commentId)}\nearlier` });
+    await intake().retryUnfinished();
+    expect(botComments()).toHaveLength(1);
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ replyState: 'posted' });
+  });
+
+  it('gives up on a comment after repeated failures', async () => {
+    const e = comment('alice', '!testme');
+    forgeStore.claimComment({ commentId: e.commentId, owner: 'recipes', repo: 'custom-html', pr: pr.index, via: 'webhook', eventJson: JSON.stringify(e) });
+    for (let n = 0; n < MAX_INTAKE_ATTEMPTS; n++) forgeStore.noteCommentFailure(e.commentId, 'down');
+    await intake().retryUnfinished();
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: 'error' });
+    expect(specFiles()).toEqual([]);
+  });
+});
+
+describe('runNameFor', () => {
+  it('is deterministic, at most 63 characters and [a-z0-9-]', () => {
+    expect(runNameFor('webnotes', 7, 1234)).toBe('webnotes-pr7-c1234');
+    const long = runNameFor('a-very-long-recipe-name-that-goes-on-and-on-and-on-and-on-and-on', 123456, 9876543210);
+    expect(long.length).toBeLessThanOrEqual(63);
+    expect(long).toMatch(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/);
+    expect(long.endsWith('-pr123456-c9876543210')).toBe(true);
+  });
+});

@@ -1,0 +1,183 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BotIdentity } from '../../controller/forge/bot.js';
+import { ForgeClient } from '../../controller/forge/client.js';
+import { reportMarker } from '../../controller/forge/report-text.js';
+import { createLogger } from '../../controller/log.js';
+import { ForgeReporter } from '../../reconcilers/report.js';
+import { ForgeStore } from '../../state/forge-store.js';
+import { Store } from '../../state/store.js';
+import { startForgeDouble, type DoubleIssue, type ForgeDouble } from '../support/forge-double/index.js';
+
+/**
+ * The forge reporter against the double and a real store, without a swarm: runs are moved through
+ * their phases by hand and each pass must leave the forge exactly as the run's state says, once.
+ */
+
+const REPO = 'recipes/webnotes';
+
+let dir: string;
+let store: Store;
+let forgeStore: ForgeStore;
+let double: ForgeDouble;
+let pr: DoubleIssue;
+let sha: string;
+
+function reporter(): ForgeReporter {
+  const client = new ForgeClient({ baseUrl: double.url, token: double.botToken, timeoutMs: 1_000, retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 } });
+  const createClient = new ForgeClient({ baseUrl: double.url, token: double.botToken, timeoutMs: 1_000, retry: { attempts: 1 } });
+  return new ForgeReporter({
+    store,
+    forgeStore,
+    client,
+    createClient,
+    bot: new BotIdentity(client),
+    logger: createLogger('silent'),
+    runUrl: (name) => `https://ci.example.org/runs/${name}`,
+    resyncSeconds: 3600,
+    finalAttempts: 2,
+    finalBackoffMs: 5,
+  });
+}
+
+function addRun(name: string, commentId: number, o: { lane?: string; sha?: string } = {}): void {
+  const spec = {
+    apiVersion: 'cc-ci/v1',
+    kind: 'Run',
+    metadata: { name },
+    spec: {
+      recipe: 'webnotes',
+      source: { repo: '/tmp/webnotes', ref: o.sha ?? sha },
+      lane: o.lane ?? 'cold',
+      trigger: { kind: 'comment', forge: { owner: 'recipes', repo: 'webnotes', pr: pr.index, comment: commentId, by: 'alice', sha: o.sha ?? sha } },
+    },
+  };
+  store.insertRun({ name, specJson: JSON.stringify(spec), specHash: name, specPath: null, recipe: 'webnotes', lane: o.lane ?? 'cold' });
+}
+
+function finish(name: string, result: 'passed' | 'failed' | 'cancelled', reason: string): void {
+  store.updateRun(name, { phase: 'Preparing', startedAt: Date.now() - 5_000 });
+  store.planTiers(name, ['install']);
+  store.startTier(name, 'install');
+  store.finishTier(name, 'install', result === 'failed' ? 'fail' : 'pass', result === 'failed' ? 'not serving' : 'serving');
+  store.updateRun(name, { phase: 'Reporting', result, reason, teardownStartedAt: Date.now() });
+}
+
+const ours = () => double.commentsOn(REPO, pr.index).filter((c) => c.author === 'cc-ci');
+const statuses = () => double.statusesFor(REPO, sha).map((s) => `${s.context} ${s.state} ${s.description}`);
+const writes = () => double.requests.filter((r) => r.method !== 'GET').length;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ccci-report-'));
+  store = new Store(join(dir, 'cc-ci.db'));
+  forgeStore = new ForgeStore(store);
+  double = await startForgeDouble({ botLogin: 'cc-ci' });
+  double.addUser({ login: 'alice' });
+  double.addRepo({ owner: 'recipes', name: 'webnotes', permissions: { alice: 'write' } });
+  pr = double.addPullRequest({ repo: REPO, author: 'alice' });
+  sha = pr.pull?.headSha ?? '';
+});
+
+afterEach(async () => {
+  expect(double.violations).toEqual([]);
+  await double.close();
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the forge reporter', () => {
+  it('reacts, keeps one comment edited in place, and moves the lane status from pending to success', async () => {
+    const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    addRun('webnotes-pr1-c1', trigger.id);
+    const r = reporter();
+
+    await r.sync('webnotes-pr1-c1');
+    expect(double.comment(trigger.id)?.reactions.map((x) => `${x.user}:${x.content}`)).toEqual(['cc-ci:eyes']);
+    expect(ours()).toHaveLength(1);
+    expect(ours()[0]?.body).toContain('⏳ **Queued**: position 1 in the queue');
+    expect(statuses()).toEqual(['cc-ci/cold pending Queued']);
+
+    store.updateRun('webnotes-pr1-c1', { phase: 'Testing', startedAt: Date.now() });
+    await r.sync('webnotes-pr1-c1');
+    expect(ours()).toHaveLength(1);
+    expect(ours()[0]?.body).toContain('🏃 **Running**: follow the live log at https://ci.example.org/runs/webnotes-pr1-c1');
+
+    finish('webnotes-pr1-c1', 'passed', 'passed: install');
+    const run = store.getRun('webnotes-pr1-c1');
+    if (!run) throw new Error('no run');
+    await r.reportFinal(run);
+    expect(ours()).toHaveLength(1);
+    expect(ours()[0]?.body).toContain('✅ **Passed**');
+    expect(ours()[0]?.body).toContain('| install | ✅ pass |');
+    expect(double.statusesFor(REPO, sha).map((s) => s.state)).toEqual(['pending', 'pending', 'success']);
+    expect(double.statusesFor(REPO, sha).every((s) => s.targetUrl === 'https://ci.example.org/runs/webnotes-pr1-c1')).toBe(true);
+    expect(forgeStore.getReport('webnotes-pr1-c1')).toMatchObject({ final: true, failed: false });
+
+    // A restart (a new reporter on the same store) posts nothing more.
+    const before = writes();
+    await reporter().sync('webnotes-pr1-c1');
+    expect(writes()).toBe(before);
+  });
+
+  it('adopts its own comment by the marker when the id was never stored', async () => {
+    const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    addRun('webnotes-pr1-c2', trigger.id);
+    // A create that "timed out" after the forge stored it.
+    double.addComment({ repo: REPO, index: pr.index, author: 'cc-ci', body: `${reportMarker('webnotes-pr1-c2')}\nold text` });
+    await reporter().sync('webnotes-pr1-c2');
+    expect(ours()).toHaveLength(1);
+    expect(ours()[0]?.body).toContain('⏳ **Queued**');
+  });
+
+  it('does not hold a run forever on a dead forge, then catches up when it is back', async () => {
+    const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    addRun('webnotes-pr1-c3', trigger.id);
+    finish('webnotes-pr1-c3', 'failed', 'install failed: not serving');
+    const run = store.getRun('webnotes-pr1-c3');
+    if (!run) throw new Error('no run');
+    double.setDown(true);
+    await reporter().reportFinal(run);
+    expect(forgeStore.getReport('webnotes-pr1-c3')).toMatchObject({ final: false, failed: true });
+    expect(store.eventsSince('webnotes-pr1-c3', 0).map((e) => e.text).join('\n')).toMatch(/could not report the verdict to the forge/);
+    expect(forgeStore.runsToReport(60_000)).toEqual(['webnotes-pr1-c3']);
+
+    double.setDown(false);
+    await reporter().sync('webnotes-pr1-c3');
+    expect(ours()).toHaveLength(1);
+    expect(ours()[0]?.body).toContain('❌ **Failed**');
+    expect(statuses()).toEqual(['cc-ci/cold failure Failed: install']);
+    expect(forgeStore.runsToReport(60_000)).toEqual([]);
+  });
+
+  it('a superseded run on the same commit does not cover the newer run’s status', async () => {
+    const first = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    addRun('webnotes-pr1-c4', first.id);
+    const r = reporter();
+    await r.sync('webnotes-pr1-c4');
+    await new Promise((res) => setTimeout(res, 5));
+    const second = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    addRun('webnotes-pr1-c5', second.id);
+    await r.sync('webnotes-pr1-c5');
+    store.updateRun('webnotes-pr1-c4', { phase: 'Done', result: 'cancelled', reason: 'superseded by webnotes-pr1-c5', finishedAt: Date.now() });
+    await r.sync('webnotes-pr1-c4');
+    expect(statuses()).toEqual(['cc-ci/cold pending Queued', 'cc-ci/cold pending Queued']);
+    expect(ours().find((c) => c.body.includes(reportMarker('webnotes-pr1-c4')))?.body).toContain('⏹️ **Cancelled**: superseded by webnotes-pr1-c5');
+    expect(forgeStore.getReport('webnotes-pr1-c4')).toMatchObject({ final: true });
+  });
+
+  it('ignores runs that did not come from a forge comment', async () => {
+    store.insertRun({
+      name: 'by-hand',
+      specJson: JSON.stringify({ apiVersion: 'cc-ci/v1', kind: 'Run', metadata: { name: 'by-hand' }, spec: { recipe: 'webnotes', source: { repo: '/x', ref: 'main' }, lane: 'cold' } }),
+      specHash: 'x',
+      specPath: null,
+      recipe: 'webnotes',
+      lane: 'cold',
+    });
+    await reporter().sync('by-hand');
+    expect(double.requests).toEqual([]);
+    expect(forgeStore.runsToReport(60_000)).toEqual([]);
+  });
+});
