@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import { Store } from '../../state/store.js';
 import type { RunRecord } from '../../state/types.js';
-import { NOTHING, anyTestStacks, ensureSwarm, forceRemoveStacks, leftoversOf, makeTestEnv, recipeRepo, serve, waitFor, type TestEnv } from '../support/harness.js';
+import { NOTHING, anyTestStacks, envStacks, ensureSwarm, forceRemoveStacks, removeEnvStacks, leftoversOf, makeTestEnv, recipeRepo, serve, waitFor, type TestEnv } from '../support/harness.js';
 
 /**
  * The Docker daemon stops in the middle of a run and comes back: the run must end cleanly —
@@ -27,7 +27,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await daemonUp();
-  await forceRemoveStacks(await anyTestStacks());
+  await removeEnvStacks(t);
   t?.cleanup();
 });
 
@@ -72,7 +72,7 @@ describe('a Docker daemon restart in the middle of a run', () => {
         const r = readRun('daemon-restart');
         return r && r.phase !== 'Done' && r.step === 'abra app deploy' ? r : undefined;
       }, 120_000, 100);
-      await waitFor('services to exist', async () => (await anyTestStacks()).length > 0, 60_000, 200);
+      await waitFor('services to exist', async () => (await envStacks(t)).length > 0 && (await anyTestStacks()).some((s) => s.startsWith('webn-')), 60_000, 200);
       await daemonDown();
       await new Promise((r) => setTimeout(r, 5_000));
       await daemonUp();

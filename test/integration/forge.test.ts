@@ -11,6 +11,7 @@ import {
   cli,
   ensureSwarm,
   forceRemoveStacks,
+  removeEnvStacks,
   getRunsJson,
   leftoversOf,
   makeTestEnv,
@@ -48,7 +49,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await forceRemoveStacks(await anyTestStacks());
+  await removeEnvStacks(t);
 });
 
 beforeEach(async () => {

@@ -9,6 +9,7 @@ import {
   cli,
   ensureSwarm,
   forceRemoveStacks,
+  removeEnvStacks,
   getRunsJson,
   leftoversOf,
   makeTestEnv,
@@ -43,7 +44,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await forceRemoveStacks(await anyTestStacks());
+  await removeEnvStacks(t);
   t?.cleanup();
 });
 

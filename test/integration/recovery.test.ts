@@ -12,6 +12,7 @@ import {
   cli,
   ensureSwarm,
   forceRemoveStacks,
+  removeEnvStacks,
   leftoversOf,
   makeTestEnv,
   recipeRepo,
@@ -37,7 +38,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  await forceRemoveStacks(await anyTestStacks());
+  await removeEnvStacks(t);
 });
 
 afterAll(() => t?.cleanup());

@@ -9,11 +9,13 @@ import {
   cli,
   ensureSwarm,
   forceRemoveStacks,
+  removeEnvStacks,
   getRunsJson,
   leftoversOf,
   makeTestEnv,
   recipeRepo,
   serve,
+  serving,
   waitFor,
   type TestEnv,
 } from '../support/harness.js';
@@ -34,7 +36,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await forceRemoveStacks(await anyTestStacks());
+  await removeEnvStacks(t);
   t?.cleanup();
 });
 
@@ -51,7 +53,7 @@ describe('cc-ci serve', () => {
   it('turns a dropped spec file into a verdict, with a live log another process can follow', async () => {
     const server = serve(t);
     try {
-      await waitFor('the server to claim the state directory', async () => (await cli(t, ['get', 'runs'])).exitCode === 0, 30_000);
+      await serving(server);
       // JSON, by hand, into the directory: the file is the whole API.
       writeFileSync(join(t.stateDir, 'specs', 'by-hand.json'), JSON.stringify(specFor('by-hand', 'main')));
       await waitFor('the run to appear', async () => (await getRunsJson(t)).runs.some((r) => r.name === 'by-hand'), 30_000);
@@ -89,10 +91,10 @@ describe('cc-ci serve', () => {
   it('after a clean stop, a new server may claim the same state directory', async () => {
     const server = serve(t);
     try {
-      await waitFor('a second server generation to serve', async () => {
-        const r = await cli(t, ['serve']);
-        return r.exitCode === 2 && /already serving/.test(r.stderr);
-      }, 30_000);
+      await serving(server);
+      const r = await cli(t, ['serve']);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(/already serving/);
       // The refusal came from the new server, which is still up.
       expect(server.exitCode).toBeNull();
     } finally {

@@ -8,6 +8,7 @@ import {
   cli,
   ensureSwarm,
   forceRemoveStacks,
+  removeEnvStacks,
   leftoversOf,
   makeTestEnv,
   recipeRepo,
@@ -43,7 +44,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await forceRemoveStacks(await anyTestStacks());
+  await removeEnvStacks(t);
   t?.cleanup();
 });
 

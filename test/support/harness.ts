@@ -58,6 +58,8 @@ export async function makeTestEnv(c: TestConfig, extraEnv: Record<string, string
       capacity: c.capacity ?? 2,
       abra: { dir: abraDir, callTimeoutSeconds: 300 },
       ingress: { mode: 'local', portRange: c.portRange },
+      // Any free port: several controllers may serve at once on one test machine.
+      http: { port: 0 },
       timeouts: {
         deploySeconds: c.deploySeconds ?? 60,
         httpSeconds: c.httpSeconds ?? 30,
@@ -107,6 +109,25 @@ export async function cli(t: TestEnv, args: string[], extraEnv: Record<string, s
 /** Starts `cc-ci serve` as a real child process. */
 export function serve(t: TestEnv, extraEnv: Record<string, string> = {}): ResultPromise {
   return execa('node', [CLI, 'serve'], { env: { ...t.env, ...extraEnv }, reject: false, detached: false });
+}
+
+/** Resolves once a `cc-ci serve` child says it is serving (it has claimed the state directory). */
+export async function serving(server: ResultPromise, timeoutMs = 60_000): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`cc-ci serve did not start within ${timeoutMs} ms: ${seen}`)), timeoutMs);
+    server.stdout?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes('cc-ci serving')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void server.then((r) => {
+      clearTimeout(timer);
+      reject(new Error(`cc-ci serve exited ${r.exitCode}: ${r.stderr}`));
+    });
+  });
 }
 
 export async function getRunsJson(t: TestEnv): Promise<{
@@ -166,6 +187,27 @@ export const NOTHING: Leftovers = { services: [], containers: [], volumes: [], s
 export async function anyTestStacks(): Promise<string[]> {
   const names = await lines(['service', 'ls', '--format', '{{.Name}}']);
   return [...new Set(names.filter((n) => /^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_localhost_/.test(n)).map((n) => n.split('_').slice(0, 3).join('_')))];
+}
+
+/** The stacks of every app the env's controller ever leased (its state store says). */
+export async function envStacks(t: TestEnv): Promise<string[]> {
+  const db = join(t.stateDir, 'cc-ci.db');
+  if (!existsSync(db)) return [];
+  const { Store } = await import('../../state/store.js');
+  const store = new Store(db);
+  try {
+    return store.listRuns().flatMap((r) => store.appsOfRun(r.name).map((a) => a.stack));
+  } finally {
+    store.close();
+  }
+}
+
+/** Last-resort clean-up after a failed test, of this env's stacks only (other test runs may share
+ *  the swarm), so one failure does not cascade. */
+export async function removeEnvStacks(t: TestEnv | undefined): Promise<void> {
+  if (!t) return;
+  const live = new Set(await anyTestStacks());
+  await forceRemoveStacks((await envStacks(t)).filter((s) => live.has(s)));
 }
 
 /** Last-resort clean-up after a failed test, so one failure does not cascade. */
