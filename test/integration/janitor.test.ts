@@ -13,6 +13,7 @@ import {
   ensureSwarm,
   forceRemoveStacks,
   removeEnvStacks,
+  stopLeftoverServers,
   leftoversOf,
   makeTestEnv,
   recipeRepo,
@@ -38,6 +39,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  await stopLeftoverServers();
   await removeEnvStacks(t);
 });
 

@@ -13,6 +13,7 @@ import {
   ensureSwarm,
   forceRemoveStacks,
   removeEnvStacks,
+  stopLeftoverServers,
   leftoversOf,
   makeTestEnv,
   recipeRepo,
@@ -38,6 +39,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  await stopLeftoverServers();
   await removeEnvStacks(t);
 });
 
@@ -204,6 +206,7 @@ describe('cancel, supersede, timeouts, queue', () => {
     try {
       drop('cancel-me', 'main');
       await untilStep('cancel-me', 'abra app deploy');
+      await waitFor('the hung abra call', async () => callsOf(env, 'app.deploy') >= 1, 30_000, 100);
       const child = store().listChildren().find((c) => c.run === 'cancel-me');
       const r = await cli(t, ['delete', 'run', 'cancel-me']);
       expect(r.exitCode).toBe(0);
@@ -223,6 +226,7 @@ describe('cancel, supersede, timeouts, queue', () => {
     try {
       const file = drop('unlink-me', 'main');
       await untilStep('unlink-me', 'abra app deploy');
+      await waitFor('the hung abra call', async () => callsOf(env, 'app.deploy') >= 1, 30_000, 100);
       unlinkSync(file);
       const done = await untilDone('unlink-me');
       expect(done.result).toBe('cancelled');
@@ -240,6 +244,8 @@ describe('cancel, supersede, timeouts, queue', () => {
     try {
       drop('pr7-a', 'main', forge(1));
       await untilStep('pr7-a', 'abra app deploy');
+      // pr7-a must be the one hanging in the first deploy call, not pr7-b.
+      await waitFor('the hung abra call', async () => callsOf(env, 'app.deploy') >= 1, 30_000, 100);
       drop('pr7-b', 'main', forge(2));
       const a = await untilDone('pr7-a');
       expect(a.result).toBe('cancelled');
@@ -285,6 +291,7 @@ describe('cancel, supersede, timeouts, queue', () => {
       drop('q-2', 'main');
       await untilStep('q-1', 'abra app deploy');
       await untilStep('q-2', 'abra app deploy');
+      await waitFor('both hung abra calls', async () => callsOf(env, 'app.deploy') >= 2, 30_000, 100);
       drop('q-3', 'main');
       drop('q-4', 'main');
       const rows = await waitFor('q-4 to be queued', async () => {

@@ -106,9 +106,23 @@ export async function cli(t: TestEnv, args: string[], extraEnv: Record<string, s
   return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+const servers = new Set<ResultPromise>();
+
 /** Starts `cc-ci serve` as a real child process. */
 export function serve(t: TestEnv, extraEnv: Record<string, string> = {}): ResultPromise {
-  return execa('node', [CLI, 'serve'], { env: { ...t.env, ...extraEnv }, reject: false, detached: false });
+  const child = execa('node', [CLI, 'serve'], { env: { ...t.env, ...extraEnv }, reject: false, detached: false });
+  servers.add(child);
+  void child.finally(() => servers.delete(child));
+  return child;
+}
+
+/** Stops every server a test started and left running (a test that timed out), so the next
+ *  test gets the state directory. */
+export async function stopLeftoverServers(): Promise<void> {
+  for (const s of [...servers]) {
+    s.kill('SIGKILL');
+    await s;
+  }
 }
 
 /** Resolves once a `cc-ci serve` child says it is serving (it has claimed the state directory). */
