@@ -130,6 +130,44 @@ describe('the tier ladder', () => {
     expect(r.json.tiers.upgrade?.reason).toMatch(/no release tag below/);
   });
 
+  it('an operator layer adds an install-steps hook, a compose overlay and a functional check', async () => {
+    const layer = join(operatorDir, 'notes');
+    mkdirSync(join(layer, 'hooks'), { recursive: true });
+    mkdirSync(join(layer, 'functional'), { recursive: true });
+    writeFileSync(
+      join(layer, 'hooks', 'install-steps'),
+      '#!/bin/sh\nset -e\ngrep -q "^CCCI_RUN=" "$ABRA_DIR/servers/default/$DOMAIN.env"\necho "install-steps: $DOMAIN has its .env, before the first deploy"\n',
+      { mode: 0o755 },
+    );
+    writeFileSync(join(layer, 'compose.ccci.yml'), 'version: "3.8"\nservices:\n  app:\n    environment:\n      - NOTES_TITLE=Set by the CI overlay\n');
+    writeFileSync(
+      join(layer, 'functional', 'title.sh'),
+      '#!/bin/sh\nbusybox wget -q -O - "$BASE_URL/" | grep -q "Set by the CI overlay" || { echo "the overlay title is not on the page" >&2; exit 1; }\n',
+      { mode: 0o755 },
+    );
+    const configFile = join(t.dir, 'config-layer.yaml');
+    writeFileSync(configFile, readFileSync(t.configFile, 'utf8') + `recipesDir: ${operatorDir}\n`);
+    const r = await run('notes', webnotes.path, 'main', 'install,custom', { CCCI_CONFIG: configFile });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.json.tiers.custom?.reason).toMatch(/1 functional check passed/);
+    const log = r.log();
+    expect(log).toMatch(/hooks: install-steps \(operator\); overlay: compose\.ccci\.yml \(operator\)/);
+    expect(log).toMatch(/install-steps: note-[0-9a-f]{6}\.ci\.localhost has its \.env, before the first deploy/);
+    expect(log.indexOf('hook install-steps')).toBeLessThan(log.indexOf('step  abra app deploy'));
+  });
+
+  it('a failing install-steps hook fails install with its last words, before any deploy', async () => {
+    const layer = join(operatorDir, 'notes2');
+    mkdirSync(join(layer, 'hooks'), { recursive: true });
+    writeFileSync(join(layer, 'hooks', 'install-steps'), '#!/bin/sh\necho "no OIDC client for $DOMAIN" >&2\nexit 3\n', { mode: 0o755 });
+    const configFile = join(t.dir, 'config-layer2.yaml');
+    writeFileSync(configFile, readFileSync(t.configFile, 'utf8') + `recipesDir: ${operatorDir}\n`);
+    const r = await run('notes2', webnotes.path, 'main', 'install', { CCCI_CONFIG: configFile });
+    expect(r.exitCode).toBe(1);
+    expect(r.json.tiers.install?.reason).toMatch(/the install-steps hook failed: .*no OIDC client for note-[0-9a-f]{6}/);
+    expect(r.log()).not.toMatch(/step  abra app deploy/);
+  });
+
   it('a settings file with an unknown key is a clear error before anything is deployed', async () => {
     mkdirSync(join(operatorDir, 'webnotes'), { recursive: true });
     writeFileSync(join(operatorDir, 'webnotes', 'settings.yaml'), 'healthPath: /health\nhelthPath: /oops\n');
