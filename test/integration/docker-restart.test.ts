@@ -1,14 +1,24 @@
-import { openSync } from 'node:fs';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { execa } from 'execa';
-import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
-import { Store } from '../../state/store.js';
-import type { RunRecord } from '../../state/types.js';
-import { NOTHING, anyTestStacks, envStacks, ensureSwarm, forceRemoveStacks, removeEnvStacks, leftoversOf, makeTestEnv, recipeRepo, serve, waitFor, type TestEnv } from '../support/harness.js';
+import {
+  NOTHING,
+  anyTestStacks,
+  dropSpec,
+  envStacks,
+  ensureSwarm,
+  leftoversOf,
+  makeTestEnv,
+  readRun,
+  recipeRepo,
+  removeEnvStacks,
+  serve,
+  waitFor,
+  withStore,
+  type TestEnv,
+} from '../support/harness.js';
 
 /**
  * The Docker daemon stops in the middle of a run and comes back: the run must end cleanly —
@@ -49,27 +59,14 @@ async function daemonUp(): Promise<void> {
   await waitFor('dockerd and the swarm to answer', dockerAnswers, 120_000, 500);
 }
 
-function readRun(name: string): RunRecord | undefined {
-  const s = new Store(join(t.stateDir, 'cc-ci.db'));
-  try {
-    return s.getRun(name);
-  } finally {
-    s.close();
-  }
-}
-
 describe('a Docker daemon restart in the middle of a run', () => {
   it('ends the run cleanly and leaves nothing once the daemon is back', async () => {
     const server = serve(t);
     try {
-      mkdirSync(join(t.stateDir, 'specs'), { recursive: true });
-      writeFileSync(
-        join(t.stateDir, 'specs', 'daemon-restart.yaml'),
-        stringify({ apiVersion: 'cc-ci/v1', kind: 'Run', metadata: { name: 'daemon-restart' }, spec: { recipe: 'webnotes', source: { repo: repo.path, ref: 'main' }, tiers: ['install'] } }),
-      );
+      dropSpec(t, 'daemon-restart', { repo: repo.path, ref: 'main' });
       // Stop the daemon once the stack is deployed and the controller waits for convergence.
       await waitFor('the deploy to be issued', async () => {
-        const r = readRun('daemon-restart');
+        const r = readRun(t, 'daemon-restart');
         return r && r.phase !== 'Done' && r.step === 'abra app deploy' ? r : undefined;
       }, 120_000, 100);
       await waitFor('services to exist', async () => (await envStacks(t)).length > 0 && (await anyTestStacks()).some((s) => s.startsWith('webn-')), 60_000, 200);
@@ -78,7 +75,7 @@ describe('a Docker daemon restart in the middle of a run', () => {
       await daemonUp();
 
       const done = await waitFor('the run to be done', async () => {
-        const r = readRun('daemon-restart');
+        const r = readRun(t, 'daemon-restart');
         return r?.phase === 'Done' ? r : undefined;
       }, 600_000, 1000);
       // The controller polls the swarm every second while the deploy converges, so it meets the
@@ -87,9 +84,7 @@ describe('a Docker daemon restart in the middle of a run', () => {
       expect(done.result).toBe('passed');
       expect(done.attempt).toBe(2);
       expect(done.retries[0]?.reason).toMatch(/the Docker daemon is unreachable/);
-      const s = new Store(join(t.stateDir, 'cc-ci.db'));
-      const apps = s.appsOfRun('daemon-restart');
-      s.close();
+      const apps = withStore(t, (s) => s.appsOfRun('daemon-restart'));
       for (const a of apps) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
     } finally {
       await daemonUp();

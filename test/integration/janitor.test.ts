@@ -1,15 +1,17 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import { BUSYBOX_IMAGE } from '../../fixtures/images.js';
-import { Store } from '../../state/store.js';
 import {
   NOTHING,
-  anyTestStacks,
+  callsOf,
   cli,
+  dropSpec,
+  faultEnv,
+  withStore,
   ensureSwarm,
   forceRemoveStacks,
   removeEnvStacks,
@@ -30,7 +32,6 @@ import {
 
 let t: TestEnv;
 let repo: RecipeRepo;
-let n = 0;
 
 beforeAll(async () => {
   await ensureSwarm();
@@ -45,36 +46,15 @@ afterEach(async () => {
 
 afterAll(() => t?.cleanup());
 
-function faults(spec: string): Record<string, string> {
-  const dir = join(t.dir, `faults-${++n}`);
-  mkdirSync(dir, { recursive: true });
-  return { ABRA_DOUBLE_FAULTS: spec, ABRA_DOUBLE_STATE: dir };
-}
-
 function drop(name: string): void {
-  mkdirSync(join(t.stateDir, 'specs'), { recursive: true });
-  writeFileSync(
-    join(t.stateDir, 'specs', `${name}.yaml`),
-    stringify({ apiVersion: 'cc-ci/v1', kind: 'Run', metadata: { name }, spec: { recipe: 'webnotes', source: { repo: repo.path, ref: 'main' }, tiers: ['install'] } }),
-  );
-}
-
-function withStore<T>(fn: (s: Store) => T): T {
-  const s = new Store(join(t.stateDir, 'cc-ci.db'));
-  try {
-    return fn(s);
-  } finally {
-    s.close();
-  }
+  dropSpec(t, name, { repo: repo.path, ref: 'main' });
 }
 
 /** Waits until the run's app exists with its secret generated and abra hangs in the deploy. */
 async function hungInDeploy(name: string, env: Record<string, string>): Promise<string> {
   return waitFor(`${name} hanging in abra app deploy`, async () => {
-    const file = join(env.ABRA_DOUBLE_STATE!, 'calls.json');
-    const calls = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>) : {};
-    const app = withStore((s) => s.appsOfRun(name)[0]);
-    return (calls['app.deploy'] ?? 0) >= 1 && app ? app.domain : undefined;
+    const app = withStore(t, (s) => s.appsOfRun(name)[0]);
+    return callsOf(env, 'app.deploy') >= 1 && app ? app.domain : undefined;
   }, 120_000, 200);
 }
 
@@ -101,7 +81,7 @@ async function handMadeApp(domain: string): Promise<void> {
 
 describe('the janitor', () => {
   it('never reaps an app whose owner is alive', async () => {
-    const env = faults('app.deploy:1:hang');
+    const env = faultEnv(t, 'app.deploy:1:hang');
     const server = serve(t, env);
     try {
       drop('owned');
@@ -111,7 +91,7 @@ describe('the janitor', () => {
       expect(janitorTable(r.stdout, domain)).toMatch(/keep .*owned by owned, run by live controller pid \d+/);
       expect((await leftoversOf(t, domain)).envFiles).toHaveLength(1);
       await cli(t, ['delete', 'run', 'owned']);
-      await waitFor('owned to be cancelled', async () => withStore((s) => s.getRun('owned')?.phase === 'Done'), 120_000);
+      await waitFor('owned to be cancelled', async () => withStore(t, (s) => s.getRun('owned')?.phase === 'Done'), 120_000);
       expect(await leftoversOf(t, domain)).toEqual(NOTHING);
     } finally {
       server.kill('SIGTERM');
@@ -120,7 +100,7 @@ describe('the janitor', () => {
   });
 
   it('reaps at once an app whose controller died, and a restarted controller then finishes the run cleanly', async () => {
-    const env = faults('app.deploy:1:hang');
+    const env = faultEnv(t, 'app.deploy:1:hang');
     const server = serve(t, env);
     drop('orphaned');
     const domain = await hungInDeploy('orphaned', env);
@@ -136,16 +116,16 @@ describe('the janitor', () => {
     const r = await cli(t, ['janitor', '--grace', '1']);
     expect(janitorTable(r.stdout, domain)).toMatch(/reap +reaped .*owned by orphaned, whose controller is gone/);
     expect(await leftoversOf(t, domain)).toEqual(NOTHING);
-    expect(withStore((s) => s.getApp(domain)?.state)).toBe('released');
+    expect(withStore(t, (s) => s.getApp(domain)?.state)).toBe('released');
 
     const again = serve(t, env);
     try {
-      const done = await waitFor('orphaned to finish', async () => withStore((s) => {
+      const done = await waitFor('orphaned to finish', async () => withStore(t, (s) => {
         const run = s.getRun('orphaned');
         return run?.phase === 'Done' ? run : undefined;
       }), 240_000);
       expect(done.result).toBe('passed');
-      for (const a of withStore((s) => s.appsOfRun('orphaned'))) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
+      for (const a of withStore(t, (s) => s.appsOfRun('orphaned'))) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
     } finally {
       again.kill('SIGTERM');
       await again;

@@ -1,6 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import { isAlive } from '../../controller/process.js';
@@ -8,12 +7,16 @@ import { Store } from '../../state/store.js';
 import type { RunRecord } from '../../state/types.js';
 import {
   NOTHING,
-  anyTestStacks,
+  callsOf,
   cli,
+  dropSpec,
   ensureSwarm,
-  forceRemoveStacks,
+  faultEnv,
+  readRun,
   removeEnvStacks,
   stopLeftoverServers,
+  untilDone,
+  withStore,
   leftoversOf,
   makeTestEnv,
   recipeRepo,
@@ -47,57 +50,23 @@ afterAll(() => t?.cleanup());
 
 /** A fresh fault-injection state per test, so call counts start at zero. */
 function faults(spec: string): Record<string, string> {
-  const dir = join(t.dir, `faults-${++n}`);
-  mkdirSync(dir, { recursive: true });
-  return { ABRA_DOUBLE_FAULTS: spec, ABRA_DOUBLE_STATE: dir };
-}
-
-/** How often the abra double was called for a command under this fault state. */
-function callsOf(env: Record<string, string>, command: string): number {
-  const file = join(env.ABRA_DOUBLE_STATE!, 'calls.json');
-  if (!existsSync(file)) return 0;
-  return (JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>)[command] ?? 0;
+  n++;
+  return faultEnv(t, spec);
 }
 
 function drop(name: string, ref: string, extra: Record<string, unknown> = {}, tiers = ['install']): string {
-  const file = join(t.stateDir, 'specs', `${name}.yaml`);
-  mkdirSync(join(t.stateDir, 'specs'), { recursive: true });
-  writeFileSync(
-    file,
-    stringify({ apiVersion: 'cc-ci/v1', kind: 'Run', metadata: { name }, spec: { recipe: 'webnotes', source: { repo: repo.path, ref }, tiers, ...extra } }),
-  );
-  return file;
-}
-
-function store(): Store {
-  return new Store(join(t.stateDir, 'cc-ci.db'));
-}
-
-function readRun(name: string): RunRecord | undefined {
-  const s = store();
-  try {
-    return s.getRun(name);
-  } finally {
-    s.close();
-  }
+  return dropSpec(t, name, { repo: repo.path, ref, tiers, extra });
 }
 
 async function untilStep(name: string, step: string, timeoutMs = 120_000): Promise<RunRecord> {
   return waitFor(`${name} to reach step "${step}"`, async () => {
-    const r = readRun(name);
+    const r = readRun(t, name);
     return r && r.step === step && r.phase !== 'Done' ? r : undefined;
   }, timeoutMs, 100);
 }
 
-async function untilDone(name: string, timeoutMs = 300_000): Promise<RunRecord> {
-  return waitFor(`${name} to be done`, async () => {
-    const r = readRun(name);
-    return r?.phase === 'Done' ? r : undefined;
-  }, timeoutMs, 500);
-}
-
 async function expectClean(name: string): Promise<void> {
-  const s = store();
+  const s = new Store(join(t.stateDir, 'cc-ci.db'));
   try {
     for (const app of s.appsOfRun(name)) {
       expect(app.state).toBe('released');
@@ -134,7 +103,7 @@ describe('kill -9 of cc-ci serve, then a restart', () => {
     // The step is on record before the child starts: wait until abra itself is hanging in it.
     const command = fault.split(':')[0]!;
     await waitFor('the hung abra call', async () => callsOf(env, command) >= 1, 30_000, 100);
-    const orphan = store().listChildren().find((c) => c.run === name && c.command.includes(step.replace('abra ', '')));
+    const orphan = withStore(t, (s) => s.listChildren()).find((c) => c.run === name && c.command.includes(step.replace('abra ', '')));
     expect(orphan, 'the hung abra child is on record').toBeDefined();
     await stop(first, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 500));
@@ -142,7 +111,7 @@ describe('kill -9 of cc-ci serve, then a restart', () => {
 
     const second = serve(t, env);
     try {
-      const done = await untilDone(name);
+      const done = await untilDone(t, name);
       expect(isAlive(orphan!.pid, orphan!.startTicks)).toBe(false);
       expect(done.result).toBe('passed');
       expect(done.attempt).toBe(2);
@@ -163,7 +132,7 @@ describe('kill -9 of cc-ci serve, then a restart', () => {
     await stop(first, 'SIGKILL');
     const second = serve(t, env);
     try {
-      const done = await untilDone(name);
+      const done = await untilDone(t, name);
       expect(done.result).toBe('passed');
       expect(done.attempt).toBe(1);
       await expectClean(name);
@@ -182,13 +151,13 @@ describe('kill -9 of cc-ci serve, then a restart', () => {
     await stop(server, 'SIGKILL');
     server = serve(t, env);
     await waitFor('attempt 2 to deploy', async () => {
-      const r = readRun(name);
+      const r = readRun(t, name);
       return r?.attempt === 2 && r.step === 'abra app deploy' && callsOf(env, 'app.deploy') >= 2;
     }, 180_000, 100);
     await stop(server, 'SIGKILL');
     server = serve(t, env);
     try {
-      const done = await untilDone(name);
+      const done = await untilDone(t, name);
       expect(done.result).toBe('error');
       expect(done.reason).toMatch(/no attempts left: 2 of 2/);
       expect(done.retries).toHaveLength(1);
@@ -207,10 +176,10 @@ describe('cancel, supersede, timeouts, queue', () => {
       drop('cancel-me', 'main');
       await untilStep('cancel-me', 'abra app deploy');
       await waitFor('the hung abra call', async () => callsOf(env, 'app.deploy') >= 1, 30_000, 100);
-      const child = store().listChildren().find((c) => c.run === 'cancel-me');
+      const child = withStore(t, (s) => s.listChildren()).find((c) => c.run === 'cancel-me');
       const r = await cli(t, ['delete', 'run', 'cancel-me']);
       expect(r.exitCode).toBe(0);
-      const done = await untilDone('cancel-me');
+      const done = await untilDone(t, 'cancel-me');
       expect(done.result).toBe('cancelled');
       expect(done.reason).toMatch(/deleted/);
       expect(isAlive(child!.pid, child!.startTicks)).toBe(false);
@@ -228,7 +197,7 @@ describe('cancel, supersede, timeouts, queue', () => {
       await untilStep('unlink-me', 'abra app deploy');
       await waitFor('the hung abra call', async () => callsOf(env, 'app.deploy') >= 1, 30_000, 100);
       unlinkSync(file);
-      const done = await untilDone('unlink-me');
+      const done = await untilDone(t, 'unlink-me');
       expect(done.result).toBe('cancelled');
       expect(done.reason).toMatch(/spec file unlink-me\.yaml was deleted/);
       await expectClean('unlink-me');
@@ -247,10 +216,10 @@ describe('cancel, supersede, timeouts, queue', () => {
       // pr7-a must be the one hanging in the first deploy call, not pr7-b.
       await waitFor('the hung abra call', async () => callsOf(env, 'app.deploy') >= 1, 30_000, 100);
       drop('pr7-b', 'main', forge(2));
-      const a = await untilDone('pr7-a');
+      const a = await untilDone(t, 'pr7-a');
       expect(a.result).toBe('cancelled');
       expect(a.reason).toBe('superseded by pr7-b');
-      const b = await untilDone('pr7-b');
+      const b = await untilDone(t, 'pr7-b');
       expect(b.result).toBe('passed');
       await expectClean('pr7-a');
       await expectClean('pr7-b');
@@ -305,7 +274,7 @@ describe('cancel, supersede, timeouts, queue', () => {
       expect(table.stdout).toMatch(/q-3 .*#1 in queue: capacity full \(2\/2 runs active\)/);
       for (const name of ['q-1', 'q-2', 'q-3', 'q-4']) await cli(t, ['delete', 'run', name]);
       for (const name of ['q-1', 'q-2', 'q-3', 'q-4']) {
-        expect((await untilDone(name)).result).toBe('cancelled');
+        expect((await untilDone(t, name)).result).toBe('cancelled');
         await expectClean(name);
       }
     } finally {

@@ -1,8 +1,10 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import { Store } from '../../state/store.js';
+import type { RunRecord } from '../../state/types.js';
 import { stringify } from 'yaml';
 import { ensureImages } from '../../fixtures/images.js';
 import { buildRecipeRepo, type RecipeRepo } from '../../fixtures/recipe-repo.js';
@@ -205,15 +207,8 @@ export async function anyTestStacks(): Promise<string[]> {
 
 /** The stacks of every app the env's controller ever leased (its state store says). */
 export async function envStacks(t: TestEnv): Promise<string[]> {
-  const db = join(t.stateDir, 'cc-ci.db');
-  if (!existsSync(db)) return [];
-  const { Store } = await import('../../state/store.js');
-  const store = new Store(db);
-  try {
-    return store.listRuns().flatMap((r) => store.appsOfRun(r.name).map((a) => a.stack));
-  } finally {
-    store.close();
-  }
+  if (!existsSync(join(t.stateDir, 'cc-ci.db'))) return [];
+  return withStore(t, (store) => store.listRuns().flatMap((r) => store.appsOfRun(r.name).map((a) => a.stack)));
 }
 
 /** Last-resort clean-up after a failed test, of this env's stacks only (other test runs may share
@@ -233,4 +228,61 @@ export async function forceRemoveStacks(stacks: string[]): Promise<void> {
 
 export function runDirOf(t: TestEnv, run: string): string {
   return join(t.stateDir, 'runs', run);
+}
+
+let faultStates = 0;
+
+/** Fault injection for the abra double (docs/abra-double.md), with a fresh call counter. */
+export function faultEnv(t: TestEnv, spec: string): Record<string, string> {
+  const dir = join(t.dir, `faults-${++faultStates}`);
+  mkdirSync(dir, { recursive: true });
+  return { ABRA_DOUBLE_FAULTS: spec, ABRA_DOUBLE_STATE: dir };
+}
+
+/** How often the abra double was called for a command under a fault env. */
+export function callsOf(env: Record<string, string>, command: string): number {
+  const file = join(env.ABRA_DOUBLE_STATE ?? '', 'calls.json');
+  if (!existsSync(file)) return 0;
+  return (JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>)[command] ?? 0;
+}
+
+/** Drops a run spec into the env's specs/ directory, as a person or the intake would. */
+export function dropSpec(
+  t: TestEnv,
+  name: string,
+  o: { recipe?: string; repo: string; ref: string; tiers?: string[]; extra?: Record<string, unknown> },
+): string {
+  mkdirSync(join(t.stateDir, 'specs'), { recursive: true });
+  const file = join(t.stateDir, 'specs', `${name}.yaml`);
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: 'cc-ci/v1',
+      kind: 'Run',
+      metadata: { name },
+      spec: { recipe: o.recipe ?? 'webnotes', source: { repo: o.repo, ref: o.ref }, tiers: o.tiers ?? ['install'], ...o.extra },
+    }),
+  );
+  return file;
+}
+
+/** Reads the env's state store (WAL: safe beside a running controller). */
+export function withStore<T>(t: TestEnv, fn: (s: Store) => T): T {
+  const s = new Store(join(t.stateDir, 'cc-ci.db'));
+  try {
+    return fn(s);
+  } finally {
+    s.close();
+  }
+}
+
+export function readRun(t: TestEnv, name: string): RunRecord | undefined {
+  return withStore(t, (s) => s.getRun(name));
+}
+
+export function untilDone(t: TestEnv, name: string, timeoutMs = 300_000): Promise<RunRecord> {
+  return waitFor(`${name} to be done`, async () => {
+    const r = readRun(t, name);
+    return r?.phase === 'Done' ? r : undefined;
+  }, timeoutMs, 500);
 }
