@@ -41,6 +41,17 @@ else
   say "Debian packages present"
 fi
 
+# Node.js: cc-ci and its native modules (better-sqlite3, node-pty) need 20.19 or newer; Debian
+# 12's own nodejs is 18, so a too-old one is a clear stop here rather than an npm error later.
+if ! command -v node >/dev/null 2>&1; then
+  echo "setup.sh: Node.js is not installed; cc-ci needs Node.js >= 20.19 with npm (https://nodejs.org)" >&2
+  exit 1
+fi
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+  echo "setup.sh: Node.js $(node --version) is too old; cc-ci needs >= 20.19" >&2
+  exit 1
+fi
+
 # 2. dockerd (no systemd here: start it ourselves when it is not answering).
 if ! docker info >/dev/null 2>&1; then
   say "starting dockerd (log: /var/log/cc-ci-dockerd.log)"

@@ -39,8 +39,9 @@ export const configSchema = z.strictObject({
     .prefault({}),
   ingress: z
     .strictObject({
-      /** local: publish the app port on the host (no Traefik); traefik: reach https://<domain>. */
-      mode: z.enum(['local', 'traefik']).default('local'),
+      /** local: publish the app port on the host (no Traefik); traefik: reach https://<domain>;
+       *  auto: traefik when a Traefik service runs on the swarm, else local (controller/ingress.ts). */
+      mode: z.enum(['auto', 'local', 'traefik']).default('auto'),
       /** Host ports the local mode hands out, one per live app. */
       portRange: z
         .tuple([z.number().int().min(1024).max(65535), z.number().int().min(1024).max(65535)])

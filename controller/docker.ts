@@ -114,6 +114,14 @@ export class Docker {
     return { exists: true, ...(driver ? { driver } : {}), ...(scope ? { scope } : {}) };
   }
 
+  /** Every swarm service with the image it runs: how a Traefik in front of the swarm is found. */
+  async serviceImages(): Promise<{ name: string; image: string }[]> {
+    return (await this.lines(['service', 'ls', '--format', '{{.Name}}\t{{.Image}}'])).map((l) => {
+      const [name = '', image = ''] = l.split('\t');
+      return { name, image };
+    });
+  }
+
   async imageExists(ref: string): Promise<boolean> {
     return ok(await this.run(['image', 'inspect', ref, '--format', '{{.Id}}'], { allowFail: true }));
   }
@@ -177,23 +185,26 @@ export class Docker {
     const label = `label=com.docker.stack.namespace=${stack}`;
     const prefix = `${stack}_`;
     const byPrefix = (names: string[]) => names.filter((n) => n.startsWith(prefix));
-    const [services, containers, volumesL, volumesN, secrets, configs, networks] = await Promise.all([
+    // Each kind both ways: a compose `name:` may put a labelled object outside the prefix, and
+    // an object made beside the stack (abra's secrets) may carry the prefix but no label.
+    const mine = (rows: string[]) =>
+      rows.flatMap((r) => {
+        const [name = '', namespace = ''] = r.split('\t');
+        return name && (namespace === stack || name.startsWith(prefix)) ? [name] : [];
+      });
+    const byLabelOrPrefix = (kind: 'volume' | 'secret' | 'config' | 'network') =>
+      this.lines([kind, 'ls', '--format', '{{.Name}}\t{{.Label "com.docker.stack.namespace"}}']).then(mine);
+    const [servicesL, servicesN, containers, volumes, secrets, configs, networks] = await Promise.all([
       this.lines(['service', 'ls', '--filter', label, '--format', '{{.Name}}']),
+      this.lines(['service', 'ls', '--format', '{{.Name}}']).then(byPrefix),
       this.lines(['ps', '-a', '--filter', label, '--format', '{{.Names}}']),
-      this.lines(['volume', 'ls', '--filter', label, '--format', '{{.Name}}']),
-      this.lines(['volume', 'ls', '--format', '{{.Name}}']).then(byPrefix),
-      this.lines(['secret', 'ls', '--format', '{{.Name}}']).then(byPrefix),
-      this.lines(['config', 'ls', '--format', '{{.Name}}']).then(byPrefix),
-      this.lines(['network', 'ls', '--filter', label, '--format', '{{.Name}}']),
+      byLabelOrPrefix('volume'),
+      byLabelOrPrefix('secret'),
+      byLabelOrPrefix('config'),
+      byLabelOrPrefix('network'),
     ]);
-    return {
-      services,
-      containers,
-      volumes: [...new Set([...volumesL, ...volumesN])],
-      secrets,
-      configs,
-      networks,
-    };
+    const services = [...new Set([...servicesL, ...servicesN])];
+    return { services, containers, volumes, secrets, configs, networks };
   }
 
   /**

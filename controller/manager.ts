@@ -5,6 +5,8 @@ import { RunReconciler } from '../reconcilers/run.js';
 import { Store } from '../state/store.js';
 import type { InstanceRecord, RunRecord } from '../state/types.js';
 import type { Config } from './config.js';
+import { Docker } from './docker.js';
+import { resolveIngressMode } from './ingress.js';
 import { acquireInstance } from './instance.js';
 import type { Logger } from './log.js';
 import { ensureStateDirs, type StatePaths } from './paths.js';
@@ -56,6 +58,7 @@ export class Manager {
     this.instance = acquireInstance(store, o.mode);
     const log = o.logger.child({ instance: this.instance.id.slice(0, 8) });
     log.info({ stateDir: o.paths.root, capacity: o.config.capacity, mode: o.mode }, 'controller starting');
+    await resolveIngressMode(o.config, new Docker({ timeoutMs: 15_000 }), log);
     this.stopOrphans(log);
 
     this.reconciler = new RunReconciler({

@@ -35,9 +35,24 @@ export class SpecSync {
     private readonly hooks: SpecSyncHooks,
   ) {}
 
-  /** Looks at one file (after an add or change event, or during a resync). */
+  /** Looks at one file (after an add or change event, or during a resync). Never throws: a
+   *  file that cannot be taken in is recorded with the reason, and the controller goes on. */
   syncFile(path: string): void {
     if (!isSpecFile(path)) return;
+    try {
+      this.take(path);
+    } catch (e) {
+      const error = `could not be taken in: ${(e as Error).message}`;
+      this.logger.error({ file: path, error }, 'run spec file could not be taken in (left in place)');
+      try {
+        this.store.recordSpecFile({ path, name: null, status: 'invalid', error, hash: null });
+      } catch {
+        // The store itself failed: the log line above is all that can be done; the next resync looks again.
+      }
+    }
+  }
+
+  private take(path: string): void {
     let text: string;
     try {
       text = readFileSync(path, 'utf8');

@@ -95,6 +95,9 @@ export const runSpecSchema = z.strictObject({
 export type RunSpec = z.infer<typeof runSpecSchema>;
 export type RunSpecInput = z.input<typeof runSpecSchema>;
 
+/** A run spec is a dozen lines; anything this large is a mistake, not a spec. */
+export const MAX_SPEC_CHARS = 256 * 1024;
+
 export type SpecParse =
   | { ok: true; spec: RunSpec; hash: string }
   | { ok: false; error: string; name: string | null };
@@ -139,6 +142,7 @@ export function validateSpec(doc: unknown): SpecParse {
 /** Parses a spec file's text (YAML or JSON: JSON is YAML) and validates it. Never throws. */
 export function parseSpecText(text: string): SpecParse {
   if (text.trim() === '') return { ok: false, error: 'the file is empty', name: null };
+  if (text.length > MAX_SPEC_CHARS) return { ok: false, error: `the file is larger than ${MAX_SPEC_CHARS / 1024} KiB; a run spec is a few lines`, name: null };
   let docs;
   try {
     docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
@@ -152,7 +156,14 @@ export function parseSpecText(text: string): SpecParse {
   if (doc.errors.length > 0) {
     return { ok: false, error: `not valid YAML or JSON: ${doc.errors.map((e) => e.message.split('\n')[0]).join('; ')}`, name: null };
   }
-  return validateSpec(doc.toJS({ maxAliasCount: 10 }));
+  let value: unknown;
+  try {
+    // An alias bomb (a few lines expanding to millions of nodes) is refused here, not expanded.
+    value = doc.toJS({ maxAliasCount: 10 });
+  } catch (e) {
+    return { ok: false, error: `not a usable YAML document: ${(e as Error).message}`, name: null };
+  }
+  return validateSpec(value);
 }
 
 function guessName(doc: unknown): string | null {

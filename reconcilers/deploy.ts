@@ -131,7 +131,7 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
       'configure app env',
       async () => {
         // Overlays must exist before COMPOSE_FILE names them: abra reads every listed file.
-        if (ctx.config.ingress.mode === 'local') writeIngressOverlay(ctx, o);
+        if (ctx.config.ingress.mode !== 'traefik') writeIngressOverlay(ctx, o);
         copyRecipeOverlay(ctx);
         configureEnv(ctx, o.env!, o.lease!);
       },
@@ -167,7 +167,7 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
   if (!atCommit) {
     await ensureCheckout(ctx, clock, want.commit);
     copyRecipeOverlay(ctx);
-    if (ctx.config.ingress.mode === 'local') writeIngressOverlay(ctx, o);
+    if (ctx.config.ingress.mode !== 'traefik') writeIngressOverlay(ctx, o);
     ctx.setPhase('Deploying', `${want.purpose}: ${want.describe}`);
     const redeploy = o.services.length > 0;
     try {
@@ -258,7 +258,7 @@ async function lease(ctx: RunContext, want: DesiredApp): Promise<void> {
   await ctx.step('lease app domain', async () => {
     for (let i = 0; i < 20; i++) {
       const domain = newAppDomain(ctx.spec.spec.recipe, ctx.config.domain.base);
-      const port = ctx.config.ingress.mode === 'local' ? await pickFreePort(ctx.config.ingress.portRange, ctx.store.livePorts()) : null;
+      const port = ctx.config.ingress.mode !== 'traefik' ? await pickFreePort(ctx.config.ingress.portRange, ctx.store.livePorts()) : null;
       const leased = ctx.store.leaseApp({
         domain,
         run: ctx.name,
@@ -295,7 +295,7 @@ function configureEnv(ctx: RunContext, env: EnvFile, app: AppRecord): void {
   if (ctx.workspace!.customization.overlay && !listed.includes(OVERLAY_FILE)) {
     env.appendLine(`COMPOSE_FILE="$COMPOSE_FILE:${OVERLAY_FILE}"`);
   }
-  if (ctx.config.ingress.mode === 'local' && !listed.includes(INGRESS_OVERLAY)) {
+  if (ctx.config.ingress.mode !== 'traefik' && !listed.includes(INGRESS_OVERLAY)) {
     env.appendLine(`COMPOSE_FILE="$COMPOSE_FILE:${INGRESS_OVERLAY}"`);
   }
   env.set(RUN_MARKER, ctx.name);
@@ -340,7 +340,7 @@ function writeIngressOverlay(ctx: RunContext, o: AppObservation): void {
 }
 
 function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[], want: DesiredApp): ReadyApp {
-  const local = ctx.config.ingress.mode === 'local';
+  const local = ctx.config.ingress.mode !== 'traefik';
   return {
     purpose: lease.purpose,
     commit: want.commit,

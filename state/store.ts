@@ -158,12 +158,18 @@ export class Store {
 
   private migrate(): void {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at INTEGER)');
-    const applied = new Set(
-      (this.db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r.version)),
-    );
+    const isApplied = this.db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?');
+    const known = Math.max(...migrations.map((m) => m.version));
+    const newest = this.schemaVersion();
+    if (newest > known) {
+      this.db.close();
+      throw new Error(`the state database ${this.db.name} has schema version ${newest}, newer than this cc-ci knows (${known}); run the newer cc-ci, or use another state directory`);
+    }
     for (const m of migrations) {
-      if (applied.has(m.version)) continue;
+      // Looked at again under the write lock: two processes opening a new database at once must
+      // not both apply a migration (the second would fail with "table already exists").
       this.db.transaction(() => {
+        if (isApplied.get(m.version)) return;
         this.db.exec(m.sql);
         this.db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
       }).immediate();

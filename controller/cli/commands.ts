@@ -3,12 +3,12 @@ import { basename } from 'node:path';
 import { runDoctor } from '../doctor.js';
 import { readForgeSecrets, SecretFileError, type ForgeSecrets } from '../forge/secrets.js';
 import type { Frontends } from '../http/frontends.js';
-import { liveInstance } from '../instance.js';
 import { Manager } from '../manager.js';
 import { invalidSpecs, listRunRows, runDetail } from '../run-view.js';
 import { parseSpecText } from '../spec.js';
 import { writeSpecFile } from '../spec-files.js';
 import { EXIT, UsageError, ago, duration, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
+import { describeHolder, embeddedController } from './embedded.js';
 import { followRun, formatEvent } from './follow.js';
 
 /** `cc-ci serve`: the controller, until SIGTERM/SIGINT. */
@@ -221,14 +221,18 @@ export async function deleteRunCommand(name: string, o: GlobalOptions): Promise<
     store.updateRun(name, { cancelRequested: true, cancelReason: 'deleted with cc-ci delete run' });
     store.appendEvent(name, 'warn', 'cancel requested: deleted with cc-ci delete run');
   }
-  if (liveInstance(store)) {
-    store.close();
-    out(`run/${name} deleted; the serving controller cancels it and tears it down (cc-ci logs -f ${name})`);
+  // The controller serving the directory, or the `cc-ci run` executing this very run, does the
+  // teardown; an embedded controller of another run would not, so wait for it to finish.
+  const manager = await embeddedController(env, store, {
+    run: name,
+    handles: (holder) => holder.mode === 'serve' || store.getRun(name)?.owner === holder.id,
+    waiting: (holder) => out(`waiting: ${describeHolder(holder)} is using ${env.paths.root}; run/${name} is torn down when it has finished`),
+  });
+  store.close();
+  if (!manager) {
+    out(`run/${name} deleted; the controller running it cancels it and tears it down (cc-ci logs -f ${name})`);
     return EXIT.passed;
   }
-  store.close();
-  const manager = new Manager({ paths: env.paths, config: env.config, logger: env.logger, mode: 'run', only: name });
-  await manager.start();
   out(`run/${name} deleted; tearing it down here`);
   const final = await manager.waitForRun(name);
   await manager.stop('delete finished');

@@ -1,12 +1,11 @@
 import { resolve } from 'node:path';
 import { runSummary, type RunSummary } from '../../reconcilers/run.js';
 import { TIER_NAMES, type RunRecord, type TierName } from '../../state/types.js';
-import { AlreadyServingError, liveInstance } from '../instance.js';
-import { Manager } from '../manager.js';
 import { cliRunName } from '../naming.js';
 import { validateSpec, type RunSpecInput } from '../spec.js';
 import { writeSpecFile } from '../spec-files.js';
 import { EXIT, UsageError, duration, err, loadEnv, openStore, out, type GlobalOptions } from './common.js';
+import { describeHolder, embeddedController } from './embedded.js';
 import { followRun, formatEvent } from './follow.js';
 
 export interface RunCommandOptions extends GlobalOptions {
@@ -56,16 +55,12 @@ export async function runCommand(recipe: string, o: RunCommandOptions): Promise<
 
   const store = openStore(env.paths, true);
   if (store.getRun(name)) throw new UsageError(`a run named ${name} already exists in ${env.paths.root}`);
-  let manager: Manager | null = null;
-  if (!liveInstance(store)) {
-    manager = new Manager({ paths: env.paths, config: env.config, logger: env.logger, mode: 'run', only: name });
-    try {
-      await manager.start();
-    } catch (e) {
-      if (!(e instanceof AlreadyServingError)) throw e;
-      manager = null; // a server started in between: follow it instead
-    }
-  }
+  // A serving controller runs it; another `cc-ci run` only runs its own, so wait for it.
+  const manager = await embeddedController(env, store, {
+    run: name,
+    handles: (holder) => holder.mode === 'serve',
+    waiting: (holder) => progress(`waiting: ${describeHolder(holder)} is using ${env.paths.root}; this run starts when it has finished`),
+  });
   const file = writeSpecFile(env.paths, spec);
   manager?.resync();
   progress(`run ${name}: ${spec.spec.recipe} @ ${spec.spec.source.ref} from ${spec.spec.source.repo}`);

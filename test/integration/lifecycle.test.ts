@@ -1,12 +1,16 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import {
+  ABRA_DOUBLE,
+  CLI,
   NOTHING,
   anyTestStacks,
   cli,
+  envStacks,
+  faultEnv,
   ensureSwarm,
   forceRemoveStacks,
   removeEnvStacks,
@@ -62,12 +66,39 @@ async function run(ref: string, extra: string[] = [], env: Record<string, string
 async function expectNothingLeft(json: JsonResult) {
   for (const d of json.domains) expect(await leftoversOf(t, d)).toEqual(NOTHING);
   expect(existsSync(join(runDirOf(t, json.name), 'abra'))).toBe(false);
+  // No stack of any app this env ever leased is on the swarm, and no .env of one is on disk.
+  const live = new Set(await anyTestStacks());
+  expect((await envStacks(t)).filter((s) => live.has(s))).toEqual([]);
+  const envDir = join(t.abraDir, 'servers', 'default');
+  expect(readdirSync(envDir).filter((f) => f.endsWith('.env'))).toEqual([]);
+}
+
+/** Every file under a directory, as bytes (the SQLite database and its WAL included). */
+function filesUnder(dir: string): { path: string; bytes: Buffer }[] {
+  const found: { path: string; bytes: Buffer }[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const st = statSync(p);
+    if (st.isDirectory()) found.push(...filesUnder(p));
+    else if (st.isFile()) found.push({ path: p, bytes: readFileSync(p) });
+  }
+  return found;
+}
+
+function specFiles(): string[] {
+  return readdirSync(join(t.stateDir, 'specs')).sort();
 }
 
 describe('a run on the real swarm', () => {
   it('passes the install tier at the head of the bundled recipe, then leaves nothing behind', async () => {
-    const r = await run('main');
+    // No faults: the double only counts calls and records the secret values it generates.
+    const counted = faultEnv(t, '');
+    const r = await run('main', [], counted);
     expect(r.exitCode, r.stderr).toBe(0);
+    // With --json the live log goes to stderr: a progress line per phase and per tier.
+    for (const line of [/==> Preparing \(attempt 1\)/, /==> Testing: tier install/, /--> install: started/, /--> install: pass in /, /==> TearingDown/]) {
+      expect(r.stderr).toMatch(line);
+    }
     const json = r.json!;
     expect(json.result).toBe('passed');
     expect(json.tiers.install?.result).toBe('pass');
@@ -83,6 +114,14 @@ describe('a run on the real swarm', () => {
     const log = readFileSync(join(runDirOf(t, json.name), 'log.txt'), 'utf8');
     expect(log).toContain('generated 1 secret(s): api_token (values withheld)');
     expect(log).not.toMatch(/"value"\s*:/);
+    // The value abra printed is nowhere: not in the output, the log, the store or any file.
+    const values = readFileSync(join(counted.ABRA_DOUBLE_STATE!, 'generated-secrets.txt'), 'utf8').split('\n').filter(Boolean);
+    expect(values).toHaveLength(1);
+    for (const value of values) {
+      expect(r.stdout).not.toContain(value);
+      expect(r.stderr).not.toContain(value);
+      for (const f of filesUnder(t.stateDir)) expect(f.bytes.includes(value), f.path).toBe(false);
+    }
     const described = await cli(t, ['describe', 'run', json.name]);
     expect(described.stdout).toMatch(/install\s+pass/);
     expect(described.stdout).toContain('result.json');
@@ -98,8 +137,17 @@ describe('a run on the real swarm', () => {
     expect(reason).toMatch(/did not converge within 25s/);
     expect(reason).toMatch(/_app 0\/1/);
     expect(reason).toMatch(/task /);
+    // The evidence outlives the teardown: the failing service, its tasks and its log tail.
     const evidence = join(runDirOf(t, json.name), 'evidence');
-    expect(existsSync(evidence)).toBe(true);
+    const diag = readdirSync(evidence).filter((f) => /^diagnostics-.*\.txt$/.test(f));
+    expect(diag).toHaveLength(1);
+    const text = readFileSync(join(evidence, diag[0]!), 'utf8');
+    expect(text).toMatch(/^== webn-[0-9a-f]{6}_ci_localhost_app 0\/1/m);
+    expect(text).toMatch(/^task webn-[0-9a-f]{6}_ci_localhost_app\.1 desired=\w+ current=/m);
+    expect(text).toMatch(/^-- logs \(last 20 lines\)$/m);
+    // The log tail shows the cause: the healthcheck's requests answered 404.
+    expect(text).toMatch(/response:404/);
+    expect(reason).toMatch(/log tail: .*response:404/);
     await expectNothingLeft(json);
   });
 
@@ -134,6 +182,68 @@ describe('a run on the real swarm', () => {
   });
 });
 
+describe('two cc-ci run on one state directory', () => {
+  it('the second waits for the first to release the directory, then runs its own; both reach a verdict', async () => {
+    const [a, b] = await Promise.all([
+      run('main', ['--name', 'two-runs-a']),
+      // Started a moment later, so that it meets the first one's embedded controller.
+      new Promise((r) => setTimeout(r, 1500)).then(() => run('main', ['--name', 'two-runs-b'])),
+    ]);
+    expect(a.exitCode, a.stderr).toBe(0);
+    expect(b.exitCode, b.stderr).toBe(0);
+    expect(a.json!.result).toBe('passed');
+    expect(b.json!.result).toBe('passed');
+    expect(b.stderr).toMatch(/waiting: another cc-ci run \(pid \d+ on .*\) is using .*; this run starts when it has finished/);
+    await expectNothingLeft(a.json!);
+    await expectNothingLeft(b.json!);
+  });
+});
+
+describe('where the state directory, the config and abra come from', () => {
+  it('--state-dir and --config win over CCCI_STATE_DIR and CCCI_CONFIG', async () => {
+    const other = join(t.dir, 'other-state');
+    const cfg = join(t.dir, 'flags.yaml');
+    writeFileSync(cfg, readFileSync(t.configFile, 'utf8').replace(/^capacity: \d+$/m, 'capacity: 7'));
+    const r = await cli(t, ['run', 'webnotes', '--repo', repo.path, '--ref', 'no-such-branch-flags', '--json', '--state-dir', other, '--config', cfg], {
+      CCCI_STATE_DIR: join(t.dir, 'not-this-one'),
+      CCCI_CONFIG: join(t.dir, 'no-such-config.yaml'),
+    });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(JSON.parse(r.stdout).reason).toMatch(/ref "no-such-branch-flags" does not exist/);
+    expect(existsSync(join(other, 'cc-ci.db'))).toBe(true);
+    expect(existsSync(join(t.dir, 'not-this-one'))).toBe(false);
+    const listed = await cli(t, ['get', 'runs', '-o', 'json', '--state-dir', other]);
+    expect((JSON.parse(listed.stdout) as { runs: { name: string }[] }).runs.map((x) => x.name)).toEqual([JSON.parse(r.stdout).name]);
+    // A config that does not exist is an error naming it, not a silent default.
+    const missing = await cli(t, ['get', 'runs', '--config', join(t.dir, 'no-such-config.yaml')]);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toMatch(/no-such-config\.yaml/);
+  });
+
+  it('abra is CCCI_ABRA, else the config\'s abra.bin, else abra on PATH', async () => {
+    const bin = join(t.dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    const onPath = join(bin, 'abra');
+    if (!existsSync(onPath)) symlinkSync(ABRA_DOUBLE, onPath);
+    const named = join(t.dir, 'abra-by-config');
+    if (!existsSync(named)) symlinkSync(ABRA_DOUBLE, named);
+    const cfg = join(t.dir, 'abra-bin.yaml');
+    writeFileSync(cfg, `${readFileSync(t.configFile, 'utf8')}`.replace('abra:\n', `abra:\n  bin: ${named}\n`));
+    const plain = join(t.dir, 'abra-plain.yaml');
+    writeFileSync(plain, readFileSync(t.configFile, 'utf8'));
+    const doctorAbra = async (env: Record<string, string>) => {
+      const r = await execa('node', [CLI, 'doctor'], { env: { ...t.env, ...env }, extendEnv: false, reject: false, timeout: 120_000 });
+      return r.stdout.split('\n').find((l) => /^\S+ +abra: /.test(l)) ?? '';
+    };
+    const path = `${bin}:${process.env.PATH ?? ''}`;
+    const base = { PATH: path, HOME: process.env.HOME ?? '/root' };
+    expect(await doctorAbra({ ...base, CCCI_CONFIG: cfg, CCCI_ABRA: join(t.dir, 'no-such-abra') })).toMatch(/^FAIL +abra: .*no-such-abra/);
+    expect(await doctorAbra({ ...base, CCCI_CONFIG: cfg, CCCI_ABRA: '' })).toMatch(new RegExp(`^ok +abra: ${named}:`));
+    expect(await doctorAbra({ ...base, CCCI_CONFIG: plain, CCCI_ABRA: '' })).toMatch(/^ok +abra: abra: abra version/);
+    expect(await doctorAbra({ PATH: '/usr/bin:/bin', HOME: base.HOME, CCCI_CONFIG: plain, CCCI_ABRA: '' })).toMatch(/^FAIL +abra: abra/);
+  });
+});
+
 describe('cc-ci doctor', () => {
   it('passes on this host with the abra double, having checked every flag cc-ci passes', async () => {
     const r = await cli(t, ['doctor']);
@@ -164,6 +274,7 @@ describe('bad input gets a clear error and loses nothing', () => {
     expect(json.result).toBe('error');
     expect(json.reason).toMatch(/could not clone .*no-such-repo/);
     expect(json.domains).toEqual([]);
+    await expectNothingLeft(json);
   });
 
   it('a ref that does not exist in the repository: error naming the ref', async () => {
@@ -171,6 +282,7 @@ describe('bad input gets a clear error and loses nothing', () => {
     expect(r.exitCode).toBe(2);
     expect(r.json!.reason).toMatch(/ref "no-such-branch" does not exist/);
     expect(r.json!.domains).toEqual([]);
+    await expectNothingLeft(r.json!);
   });
 
   it('a repository that is not a recipe: error before anything is deployed', async () => {
@@ -184,6 +296,7 @@ describe('bad input gets a clear error and loses nothing', () => {
     const json = JSON.parse(r.stdout) as JsonResult;
     expect(json.reason).toMatch(/not a Co-op Cloud recipe at main: compose\.yml is missing/);
     expect(json.domains).toEqual([]);
+    await expectNothingLeft(json);
   });
 
   it.each([
@@ -194,9 +307,11 @@ describe('bad input gets a clear error and loses nothing', () => {
     [['run', 'webnotes', '--repo', '/tmp/x', '--ref', 'main', '--name', 'NOPE'], /metadata\.name/],
   ])('cc-ci %j is refused with exit 2 and a reason, and writes no spec', async (args, reason) => {
     const before = (await getRunsJson(t)).runs.length;
+    const files = specFiles();
     const r = await cli(t, args);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(reason);
+    expect(specFiles()).toEqual(files);
     expect((await getRunsJson(t)).runs.length).toBe(before);
   });
 
@@ -206,6 +321,11 @@ describe('bad input gets a clear error and loses nothing', () => {
       'garbage.yaml': 'apiVersion: [unclosed',
       'no-source.yaml': 'apiVersion: cc-ci/v1\nkind: Run\nmetadata: {name: no-source}\nspec: {recipe: webnotes}\n',
       'bad-name.json': JSON.stringify({ apiVersion: 'cc-ci/v1', kind: 'Run', metadata: { name: 'Bad Name' }, spec: {} }),
+      // Nine lines that would expand to 10^9 nodes if the aliases were followed.
+      'alias-bomb.yaml': `a: &a [x,x,x,x,x,x,x,x,x,x]\n${'bcdefghi'
+        .split('')
+        .map((c, i) => `${c}: &${c} [${Array(10).fill(`*${'abcdefghi'[i]}`).join(',')}]`)
+        .join('\n')}\n`,
     };
     for (const [f, text] of Object.entries(files)) writeFileSync(join(specs, f), text);
     // Any controller start reads the directory; `cc-ci run` of a bad ref is the cheapest one.
@@ -215,6 +335,7 @@ describe('bad input gets a clear error and loses nothing', () => {
     expect(byFile('garbage.yaml')).toMatch(/not valid YAML or JSON/);
     expect(byFile('no-source.yaml')).toMatch(/spec\.source/);
     expect(byFile('bad-name.json')).toMatch(/metadata\.name/);
+    expect(byFile('alias-bomb.yaml')).toMatch(/not a usable YAML document: .*alias/i);
     for (const f of Object.keys(files)) expect(existsSync(join(specs, f))).toBe(true);
     const table = await cli(t, ['get', 'runs']);
     expect(table.stdout).toMatch(/Invalid .*garbage\.yaml: not valid YAML/);

@@ -17,6 +17,17 @@ spec:
     forge: { owner: coop-cloud, repo: custom-html, pr: 42, comment: 1234, by: alice }
 `;
 
+/** The "billion laughs" of YAML: nine lines that expand to 10^9 nodes when aliases are followed. */
+function aliasBomb(): string {
+  const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+  for (let i = 1; i < 9; i++) {
+    const prev = String.fromCharCode(96 + i);
+    const cur = String.fromCharCode(97 + i);
+    lines.push(`${cur}: &${cur} [${Array(10).fill(`*${prev}`).join(',')}]`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 describe('run spec', () => {
   it('accepts the design document example, in YAML and in JSON, with the same hash', () => {
     const y = parseSpecText(good);
@@ -49,6 +60,9 @@ describe('run spec', () => {
     ['the wrong kind', good.replace('kind: Run', 'kind: Job'), /kind: must be "Run"/],
     ['a remote helper repo', good.replace(/repo: .*/, 'repo: "ext::sh -c evil"'), /remote helper|URL scheme|absolute path/],
     ['a relative path repo', good.replace(/repo: .*/, 'repo: ./recipes/x'), /absolute path/],
+    ['an alias bomb', aliasBomb(), /not a usable YAML document: .*alias/i],
+    ['a file far too large for a spec', `${good}#${'x'.repeat(300 * 1024)}\n`, /larger than 256 KiB/],
+    ['a scalar document', '42\n', /expected object|Invalid input/i],
   ])('rejects %s with a clear reason', (_what, text, reason) => {
     const r = parseSpecText(text);
     expect(r.ok).toBe(false);

@@ -8,6 +8,8 @@ import { deployEnv, loadApp, requireRecipeDir, type App } from './app.js';
 import type { Invocation } from './argv.js';
 import { composeFiles, loadCompose } from './compose.js';
 import { listNames, removeObjects, secretCreate } from './docker.js';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { crashPoint } from './faults.js';
 import { fatal, log, out } from './log.js';
 import { appSecrets, generateValue, resolveName, type AppSecret } from './secrets.js';
@@ -53,9 +55,18 @@ export async function generateSecrets(app: App, what: { all: true } | { all: fal
     const value = generateValue(t.secret.length);
     await secretCreate(t.remoteName, value);
     generated.push({ name: t.secret.key, remoteName: t.remoteName, value });
+    recordForTests(value);
     if (generated.length === 1) crashPoint('app secret generate: after creating the first secret');
   }
   return generated.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Test instrumentation (not abra's): with ABRA_DOUBLE_STATE set, every generated value is
+ *  appended to `$ABRA_DOUBLE_STATE/generated-secrets.txt`, so a test can prove that no value
+ *  reached cc-ci's logs, store or output. */
+function recordForTests(value: string): void {
+  const state = process.env.ABRA_DOUBLE_STATE;
+  if (state) appendFileSync(join(state, 'generated-secrets.txt'), `${value}\n`);
 }
 
 export function printGenerated(generated: readonly Generated[], machine: boolean): void {
