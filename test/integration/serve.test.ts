@@ -1,13 +1,20 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../controller/process.js';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import {
   NOTHING,
   anyTestStacks,
   cli,
+  dropSpec,
   ensureSwarm,
+  faultEnv,
+  callsOf,
+  readRun,
+  untilDone,
+  withStore,
   forceRemoveStacks,
   removeEnvStacks,
   getRunsJson,
@@ -88,18 +95,47 @@ describe('cc-ci serve', () => {
     }
   });
 
-  it('after a clean stop, a new server may claim the same state directory', async () => {
-    const server = serve(t);
+  it('SIGTERM mid-deploy stops the abra child and exits; the next server claims the directory and resumes the run to a verdict', async () => {
+    // The first `abra app deploy` hangs; a restarted controller's retry (call 2) does not.
+    const faults = faultEnv(t, 'app.deploy:1:hang');
+    const first = serve(t, faults);
+    let second: ReturnType<typeof serve> | null = null;
     try {
-      await serving(server);
-      const r = await cli(t, ['serve']);
-      expect(r.exitCode).toBe(2);
-      expect(r.stderr).toMatch(/already serving/);
-      // The refusal came from the new server, which is still up.
-      expect(server.exitCode).toBeNull();
+      await serving(first);
+      dropSpec(t, 'sigterm-mid-deploy', { repo: repo.path, ref: 'main' });
+      await waitFor('abra app deploy to hang', async () => callsOf(faults, 'app.deploy') >= 1, 120_000);
+      const hung = await waitFor('the hung deploy to be recorded as a child', async () =>
+        withStore(t, (s) => s.listChildren().find((c) => /app deploy/.test(c.command))),
+      30_000);
+      expect(isAlive(hung.pid, hung.startTicks)).toBe(true);
+
+      first.kill('SIGTERM');
+      const r = await first;
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toMatch(/SIGTERM: stopping/);
+      // Nothing of the stopped step runs on: the abra child and its process group are gone.
+      expect(isAlive(hung.pid, hung.startTicks)).toBe(false);
+      const during = readRun(t, 'sigterm-mid-deploy')!;
+      expect(during.phase).toBe('Deploying');
+
+      // The claim was released: a new server takes the directory and finishes the run.
+      second = serve(t, faults);
+      await serving(second);
+      const done = await untilDone(t, 'sigterm-mid-deploy', 240_000);
+      expect(done.result, done.reason ?? '').toBe('passed');
+      expect(done.attempt).toBe(2);
+      expect(done.retries).toHaveLength(1);
+      expect(done.retries[0]?.reason).toMatch(/interrupted: the controller stopped while the run was Deploying/);
+      const apps = withStore(t, (s) => s.appsOfRun('sigterm-mid-deploy'));
+      expect(apps.length).toBeGreaterThanOrEqual(2);
+      for (const a of apps) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
+      expect(existsSync(join(t.stateDir, 'runs', 'sigterm-mid-deploy', 'abra'))).toBe(false);
     } finally {
-      server.kill('SIGTERM');
-      expect((await server).exitCode).toBe(0);
+      if (first.exitCode === null) first.kill('SIGKILL');
+      if (second) {
+        second.kill('SIGTERM');
+        expect((await second).exitCode).toBe(0);
+      }
     }
   });
 });
