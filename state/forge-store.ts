@@ -35,9 +35,14 @@ export interface CommentRecord {
   updatedAt: number;
 }
 
+/** The 👀 reaction: not yet, on the comment, or refused by the forge for good (a 4xx). */
+export type ReactionState = 'pending' | 'done' | 'given-up';
+
+const REACTION_CODES: Record<ReactionState, number> = { pending: 0, done: 1, 'given-up': 2 };
+
 export interface ReportRecord {
   run: string;
-  reacted: boolean;
+  reaction: ReactionState;
   commentId: number | null;
   commentHash: string | null;
   commentStage: string | null;
@@ -52,7 +57,7 @@ export interface ReportRecord {
 export type ReportPatch = Partial<Omit<ReportRecord, 'run' | 'updatedAt'>>;
 
 const REPORT_COLUMNS: Record<keyof ReportPatch, string> = {
-  reacted: 'reacted',
+  reaction: 'reacted',
   commentId: 'comment_id',
   commentHash: 'comment_hash',
   commentStage: 'comment_stage',
@@ -86,7 +91,7 @@ function toComment(r: Row): CommentRecord {
 function toReport(r: Row): ReportRecord {
   return {
     run: String(r.run),
-    reacted: Number(r.reacted) === 1,
+    reaction: Number(r.reacted) === 2 ? 'given-up' : Number(r.reacted) === 1 ? 'done' : 'pending',
     commentId: numOrNull(r.comment_id),
     commentHash: strOrNull(r.comment_hash),
     commentStage: strOrNull(r.comment_stage),
@@ -215,6 +220,7 @@ export class ForgeStore {
     const sets = keys.map((k) => `${REPORT_COLUMNS[k]} = ?`).join(', ');
     const values = keys.map((k) => {
       const v = patch[k];
+      if (k === 'reaction') return REACTION_CODES[v as ReactionState];
       return typeof v === 'boolean' ? (v ? 1 : 0) : (v ?? null);
     });
     this.db.prepare(`UPDATE forge_reports SET ${sets}, updated_at = ? WHERE run = ?`).run(...values, Date.now(), run);
