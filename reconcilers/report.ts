@@ -171,6 +171,10 @@ export class ForgeReporter {
     if (rep.final) return;
     const ref: RepoRef = { owner: target.owner, repo: target.repo };
     const view = this.viewOf(run, target);
+    // Known as queued from the moment its position is read: a run that leaves the queue while this
+    // pass is still talking to the forge queues this run again (the work queue runs it once more).
+    if (view.stage === 'queued') this.queued.add(name);
+    else this.queued.delete(name);
 
     // The reaction and the status are niceties next to the comment: a forge that refuses one of
     // them for good (a 4xx: the comment deleted, the reaction or status not allowed) must not keep
@@ -210,9 +214,6 @@ export class ForgeReporter {
         forgeStore.updateReport(name, { statusKey: key });
       }
     }
-    if (view.stage === 'queued') this.queued.add(name);
-    else this.queued.delete(name);
-
     if (view.stage === 'verdict') {
       forgeStore.updateReport(name, { final: true, failed: false, lastError: null });
       this.d.onReport?.('ok');

@@ -40,6 +40,15 @@ export type ReactionState = 'pending' | 'done' | 'given-up';
 
 const REACTION_CODES: Record<ReactionState, number> = { pending: 0, done: 1, 'given-up': 2 };
 
+export interface CommentClaim {
+  commentId: number;
+  owner: string;
+  repo: string;
+  pr: number;
+  via: string;
+  eventJson: string;
+}
+
 export interface ReportRecord {
   run: string;
   reaction: ReactionState;
@@ -125,6 +134,18 @@ export class ForgeStore {
     });
   }
 
+  /**
+   * A webhook delivery accepted in one transaction: its id (false, and nothing written, when the
+   * id was seen before) and, when given, the comment's row with no decision yet.
+   */
+  acceptDelivery(delivery: string | null, commentId: number, claim: CommentClaim | null): boolean {
+    return this.store.atomically(() => {
+      if (delivery !== null && !this.recordDelivery(delivery, commentId)) return false;
+      if (claim) this.claimComment(claim);
+      return true;
+    });
+  }
+
   // ---- comments -----------------------------------------------------------------------------
 
   getComment(commentId: number): CommentRecord | undefined {
@@ -133,7 +154,7 @@ export class ForgeStore {
   }
 
   /** Writes the comment's row if it has none; returns the row as it now is and whether it is new. */
-  claimComment(c: { commentId: number; owner: string; repo: string; pr: number; via: string; eventJson: string }): {
+  claimComment(c: CommentClaim): {
     record: CommentRecord;
     created: boolean;
   } {

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { configSchema } from '../../controller/config.js';
-import type { CommentEvent, Intake } from '../../controller/forge/intake.js';
+import { EnrolledRepos } from '../../controller/forge/enrolled.js';
+import { Intake, type CommentEvent } from '../../controller/forge/intake.js';
 import { createLogger } from '../../controller/log.js';
 import { Metrics } from '../../controller/http/metrics.js';
 import { buildApp } from '../../controller/http/server.js';
@@ -25,6 +26,7 @@ let paths: StatePaths;
 let store: Store;
 let app: FastifyInstance;
 let handled: CommentEvent[];
+let forgeStore: ForgeStore;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ccci-http-'));
@@ -32,7 +34,22 @@ beforeEach(() => {
   ensureStateDirs(paths);
   store = new Store(paths.db);
   handled = [];
+  forgeStore = new ForgeStore(store);
+  // The intake's synchronous half is the real one (it writes the rows before the answer); the
+  // asynchronous half only records what it was handed, as if the process died right after.
+  const real = new Intake({
+    store,
+    forgeStore,
+    paths,
+    repos: new EnrolledRepos(configSchema.parse({ repos: ['recipes/custom-html'] }).repos),
+    allowList: [],
+    client: {} as never,
+    createClient: {} as never,
+    bot: {} as never,
+    logger: createLogger('silent'),
+  });
   const intake = {
+    accept: (e: CommentEvent) => real.accept(e),
     handle: async (e: CommentEvent) => {
       handled.push(e);
       return { kind: 'ignored', reason: 'test' } as const;
@@ -45,7 +62,7 @@ beforeEach(() => {
       config: configSchema.parse({ forge: { url: 'https://git.example.org', tokenFile: '/dev/null', webhookSecretFile: '/dev/null' } }),
       logger: createLogger('silent'),
       metrics: new Metrics(store),
-      webhook: { secret: SECRET, forgeStore: new ForgeStore(store), intake },
+      webhook: { secret: SECRET, forgeStore, intake },
     },
     new AbortController().signal,
   );
@@ -99,6 +116,18 @@ describe('POST /hooks/forge', () => {
     const metrics = (await app.inject('/metrics')).body;
     expect(metrics).toMatch(/ccci_webhook_deliveries_total\{outcome="accepted"\} 1/);
     expect(metrics).toMatch(/ccci_webhook_deliveries_total\{outcome="duplicate"\} 1/);
+  });
+
+  it('has written the delivery and the comment (undecided) before it answers: a crash after the 202 loses nothing', async () => {
+    const r = await post(body, webhookHeaders(body, { secret: SECRET, deliveryId: 'd-3' }));
+    expect(r.statusCode).toBe(202);
+    const { comment } = r.json<{ comment: number }>();
+    expect(deliveries()).toBe(1);
+    // The intake's half never decided anything here; the row waits for the retry loop.
+    expect(forgeStore.getComment(comment)).toMatchObject({ decision: null, attempts: 0, via: 'webhook' });
+    expect(forgeStore.listUnfinishedComments().map((c) => c.commentId)).toEqual([comment]);
+    await new Promise((res) => setImmediate(res));
+    expect(handled).toHaveLength(1);
   });
 
   it('200s what it ignores (an edit, an issue comment) without handing it on', async () => {

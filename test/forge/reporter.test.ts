@@ -71,7 +71,7 @@ const statuses = () => double.statusesFor(REPO, sha).map((s) => `${s.context} ${
 async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not reached');
+    if (Date.now() > end) throw new Error(`condition not reached: ${JSON.stringify(ours().map((c) => c.body.split('\n').filter((l) => /run=|Queued|Running/.test(l))))}`);
     await new Promise((res) => setTimeout(res, 20));
   }
 }
