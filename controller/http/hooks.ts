@@ -19,14 +19,17 @@ import type { Metrics } from './metrics.js';
 /** Gitea payloads carry the PR and repository objects in full; a megabyte is plenty, five is safe. */
 const HOOK_BODY_LIMIT = 5 * 1024 * 1024;
 
-export function registerForgeHook(app: FastifyInstance, o: { webhook: WebhookIntake | null; logger: Logger; metrics: Metrics }): void {
+export function registerForgeHook(app: FastifyInstance, o: { webhook: WebhookIntake | null; logger: Logger; metrics: Metrics; answerWithinMs: number }): void {
   const log = o.logger.child({ component: 'webhook' });
   void app.register(async (scope) => {
     // In this scope only: every content type arrives as the exact bytes received.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: HOOK_BODY_LIMIT }, (_request, body, done) => done(null, body));
 
-    scope.post('/hooks/forge', async (request, reply) => {
+    // A body that trickles in, or a store that is slow to write, gets a 503 before the forge gives
+    // up on its own: the delivery shows as failed there, and nothing half-written here is lost
+    // (the transaction either committed or not).
+    scope.post('/hooks/forge', { handlerTimeout: o.answerWithinMs }, async (request, reply) => {
       const webhook = o.webhook;
       if (!webhook) {
         o.metrics.delivery('disabled');

@@ -27,11 +27,42 @@ export interface HttpServerOptions {
   logger: Logger;
   metrics: Metrics;
   webhook: WebhookIntake | null;
+  /** Defaults: HTTP_TIMEOUTS (tests shorten them). */
+  timeouts?: Partial<HttpTimeouts>;
 }
 
+/**
+ * A client that sends slowly or goes quiet must not hold a socket forever. Node's timeouts are per
+ * socket and per request *upload*: none of them cuts a response that is being streamed, and the
+ * live log's SSE sockets opt out of the idle timeout (sse.ts), so a quiet run keeps its stream.
+ */
+export interface HttpTimeouts {
+  /** The request line and headers must have arrived within this (node's headersTimeout). */
+  headersMs: number;
+  /** The whole request, body included, must have arrived within this (408 otherwise). */
+  requestMs: number;
+  /** A socket with no traffic either way for this long is closed (fastify connectionTimeout). */
+  idleMs: number;
+  /** How often node looks for requests past headersMs/requestMs. */
+  checkEveryMs: number;
+  /** The webhook route answers within this, under the forge's 5 s delivery timeout (503 past it). */
+  hookMs: number;
+}
+
+export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_000, idleMs: 60_000, checkEveryMs: 1_000, hookMs: 4_000 };
+
 export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyInstance {
+  const t = { ...HTTP_TIMEOUTS, ...o.timeouts };
   // forceCloseConnections: a stop must not wait for live-log streams or keep-alive sockets.
-  const app = Fastify({ logger: false, forceCloseConnections: true });
+  const app = Fastify({
+    logger: false,
+    forceCloseConnections: true,
+    requestTimeout: t.requestMs,
+    connectionTimeout: t.idleMs,
+    // Below the idle timeout, so an idle keep-alive socket is closed politely first.
+    keepAliveTimeout: Math.min(5_000, t.idleMs),
+    http: { headersTimeout: t.headersMs, requestTimeout: t.requestMs, connectionsCheckingInterval: t.checkEveryMs },
+  });
   const forgeUrl = o.config.forge?.url ?? null;
 
   app.get('/', async (_request, reply) => reply.redirect('/runs'));
@@ -48,7 +79,7 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
   registerEvents(app, { store: o.store, closing });
   registerArtifacts(app, { paths: o.paths });
   registerApi(app, { store: o.store, paths: o.paths });
-  registerForgeHook(app, { webhook: o.webhook, logger: o.logger, metrics: o.metrics });
+  registerForgeHook(app, { webhook: o.webhook, logger: o.logger, metrics: o.metrics, answerWithinMs: t.hookMs });
   return app;
 }
 

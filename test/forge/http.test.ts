@@ -1,4 +1,5 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -8,7 +9,7 @@ import { EnrolledRepos } from '../../controller/forge/enrolled.js';
 import { Intake, type CommentEvent } from '../../controller/forge/intake.js';
 import { createLogger } from '../../controller/log.js';
 import { Metrics } from '../../controller/http/metrics.js';
-import { buildApp } from '../../controller/http/server.js';
+import { buildApp, type HttpTimeouts } from '../../controller/http/server.js';
 import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/paths.js';
 import { ForgeStore } from '../../state/forge-store.js';
 import { Store } from '../../state/store.js';
@@ -27,6 +28,7 @@ let store: Store;
 let app: FastifyInstance;
 let handled: CommentEvent[];
 let forgeStore: ForgeStore;
+let webhookIntake: Intake;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ccci-http-'));
@@ -55,6 +57,7 @@ beforeEach(() => {
       return { kind: 'ignored', reason: 'test' } as const;
     },
   } as unknown as Intake;
+  webhookIntake = intake;
   app = buildApp(
     {
       store,
@@ -202,5 +205,97 @@ describe('pages, JSON and the live log', () => {
     const resumed = await app.inject({ url: '/runs/r3/events', headers: { 'last-event-id': '2' } });
     expect([...resumed.body.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))).toEqual([3]);
     expect(resumed.body).toContain('"text":"three"');
+  });
+});
+
+describe('timeouts of the listening server', () => {
+  let live: FastifyInstance | null = null;
+  afterEach(async () => {
+    await live?.close();
+    live = null;
+  });
+
+  /** The same app, listening, with timeouts short enough to pass inside a test. */
+  async function listening(timeouts: Partial<HttpTimeouts>): Promise<{ port: number; closing: AbortController }> {
+    const closing = new AbortController();
+    live = buildApp(
+      {
+        store,
+        paths,
+        config: configSchema.parse({}),
+        logger: createLogger('silent'),
+        metrics: new Metrics(store),
+        webhook: { secret: SECRET, forgeStore, intake: webhookIntake },
+        timeouts: { checkEveryMs: 20, ...timeouts },
+      },
+      closing.signal,
+    );
+    await live.listen({ port: 0, host: '127.0.0.1' });
+    const a = live.server.address();
+    return { port: typeof a === 'object' && a ? a.port : 0, closing };
+  }
+
+  /**
+   * Sends raw bytes and collects what comes back until the server closes the socket, or (with
+   * `until`) until the answer contains that text.
+   */
+  function rawExchange(port: number, bytes: string, until?: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      let got = '';
+      const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
+      socket.on('data', (d) => {
+        got += d.toString();
+        if (until !== undefined && got.includes(until)) {
+          socket.destroy();
+          resolve(got);
+        }
+      });
+      socket.on('close', () => resolve(got));
+      socket.on('error', reject);
+    });
+  }
+
+  it('closes a request whose headers never finish (408), and a keep-alive socket nobody uses', async () => {
+    const { port } = await listening({ headersMs: 150, requestMs: 300, idleMs: 400 });
+    expect(await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n')).toMatch(/^HTTP\/1\.1 408/);
+    // A keep-alive socket after its answer, then silent: the server closes it.
+    const kept = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+    expect(kept).toMatch(/^HTTP\/1\.1 200/);
+    expect(kept).toContain('{"ok":true}');
+  });
+
+  it('answers a webhook whose body trickles in with 503 before the forge’s 5 s are up, and records nothing', async () => {
+    const { port } = await listening({ hookMs: 200, requestMs: 10_000, headersMs: 10_000, idleMs: 10_000 });
+    const body = readExampleWebhookBytes();
+    const headers = webhookHeaders(body, { secret: SECRET, deliveryId: 'd-slow' });
+    const head = [`POST /hooks/forge HTTP/1.1`, 'Host: x', `content-length: ${body.length}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+    const answer = await rawExchange(port, `${head}\r\n\r\n${body.subarray(0, 10).toString()}`, '\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 503/);
+    expect(deliveries()).toBe(0);
+  });
+
+  it('keeps a live log stream open past every timeout', async () => {
+    const { port, closing } = await listening({ headersMs: 100, requestMs: 150, idleMs: 150 });
+    addRun('r4', 'x');
+    store.updateRun('r4', { phase: 'Testing', result: null });
+    const ac = new AbortController();
+    const response = await fetch(`http://127.0.0.1:${port}/runs/r4/events`, { signal: ac.signal });
+    const reader = response.body?.getReader();
+    if (!reader) throw new Error('no body');
+    let seen = '';
+    const readUntil = async (text: string): Promise<void> => {
+      while (!seen.includes(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${text}; got ${seen}`);
+        seen += Buffer.from(value).toString();
+      }
+    };
+    await readUntil('"text":"three"');
+    // Well past the request and idle timeouts (no traffic meanwhile: pings come every 15 s).
+    await new Promise((r) => setTimeout(r, 600));
+    store.appendEvent('r4', 'info', 'still here');
+    await readUntil('"text":"still here"');
+    ac.abort();
+    closing.abort();
   });
 });
