@@ -19,8 +19,9 @@ import type { RunRecord } from '../state/types.js';
  * a restart never posts twice. Our comment carries a hidden marker: if its id was never stored (a
  * create that timed out but arrived, a crash before the write), the next pass finds and adopts it.
  *
- * Triggers: every change of a run in this process, and a resync timer that also catches up with a
- * forge that was down. The Reporting phase awaits reportFinal(), bounded so a dead forge never
+ * Triggers: every change of a run in this process (a run leaving the queue also brings every run
+ * still queued, whose position moved), and a resync timer that also catches up with a forge that
+ * was down. The Reporting phase awaits reportFinal(), bounded so a dead forge never
  * holds a run forever: after a few attempts the report is marked failed and the resync carries on.
  */
 
