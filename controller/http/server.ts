@@ -11,11 +11,12 @@ import { registerForgeHook } from './hooks.js';
 import type { Metrics } from './metrics.js';
 import { isRunName } from './names.js';
 import { runPage, runsPage } from './pages.js';
+import { registerRecipes } from './recipes.js';
 import { registerEvents } from './sse.js';
 
 /**
  * The HTTP server of `cc-ci serve` (design §8): the forge webhook, the runs list and run pages
- * with a live log, artifacts, JSON, health and metrics. It reads the controller's own store (the
+ * with a live log, the recipe overview and badges, artifacts, JSON, health and metrics. It reads the controller's own store (the
  * same process), so it shows exactly what the controller knows. Nothing here ever holds the forge
  * token; the webhook secret is only used to check signatures.
  */
@@ -77,6 +78,7 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
     return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl));
   });
   registerEvents(app, { store: o.store, closing });
+  registerRecipes(app, { store: o.store, baseUrl: () => o.config.http.publicUrl?.replace(/\/+$/, '') ?? null });
   registerArtifacts(app, { paths: o.paths });
   registerApi(app, { store: o.store, paths: o.paths });
   registerForgeHook(app, { webhook: o.webhook, logger: o.logger, metrics: o.metrics, answerWithinMs: t.hookMs });

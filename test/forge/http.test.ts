@@ -299,3 +299,86 @@ describe('timeouts of the listening server', () => {
     closing.abort();
   });
 });
+
+describe('recipes and badges', () => {
+  let clock = 1_700_000_000_000;
+  /** A run of `recipe` that ended with `result` (null: still running), each newer than the last. */
+  function ran(name: string, recipe: string, result: 'passed' | 'failed' | 'error' | 'cancelled' | null, lane: 'cold' | 'quick' = 'cold'): void {
+    const spec = {
+      apiVersion: 'cc-ci/v1',
+      kind: 'Run',
+      metadata: { name },
+      spec: {
+        recipe,
+        source: { repo: 'https://git.example.org/r.git', ref: 'a'.repeat(40) },
+        lane,
+        trigger: { kind: 'comment', forge: { owner: 'recipes', repo: recipe, pr: 7, comment: 1, by: 'alice' } },
+      },
+    };
+    store.insertRun({ name, specJson: JSON.stringify(spec), specHash: name, specPath: null, recipe, lane });
+    clock += 60_000;
+    store.db.prepare('UPDATE runs SET created_at = ? WHERE name = ?').run(clock, name);
+    if (result) store.updateRun(name, { phase: 'Done', result, reason: `${result}: install`, startedAt: clock, finishedAt: clock + 5_000 });
+    else store.updateRun(name, { phase: 'Testing', startedAt: clock });
+  }
+
+  beforeEach(() => {
+    ran('web-1', 'webnotes', 'passed');
+    ran('web-2', 'webnotes', 'failed');
+    ran('web-3', 'webnotes', 'error');
+    ran('web-4', 'webnotes', 'passed', 'quick');
+    ran('web-5', 'webnotes', 'passed');
+    ran('web-6', 'webnotes', 'failed', 'quick');
+    ran('web-7', 'webnotes', null);
+    ran('plain-1', 'plainpage', 'cancelled');
+  });
+
+  it('lists every recipe with its last verdict, pass rate and latest runs', async () => {
+    const r = await app.inject('/recipes');
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toMatch(/text\/html/);
+    const row = (recipe: string) => r.body.split('<tr>').find((x) => x.includes(`href="/recipes/${recipe}"`)) ?? '';
+    // Three passed of five verdicts; the error says nothing about the recipe.
+    expect(row('webnotes')).toContain('60% <span class="muted">(3 of 5)</span>');
+    expect(row('webnotes')).toContain('<img alt="webnotes badge" src="/badge/webnotes.svg">');
+    // The last Done run (quick, failed), and the newest first in the latest runs, the running one too.
+    expect(row('webnotes')).toMatch(/<td><span class="failed">failed<\/span> <span class="muted">/);
+    const latest = [...row('webnotes').matchAll(/href="\/runs\/([^"]+)"/g)].map((m) => m[1]);
+    expect(latest).toEqual(['web-7', 'web-6', 'web-5', 'web-4', 'web-3', 'web-2', 'web-1']);
+    expect(row('plainpage')).toContain('<td>–</td>');
+    expect(r.body.indexOf('/recipes/plainpage')).toBeLessThan(r.body.indexOf('/recipes/webnotes'));
+  });
+
+  it('shows one recipe’s whole history, newest first, and how to embed its badge', async () => {
+    const r = await app.inject('/recipes/webnotes');
+    expect(r.statusCode).toBe(200);
+    const history = r.body.slice(r.body.indexOf('<h2>History</h2>'));
+    expect([...history.matchAll(/<tr><td><a href="\/runs\/([^"]+)"/g)].map((m) => m[1])).toEqual(['web-7', 'web-6', 'web-5', 'web-4', 'web-3', 'web-2', 'web-1']);
+    expect(history).toContain('recipes/webnotes#7 by alice');
+    expect(r.body).toMatch(/<dt>Last cold<\/dt><dd><a href="\/runs\/web-5"><span class="passed">passed/);
+    expect(r.body).toMatch(/<dt>Last quick<\/dt><dd><a href="\/runs\/web-6"><span class="failed">failed/);
+    expect(r.body).toContain('[![cc-ci](/badge/webnotes.svg)](/recipes/webnotes)');
+    expect((await app.inject('/recipes/nothing-here')).statusCode).toBe(404);
+    expect((await app.inject('/recipes/..%2f..%2fetc')).statusCode).toBe(404);
+  });
+
+  it('draws the badge from the newest finished run, of one lane when asked', async () => {
+    const badge = async (url: string) => {
+      const r = await app.inject(url);
+      expect(r.statusCode, url).toBe(200);
+      expect(r.headers['content-type']).toMatch(/^image\/svg\+xml/);
+      expect(r.headers['cache-control']).toMatch(/no-cache/);
+      return /<title>([^<]*)<\/title>/.exec(r.body)?.[1];
+    };
+    expect(await badge('/badge/webnotes.svg')).toBe('webnotes: failing');
+    expect(await badge('/badge/webnotes.svg?lane=cold')).toBe('webnotes cold: passing');
+    expect(await badge('/badge/webnotes.svg?lane=quick')).toBe('webnotes quick: failing');
+    expect(await badge('/badge/plainpage.svg')).toBe('plainpage: cancelled');
+    expect(await badge('/badge/never-ran.svg')).toBe('never-ran: no runs');
+    // The running web-7 does not count until it is Done; then it does.
+    store.updateRun('web-7', { phase: 'Done', result: 'passed', finishedAt: clock + 1 });
+    expect(await badge('/badge/webnotes.svg')).toBe('webnotes: passing');
+    expect((await app.inject('/badge/webnotes.svg?lane=warm')).statusCode).toBe(400);
+    expect((await app.inject('/badge/Not_A_Recipe.svg')).statusCode).toBe(404);
+  });
+});
