@@ -19,8 +19,9 @@ import type { RunRecord } from '../state/types.js';
  * a restart never posts twice. Our comment carries a hidden marker: if its id was never stored (a
  * create that timed out but arrived, a crash before the write), the next pass finds and adopts it.
  *
- * Triggers: every change of a run in this process, and a resync timer that also catches up with a
- * forge that was down. The Reporting phase awaits reportFinal(), bounded so a dead forge never
+ * Triggers: every change of a run in this process (a run leaving the queue also brings every run
+ * still queued, whose position moved), and a resync timer that also catches up with a forge that
+ * was down. The Reporting phase awaits reportFinal(), bounded so a dead forge never
  * holds a run forever: after a few attempts the report is marked failed and the resync carries on.
  */
 
@@ -66,6 +67,11 @@ export function forgeTarget(run: RunRecord): ForgeTarget | null {
   };
 }
 
+/** A 4xx the forge will answer again however often it is asked. 401 (a token that may be fixed) and 429 (rate limited) are not. */
+function isFinalRefusal(e: unknown): e is ForgeError {
+  return e instanceof ForgeError && e.kind === 'http' && e.status !== null && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 429;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
@@ -73,7 +79,17 @@ export class ForgeReporter {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly queue: WorkQueue;
   private timer: NodeJS.Timeout | null = null;
-  private readonly onRun = (name: string): void => this.queue.add(name);
+  /** Forge runs whose PR comment last showed them queued: their position moves when one leaves. */
+  private readonly queued = new Set<string>();
+  private readonly onRun = (name: string): void => {
+    this.queue.add(name);
+    // A run that leaves the queue (admitted, cancelled, deleted) moves every run behind it up one.
+    if (!this.queued.has(name)) return;
+    const run = this.d.store.getRun(name);
+    if (run?.phase === 'Pending' && !run.cancelRequested) return;
+    this.queued.delete(name);
+    for (const other of this.queued) this.queue.add(other);
+  };
 
   constructor(private readonly d: ForgeReporterDeps) {
     this.queue = new WorkQueue({
@@ -156,17 +172,26 @@ export class ForgeReporter {
     if (rep.final) return;
     const ref: RepoRef = { owner: target.owner, repo: target.repo };
     const view = this.viewOf(run, target);
+    // Known as queued from the moment its position is read: a run that leaves the queue while this
+    // pass is still talking to the forge queues this run again (the work queue runs it once more).
+    if (view.stage === 'queued') this.queued.add(name);
+    else this.queued.delete(name);
 
-    if (target.comment !== null && !rep.reacted) {
-      await client.addCommentReaction(ref, target.comment, 'eyes');
-      forgeStore.updateReport(name, { reacted: true });
+    // The reaction and the status are niceties next to the comment: a forge that refuses one of
+    // them for good (a 4xx: the comment deleted, the reaction or status not allowed) must not keep
+    // the rest of the report from going out.
+    const trigger = target.comment;
+    if (trigger !== null && rep.reaction === 'pending') {
+      const done = await this.unlessRefused(name, 'the 👀 reaction on the trigger comment', () => client.addCommentReaction(ref, trigger, 'eyes'));
+      forgeStore.updateReport(name, { reaction: done ? 'done' : 'given-up' });
     }
 
     const body = renderComment(view);
     const hash = createHash('sha256').update(body).digest('hex').slice(0, 16);
     if (rep.commentHash !== hash) {
-      const id = await this.putComment(ref, target.pr, name, rep.commentId, body);
-      forgeStore.updateReport(name, { commentId: id, commentHash: hash, commentStage: view.stage });
+      const put = await this.unlessRefused(name, `the ${view.stage} PR comment`, () => this.putComment(ref, target.pr, name, rep.commentId, body));
+      // Refused: this text is done with (not asked again); the next stage's text tries again.
+      forgeStore.updateReport(name, put ? { commentId: put.value, commentHash: hash, commentStage: view.stage } : { commentHash: hash });
     }
 
     if (target.sha) {
@@ -176,21 +201,40 @@ export class ForgeReporter {
         // A newer run of the same lane on the same commit owns the context now: a late "cancelled"
         // from the superseded run must not cover its "pending".
         if (!this.newerRunOnSameCommit(run, target)) {
-          await client.createCommitStatus(ref, target.sha, {
-            state: status.state,
-            context: statusContext(run.lane),
-            description: status.description,
-            targetUrl: this.d.runUrl(name),
-          });
+          const sha = target.sha;
+          await this.unlessRefused(name, `the ${statusContext(run.lane)} commit status "${status.description}"`, () =>
+            client.createCommitStatus(ref, sha, {
+              state: status.state,
+              context: statusContext(run.lane),
+              description: status.description,
+              targetUrl: this.d.runUrl(name),
+            }),
+          );
         }
+        // Given up or posted, this status is done with; the next change of the run tries again.
         forgeStore.updateReport(name, { statusKey: key });
       }
     }
-
     if (view.stage === 'verdict') {
       forgeStore.updateReport(name, { final: true, failed: false, lastError: null });
       this.d.onReport?.('ok');
       this.d.logger.info({ run: name, result: view.result }, 'verdict reported to the forge');
+    }
+  }
+
+  /**
+   * Runs one forge call; its answer when it went through. A refusal that asking again will not
+   * change (a 4xx other than 401 and 429) is recorded in the run's log and answers null; anything
+   * else (5xx, timeouts, a bad token, rate limits) throws, so the pass is retried.
+   */
+  private async unlessRefused<T>(run: string, what: string, call: () => Promise<T>): Promise<{ value: T } | null> {
+    try {
+      return { value: await call() };
+    } catch (e) {
+      if (!isFinalRefusal(e)) throw e;
+      this.d.store.appendEvent(run, 'warn', `the forge refused ${what} (${e.status ?? ''}: ${e.message}); cc-ci does not ask again and reports the rest`);
+      this.d.logger.warn({ run, status: e.status, error: e.message }, `forge refused ${what}; given up, the rest of the report goes on`);
+      return null;
     }
   }
 

@@ -35,9 +35,23 @@ export interface CommentRecord {
   updatedAt: number;
 }
 
+/** The 👀 reaction: not yet, on the comment, or refused by the forge for good (a 4xx). */
+export type ReactionState = 'pending' | 'done' | 'given-up';
+
+const REACTION_CODES: Record<ReactionState, number> = { pending: 0, done: 1, 'given-up': 2 };
+
+export interface CommentClaim {
+  commentId: number;
+  owner: string;
+  repo: string;
+  pr: number;
+  via: string;
+  eventJson: string;
+}
+
 export interface ReportRecord {
   run: string;
-  reacted: boolean;
+  reaction: ReactionState;
   commentId: number | null;
   commentHash: string | null;
   commentStage: string | null;
@@ -52,7 +66,7 @@ export interface ReportRecord {
 export type ReportPatch = Partial<Omit<ReportRecord, 'run' | 'updatedAt'>>;
 
 const REPORT_COLUMNS: Record<keyof ReportPatch, string> = {
-  reacted: 'reacted',
+  reaction: 'reacted',
   commentId: 'comment_id',
   commentHash: 'comment_hash',
   commentStage: 'comment_stage',
@@ -86,7 +100,7 @@ function toComment(r: Row): CommentRecord {
 function toReport(r: Row): ReportRecord {
   return {
     run: String(r.run),
-    reacted: Number(r.reacted) === 1,
+    reaction: Number(r.reacted) === 2 ? 'given-up' : Number(r.reacted) === 1 ? 'done' : 'pending',
     commentId: numOrNull(r.comment_id),
     commentHash: strOrNull(r.comment_hash),
     commentStage: strOrNull(r.comment_stage),
@@ -120,6 +134,18 @@ export class ForgeStore {
     });
   }
 
+  /**
+   * A webhook delivery accepted in one transaction: its id (false, and nothing written, when the
+   * id was seen before) and, when given, the comment's row with no decision yet.
+   */
+  acceptDelivery(delivery: string | null, commentId: number, claim: CommentClaim | null): boolean {
+    return this.store.atomically(() => {
+      if (delivery !== null && !this.recordDelivery(delivery, commentId)) return false;
+      if (claim) this.claimComment(claim);
+      return true;
+    });
+  }
+
   // ---- comments -----------------------------------------------------------------------------
 
   getComment(commentId: number): CommentRecord | undefined {
@@ -128,7 +154,7 @@ export class ForgeStore {
   }
 
   /** Writes the comment's row if it has none; returns the row as it now is and whether it is new. */
-  claimComment(c: { commentId: number; owner: string; repo: string; pr: number; via: string; eventJson: string }): {
+  claimComment(c: CommentClaim): {
     record: CommentRecord;
     created: boolean;
   } {
@@ -215,6 +241,7 @@ export class ForgeStore {
     const sets = keys.map((k) => `${REPORT_COLUMNS[k]} = ?`).join(', ');
     const values = keys.map((k) => {
       const v = patch[k];
+      if (k === 'reaction') return REACTION_CODES[v as ReactionState];
       return typeof v === 'boolean' ? (v ? 1 : 0) : (v ?? null);
     });
     this.db.prepare(`UPDATE forge_reports SET ${sets}, updated_at = ? WHERE run = ?`).run(...values, Date.now(), run);

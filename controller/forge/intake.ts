@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { ForgeStore, CommentRecord } from '../../state/forge-store.js';
+import type { CommentDecision, CommentRecord, ForgeStore } from '../../state/forge-store.js';
 import type { Store } from '../../state/store.js';
 import type { Logger } from '../log.js';
 import type { StatePaths } from '../paths.js';
@@ -33,9 +33,10 @@ export interface CommentEvent {
   body: string;
   commenter: string;
   sender: string;
-  prState: 'open' | 'closed';
-  /** The PR head when the comment was made (webhook) or read (poll): what the run tests. */
-  headSha: string;
+  /** Null when the pull request is still to be read (poll mode: the intake reads it when deciding). */
+  prState: 'open' | 'closed' | null;
+  /** The PR head when the comment was made (webhook) or read (poll): what the run tests. Null: read it. */
+  headSha: string | null;
   /** The PR head repository's clone URL (a fork's, for a PR from a fork); null if it is gone. */
   cloneUrl: string | null;
 }
@@ -50,8 +51,8 @@ const eventSchema = z.object({
   body: z.string(),
   commenter: z.string(),
   sender: z.string(),
-  prState: z.enum(['open', 'closed']),
-  headSha: z.string(),
+  prState: z.enum(['open', 'closed']).nullable(),
+  headSha: z.string().nullable(),
   cloneUrl: z.string().nullable(),
 });
 
@@ -85,16 +86,63 @@ export interface IntakeDeps {
   repos: EnrolledRepos;
   allowList: readonly string[];
   /** Retrying client: reads, permission checks. */
-  client: Pick<ForgeClient, 'getCollaboratorPermission' | 'listIssueComments'>;
+  client: Pick<ForgeClient, 'getCollaboratorPermission' | 'listIssueComments' | 'getPullRequest'>;
   /** Single-attempt client for creating comments: a retried create after a timeout can duplicate. */
   createClient: Pick<ForgeClient, 'createComment'>;
   bot: BotIdentity;
   logger: Logger;
   onOutcome?: (outcome: IntakeOutcome) => void;
+  /** When a deferred decision or an unposted reply is tried again (default: DEFAULT_INTAKE_RETRY). */
+  retry?: IntakeRetry;
 }
 
-/** Attempts at one comment before the intake gives up (retried every 20 s by the forge service). */
-export const MAX_INTAKE_ATTEMPTS = 30;
+/**
+ * Deferred decisions and unposted replies are retried with exponential backoff: `firstDelayMs`
+ * after the first failure, doubling up to `maxDelayMs`, until the delays add up to `horizonMs`.
+ * Then the intake gives up: a decision becomes `error` and the commenter gets one reply saying so.
+ */
+export interface IntakeRetry {
+  firstDelayMs: number;
+  maxDelayMs: number;
+  horizonMs: number;
+}
+
+/** A forge down for up to a day still gets its `!testme` answered (the reporter chases a week). */
+export const DEFAULT_INTAKE_RETRY: IntakeRetry = { firstDelayMs: 20_000, maxDelayMs: 30 * 60_000, horizonMs: 24 * 3600_000 };
+
+/** How long after its `attempts`-th failure a comment is tried again. */
+export function intakeRetryDelayMs(attempts: number, r: IntakeRetry = DEFAULT_INTAKE_RETRY): number {
+  if (attempts <= 0) return 0;
+  return Math.min(r.maxDelayMs, r.firstDelayMs * 2 ** Math.min(attempts - 1, 40));
+}
+
+/** The failures after which the intake gives up: the first count whose delays cover the horizon. */
+export function maxIntakeAttempts(r: IntakeRetry = DEFAULT_INTAKE_RETRY): number {
+  let waited = 0;
+  let n = 0;
+  while (waited < r.horizonMs && n < 10_000) waited += intakeRetryDelayMs(++n, r);
+  return Math.max(1, n);
+}
+
+export const MAX_INTAKE_ATTEMPTS = maxIntakeAttempts();
+
+/** Decisions whose detail starts with the reply they need (the decision alone does not say). */
+const TAGGED_REPLIES: readonly ReplyKind[] = ['cannot-check', 'no-source', 'unreadable', 'gave-up'];
+
+/** The reply a decided comment is owed, from its stored decision and detail. */
+export function replyKindOf(rec: Pick<CommentRecord, 'decision' | 'detail'>): ReplyKind | null {
+  const tagged = TAGGED_REPLIES.find((k) => rec.detail?.startsWith(`${k}:`));
+  if (tagged) return tagged;
+  if (rec.decision === 'help' || rec.decision === 'denied' || rec.decision === 'closed') return rec.decision;
+  return rec.decision === 'error' ? 'gave-up' : null;
+}
+
+/** A 4xx that asking again will not change (401, a token that may be fixed, and 429 aside). */
+function isFinalRefusal(e: unknown): e is ForgeError {
+  if (!(e instanceof ForgeError)) return false;
+  if (e.kind === 'invalid-response') return true;
+  return e.kind === 'http' && e.status !== null && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 429;
+}
 
 const WRITE_OR_ABOVE = new Set(['write', 'admin', 'owner']);
 
@@ -110,7 +158,28 @@ export class Intake {
   private readonly inFlight = new Set<number>();
   private readonly pending = new Set<Promise<unknown>>();
 
-  constructor(private readonly d: IntakeDeps) {}
+  private readonly retry: IntakeRetry;
+  private readonly maxAttempts: number;
+
+  constructor(private readonly d: IntakeDeps) {
+    this.retry = d.retry ?? DEFAULT_INTAKE_RETRY;
+    this.maxAttempts = maxIntakeAttempts(this.retry);
+  }
+
+  /**
+   * The webhook's synchronous half, before it answers: the delivery id and, for a command on an
+   * enrolled repository, the comment's row (no decision yet) are written in one transaction. A
+   * crash after the answer loses nothing: the retry loop finds the row and decides it. Returns
+   * false for a delivery id seen before.
+   */
+  accept(event: CommentEvent): boolean {
+    const claim = this.d.repos.lookup(event.owner, event.repo) && parseTrigger(event.body).kind !== 'none' ? this.claimOf(event) : null;
+    return this.d.forgeStore.acceptDelivery(event.delivery, event.commentId, claim);
+  }
+
+  private claimOf(event: CommentEvent) {
+    return { commentId: event.commentId, owner: event.owner, repo: event.repo, pr: event.pr, via: event.via, eventJson: JSON.stringify(event) };
+  }
 
   /** Decides one comment. Never throws: a forge that does not answer defers the decision. */
   handle(event: CommentEvent): Promise<IntakeOutcome> {
@@ -128,10 +197,12 @@ export class Intake {
     p.finally(() => this.pending.delete(p)).catch(() => undefined);
   }
 
-  /** True when the comment has been decided already (the poller skips those without a forge call). */
-  alreadyDecided(commentId: number): boolean {
-    const rec = this.d.forgeStore.getComment(commentId);
-    return rec !== undefined && (rec.decision !== null || this.inFlight.has(commentId));
+  /**
+   * True when the intake knows the comment already: decided, being decided, or waiting for its
+   * retry (the retry loop owns it then). The poller skips those without a forge call.
+   */
+  seen(commentId: number): boolean {
+    return this.inFlight.has(commentId) || this.d.forgeStore.getComment(commentId) !== undefined;
   }
 
   /** Waits for decisions in flight (graceful stop). */
@@ -152,48 +223,65 @@ export class Intake {
     const trigger = parseTrigger(event.body);
     if (trigger.kind === 'none') return { kind: 'ignored', reason: 'not a command' };
 
-    const { record, created } = this.d.forgeStore.claimComment({
-      commentId: event.commentId,
-      owner: event.owner,
-      repo: event.repo,
-      pr: event.pr,
-      via: event.via,
-      eventJson: JSON.stringify(event),
-    });
+    const { record, created } = this.d.forgeStore.claimComment(this.claimOf(event));
     if (!created && (record.decision !== null || this.inFlight.has(event.commentId))) {
       return this.log(event, { kind: 'ignored', reason: `comment already seen (${record.decision ?? 'being decided'})` });
     }
     return this.decideClaimed(event, enrolled);
   }
 
-  private async decideClaimed(event: CommentEvent, enrolled: EnrolledRepo): Promise<IntakeOutcome> {
+  private async decideClaimed(given: CommentEvent, enrolled: EnrolledRepo): Promise<IntakeOutcome> {
     const { forgeStore } = this.d;
-    this.inFlight.add(event.commentId);
+    this.inFlight.add(given.commentId);
     try {
       const bot = await this.d.bot.login();
-      if (isFromBot(event, bot)) {
-        forgeStore.decideComment(event.commentId, { decision: 'ignored', detail: 'written by cc-ci’s own bot account' });
-        return this.log(event, { kind: 'ignored', reason: 'the bot’s own comment' });
+      if (isFromBot(given, bot)) {
+        forgeStore.decideComment(given.commentId, { decision: 'ignored', detail: 'written by cc-ci’s own bot account' });
+        return this.log(given, { kind: 'ignored', reason: 'the bot’s own comment' });
       }
-      const trigger = parseTrigger(event.body);
+      const trigger = parseTrigger(given.body);
       if (trigger.kind === 'none') {
-        forgeStore.decideComment(event.commentId, { decision: 'ignored', detail: 'not a command' });
+        forgeStore.decideComment(given.commentId, { decision: 'ignored', detail: 'not a command' });
         return { kind: 'ignored', reason: 'not a command' };
       }
-      if (trigger.kind === 'help') return await this.refuse(event, 'help', `not a command: ${trigger.got}`);
+      if (trigger.kind === 'help') return await this.refuse(given, 'help', `not a command: ${trigger.got}`);
+      const event = await this.withPullRequest(given);
+      if (!('headSha' in event)) return event;
       if (event.prState !== 'open') return await this.refuse(event, 'closed', 'the pull request is closed');
 
       const permission = await this.permission(event);
       if (permission !== 'allowed') {
         return await this.refuse(event, permission, permission === 'cannot-check' ? 'cannot-check: the bot may not read collaborator permissions (give it admin)' : `${event.commenter} has no write access`);
       }
-      return this.startRun(event, enrolled, trigger.lane);
+      return await this.startRun(event, enrolled, trigger.lane);
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
-      forgeStore.noteCommentFailure(event.commentId, error);
-      return this.log(event, { kind: 'deferred', error });
+      forgeStore.noteCommentFailure(given.commentId, error);
+      return this.log(given, { kind: 'deferred', error });
     } finally {
-      this.inFlight.delete(event.commentId);
+      this.inFlight.delete(given.commentId);
+    }
+  }
+
+  /**
+   * The event with the pull request's head and state. A webhook brings them; a polled comment
+   * does not, so the pull request is read now (the head closest to comment time cc-ci can know).
+   * A 404 means an issue after all; a refusal for good is an `error` decision with a reply, so one
+   * unreadable pull request never holds up anything else. Anything else throws (deferred).
+   */
+  private async withPullRequest(event: CommentEvent): Promise<(CommentEvent & { headSha: string; prState: 'open' | 'closed' }) | IntakeOutcome> {
+    if (event.headSha !== null && event.prState !== null) return { ...event, headSha: event.headSha, prState: event.prState };
+    try {
+      const pr = await this.d.client.getPullRequest({ owner: event.owner, repo: event.repo }, event.pr);
+      return { ...event, headSha: pr.headSha, prState: pr.state, cloneUrl: pr.cloneUrl };
+    } catch (e) {
+      if (e instanceof ForgeError && e.status === 404) {
+        this.d.forgeStore.decideComment(event.commentId, { decision: 'ignored', detail: `#${event.pr} is not a pull request` });
+        return this.log(event, { kind: 'ignored', reason: 'not a pull request' });
+      }
+      if (!isFinalRefusal(e)) throw e;
+      this.d.logger.error({ repo: `${event.owner}/${event.repo}`, pr: event.pr, comment: event.commentId, status: e.status, error: e.message }, 'forge comment: the forge refused to show the pull request');
+      return await this.refuse(event, 'unreadable', `unreadable: cannot read pull request #${event.pr} (${e.message})`, 'error');
     }
   }
 
@@ -217,13 +305,13 @@ export class Intake {
     }
   }
 
-  private startRun(event: CommentEvent, enrolled: EnrolledRepo, lane: TriggerLane): IntakeOutcome {
+  private async startRun(event: CommentEvent & { headSha: string }, enrolled: EnrolledRepo, lane: TriggerLane): Promise<IntakeOutcome> {
     const { forgeStore, store, paths } = this.d;
     const name = runNameFor(enrolled.recipe, event.pr, event.commentId);
+    // A deleted fork takes the head repository with it; the commit may still be had elsewhere.
     const repoUrl = enrolled.cloneUrl ?? event.cloneUrl;
     if (repoUrl === null) {
-      forgeStore.decideComment(event.commentId, { decision: 'error', detail: 'the pull request’s head repository is gone and no cloneUrl is configured' });
-      return this.log(event, { kind: 'ignored', reason: 'no repository to clone' });
+      return await this.refuse(event, 'no-source', 'no-source: the pull request’s head repository is gone and no cloneUrl is configured', 'error');
     }
     const doc: RunSpecInput = {
       apiVersion: 'cc-ci/v1',
@@ -259,8 +347,9 @@ export class Intake {
     return this.log(event, { kind: 'run', run: name });
   }
 
-  private async refuse(event: CommentEvent, kind: ReplyKind, detail: string): Promise<IntakeOutcome> {
-    this.d.forgeStore.decideComment(event.commentId, { decision: kind === 'cannot-check' ? 'denied' : kind, detail, reply: true });
+  /** Decides the comment as refused (`decision`, by default the kind itself) and posts the one reply. */
+  private async refuse(event: CommentEvent, kind: ReplyKind, detail: string, decision?: CommentDecision): Promise<IntakeOutcome> {
+    this.d.forgeStore.decideComment(event.commentId, { decision: decision ?? (kind === 'cannot-check' ? 'denied' : (kind as CommentDecision)), detail, reply: true });
     const outcome: IntakeOutcome = { kind: 'replied', reply: kind };
     this.log(event, outcome);
     await this.postReply(event, kind).catch((e: unknown) => {
@@ -290,16 +379,19 @@ export class Intake {
   }
 
   /**
-   * Level-triggered catch-up (on a timer): comments whose decision was deferred because the forge
-   * did not answer, and replies not posted yet. Each is given up after MAX_INTAKE_ATTEMPTS.
+   * Level-triggered catch-up (on a timer): comments whose decision is still open — deferred
+   * because the forge did not answer, or claimed by a webhook just before a crash — and replies
+   * not posted yet. Each is tried again once its backoff has passed, and given up at the horizon.
    */
   async retryUnfinished(): Promise<void> {
+    const now = Date.now();
     for (const rec of this.d.forgeStore.listUnfinishedComments()) {
       if (this.inFlight.has(rec.commentId)) continue;
+      if (now < rec.updatedAt + intakeRetryDelayMs(rec.attempts, this.retry)) continue;
       const event = this.eventOf(rec);
       if (!event) continue;
-      if (rec.attempts >= MAX_INTAKE_ATTEMPTS) {
-        this.giveUp(rec);
+      if (rec.attempts >= this.maxAttempts) {
+        await this.giveUp(rec, event);
         continue;
       }
       if (rec.decision === null) {
@@ -310,13 +402,21 @@ export class Intake {
         }
         await this.handleTracked(this.decideClaimed(event, enrolled));
       } else if (rec.replyState === 'pending') {
-        const kind: ReplyKind = rec.decision === 'denied' && rec.detail?.startsWith('cannot-check') ? 'cannot-check' : (rec.decision as ReplyKind);
-        this.inFlight.add(rec.commentId);
-        await this.postReply(event, kind)
-          .catch((e: unknown) => this.d.forgeStore.noteCommentFailure(rec.commentId, e instanceof Error ? e.message : String(e)))
-          .finally(() => this.inFlight.delete(rec.commentId));
+        await this.retryReply(rec, event);
       }
     }
+  }
+
+  private async retryReply(rec: CommentRecord, event: CommentEvent): Promise<void> {
+    const kind = replyKindOf(rec);
+    if (kind === null) {
+      this.d.forgeStore.setReply(rec.commentId, 'failed');
+      return;
+    }
+    this.inFlight.add(rec.commentId);
+    await this.postReply(event, kind)
+      .catch((e: unknown) => this.d.forgeStore.noteCommentFailure(rec.commentId, e instanceof Error ? e.message : String(e)))
+      .finally(() => this.inFlight.delete(rec.commentId));
   }
 
   private handleTracked(p: Promise<IntakeOutcome>): Promise<IntakeOutcome> {
@@ -327,13 +427,24 @@ export class Intake {
     });
   }
 
-  private giveUp(rec: CommentRecord): void {
+  /**
+   * The horizon is reached. An undecided comment becomes `error` and is owed one reply telling the
+   * commenter (tried now, then on the reply's own backoff); a reply that never went out is failed.
+   */
+  private async giveUp(rec: CommentRecord, event: CommentEvent): Promise<void> {
+    const fields = { comment: rec.commentId, repo: `${rec.owner}/${rec.repo}`, pr: rec.pr, error: rec.lastError };
     if (rec.decision === null) {
-      this.d.forgeStore.decideComment(rec.commentId, { decision: 'error', detail: `gave up: the forge did not answer (${rec.lastError ?? ''})` });
+      this.d.logger.error(fields, 'forge comment: gave up deciding after the forge failed for too long; telling the commenter');
+      this.inFlight.add(rec.commentId);
+      try {
+        await this.refuse(event, 'gave-up', `gave-up: the forge did not answer (${rec.lastError ?? ''})`, 'error');
+      } finally {
+        this.inFlight.delete(rec.commentId);
+      }
     } else {
       this.d.forgeStore.setReply(rec.commentId, 'failed');
+      this.d.logger.error(fields, 'forge comment: gave up posting the reply after the forge failed for too long');
     }
-    this.d.logger.error({ comment: rec.commentId, repo: `${rec.owner}/${rec.repo}`, pr: rec.pr, error: rec.lastError }, 'forge comment: gave up after repeated forge failures');
   }
 
   private eventOf(rec: CommentRecord): CommentEvent | null {

@@ -1,6 +1,6 @@
 import type { ForgeStore } from '../../state/forge-store.js';
 import type { Logger } from '../log.js';
-import { ForgeError, type ForgeClient, type ForgeComment } from './client.js';
+import type { ForgeClient, ForgeComment } from './client.js';
 import type { EnrolledRepo, EnrolledRepos } from './enrolled.js';
 import type { CommentEvent, Intake } from './intake.js';
 import { parseTrigger } from './trigger.js';
@@ -8,7 +8,8 @@ import { parseTrigger } from './trigger.js';
 /**
  * Poll mode, for a cc-ci the forge cannot reach: per enrolled repository, list the comments
  * updated since a stored checkpoint (GET /repos/{o}/{r}/issues/comments?since=) and feed the
- * PR comments that look like commands into the same intake as webhooks.
+ * PR comments that look like commands into the same intake as webhooks; the intake reads each
+ * pull request (its head at that moment is what the run tests).
  *
  * `since` is inclusive and cut to whole seconds, so the next checkpoint is the newest
  * `updated_at` seen: the overlap re-reads that second, and comments already decided are skipped
@@ -22,7 +23,7 @@ const MAX_PAGES = 20;
 const FIRST_POLL_LOOKBACK_MS = 60_000;
 
 export interface PollerDeps {
-  client: Pick<ForgeClient, 'listRepoComments' | 'getPullRequest'>;
+  client: Pick<ForgeClient, 'listRepoComments'>;
   forgeStore: ForgeStore;
   repos: EnrolledRepos;
   intake: Intake;
@@ -86,36 +87,29 @@ export class Poller {
   private async consider(repo: EnrolledRepo, c: ForgeComment): Promise<void> {
     if (!c.isOnPullRequest || c.issueIndex === null || c.user === null) return;
     if (parseTrigger(c.body).kind === 'none') return;
-    if (this.d.intake.alreadyDecided(c.id)) return;
+    if (this.d.intake.seen(c.id)) return;
     // Only created comments count, as with webhooks. A comment edited before we saw it shows its
     // new text and a later updated_at; we cannot know what it said when it was created.
     if (c.updatedAt !== c.createdAt) {
       this.d.logger.debug({ repo: repo.fullName, comment: c.id }, 'poll: an edited comment is not a command (only new comments are)');
       return;
     }
-    let pr;
-    try {
-      pr = await this.d.client.getPullRequest({ owner: repo.owner, repo: repo.name }, c.issueIndex);
-    } catch (e) {
-      if (e instanceof ForgeError && e.status === 404) return; // an issue, not a pull request
-      throw e;
-    }
-    // The head now, read right after the comment: poll mode's nearest to "at comment time".
+    // The pull request (its head, its state) is the intake's to read, after the comment's row is
+    // written: a forge that fails that read defers this one comment, never the poll of the rest.
     const event: CommentEvent = {
       via: 'poll',
       delivery: null,
       owner: repo.owner,
       repo: repo.name,
-      pr: pr.number,
+      pr: c.issueIndex,
       commentId: c.id,
       body: c.body,
       commenter: c.user.login,
       sender: c.user.login,
-      prState: pr.state,
-      headSha: pr.headSha,
-      cloneUrl: pr.cloneUrl,
+      prState: null,
+      headSha: null,
+      cloneUrl: null,
     };
-    // A deferred decision is the intake's to retry (its row is written); the poll goes on.
     await this.d.intake.handle(event);
   }
 }

@@ -5,15 +5,17 @@
  * commands are written as inline code, which the trigger parser never reads as a command.
  */
 
-export type ReplyKind = 'help' | 'denied' | 'cannot-check' | 'closed';
+import { noMentions } from './mentions.js';
+
+export type ReplyKind = 'help' | 'denied' | 'cannot-check' | 'closed' | 'no-source' | 'unreadable' | 'gave-up';
 
 export function replyMarker(commentId: number): string {
   return `<!-- cc-ci:reply comment=${commentId} -->`;
 }
 
-/** Inline code that cannot be broken out of by the echoed text. */
+/** Inline code that cannot be broken out of by the echoed text, and pings nobody. */
 function code(text: string): string {
-  return `\`${text.replace(/`/g, "'")}\``;
+  return `\`${noMentions(text).replace(/`/g, "'")}\``;
 }
 
 export const COMMAND_LIST = [
@@ -21,6 +23,10 @@ export const COMMAND_LIST = [
   '- `!testme --quick`: a faster, lower-confidence check on the recipe’s warm app (quick lane)',
 ].join('\n');
 
+/**
+ * The reply. It addresses the commenter by `@login` on purpose (they asked, and should hear back);
+ * everything echoed from their comment is neutralised so nobody else is pinged.
+ */
 export function replyText(kind: ReplyKind, o: { commentId: number; commenter: string; repo: string; got?: string }): string {
   const who = `@${o.commenter}`;
   const lines = [replyMarker(o.commentId)];
@@ -40,6 +46,19 @@ export function replyText(kind: ReplyKind, o: { commentId: number; commenter: st
       break;
     case 'closed':
       lines.push(`${who} this pull request is closed, so I have not started a test run.`);
+      break;
+    case 'no-source':
+      lines.push(
+        `${who} I cannot test this pull request: its head repository is gone (a deleted fork?), and cc-ci has no other address configured to clone ${code(o.repo)} from. I have not started a run. An operator can set \`cloneUrl\` for the repository in cc-ci’s configuration.`,
+      );
+      break;
+    case 'unreadable':
+      lines.push(`${who} the forge would not let me read this pull request, so I have not started a test run. An operator can find the reason in cc-ci’s log.`);
+      break;
+    case 'gave-up':
+      lines.push(
+        `${who} I could not start a test run for this comment: the forge did not answer cc-ci for a long time. Comment ${code('!testme')} again to try once more.`,
+      );
       break;
   }
   return lines.join('\n');

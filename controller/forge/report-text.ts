@@ -1,4 +1,5 @@
 import type { CommitStatusState } from './client.js';
+import { noMentions } from './mentions.js';
 
 /**
  * What cc-ci says on a pull request about one run: the text of its one PR comment (edited in
@@ -54,10 +55,10 @@ const QUICK_NOTE =
 
 const RERUN = 'To run again, comment `!testme` (or `!testme --quick` for the quick lane).';
 
-/** One line for a table cell: no pipes or line ends, bounded. */
+/** One line for a table cell: no pipes or line ends, bounded, pinging nobody. */
 function cell(text: string | null, max = 160): string {
   if (!text) return '';
-  const flat = text.replace(/\s+/g, ' ').trim().replace(/\|/g, '\\|');
+  const flat = noMentions(text).replace(/\s+/g, ' ').trim().replace(/\|/g, '\\|');
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
@@ -65,7 +66,8 @@ function cell(text: string | null, max = 160): string {
 function block(text: string): string {
   const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
   const fence = '`'.repeat(Math.max(3, longest + 1));
-  const bounded = text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
+  const quiet = noMentions(text);
+  const bounded = quiet.length > 2000 ? `${quiet.slice(0, 2000)}…` : quiet;
   return `${fence}text\n${bounded}\n${fence}`;
 }
 

@@ -41,8 +41,8 @@ export interface WebhookIntake {
   intake: Intake;
 }
 
-/** How often deferred decisions and unposted replies are retried. */
-const INTAKE_RETRY_MS = 20_000;
+/** How often the intake looks for deferred decisions and unposted replies whose backoff is over. */
+const INTAKE_RETRY_TICK_MS = 5_000;
 
 export class ForgeService {
   readonly forgeStore: ForgeStore;
@@ -132,7 +132,7 @@ export class ForgeService {
       });
     };
     retry();
-    this.retryTimer = setInterval(retry, INTAKE_RETRY_MS);
+    this.retryTimer = setInterval(retry, INTAKE_RETRY_TICK_MS);
     this.retryTimer.unref();
   }
 

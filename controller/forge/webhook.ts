@@ -47,9 +47,12 @@ export interface PrCommentCreated {
    */
   headSha: string;
   headRef: string;
-  /** Clone URL of the head repository: the fork's, for a PR from a fork. */
-  cloneUrl: string;
-  headRepoFullName: string;
+  /**
+   * Clone URL of the head repository: the fork's, for a PR from a fork. Null when the head
+   * repository is gone (a deleted fork): the intake then clones from config `cloneUrl`, or says why not.
+   */
+  cloneUrl: string | null;
+  headRepoFullName: string | null;
   isFork: boolean;
   baseRef: string;
 }
@@ -178,8 +181,10 @@ export function classifyDelivery(headers: HeaderBag, body: unknown): ClassifiedD
 
   const head = pull.head;
   const base = pull.base;
-  if (head === null || head.repo === null || base === null) {
-    return ignored('head-repo-missing', 'the PR head or base repository is gone (deleted fork?)');
+  // A deleted fork leaves head.repo null but head.sha set (the forge keeps refs/pull/N/head), so
+  // only a missing head or base branch is unusable here.
+  if (head === null || base === null) {
+    return ignored('head-repo-missing', 'the PR head or base branch is missing');
   }
 
   const [ownerFromFullName] = payload.repository.full_name.split('/');
@@ -201,8 +206,8 @@ export function classifyDelivery(headers: HeaderBag, body: unknown): ClassifiedD
     draft: pull.draft,
     headSha: head.sha,
     headRef: head.ref,
-    cloneUrl: head.repo.clone_url,
-    headRepoFullName: head.repo.full_name,
+    cloneUrl: head.repo?.clone_url ?? null,
+    headRepoFullName: head.repo?.full_name ?? null,
     isFork: head.repo_id !== base.repo_id,
     baseRef: base.ref,
   };

@@ -10,21 +10,26 @@ import type { Metrics } from './metrics.js';
  * POST /hooks/forge: the Gitea/Forgejo webhook. The body is taken as raw bytes (the forge signs
  * its own Go-marshalled JSON, which re-serialising cannot reproduce) and the HMAC is checked before
  * anything is parsed; a bad or missing signature is a 401 and nothing is written. The forge gives
- * up after 5 s, so the handler only records the delivery id and answers 202; the intake's forge
- * calls (bot login, permission) happen after the answer.
+ * up after 5 s, so the handler only records — in one transaction, before it answers 202 — the
+ * delivery id and the comment's row (no decision yet); the intake's forge calls (bot login,
+ * permission) happen after the answer. A crash in between leaves the row for the intake's retry
+ * loop to decide, and a redelivery is still a duplicate without being lost.
  */
 
 /** Gitea payloads carry the PR and repository objects in full; a megabyte is plenty, five is safe. */
 const HOOK_BODY_LIMIT = 5 * 1024 * 1024;
 
-export function registerForgeHook(app: FastifyInstance, o: { webhook: WebhookIntake | null; logger: Logger; metrics: Metrics }): void {
+export function registerForgeHook(app: FastifyInstance, o: { webhook: WebhookIntake | null; logger: Logger; metrics: Metrics; answerWithinMs: number }): void {
   const log = o.logger.child({ component: 'webhook' });
   void app.register(async (scope) => {
     // In this scope only: every content type arrives as the exact bytes received.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: HOOK_BODY_LIMIT }, (_request, body, done) => done(null, body));
 
-    scope.post('/hooks/forge', async (request, reply) => {
+    // A body that trickles in, or a store that is slow to write, gets a 503 before the forge gives
+    // up on its own: the delivery shows as failed there, and nothing half-written here is lost
+    // (the transaction either committed or not).
+    scope.post('/hooks/forge', { handlerTimeout: o.answerWithinMs }, async (request, reply) => {
       const webhook = o.webhook;
       if (!webhook) {
         o.metrics.delivery('disabled');
@@ -43,14 +48,15 @@ export function registerForgeHook(app: FastifyInstance, o: { webhook: WebhookInt
         log.info({ delivery: delivery.delivery, reason: delivery.reason, detail: delivery.detail }, 'webhook ignored');
         return reply.code(200).send({ ignored: delivery.reason });
       }
-      if (delivery.delivery !== null && !webhook.forgeStore.recordDelivery(delivery.delivery, delivery.commentId)) {
+      const event = eventFromWebhook(delivery);
+      if (!webhook.intake.accept(event)) {
         o.metrics.delivery('duplicate');
         log.info({ delivery: delivery.delivery, comment: delivery.commentId }, 'webhook ignored: delivery seen before');
         return reply.code(200).send({ duplicate: delivery.delivery });
       }
       o.metrics.delivery('accepted');
       setImmediate(() => {
-        webhook.intake.handle(eventFromWebhook(delivery)).catch((e: unknown) => log.error({ error: String(e) }, 'intake failed'));
+        webhook.intake.handle(event).catch((e: unknown) => log.error({ error: String(e) }, 'intake failed'));
       });
       return reply.code(202).send({ accepted: true, comment: delivery.commentId });
     });

@@ -37,7 +37,7 @@ export function page(title: string, body: string, head = ''): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)} · cc-ci</title><style>${STYLE}</style>${head}</head>
-<body><p class="muted"><a href="/runs">cc-ci runs</a></p>
+<body><p class="muted">cc-ci · <a href="/runs">runs</a> · <a href="/recipes">recipes</a></p>
 ${body}
 </body></html>`;
 }

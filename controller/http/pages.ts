@@ -20,7 +20,7 @@ export function runsPage(rows: RunRow[], invalid: InvalidSpecRow[], now = Date.n
   const body = newestFirst
     .map((r) => {
       const info = r.queuePosition !== null ? `#${r.queuePosition} in queue: ${r.waiting ?? ''}` : (r.reason ?? '');
-      return `<tr><td><a href="${runLink(r.name)}">${esc(r.name)}</a></td><td>${esc(r.recipe)}</td><td><code>${esc(r.ref.slice(0, 12))}</code></td>
+      return `<tr><td><a href="${runLink(r.name)}">${esc(r.name)}</a></td><td><a href="/recipes/${esc(encodeURIComponent(r.recipe))}">${esc(r.recipe)}</a></td><td><code>${esc(r.ref.slice(0, 12))}</code></td>
 <td>${esc(r.lane)}</td><td>${esc(r.phase)}</td><td>${resultCell(r.result)}</td><td>${esc(info)}</td><td>${esc(ago(r.createdAt, now))}</td><td>${esc(formatDuration(r.durationMs))}</td></tr>`;
     })
     .join('\n');
@@ -78,7 +78,7 @@ export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now())
     run.name,
     `<h1>${esc(run.name)} ${run.result ? resultCell(run.result) : `<span class="muted">${esc(run.phase)}</span>`}</h1>
 <dl>
-<dt>Recipe</dt><dd>${esc(spec.spec.recipe)}</dd>
+<dt>Recipe</dt><dd><a href="/recipes/${esc(encodeURIComponent(spec.spec.recipe))}">${esc(spec.spec.recipe)}</a></dd>
 <dt>Source</dt><dd><code>${esc(withoutCredentials(spec.spec.source.repo))}</code> @ <code>${esc(spec.spec.source.ref)}</code>${run.commitSha ? ` (<code>${esc(run.commitSha)}</code>)` : ''}</dd>
 <dt>Lane</dt><dd>${esc(run.lane)}${quick}</dd>
 <dt>Trigger</dt><dd>${trigger}</dd>

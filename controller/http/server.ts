@@ -11,11 +11,12 @@ import { registerForgeHook } from './hooks.js';
 import type { Metrics } from './metrics.js';
 import { isRunName } from './names.js';
 import { runPage, runsPage } from './pages.js';
+import { registerRecipes } from './recipes.js';
 import { registerEvents } from './sse.js';
 
 /**
  * The HTTP server of `cc-ci serve` (design §8): the forge webhook, the runs list and run pages
- * with a live log, artifacts, JSON, health and metrics. It reads the controller's own store (the
+ * with a live log, the recipe overview and badges, artifacts, JSON, health and metrics. It reads the controller's own store (the
  * same process), so it shows exactly what the controller knows. Nothing here ever holds the forge
  * token; the webhook secret is only used to check signatures.
  */
@@ -27,11 +28,42 @@ export interface HttpServerOptions {
   logger: Logger;
   metrics: Metrics;
   webhook: WebhookIntake | null;
+  /** Defaults: HTTP_TIMEOUTS (tests shorten them). */
+  timeouts?: Partial<HttpTimeouts>;
 }
 
+/**
+ * A client that sends slowly or goes quiet must not hold a socket forever. Node's timeouts are per
+ * socket and per request *upload*: none of them cuts a response that is being streamed, and the
+ * live log's SSE sockets opt out of the idle timeout (sse.ts), so a quiet run keeps its stream.
+ */
+export interface HttpTimeouts {
+  /** The request line and headers must have arrived within this (node's headersTimeout). */
+  headersMs: number;
+  /** The whole request, body included, must have arrived within this (408 otherwise). */
+  requestMs: number;
+  /** A socket with no traffic either way for this long is closed (fastify connectionTimeout). */
+  idleMs: number;
+  /** How often node looks for requests past headersMs/requestMs. */
+  checkEveryMs: number;
+  /** The webhook route answers within this, under the forge's 5 s delivery timeout (503 past it). */
+  hookMs: number;
+}
+
+export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_000, idleMs: 60_000, checkEveryMs: 1_000, hookMs: 4_000 };
+
 export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyInstance {
+  const t = { ...HTTP_TIMEOUTS, ...o.timeouts };
   // forceCloseConnections: a stop must not wait for live-log streams or keep-alive sockets.
-  const app = Fastify({ logger: false, forceCloseConnections: true });
+  const app = Fastify({
+    logger: false,
+    forceCloseConnections: true,
+    requestTimeout: t.requestMs,
+    connectionTimeout: t.idleMs,
+    // Below the idle timeout, so an idle keep-alive socket is closed politely first.
+    keepAliveTimeout: Math.min(5_000, t.idleMs),
+    http: { headersTimeout: t.headersMs, requestTimeout: t.requestMs, connectionsCheckingInterval: t.checkEveryMs },
+  });
   const forgeUrl = o.config.forge?.url ?? null;
 
   app.get('/', async (_request, reply) => reply.redirect('/runs'));
@@ -46,9 +78,10 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
     return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl));
   });
   registerEvents(app, { store: o.store, closing });
+  registerRecipes(app, { store: o.store, baseUrl: () => o.config.http.publicUrl?.replace(/\/+$/, '') ?? null });
   registerArtifacts(app, { paths: o.paths });
   registerApi(app, { store: o.store, paths: o.paths });
-  registerForgeHook(app, { webhook: o.webhook, logger: o.logger, metrics: o.metrics });
+  registerForgeHook(app, { webhook: o.webhook, logger: o.logger, metrics: o.metrics, answerWithinMs: t.hookMs });
   return app;
 }
 

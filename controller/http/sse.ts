@@ -22,6 +22,11 @@ export function registerEvents(app: FastifyInstance, o: { store: Store; closing:
     const fromSeq = Number.isInteger(lastId) && lastId > 0 ? lastId : 0;
 
     reply.hijack();
+    // A stream is long-lived by design: the server's idle timeout is for sockets left open by
+    // nobody, and the pings keep proxies from closing this one.
+    // (fastify's inject hands the route a socket without timeouts at all.)
+    const socket: { setTimeout?: unknown } | null = request.raw.socket;
+    if (typeof socket?.setTimeout === 'function') request.raw.socket.setTimeout(0);
     const res = reply.raw;
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',

@@ -1,13 +1,15 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { configSchema } from '../../controller/config.js';
-import type { CommentEvent, Intake } from '../../controller/forge/intake.js';
+import { EnrolledRepos } from '../../controller/forge/enrolled.js';
+import { Intake, type CommentEvent } from '../../controller/forge/intake.js';
 import { createLogger } from '../../controller/log.js';
 import { Metrics } from '../../controller/http/metrics.js';
-import { buildApp } from '../../controller/http/server.js';
+import { buildApp, type HttpTimeouts } from '../../controller/http/server.js';
 import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/paths.js';
 import { ForgeStore } from '../../state/forge-store.js';
 import { Store } from '../../state/store.js';
@@ -25,6 +27,8 @@ let paths: StatePaths;
 let store: Store;
 let app: FastifyInstance;
 let handled: CommentEvent[];
+let forgeStore: ForgeStore;
+let webhookIntake: Intake;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ccci-http-'));
@@ -32,12 +36,28 @@ beforeEach(() => {
   ensureStateDirs(paths);
   store = new Store(paths.db);
   handled = [];
+  forgeStore = new ForgeStore(store);
+  // The intake's synchronous half is the real one (it writes the rows before the answer); the
+  // asynchronous half only records what it was handed, as if the process died right after.
+  const real = new Intake({
+    store,
+    forgeStore,
+    paths,
+    repos: new EnrolledRepos(configSchema.parse({ repos: ['recipes/custom-html'] }).repos),
+    allowList: [],
+    client: {} as never,
+    createClient: {} as never,
+    bot: {} as never,
+    logger: createLogger('silent'),
+  });
   const intake = {
+    accept: (e: CommentEvent) => real.accept(e),
     handle: async (e: CommentEvent) => {
       handled.push(e);
       return { kind: 'ignored', reason: 'test' } as const;
     },
   } as unknown as Intake;
+  webhookIntake = intake;
   app = buildApp(
     {
       store,
@@ -45,7 +65,7 @@ beforeEach(() => {
       config: configSchema.parse({ forge: { url: 'https://git.example.org', tokenFile: '/dev/null', webhookSecretFile: '/dev/null' } }),
       logger: createLogger('silent'),
       metrics: new Metrics(store),
-      webhook: { secret: SECRET, forgeStore: new ForgeStore(store), intake },
+      webhook: { secret: SECRET, forgeStore, intake },
     },
     new AbortController().signal,
   );
@@ -99,6 +119,18 @@ describe('POST /hooks/forge', () => {
     const metrics = (await app.inject('/metrics')).body;
     expect(metrics).toMatch(/ccci_webhook_deliveries_total\{outcome="accepted"\} 1/);
     expect(metrics).toMatch(/ccci_webhook_deliveries_total\{outcome="duplicate"\} 1/);
+  });
+
+  it('has written the delivery and the comment (undecided) before it answers: a crash after the 202 loses nothing', async () => {
+    const r = await post(body, webhookHeaders(body, { secret: SECRET, deliveryId: 'd-3' }));
+    expect(r.statusCode).toBe(202);
+    const { comment } = r.json<{ comment: number }>();
+    expect(deliveries()).toBe(1);
+    // The intake's half never decided anything here; the row waits for the retry loop.
+    expect(forgeStore.getComment(comment)).toMatchObject({ decision: null, attempts: 0, via: 'webhook' });
+    expect(forgeStore.listUnfinishedComments().map((c) => c.commentId)).toEqual([comment]);
+    await new Promise((res) => setImmediate(res));
+    expect(handled).toHaveLength(1);
   });
 
   it('200s what it ignores (an edit, an issue comment) without handing it on', async () => {
@@ -173,5 +205,180 @@ describe('pages, JSON and the live log', () => {
     const resumed = await app.inject({ url: '/runs/r3/events', headers: { 'last-event-id': '2' } });
     expect([...resumed.body.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))).toEqual([3]);
     expect(resumed.body).toContain('"text":"three"');
+  });
+});
+
+describe('timeouts of the listening server', () => {
+  let live: FastifyInstance | null = null;
+  afterEach(async () => {
+    await live?.close();
+    live = null;
+  });
+
+  /** The same app, listening, with timeouts short enough to pass inside a test. */
+  async function listening(timeouts: Partial<HttpTimeouts>): Promise<{ port: number; closing: AbortController }> {
+    const closing = new AbortController();
+    live = buildApp(
+      {
+        store,
+        paths,
+        config: configSchema.parse({}),
+        logger: createLogger('silent'),
+        metrics: new Metrics(store),
+        webhook: { secret: SECRET, forgeStore, intake: webhookIntake },
+        timeouts: { checkEveryMs: 20, ...timeouts },
+      },
+      closing.signal,
+    );
+    await live.listen({ port: 0, host: '127.0.0.1' });
+    const a = live.server.address();
+    return { port: typeof a === 'object' && a ? a.port : 0, closing };
+  }
+
+  /**
+   * Sends raw bytes and collects what comes back until the server closes the socket, or (with
+   * `until`) until the answer contains that text.
+   */
+  function rawExchange(port: number, bytes: string, until?: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      let got = '';
+      const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
+      socket.on('data', (d) => {
+        got += d.toString();
+        if (until !== undefined && got.includes(until)) {
+          socket.destroy();
+          resolve(got);
+        }
+      });
+      socket.on('close', () => resolve(got));
+      socket.on('error', reject);
+    });
+  }
+
+  it('closes a request whose headers never finish (408), and a keep-alive socket nobody uses', async () => {
+    const { port } = await listening({ headersMs: 150, requestMs: 300, idleMs: 400 });
+    expect(await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n')).toMatch(/^HTTP\/1\.1 408/);
+    // A keep-alive socket after its answer, then silent: the server closes it.
+    const kept = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+    expect(kept).toMatch(/^HTTP\/1\.1 200/);
+    expect(kept).toContain('{"ok":true}');
+  });
+
+  it('answers a webhook whose body trickles in with 503 before the forge’s 5 s are up, and records nothing', async () => {
+    const { port } = await listening({ hookMs: 200, requestMs: 10_000, headersMs: 10_000, idleMs: 10_000 });
+    const body = readExampleWebhookBytes();
+    const headers = webhookHeaders(body, { secret: SECRET, deliveryId: 'd-slow' });
+    const head = [`POST /hooks/forge HTTP/1.1`, 'Host: x', `content-length: ${body.length}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+    const answer = await rawExchange(port, `${head}\r\n\r\n${body.subarray(0, 10).toString()}`, '\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 503/);
+    expect(deliveries()).toBe(0);
+  });
+
+  it('keeps a live log stream open past every timeout', async () => {
+    const { port, closing } = await listening({ headersMs: 100, requestMs: 150, idleMs: 150 });
+    addRun('r4', 'x');
+    store.updateRun('r4', { phase: 'Testing', result: null });
+    const ac = new AbortController();
+    const response = await fetch(`http://127.0.0.1:${port}/runs/r4/events`, { signal: ac.signal });
+    const reader = response.body?.getReader();
+    if (!reader) throw new Error('no body');
+    let seen = '';
+    const readUntil = async (text: string): Promise<void> => {
+      while (!seen.includes(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${text}; got ${seen}`);
+        seen += Buffer.from(value).toString();
+      }
+    };
+    await readUntil('"text":"three"');
+    // Well past the request and idle timeouts (no traffic meanwhile: pings come every 15 s).
+    await new Promise((r) => setTimeout(r, 600));
+    store.appendEvent('r4', 'info', 'still here');
+    await readUntil('"text":"still here"');
+    ac.abort();
+    closing.abort();
+  });
+});
+
+describe('recipes and badges', () => {
+  let clock = 1_700_000_000_000;
+  /** A run of `recipe` that ended with `result` (null: still running), each newer than the last. */
+  function ran(name: string, recipe: string, result: 'passed' | 'failed' | 'error' | 'cancelled' | null, lane: 'cold' | 'quick' = 'cold'): void {
+    const spec = {
+      apiVersion: 'cc-ci/v1',
+      kind: 'Run',
+      metadata: { name },
+      spec: {
+        recipe,
+        source: { repo: 'https://git.example.org/r.git', ref: 'a'.repeat(40) },
+        lane,
+        trigger: { kind: 'comment', forge: { owner: 'recipes', repo: recipe, pr: 7, comment: 1, by: 'alice' } },
+      },
+    };
+    store.insertRun({ name, specJson: JSON.stringify(spec), specHash: name, specPath: null, recipe, lane });
+    clock += 60_000;
+    store.db.prepare('UPDATE runs SET created_at = ? WHERE name = ?').run(clock, name);
+    if (result) store.updateRun(name, { phase: 'Done', result, reason: `${result}: install`, startedAt: clock, finishedAt: clock + 5_000 });
+    else store.updateRun(name, { phase: 'Testing', startedAt: clock });
+  }
+
+  beforeEach(() => {
+    ran('web-1', 'webnotes', 'passed');
+    ran('web-2', 'webnotes', 'failed');
+    ran('web-3', 'webnotes', 'error');
+    ran('web-4', 'webnotes', 'passed', 'quick');
+    ran('web-5', 'webnotes', 'passed');
+    ran('web-6', 'webnotes', 'failed', 'quick');
+    ran('web-7', 'webnotes', null);
+    ran('plain-1', 'plainpage', 'cancelled');
+  });
+
+  it('lists every recipe with its last verdict, pass rate and latest runs', async () => {
+    const r = await app.inject('/recipes');
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toMatch(/text\/html/);
+    const row = (recipe: string) => r.body.split('<tr>').find((x) => x.includes(`href="/recipes/${recipe}"`)) ?? '';
+    // Three passed of five verdicts; the error says nothing about the recipe.
+    expect(row('webnotes')).toContain('60% <span class="muted">(3 of 5)</span>');
+    expect(row('webnotes')).toContain('<img alt="webnotes badge" src="/badge/webnotes.svg">');
+    // The last Done run (quick, failed), and the newest first in the latest runs, the running one too.
+    expect(row('webnotes')).toMatch(/<td><span class="failed">failed<\/span> <span class="muted">/);
+    const latest = [...row('webnotes').matchAll(/href="\/runs\/([^"]+)"/g)].map((m) => m[1]);
+    expect(latest).toEqual(['web-7', 'web-6', 'web-5', 'web-4', 'web-3', 'web-2', 'web-1']);
+    expect(row('plainpage')).toContain('<td>–</td>');
+    expect(r.body.indexOf('/recipes/plainpage')).toBeLessThan(r.body.indexOf('/recipes/webnotes'));
+  });
+
+  it('shows one recipe’s whole history, newest first, and how to embed its badge', async () => {
+    const r = await app.inject('/recipes/webnotes');
+    expect(r.statusCode).toBe(200);
+    const history = r.body.slice(r.body.indexOf('<h2>History</h2>'));
+    expect([...history.matchAll(/<tr><td><a href="\/runs\/([^"]+)"/g)].map((m) => m[1])).toEqual(['web-7', 'web-6', 'web-5', 'web-4', 'web-3', 'web-2', 'web-1']);
+    expect(history).toContain('recipes/webnotes#7 by alice');
+    expect(r.body).toMatch(/<dt>Last cold<\/dt><dd><a href="\/runs\/web-5"><span class="passed">passed/);
+    expect(r.body).toMatch(/<dt>Last quick<\/dt><dd><a href="\/runs\/web-6"><span class="failed">failed/);
+    expect(r.body).toContain('[![cc-ci](/badge/webnotes.svg)](/recipes/webnotes)');
+    expect((await app.inject('/recipes/nothing-here')).statusCode).toBe(404);
+    expect((await app.inject('/recipes/..%2f..%2fetc')).statusCode).toBe(404);
+  });
+
+  it('draws the badge from the newest finished run, of one lane when asked', async () => {
+    const badge = async (url: string) => {
+      const r = await app.inject(url);
+      expect(r.statusCode, url).toBe(200);
+      expect(r.headers['content-type']).toMatch(/^image\/svg\+xml/);
+      expect(r.headers['cache-control']).toMatch(/no-cache/);
+      return /<title>([^<]*)<\/title>/.exec(r.body)?.[1];
+    };
+    expect(await badge('/badge/webnotes.svg')).toBe('webnotes: failing');
+    expect(await badge('/badge/webnotes.svg?lane=cold')).toBe('webnotes cold: passing');
+    expect(await badge('/badge/webnotes.svg?lane=quick')).toBe('webnotes quick: failing');
+    expect(await badge('/badge/plainpage.svg')).toBe('plainpage: cancelled');
+    expect(await badge('/badge/never-ran.svg')).toBe('never-ran: no runs');
+    // The running web-7 does not count until it is Done; then it does.
+    store.updateRun('web-7', { phase: 'Done', result: 'passed', finishedAt: clock + 1 });
+    expect(await badge('/badge/webnotes.svg')).toBe('webnotes: passing');
+    expect((await app.inject('/badge/webnotes.svg?lane=warm')).statusCode).toBe(400);
+    expect((await app.inject('/badge/Not_A_Recipe.svg')).statusCode).toBe(404);
   });
 });

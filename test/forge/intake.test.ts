@@ -7,7 +7,16 @@ import { configSchema } from '../../controller/config.js';
 import { BotIdentity } from '../../controller/forge/bot.js';
 import { ForgeClient } from '../../controller/forge/client.js';
 import { EnrolledRepos } from '../../controller/forge/enrolled.js';
-import { Intake, MAX_INTAKE_ATTEMPTS, runNameFor, type CommentEvent } from '../../controller/forge/intake.js';
+import {
+  DEFAULT_INTAKE_RETRY,
+  Intake,
+  MAX_INTAKE_ATTEMPTS,
+  intakeRetryDelayMs,
+  maxIntakeAttempts,
+  runNameFor,
+  type CommentEvent,
+  type IntakeRetry,
+} from '../../controller/forge/intake.js';
 import { replyMarker } from '../../controller/forge/replies.js';
 import { createLogger } from '../../controller/log.js';
 import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/paths.js';
@@ -30,7 +39,12 @@ let forgeStore: ForgeStore;
 let double: ForgeDouble;
 let pr: DoubleIssue;
 
-function intake(o: { repos?: unknown[]; allowList?: string[] } = {}): Intake {
+/** Retries due after a millisecond, given up after five failures: the schedule without the waiting. */
+const FAST: IntakeRetry = { firstDelayMs: 1, maxDelayMs: 1, horizonMs: 5 };
+/** Lets a millisecond pass, so a retry scheduled 1 ms after the last failure is due. */
+const tick = () => new Promise((r) => setTimeout(r, 3));
+
+function intake(o: { repos?: unknown[]; allowList?: string[]; retry?: IntakeRetry } = {}): Intake {
   const client = new ForgeClient({ baseUrl: double.url, token: double.botToken, timeoutMs: 2_000, retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 } });
   const createClient = new ForgeClient({ baseUrl: double.url, token: double.botToken, timeoutMs: 2_000, retry: { attempts: 1 } });
   const config = configSchema.parse({ repos: o.repos ?? [REPO] });
@@ -44,6 +58,7 @@ function intake(o: { repos?: unknown[]; allowList?: string[] } = {}): Intake {
     createClient,
     bot: new BotIdentity(client),
     logger: createLogger('silent'),
+    retry: o.retry ?? FAST,
   });
 }
 
@@ -183,12 +198,34 @@ describe('the intake', () => {
     double.setDown(true);
     expect(await i.handle(e)).toMatchObject({ kind: 'deferred' });
     expect(specFiles()).toEqual([]);
+    await tick();
     await i.retryUnfinished();
     expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: null, attempts: 2 });
     double.setDown(false);
+    await tick();
     await i.retryUnfinished();
     expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: 'run' });
     expect(specFiles()).toHaveLength(1);
+  });
+
+  it('backs off exponentially over a day before giving up', async () => {
+    expect([1, 2, 3, 4].map((n) => intakeRetryDelayMs(n))).toEqual([20_000, 40_000, 80_000, 160_000]);
+    expect(intakeRetryDelayMs(30)).toBe(DEFAULT_INTAKE_RETRY.maxDelayMs);
+    const total = (n: number) => Array.from({ length: n }, (_, k) => intakeRetryDelayMs(k + 1)).reduce((a, b) => a + b, 0);
+    expect(total(MAX_INTAKE_ATTEMPTS)).toBeGreaterThanOrEqual(24 * 3600_000);
+    expect(total(MAX_INTAKE_ATTEMPTS - 1)).toBeLessThan(24 * 3600_000);
+    expect(maxIntakeAttempts(FAST)).toBe(5);
+
+    // With the real schedule, a comment that just failed is not asked about again yet.
+    const e = comment('alice', '!testme');
+    const i = intake({ retry: DEFAULT_INTAKE_RETRY });
+    double.setDown(true);
+    expect(await i.handle(e)).toMatchObject({ kind: 'deferred' });
+    double.setDown(false);
+    const calls = double.requests.length;
+    await i.retryUnfinished();
+    expect(double.requests.length).toBe(calls);
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: null, attempts: 1 });
   });
 
   it('does not post a reply twice when an earlier post arrived but was not recorded', async () => {
@@ -198,18 +235,109 @@ describe('the intake', () => {
     expect(forgeStore.getComment(e.commentId)).toMatchObject({ replyState: 'pending' });
     // As if a create had timed out after the forge stored it: the marker finds it.
     double.addComment({ repo: REPO, index: pr.index, author: 'cc-ci', body: `${replyMarker(e.commentId)}\nearlier` });
+    await tick();
     await intake().retryUnfinished();
     expect(botComments()).toHaveLength(1);
     expect(forgeStore.getComment(e.commentId)).toMatchObject({ replyState: 'posted' });
   });
 
-  it('gives up on a comment after repeated failures', async () => {
+  it('gives up on a comment at the horizon and tells the commenter once, even if the forge is still down then', async () => {
     const e = comment('alice', '!testme');
-    forgeStore.claimComment({ commentId: e.commentId, owner: 'recipes', repo: 'custom-html', pr: pr.index, via: 'webhook', eventJson: JSON.stringify(e) });
-    for (let n = 0; n < MAX_INTAKE_ATTEMPTS; n++) forgeStore.noteCommentFailure(e.commentId, 'down');
-    await intake().retryUnfinished();
-    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: 'error' });
+    const i = intake();
+    double.setDown(true);
+    expect(await i.handle(e)).toMatchObject({ kind: 'deferred' });
+    for (let n = 1; n < maxIntakeAttempts(FAST); n++) {
+      await tick();
+      await i.retryUnfinished();
+    }
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: null, attempts: maxIntakeAttempts(FAST) });
+    // The horizon: the decision is given up, the reply cannot go out yet and waits its turn.
+    await tick();
+    await i.retryUnfinished();
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: 'error', replyState: 'pending' });
+    expect(forgeStore.getComment(e.commentId)?.detail).toMatch(/^gave-up: /);
+    double.setDown(false);
+    await tick();
+    await i.retryUnfinished();
+    await tick();
+    await i.retryUnfinished();
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: 'error', replyState: 'posted' });
+    expect(botComments()).toEqual([expect.stringContaining('@alice I could not start a test run for this comment: the forge did not answer cc-ci for a long time')]);
     expect(specFiles()).toEqual([]);
+  });
+
+  it('a webhook comment accepted just before a crash is decided by the next controller', async () => {
+    const e = comment('alice', '!testme');
+    // What the webhook route does before it answers 202; then the process dies.
+    expect(intake().accept(e)).toBe(true);
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: null, attempts: 0 });
+    // The forge redelivers: the same delivery id is a duplicate, but the comment is not lost.
+    expect(intake().accept(e)).toBe(false);
+    expect(specFiles()).toEqual([]);
+    // The restarted controller's retry loop.
+    await intake().retryUnfinished();
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: 'run' });
+    expect(specFiles()).toEqual([`${runNameFor('custom-html', pr.index, e.commentId)}.yaml`]);
+    // A redelivery under a new id finds the decision made.
+    expect(intake().accept({ ...e, delivery: 'd-2' })).toBe(true);
+    expect(await intake().handle({ ...e, delivery: 'd-2' })).toMatchObject({ kind: 'ignored' });
+    expect(specFiles()).toHaveLength(1);
+  });
+
+  it('accepts a delivery that is no command without writing a comment row', () => {
+    const e = comment('alice', 'lgtm');
+    expect(intake().accept(e)).toBe(true);
+    expect(forgeStore.getComment(e.commentId)).toBeUndefined();
+    expect(intake().accept(e)).toBe(false);
+  });
+
+  it('tests a PR whose head repository is gone from the configured cloneUrl, and says why not without one', async () => {
+    const withUrl = { ...comment('alice', '!testme'), cloneUrl: null };
+    const repos = [{ name: REPO, cloneUrl: 'https://mirror.example.org/custom-html.git' }];
+    const out = await intake({ repos }).handle(withUrl);
+    expect(out).toMatchObject({ kind: 'run' });
+    const spec = parse(readFileSync(join(paths.specs, `${runNameFor('custom-html', pr.index, withUrl.commentId)}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
+    expect(spec.spec).toMatchObject({ source: { repo: 'https://mirror.example.org/custom-html.git', ref: SHA } });
+
+    const without = { ...comment('alice', '!testme'), cloneUrl: null };
+    expect(await intake().handle(without)).toEqual({ kind: 'replied', reply: 'no-source' });
+    expect(forgeStore.getComment(without.commentId)).toMatchObject({ decision: 'error', replyState: 'posted' });
+    expect(botComments()).toEqual([expect.stringContaining('@alice I cannot test this pull request: its head repository is gone')]);
+    expect(specFiles()).toHaveLength(1);
+  });
+
+  it('echoes a command without pinging anyone it mentions', async () => {
+    const e = comment('alice', '!testme @bob please');
+    expect(await intake().handle(e)).toEqual({ kind: 'replied', reply: 'help' });
+    const [reply] = botComments();
+    expect(reply).toContain('@alice I did not understand');
+    expect(reply).toContain('`!testme @\u200Bbob please`');
+    expect(reply).not.toMatch(/@bob/);
+  });
+
+  it('reads the pull request itself for a polled comment: 404 is an issue, a refusal is an error with a reply', async () => {
+    const polled = (body: string, index: number) => ({
+      ...eventFor(double.addComment({ repo: REPO, index, author: 'alice', body }).comment, { via: 'poll', delivery: null, pr: index }),
+      headSha: null,
+      prState: null,
+      cloneUrl: null,
+    });
+    const run = polled('!testme', pr.index);
+    expect(await intake().handle(run)).toEqual({ kind: 'run', run: runNameFor('custom-html', pr.index, run.commentId) });
+    const spec = parse(readFileSync(join(paths.specs, `${runNameFor('custom-html', pr.index, run.commentId)}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
+    expect(spec.spec).toMatchObject({ source: { ref: SHA } });
+
+    const issue = double.addIssue({ repo: REPO, author: 'alice' });
+    const onIssue = polled('!testme', issue.index);
+    expect(await intake().handle(onIssue)).toEqual({ kind: 'ignored', reason: 'not a pull request' });
+    expect(forgeStore.getComment(onIssue.commentId)).toMatchObject({ decision: 'ignored' });
+
+    const refused = polled('!testme', pr.index);
+    double.failNext('repoGetPullRequest', 403);
+    expect(await intake().handle(refused)).toEqual({ kind: 'replied', reply: 'unreadable' });
+    expect(forgeStore.getComment(refused.commentId)).toMatchObject({ decision: 'error', replyState: 'posted' });
+    expect(botComments()).toEqual([expect.stringContaining('@alice the forge would not let me read this pull request')]);
+    expect(specFiles()).toHaveLength(1);
   });
 });
 

@@ -25,12 +25,24 @@ let forgeStore: ForgeStore;
 let double: ForgeDouble;
 let pr: DoubleIssue;
 
-function poller(): Poller {
+function parts(): { poller: Poller; intake: Intake } {
   const client = new ForgeClient({ baseUrl: double.url, token: double.botToken, timeoutMs: 2_000, retry: { attempts: 1 } });
   const repos = new EnrolledRepos(configSchema.parse({ repos: [REPO] }).repos);
-  const intake = new Intake({ store, forgeStore, paths, repos, allowList: [], client, createClient: client, bot: new BotIdentity(client), logger: createLogger('silent') });
-  return new Poller({ client, forgeStore, repos, intake, logger: createLogger('silent'), pollSeconds: 60 });
+  const intake = new Intake({
+    store,
+    forgeStore,
+    paths,
+    repos,
+    allowList: [],
+    client,
+    createClient: client,
+    bot: new BotIdentity(client),
+    logger: createLogger('silent'),
+    retry: { firstDelayMs: 1, maxDelayMs: 1, horizonMs: 5 },
+  });
+  return { poller: new Poller({ client, forgeStore, repos, intake, logger: createLogger('silent'), pollSeconds: 60 }), intake };
 }
+const poller = (): Poller => parts().poller;
 
 const specFiles = (): string[] => readdirSync(paths.specs).filter((f) => !f.startsWith('.'));
 const sinceOfLastList = (): string | null => {
@@ -96,5 +108,30 @@ describe('the poller', () => {
     expect(specFiles()).toEqual([]);
     await poller().pollOnce();
     expect(specFiles()).toHaveLength(1);
+  });
+
+  it('one comment whose pull request cannot be read does not hold up the others or the checkpoint', async () => {
+    const refused = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    const failing = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme --quick' }).comment;
+    const fine = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    double.failNext('repoGetPullRequest', 403); // for good: an error decision with a reply
+    double.failNext('repoGetPullRequest', 500); // for now: deferred to the retry loop
+    const { poller: p, intake } = parts();
+    await p.pollOnce();
+    expect(forgeStore.getComment(refused.id)).toMatchObject({ decision: 'error', replyState: 'posted' });
+    expect(forgeStore.getComment(failing.id)).toMatchObject({ decision: null, attempts: 1 });
+    expect(specFiles()).toEqual([`webnotes-pr${pr.index}-c${fine.id}.yaml`]);
+    expect(forgeStore.getCheckpoint(REPO)).toBe(new Date(fine.updated * 1000).toISOString());
+    expect(double.commentsOn(REPO, pr.index).filter((c) => c.author === 'cc-ci').map((c) => c.body)).toEqual([
+      expect.stringContaining('the forge would not let me read this pull request'),
+    ]);
+
+    // The next poll leaves the deferred comment to the retry loop, which makes its run.
+    const reads = double.requestsFor('repoGetPullRequest').length;
+    await p.pollOnce();
+    expect(double.requestsFor('repoGetPullRequest')).toHaveLength(reads);
+    await new Promise((r) => setTimeout(r, 3));
+    await intake.retryUnfinished();
+    expect(specFiles().sort()).toEqual([`webnotes-pr${pr.index}-c${failing.id}.yaml`, `webnotes-pr${pr.index}-c${fine.id}.yaml`].sort());
   });
 });

@@ -43,6 +43,21 @@ describe('the PR comment', () => {
     );
   });
 
+  it('pings nobody a failing tier’s output mentions', () => {
+    const text = renderComment(
+      verdict({
+        result: 'failed',
+        reason: 'install failed: ask @bob',
+        tiers: [{ tier: 'install', result: 'fail', reason: 'owner (@carol) says: see @dave.e', durationMs: 1_000 }],
+      }),
+    );
+    expect(text).not.toMatch(/@(bob|carol|dave)/);
+    expect(text).toContain('ask @\u200Bbob');
+    expect(text).toContain('owner (@\u200Bcarol) says: see @\u200Bdave.e');
+    // An e-mail address is no mention and reads the same either way.
+    expect(renderComment(verdict({ result: 'error', reason: 'mail root@example.org' }))).toContain('root@\u200Bexample.org');
+  });
+
   it('running: a link to the live page', () => {
     expect(renderComment({ ...base, stage: 'running', queuePosition: null, waiting: null })).toContain(
       '🏃 **Running**: follow the live log at https://ci.example.org/runs/webnotes-pr7-c1234',

@@ -67,6 +67,14 @@ function finish(name: string, result: 'passed' | 'failed' | 'cancelled', reason:
 
 const ours = () => double.commentsOn(REPO, pr.index).filter((c) => c.author === 'cc-ci');
 const statuses = () => double.statusesFor(REPO, sha).map((s) => `${s.context} ${s.state} ${s.description}`);
+/** Waits for the reporter's own queue to get there (no fixed sleep: the condition or a failure). */
+async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`condition not reached: ${JSON.stringify(ours().map((c) => c.body.split('\n').filter((l) => /run=|Queued|Running/.test(l))))}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
 const writes = () => double.requests.filter((r) => r.method !== 'GET').length;
 
 beforeEach(async () => {
@@ -165,6 +173,86 @@ describe('the forge reporter', () => {
     expect(statuses()).toEqual(['cc-ci/cold pending Queued', 'cc-ci/cold pending Queued']);
     expect(ours().find((c) => c.body.includes(reportMarker('webnotes-pr1-c4')))?.body).toContain('⏹️ **Cancelled**: superseded by webnotes-pr1-c5');
     expect(forgeStore.getReport('webnotes-pr1-c4')).toMatchObject({ final: true });
+  });
+
+  it('a reaction the forge refuses (404: the comment is gone) is given up, and the rest of the report goes out', async () => {
+    const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    addRun('webnotes-pr1-c6', trigger.id);
+    double.failNext('issuePostCommentReaction', 404);
+    const r = reporter();
+    await r.sync('webnotes-pr1-c6');
+    expect(ours()).toHaveLength(1);
+    expect(statuses()).toEqual(['cc-ci/cold pending Queued']);
+    expect(forgeStore.getReport('webnotes-pr1-c6')).toMatchObject({ reaction: 'given-up' });
+    expect(store.eventsSince('webnotes-pr1-c6', 0).map((e) => e.text).join('\n')).toMatch(/the forge refused the 👀 reaction on the trigger comment \(404/);
+
+    // Given up means not asked again: the next passes go on without it, to the verdict.
+    finish('webnotes-pr1-c6', 'passed', 'passed: install');
+    const run = store.getRun('webnotes-pr1-c6');
+    if (!run) throw new Error('no run');
+    await r.reportFinal(run);
+    expect(double.requestsFor('issuePostCommentReaction')).toHaveLength(1);
+    expect(ours()[0]?.body).toContain('✅ **Passed**');
+    expect(statuses().at(-1)).toBe('cc-ci/cold success Passed');
+    expect(forgeStore.getReport('webnotes-pr1-c6')).toMatchObject({ final: true, failed: false });
+  });
+
+  it('a commit status the forge refuses (403) does not hold back the comment or the verdict', async () => {
+    const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    addRun('webnotes-pr1-c7', trigger.id);
+    double.failNext('issuePostCommentReaction', 403);
+    double.failNext('repoCreateStatus', 403);
+    const r = reporter();
+    await r.sync('webnotes-pr1-c7');
+    expect(ours()[0]?.body).toContain('⏳ **Queued**');
+    expect(statuses()).toEqual([]);
+    finish('webnotes-pr1-c7', 'failed', 'install failed: not serving');
+    const run = store.getRun('webnotes-pr1-c7');
+    if (!run) throw new Error('no run');
+    await r.reportFinal(run);
+    // The next status is asked for afresh, and goes out.
+    expect(statuses()).toEqual(['cc-ci/cold failure Failed: install']);
+    expect(ours()).toHaveLength(1);
+    expect(ours()[0]?.body).toContain('❌ **Failed**');
+    expect(forgeStore.getReport('webnotes-pr1-c7')).toMatchObject({ final: true, reaction: 'given-up' });
+    const log = store.eventsSince('webnotes-pr1-c7', 0).map((e) => e.text).join('\n');
+    expect(log).toMatch(/the forge refused the cc-ci\/cold commit status "Queued" \(403/);
+  });
+
+  it('keeps retrying what a forge may still do: a 500 on the reaction is not given up', async () => {
+    const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    addRun('webnotes-pr1-c8', trigger.id);
+    double.failNext('issuePostCommentReaction', 500, 2);
+    const r = reporter();
+    await expect(r.sync('webnotes-pr1-c8')).rejects.toThrow();
+    expect(forgeStore.getReport('webnotes-pr1-c8')).toMatchObject({ reaction: 'pending' });
+    await r.sync('webnotes-pr1-c8');
+    expect(double.comment(trigger.id)?.reactions.map((x) => x.content)).toEqual(['eyes']);
+    expect(forgeStore.getReport('webnotes-pr1-c8')).toMatchObject({ reaction: 'done' });
+  });
+
+  it('moves every queued run up when one ahead of it leaves the queue', async () => {
+    const names = ['webnotes-pr1-c9', 'webnotes-pr1-c10', 'webnotes-pr1-c11'];
+    for (const name of names) {
+      const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+      addRun(name, trigger.id);
+      await new Promise((res) => setTimeout(res, 2));
+    }
+    const r = reporter();
+    r.start();
+    try {
+      const bodyOf = (name: string) => ours().find((c) => c.body.includes(reportMarker(name)))?.body ?? '';
+      await until(() => names.every((n, i) => bodyOf(n).includes(`position ${i + 1} in the queue`)));
+      // Only the first run changes; the others' comments must follow without a resync (an hour away).
+      store.updateRun('webnotes-pr1-c9', { phase: 'Preparing', startedAt: Date.now() });
+      await until(() => bodyOf('webnotes-pr1-c10').includes('position 1 in the queue') && bodyOf('webnotes-pr1-c11').includes('position 2 in the queue'));
+      expect(bodyOf('webnotes-pr1-c9')).toContain('🏃 **Running**');
+      // A cancelled queued run leaves the queue too.
+      store.updateRun('webnotes-pr1-c10', { cancelRequested: true });
+      await until(() => bodyOf('webnotes-pr1-c11').includes('position 1 in the queue'));
+    } finally {
+      await r.stop();
+    }
   });
 
   it('ignores runs that did not come from a forge comment', async () => {

@@ -319,11 +319,19 @@ describe('deliveries built by the forge double', () => {
     expect(result.cloneUrl).toBe(`${double.url}/bob/custom-html.git`);
   });
 
-  it('a PR whose head repository is gone is ignored', () => {
+  it('a PR whose head repository is gone is passed on with no clone URL (the intake decides)', () => {
     const pr = double.addPullRequest({ repo: 'recipes/custom-html', author: 'bob' });
     const { payload } = double.addComment({ repo: 'recipes/custom-html', index: pr.index, author: 'alice', body: '!testme' });
     ((payload['pull_request'] as JsonObject)['head'] as JsonObject)['repo'] = null;
     expect(validateDefinition('IssueCommentPayload', payload)).toEqual([]);
+    const result = expectCreated(classifyObject(payload));
+    expect(result).toMatchObject({ cloneUrl: null, headRepoFullName: null, headSha: pr.pull?.headSha, commentId: expect.any(Number) });
+  });
+
+  it('a PR with no head branch at all is ignored', () => {
+    const pr = double.addPullRequest({ repo: 'recipes/custom-html', author: 'bob' });
+    const { payload } = double.addComment({ repo: 'recipes/custom-html', index: pr.index, author: 'alice', body: '!testme' });
+    (payload['pull_request'] as JsonObject)['head'] = null;
     expect(classifyObject(payload)).toMatchObject({ reason: 'head-repo-missing' });
   });
 });

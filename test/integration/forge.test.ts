@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { parse, stringify } from 'yaml';
@@ -9,8 +9,9 @@ import {
   NOTHING,
   anyTestStacks,
   cli,
+  dropSpec,
   ensureSwarm,
-  forceRemoveStacks,
+  envStacks,
   removeEnvStacks,
   getRunsJson,
   leftoversOf,
@@ -77,8 +78,7 @@ afterEach(async () => {
 });
 
 /** Starts `cc-ci serve` with a config for the double; returns the server's base URL. */
-async function startServe(mode: 'webhook' | 'poll'): Promise<string> {
-  const port = nextPort++;
+async function startServe(mode: 'webhook' | 'poll', port = nextPort++): Promise<string> {
   const base = parse(readFileSync(t.configFile, 'utf8')) as Record<string, unknown>;
   const file = join(t.dir, `config-${mode}-${port}.yaml`);
   const publicUrl = `http://127.0.0.1:${port}`;
@@ -109,6 +109,21 @@ const specFiles = (): string[] => readdirSync(join(t.stateDir, 'specs')).filter(
 const reportComments = () => double.commentsOn(REPO, pr.index).filter((c) => c.author === 'cc-ci' && c.body.includes('<!-- cc-ci:report'));
 const replies = () => double.commentsOn(REPO, pr.index).filter((c) => c.author === 'cc-ci' && c.body.includes('<!-- cc-ci:reply'));
 const coldStatuses = () => double.statusesFor(REPO, repo.head).filter((s) => s.context === 'cc-ci/cold');
+/** The forge's status rows oldest first (the double keeps them in the order they were posted). */
+const statusLog = (context: string) => double.statusesFor(REPO, repo.head).filter((s) => s.context === context).map((s) => `${s.state} ${s.description}`);
+
+/**
+ * Stacks this test's controller put on the swarm: leased apps (its store) and .env files (its
+ * abra dir), whichever are live. Other suites share the swarm, so only this env's count.
+ */
+async function deployedByThisEnv(): Promise<string[]> {
+  const leased = new Set(await envStacks(t));
+  const envDir = join(t.abraDir, 'servers', 'default');
+  const envFiles = existsSync(envDir) ? readdirSync(envDir).filter((f) => f.endsWith('.env')).map((f) => f.slice(0, -'.env'.length).replace(/\./g, '_').slice(0, 45)) : [];
+  for (const s of envFiles) leased.add(s);
+  const live = (await anyTestStacks()).filter((s) => leased.has(s));
+  return [...new Set([...leased, ...live])];
+}
 
 async function deliver(url: string, payload: JsonObject, options: { deliveryId?: string; eventType?: string; secret?: string } = {}) {
   return deliverWebhook(`${url}/hooks/forge`, payload, { secret: SECRET, ...options });
@@ -255,7 +270,83 @@ describe('!testme over a webhook', () => {
     expect(double.statusesFor(REPO, repo.head)).toEqual([]);
     expect(await runNames()).toEqual(before);
     expect(specFiles()).toEqual(filesBefore);
+    expect(await deployedByThisEnv()).toEqual([]);
   });
+
+  it('answers a forge that was down when the comment came: the intake’s calls fail for a while, then one run', async () => {
+    // GET /user and the permission check fail more often than one call retries (4 attempts), so
+    // the decision is deferred and made on the intake's backoff.
+    double.failNext('userGetCurrent', 500, 8);
+    double.failNext('repoGetRepoPermissions', 500, 6);
+    const url = await startServe('webhook');
+    // serve asks GET /user once at start (4 attempts); the comment comes after, to its own 4.
+    await waitFor('serve’s own GET /user attempts', async () => double.requestsFor('userGetCurrent').length >= 4, 60_000, 200);
+    const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
+    const name = `webnotes-pr${pr.index}-c${comment.id}`;
+    expect((await deliver(url, payload)).status).toBe(202);
+    // A redelivery while the decision is deferred is still one comment.
+    expect((await deliver(url, payload)).status).toBe(202);
+
+    await waitFor('the run, once the forge answers', async () => (await runNames()).includes(name), 400_000, 1_000);
+    await verdictOf(name);
+    expectReported(name, comment.id, url);
+    expect(await runNames()).toEqual([name]);
+    const injected = double.requests.filter((r) => r.injected).map((r) => r.operation);
+    expect(injected.filter((op) => op === 'userGetCurrent')).toHaveLength(8);
+    expect(injected.filter((op) => op === 'repoGetRepoPermissions')).toHaveLength(6);
+    expect(replies()).toEqual([]);
+  }, RUN_TEST_MS);
+
+  it('a restart while the run is queued and again while it runs posts nothing twice', async () => {
+    const port = nextPort++;
+    const url = await startServe('webhook', port);
+    // Capacity is 1: a run by hand takes it, so the forge run has to wait in the queue.
+    dropSpec(t, 'blocker', { repo: repo.path, ref: repo.head, tiers: ['install'] });
+    await waitFor('the blocker to be admitted', async () => (await getRunsJson(t)).runs.find((r) => r.name === 'blocker' && r.phase !== 'Pending'), 60_000, 500);
+    const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
+    const name = `webnotes-pr${pr.index}-c${comment.id}`;
+    expect((await deliver(url, payload)).status).toBe(202);
+    await waitFor('the queued report', async () => reportComments()[0]?.body.includes('⏳ **Queued**: position 1') && statusLog('cc-ci/cold').length === 1, 60_000, 200);
+    expect((await getRunsJson(t)).runs.find((r) => r.name === name)?.phase).toBe('Pending');
+
+    await stopServe();
+    await startServe('webhook', port);
+    await waitFor('the forge run to be running', async () => reportComments()[0]?.body.includes('🏃 **Running**') && (await getRunsJson(t)).runs.find((r) => r.name === name && ['Deploying', 'Testing'].includes(r.phase)), 300_000, 500);
+
+    await stopServe();
+    await startServe('webhook', port);
+    await verdictOf(name);
+    expectReported(name, comment.id, url);
+    const log = statusLog('cc-ci/cold');
+    // Pending while queued and running (again running after the interrupted attempt), the verdict once.
+    expect(log.filter((x) => !x.startsWith('pending '))).toEqual(['success Passed']);
+    expect(log.at(-1)).toBe('success Passed');
+    expect(log[0]).toBe('pending Queued');
+    for (let i = 1; i < log.length; i++) expect(log[i], `status ${i} repeats the one before`).not.toBe(log[i - 1]);
+    expect(double.requestsFor('issuePostCommentReaction').filter((r) => r.status < 300)).toHaveLength(1);
+    expect(double.requestsFor('issueCreateComment')).toHaveLength(1);
+    expect((await getRunsJson(t)).runs.find((r) => r.name === name)?.attempt).toBe(2);
+  }, RUN_TEST_MS);
+
+  it('!testme --quick runs the quick lane and says its result is lower-confidence', async () => {
+    const url = await startServe('webhook');
+    const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: 'Only a quick look, please.\n\n!testme --quick' });
+    const name = `webnotes-pr${pr.index}-c${comment.id}`;
+    expect((await deliver(url, payload)).status).toBe(202);
+    const run = await waitFor(`${name} to finish`, async () => (await getRunsJson(t)).runs.find((r) => r.name === name && r.phase === 'Done'), 600_000, 1_000);
+    expect(run, `${run.result}: ${run.reason ?? ''}`).toMatchObject({ result: 'passed' });
+    await waitFor('the quick verdict', async () => statusLog('cc-ci/quick').at(-1) === 'success Passed (quick lane: lower confidence)', 120_000, 500);
+    expect(statusLog('cc-ci/cold')).toEqual([]);
+    expect(statusLog('cc-ci/quick').filter((x) => !x.startsWith('pending '))).toEqual(['success Passed (quick lane: lower confidence)']);
+    expect(double.statusesFor(REPO, repo.head).every((x) => x.targetUrl === `${url}/runs/${name}`)).toBe(true);
+    const [ours, ...more] = reportComments();
+    expect(more).toEqual([]);
+    expect(ours?.body).toContain('quick lane');
+    expect(ours?.body).toContain('✅ **Passed**');
+    expect(ours?.body).toContain('⚠️ **Quick lane**: a lower-confidence result that does not gate a merge.');
+    const spec = parse(readFileSync(join(t.stateDir, 'specs', `${name}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
+    expect(spec.spec).toMatchObject({ lane: 'quick' });
+  }, RUN_TEST_MS);
 });
 
 describe('configuration', () => {
@@ -272,7 +363,10 @@ describe('configuration', () => {
 });
 
 describe('!testme by polling', () => {
-  it('picks a new !testme up from the comment list and reports like the webhook does', async () => {
+  it('picks a new !testme up from the comment list and reports like the webhook does, even when reading the PR fails for a while', async () => {
+    // More failures than one call's retries: a read is deferred to the intake's backoff, and the
+    // poll goes on (the checkpoint moves) rather than waiting for it.
+    double.failNext('repoGetPullRequest', 500, 6);
     const url = await startServe('poll');
     const known = await runNames();
     // An issue (not a PR) with a !testme, and a PR comment by someone without access: no run.
@@ -289,6 +383,7 @@ describe('!testme by polling', () => {
     expect(double.commentsOn(REPO, issue.index).filter((c) => c.author === 'cc-ci')).toEqual([]);
     expect(replies().map((c) => c.body)).toEqual([expect.stringContaining('@bob thank you for asking!')]);
     expect(double.requestsFor('issueGetRepoComments').length).toBeGreaterThan(1);
+    expect(double.requests.filter((r) => r.injected && r.operation === 'repoGetPullRequest')).toHaveLength(6);
     await expectNoSecrets(url, name);
   }, RUN_TEST_MS);
 });
@@ -312,5 +407,6 @@ describe('a forge that answers 500 for a while', () => {
     const injected = double.requests.filter((r) => r.injected).map((r) => r.operation);
     expect(new Set(injected)).toEqual(new Set(['issuePostCommentReaction', 'issueCreateComment', 'repoCreateStatus']));
     expect(injected.filter((op) => op === 'repoCreateStatus')).toHaveLength(20);
+    expect(await runNames()).toEqual([name]);
   }, RUN_TEST_MS);
 });

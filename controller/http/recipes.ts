@@ -1,0 +1,207 @@
+import type { FastifyInstance } from 'fastify';
+import type { Store } from '../../state/store.js';
+import type { RunRecord } from '../../state/types.js';
+import { formatDuration } from '../forge/report-text.js';
+import type { RunSpec } from '../spec.js';
+import { ago, esc, page } from './html.js';
+import { isRecipeName } from './names.js';
+
+/**
+ * The recipe overview (design §8): per recipe its latest runs and pass rate, a history page, and
+ * a status badge for a README. Everything is computed from the runs table on each request, so it
+ * says what the run pages say. The pass rate counts verdicts only: a run that ended in `error`
+ * or was cancelled says nothing about the recipe.
+ */
+
+const LANES = ['cold', 'quick'] as const;
+type Lane = (typeof LANES)[number];
+
+/** How many of the newest runs the overview shows per recipe. */
+const LATEST = 10;
+
+export interface RecipeSummary {
+  recipe: string;
+  runs: number;
+  passed: number;
+  failed: number;
+  /** passed / (passed + failed), null before the first verdict. */
+  passRate: number | null;
+  /** The newest Done run, per lane and of any lane. */
+  lastDone: RunRecord | null;
+  lastDoneByLane: Partial<Record<Lane, RunRecord>>;
+  /** Newest first. */
+  latest: RunRecord[];
+}
+
+function summarise(recipe: string, runs: RunRecord[]): RecipeSummary {
+  const newestFirst = [...runs].sort((a, b) => b.createdAt - a.createdAt || b.name.localeCompare(a.name));
+  const done = newestFirst.filter((r) => r.phase === 'Done');
+  const passed = done.filter((r) => r.result === 'passed').length;
+  const failed = done.filter((r) => r.result === 'failed').length;
+  const lastDoneByLane: Partial<Record<Lane, RunRecord>> = {};
+  for (const lane of LANES) {
+    const last = done.find((r) => r.lane === lane);
+    if (last) lastDoneByLane[lane] = last;
+  }
+  return {
+    recipe,
+    runs: runs.length,
+    passed,
+    failed,
+    passRate: passed + failed > 0 ? passed / (passed + failed) : null,
+    lastDone: done[0] ?? null,
+    lastDoneByLane,
+    latest: newestFirst.slice(0, LATEST),
+  };
+}
+
+export function recipeSummaries(store: Store): RecipeSummary[] {
+  const byRecipe = new Map<string, RunRecord[]>();
+  for (const r of store.listRuns()) byRecipe.set(r.recipe, [...(byRecipe.get(r.recipe) ?? []), r]);
+  return [...byRecipe.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([recipe, runs]) => summarise(recipe, runs));
+}
+
+export function recipeSummary(store: Store, recipe: string): RecipeSummary | null {
+  const runs = store.listRuns().filter((r) => r.recipe === recipe);
+  return runs.length ? summarise(recipe, runs) : null;
+}
+
+// ---- the badge -------------------------------------------------------------------------------
+
+const BADGE: Record<string, { text: string; color: string }> = {
+  passed: { text: 'passing', color: '#2e7d32' },
+  failed: { text: 'failing', color: '#c62828' },
+  error: { text: 'error', color: '#ef6c00' },
+  cancelled: { text: 'cancelled', color: '#757575' },
+};
+const NO_RESULT = { text: 'no runs', color: '#9e9e9e' };
+
+/** Width of a text in Verdana 11px, near enough for a badge (shields.io's approach, by character class). */
+function textWidth(text: string): number {
+  let w = 0;
+  for (const ch of text) w += /[il.:!|' ]/.test(ch) ? 3.5 : /[mw]/.test(ch) ? 10 : /[A-Z0-9]/.test(ch) ? 7.5 : 6.5;
+  return Math.ceil(w);
+}
+
+/** A flat two-part badge, `label | message`, as shields.io draws them. */
+export function badgeSvg(label: string, message: string, color: string): string {
+  const lw = textWidth(label) + 12;
+  const mw = textWidth(message) + 12;
+  const total = lw + mw;
+  const l = esc(label);
+  const m = esc(message);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${total}" height="20" role="img" aria-label="${l}: ${m}">
+<title>${l}: ${m}</title>
+<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>
+<clipPath id="r"><rect width="${total}" height="20" rx="3" fill="#fff"/></clipPath>
+<g clip-path="url(#r)"><rect width="${lw}" height="20" fill="#555"/><rect x="${lw}" width="${mw}" height="20" fill="${color}"/><rect width="${total}" height="20" fill="url(#s)"/></g>
+<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">
+<text x="${lw / 2}" y="14">${l}</text><text x="${lw + mw / 2}" y="14">${m}</text>
+</g></svg>`;
+}
+
+/** The badge of a recipe: the result of its newest Done run (of `lane`, when given). */
+export function recipeBadge(summary: RecipeSummary | null, recipe: string, lane: Lane | null): string {
+  const run = summary ? (lane ? (summary.lastDoneByLane[lane] ?? null) : summary.lastDone) : null;
+  const look = run?.result ? (BADGE[run.result] ?? NO_RESULT) : NO_RESULT;
+  return badgeSvg(lane ? `${recipe} ${lane}` : recipe, look.text, look.color);
+}
+
+// ---- the pages -------------------------------------------------------------------------------
+
+const runLink = (name: string): string => `/runs/${encodeURIComponent(name)}`;
+const recipeLink = (recipe: string): string => `/recipes/${encodeURIComponent(recipe)}`;
+
+function resultText(r: RunRecord): string {
+  return r.result ? `<span class="${esc(r.result)}">${esc(r.result)}</span>` : `<span class="muted">${esc(r.phase)}</span>`;
+}
+
+function rate(s: RecipeSummary): string {
+  return s.passRate === null ? '–' : `${Math.round(s.passRate * 100)}% <span class="muted">(${s.passed} of ${s.passed + s.failed})</span>`;
+}
+
+function durationOf(r: RunRecord): number | null {
+  const end = r.finishedAt ?? (r.phase === 'Done' ? r.updatedAt : null);
+  return r.startedAt !== null && end !== null ? end - r.startedAt : null;
+}
+
+function triggerOf(r: RunRecord): string {
+  const t = (JSON.parse(r.specJson) as RunSpec).spec.trigger;
+  if (t?.forge) return esc(`${t.forge.owner}/${t.forge.repo}#${t.forge.pr}${t.forge.by ? ` by ${t.forge.by}` : ''}`);
+  return esc(t?.kind ?? 'file');
+}
+
+export function recipesPage(summaries: RecipeSummary[], now = Date.now()): string {
+  const rows = summaries
+    .map((s) => {
+      const latest = s.latest.map((r) => `<a href="${runLink(r.name)}" title="${esc(`${r.name}: ${r.result ?? r.phase}`)}">${resultText(r)}</a>`).join(' ');
+      const last = s.lastDone ? `${resultText(s.lastDone)} <span class="muted">${esc(ago(s.lastDone.createdAt, now))}</span>` : '–';
+      return `<tr><td><a href="${recipeLink(s.recipe)}">${esc(s.recipe)}</a></td><td><img alt="${esc(s.recipe)} badge" src="/badge/${encodeURIComponent(s.recipe)}.svg"></td>
+<td>${last}</td><td>${rate(s)}</td><td>${s.runs}</td><td>${latest}</td></tr>`;
+    })
+    .join('\n');
+  return page(
+    'recipes',
+    `<h1>Recipes</h1>
+${summaries.length ? `<table><thead><tr><th>recipe</th><th>badge</th><th>last verdict</th><th>pass rate</th><th>runs</th><th>latest runs (newest first)</th></tr></thead>
+<tbody>${rows}</tbody></table>` : '<p>No runs yet.</p>'}
+<p class="muted">The pass rate counts passed and failed runs; errors and cancelled runs say nothing about a recipe.</p>`,
+    '<meta http-equiv="refresh" content="30">',
+  );
+}
+
+export function recipePage(s: RecipeSummary, runs: RunRecord[], baseUrl: string | null, now = Date.now()): string {
+  const newestFirst = [...runs].sort((a, b) => b.createdAt - a.createdAt || b.name.localeCompare(a.name));
+  const rows = newestFirst
+    .map((r) => {
+      const spec = JSON.parse(r.specJson) as RunSpec;
+      return `<tr><td><a href="${runLink(r.name)}">${esc(r.name)}</a></td><td><code>${esc(spec.spec.source.ref.slice(0, 12))}</code></td><td>${esc(r.lane)}</td>
+<td>${resultText(r)}</td><td>${esc(r.reason ?? '')}</td><td>${triggerOf(r)}</td><td>${esc(ago(r.createdAt, now))}</td><td>${esc(formatDuration(durationOf(r)))}</td></tr>`;
+    })
+    .join('\n');
+  const badge = `/badge/${encodeURIComponent(s.recipe)}.svg`;
+  const markdown = `[![cc-ci](${baseUrl ?? ''}${badge})](${baseUrl ?? ''}${recipeLink(s.recipe)})`;
+  return page(
+    s.recipe,
+    `<h1>${esc(s.recipe)} <img alt="badge" src="${esc(badge)}"></h1>
+<dl>
+<dt>Pass rate</dt><dd>${rate(s)}</dd>
+<dt>Runs</dt><dd>${s.runs}</dd>
+${LANES.map((lane) => {
+  const last = s.lastDoneByLane[lane];
+  return `<dt>Last ${lane}</dt><dd>${last ? `<a href="${runLink(last.name)}">${resultText(last)}</a> <span class="muted">${esc(ago(last.createdAt, now))}</span>` : '–'}</dd>`;
+}).join('\n')}
+<dt>Badge</dt><dd><code>${esc(markdown)}</code> <span class="muted">(add <code>?lane=cold</code> or <code>?lane=quick</code> for one lane)</span></dd>
+</dl>
+<h2>History</h2>
+<table><thead><tr><th>run</th><th>ref</th><th>lane</th><th>result</th><th>reason</th><th>trigger</th><th>created</th><th>duration</th></tr></thead>
+<tbody>${rows}</tbody></table>`,
+  );
+}
+
+/** GET /recipes, /recipes/:recipe and /badge/:recipe.svg[?lane=cold|quick]. */
+export function registerRecipes(app: FastifyInstance, o: { store: Store; baseUrl: () => string | null }): void {
+  app.get('/recipes', async (_request, reply) => reply.type('text/html; charset=utf-8').send(recipesPage(recipeSummaries(o.store))));
+
+  app.get<{ Params: { recipe: string } }>('/recipes/:recipe', async (request, reply) => {
+    const { recipe } = request.params;
+    const summary = isRecipeName(recipe) ? recipeSummary(o.store, recipe) : null;
+    if (!summary) return reply.code(404).type('text/plain; charset=utf-8').send(`no runs of a recipe named ${recipe}\n`);
+    const runs = o.store.listRuns().filter((r) => r.recipe === recipe);
+    return reply.type('text/html; charset=utf-8').send(recipePage(summary, runs, o.baseUrl()));
+  });
+
+  app.get<{ Params: { recipe: string }; Querystring: { lane?: string } }>('/badge/:recipe.svg', async (request, reply) => {
+    const { recipe } = request.params;
+    const lane = request.query.lane ?? null;
+    if (!isRecipeName(recipe)) return reply.code(404).type('text/plain; charset=utf-8').send('not a recipe name\n');
+    if (lane !== null && !(LANES as readonly string[]).includes(lane)) {
+      return reply.code(400).type('text/plain; charset=utf-8').send(`lane must be one of ${LANES.join(', ')}\n`);
+    }
+    // A recipe without runs still gets a badge ("no runs"): a README must not show a broken image.
+    return reply
+      .type('image/svg+xml; charset=utf-8')
+      .header('cache-control', 'no-cache, max-age=0')
+      .send(recipeBadge(recipeSummary(o.store, recipe), recipe, lane as Lane | null));
+  });
+}
