@@ -281,7 +281,7 @@ async function lease(ctx: RunContext, want: DesiredApp): Promise<void> {
 async function ensureCheckout(ctx: RunContext, clock: DeployClock, commit: string): Promise<void> {
   if (clock.checkedOut === commit) return;
   const ws = ctx.workspace!;
-  await ctx.step('check out', () => checkout(ws.recipeDir, commit, { timeoutMs: ctx.config.timeouts.gitSeconds * 1000, signal: ctx.signal }), commit.slice(0, 12));
+  await ctx.step('check out', () => checkout(ws.recipeDir, commit, ctx.gitOptions), commit.slice(0, 12));
   clock.checkedOut = commit;
 }
 
