@@ -210,7 +210,7 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
   }
   if (clock.convergedAt === null) {
     clock.convergedAt = Date.now();
-    ctx.log('info', `converged: ${o.services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}`);
+    ctx.log('info', `converged at chaos-version ${o.deployedCommit ?? 'unknown'}: ${o.services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}`);
     ctx.setPhase('Testing', `${want.purpose}: probing ${domain}`);
   }
 
