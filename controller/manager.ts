@@ -142,6 +142,7 @@ export class Manager {
       .then((findings) => {
         const reaped = findings.filter((f) => f.outcome === 'reaped');
         if (reaped.length) log.warn({ reaped: reaped.map((f) => `${f.domain}: ${f.verdict.why}`) }, 'janitor reaped orphaned test apps');
+        log.info({ testApps: findings.length, reaped: reaped.length }, 'janitor pass done');
       })
       .catch((err: unknown) => log.error({ error: (err as Error).message }, 'janitor pass failed'))
       .finally(() => {
