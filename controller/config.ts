@@ -51,8 +51,9 @@ export const configSchema = z.strictObject({
     .prefault({}),
   timeouts: z
     .strictObject({
-      /** A run's execution: from admission until teardown begins (preparation and every tier;
-       *  teardown has its own teardownSeconds). */
+      /** A run's execution: from its first admission until teardown begins (preparation and
+       *  every tier; an earlier, interrupted attempt's time counts too; teardown has its own
+       *  teardownSeconds). */
       runSeconds: seconds.default(3600),
       /** One tier, unless `tiers.<tier>` says otherwise. */
       tierSeconds: seconds.default(1800),
