@@ -23,7 +23,8 @@ export const configSchema = z.strictObject({
       dir: z.string().min(1).default(process.env.ABRA_DIR ?? join(homedir(), '.abra')),
       /** The abra server name apps are created on (`abra server add --local` names it "default"). */
       server: z.string().min(1).default('default'),
-      /** Wall-clock limit of one abra call that does not say otherwise. */
+      /** Wall-clock limit of one abra call that does not say otherwise. A call that runs out
+       *  ends the run `error`, "timed out in <tier>: abra … did not return within Ns". */
       callTimeoutSeconds: seconds.default(900),
     })
     .prefault({}),
@@ -51,10 +52,22 @@ export const configSchema = z.strictObject({
     .prefault({}),
   timeouts: z
     .strictObject({
-      /** The whole run, from admission to the end of teardown. */
+      /** A run's execution: from its first admission until teardown begins (preparation and
+       *  every tier; an earlier, interrupted attempt's time counts too; teardown has its own
+       *  teardownSeconds). */
       runSeconds: seconds.default(3600),
-      /** One tier. */
+      /** One tier, unless `tiers.<tier>` says otherwise. */
       tierSeconds: seconds.default(1800),
+      /** Per-tier limits over tierSeconds, e.g. `{ install: 900, custom: 2400 }`. */
+      tiers: z
+        .strictObject({
+          install: seconds.optional(),
+          upgrade: seconds.optional(),
+          backup: seconds.optional(),
+          restore: seconds.optional(),
+          custom: seconds.optional(),
+        })
+        .prefault({}),
       /** Default deploy convergence wait; a recipe's settings may change it. */
       deploySeconds: seconds.default(600),
       /** Default wait for the app to answer HTTP after converging. */
@@ -136,6 +149,11 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** The time limit of one tier: `timeouts.tiers.<tier>` when set, else `timeouts.tierSeconds`. */
+export function tierSeconds(config: Config, tier: keyof Config['timeouts']['tiers']): number {
+  return config.timeouts.tiers[tier] ?? config.timeouts.tierSeconds;
+}
 
 export class ConfigError extends Error {}
 

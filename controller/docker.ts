@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult } from './process.js';
 
 /**
@@ -14,8 +13,11 @@ export interface DockerOptions {
 }
 
 export class DockerError extends Error {
-  constructor(readonly result: ProcessResult) {
-    super(describeFailure(result));
+  constructor(
+    readonly result: ProcessResult,
+    message?: string,
+  ) {
+    super(message ?? describeFailure(result));
   }
 }
 
@@ -80,11 +82,16 @@ export function updateSettled(state: string): boolean {
 export class Docker {
   constructor(private readonly o: DockerOptions) {}
 
-  private async run(args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<ProcessResult> {
+  private async run(
+    args: string[],
+    opts: { allowFail?: boolean; timeoutMs?: number; input?: Uint8Array; binaryStdout?: boolean } = {},
+  ): Promise<ProcessResult> {
     const r = await runProcess({
       cmd: 'docker',
       args,
       timeoutMs: opts.timeoutMs ?? this.o.timeoutMs,
+      ...(opts.input ? { input: opts.input } : {}),
+      ...(opts.binaryStdout ? { binaryStdout: true } : {}),
       ...(this.o.signal ? { signal: this.o.signal } : {}),
       ...(this.o.tracker ? { tracker: this.o.tracker } : {}),
     });
@@ -246,29 +253,18 @@ export class Docker {
 
   /** `docker cp - <container>:<dir>`: unpacks a tar stream into the container (no shell in it needed). */
   async copyIn(container: string, dir: string, tar: Buffer): Promise<void> {
-    const r = await execa('docker', ['cp', '-', `${container}:${dir}`], {
-      input: tar,
-      reject: false,
-      timeout: this.o.timeoutMs,
-      ...(this.o.signal ? { cancelSignal: this.o.signal } : {}),
-    });
-    if (r.exitCode !== 0) throw new Error(`docker cp into ${container}:${dir} failed: ${r.stderr.trim()}`);
+    const r = await this.run(['cp', '-', `${container}:${dir}`], { allowFail: true, input: tar });
+    if (!ok(r)) throw new DockerError(r, `docker cp into ${container}:${dir} failed: ${r.stderr.trim() || describeFailure(r)}`);
   }
 
   /** `docker cp <container>:<path> -`: the path as a tar stream, or null when it does not exist. */
   async copyOut(container: string, path: string): Promise<Buffer | null> {
-    const r = await execa('docker', ['cp', `${container}:${path}`, '-'], {
-      encoding: 'buffer',
-      reject: false,
-      timeout: this.o.timeoutMs,
-      ...(this.o.signal ? { cancelSignal: this.o.signal } : {}),
-    });
-    if (r.exitCode !== 0) {
-      const err = Buffer.from(r.stderr).toString('utf8');
-      if (/No such container:path|Could not find the file|no such file/i.test(err)) return null;
-      throw new Error(`docker cp from ${container}:${path} failed: ${err.trim()}`);
+    const r = await this.run(['cp', `${container}:${path}`, '-'], { allowFail: true, binaryStdout: true });
+    if (!ok(r)) {
+      if (r.exitCode !== null && /No such container:path|Could not find the file|no such file/i.test(r.stderr)) return null;
+      throw new DockerError(r, `docker cp from ${container}:${path} failed: ${r.stderr.trim() || describeFailure(r)}`);
     }
-    return Buffer.from(r.stdout);
+    return r.stdoutBytes ?? Buffer.alloc(0);
   }
 
   // ---- removal of a test app's leftovers, only after abra could not --------------------------

@@ -1,24 +1,31 @@
-import { simpleGit, type SimpleGit } from 'simple-git';
 import semver from 'semver';
+import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult } from './process.js';
 
 /**
  * The recipe checkout of a run. Each run clones into its own ABRA_DIR/recipes/<recipe>, so
  * abra's in-place `git checkout` of tags can never disturb another run (reference §12.7).
+ *
+ * git runs through runProcess like abra and docker — its own process group, a wall-clock
+ * timeout, the run's cancel signal and the child tracker — so a hung clone is killed on time
+ * and a clone orphaned by kill -9 of the controller is found and stopped by the next start.
+ * (simple-git, used here before, offers only an inactivity timeout and no way to record or
+ * group its children; docs/architecture.md.)
  */
 
 export interface GitOptions {
   timeoutMs: number;
   signal?: AbortSignal;
+  tracker?: ChildTracker;
 }
 
-export class GitError extends Error {}
-
-function git(dir: string | undefined, o: GitOptions): SimpleGit {
-  return simpleGit({
-    ...(dir ? { baseDir: dir } : {}),
-    timeout: { block: o.timeoutMs },
-    ...(o.signal ? { abort: o.signal } : {}),
-  }).env(gitEnv());
+export class GitError extends Error {
+  constructor(
+    message: string,
+    /** The call that failed, when one ran: tells a timeout or a kill from git's own refusal. */
+    readonly result?: ProcessResult,
+  ) {
+    super(message);
+  }
 }
 
 /** A small, explicit environment: git must never prompt (a private repo without credentials
@@ -32,56 +39,71 @@ function gitEnv(): Record<string, string> {
   return env;
 }
 
-function lastLine(e: unknown): string {
-  const text = e instanceof Error ? e.message : String(e);
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
-  return lines.find((l) => l.startsWith('fatal:')) ?? lines[lines.length - 1] ?? text;
+async function git(dir: string | undefined, args: string[], o: GitOptions): Promise<ProcessResult> {
+  return runProcess({
+    cmd: 'git',
+    args,
+    env: gitEnv(),
+    cleanEnv: true,
+    ...(dir ? { cwd: dir } : {}),
+    timeoutMs: o.timeoutMs,
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.tracker ? { tracker: o.tracker } : {}),
+  });
+}
+
+/** Runs git and returns its stdout, or throws a GitError naming git's own `fatal:` line. */
+async function gitOut(dir: string | undefined, args: string[], o: GitOptions, what: string): Promise<string> {
+  const r = await git(dir, args, o);
+  if (!ok(r)) throw new GitError(`${what}: ${reason(r)}`, r);
+  return r.stdout;
+}
+
+function reason(r: ProcessResult): string {
+  if (r.timedOut || r.aborted || r.spawnError || r.signal) return describeFailure(r);
+  const lines = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.find((l) => l.startsWith('fatal:')) ?? lines[lines.length - 1] ?? `exit ${r.exitCode}`;
+}
+
+/** The call did not end on its own (timeout, cancel, a signal): not an answer about the repo. */
+function interrupted(r: ProcessResult): boolean {
+  return r.timedOut || r.aborted || r.signal !== null || r.spawnError !== null;
 }
 
 export async function cloneRepo(repo: string, dest: string, o: GitOptions): Promise<void> {
-  try {
-    await git(undefined, o).clone(repo, dest, ['--no-checkout', '--quiet']);
-  } catch (e) {
-    throw new GitError(`could not clone ${repo}: ${lastLine(e)}`);
-  }
+  await gitOut(undefined, ['clone', '--no-checkout', '--quiet', '--end-of-options', repo, dest], o, `could not clone ${repo}`);
 }
 
 /** Resolves a commit, tag or branch name to a full commit sha in a fresh clone. */
 export async function resolveRef(dir: string, ref: string, o: GitOptions): Promise<string> {
-  const g = git(dir, o);
   const candidates = [`${ref}^{commit}`, `refs/tags/${ref}^{commit}`, `refs/remotes/origin/${ref}^{commit}`];
   for (const c of candidates) {
-    try {
-      const sha = (await g.raw(['rev-parse', '--verify', '--quiet', '--end-of-options', c])).trim();
-      if (/^[0-9a-f]{40,64}$/.test(sha)) return sha;
-    } catch {
-      /* try the next form */
-    }
+    const r = await git(dir, ['rev-parse', '--verify', '--quiet', '--end-of-options', c], o);
+    if (interrupted(r)) throw new GitError(`could not resolve "${ref}": ${describeFailure(r)}`, r);
+    const sha = r.stdout.trim();
+    if (ok(r) && /^[0-9a-f]{40,64}$/.test(sha)) return sha;
   }
   // A commit that no branch or tag reaches (e.g. a pull request head): ask the remote for it.
   if (/^[0-9a-f]{7,64}$/.test(ref)) {
-    try {
-      await g.raw(['fetch', '--quiet', 'origin', '--end-of-options', ref]);
-      const sha = (await g.raw(['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`])).trim();
-      if (sha) return sha;
-    } catch {
-      /* fall through to the error below */
+    const f = await git(dir, ['fetch', '--quiet', 'origin', '--end-of-options', ref], o);
+    if (interrupted(f)) throw new GitError(`could not fetch "${ref}": ${describeFailure(f)}`, f);
+    if (ok(f)) {
+      const r = await git(dir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`], o);
+      if (interrupted(r)) throw new GitError(`could not resolve "${ref}": ${describeFailure(r)}`, r);
+      const sha = r.stdout.trim();
+      if (ok(r) && sha) return sha;
     }
   }
   throw new GitError(`ref "${ref}" does not exist in the repository (not a commit, tag or branch)`);
 }
 
 export async function checkout(dir: string, sha: string, o: GitOptions): Promise<void> {
-  try {
-    await git(dir, o).raw(['checkout', '--quiet', '--force', '--detach', sha]);
-  } catch (e) {
-    throw new GitError(`could not check out ${sha}: ${lastLine(e)}`);
-  }
+  await gitOut(dir, ['checkout', '--quiet', '--force', '--detach', sha], o, `could not check out ${sha}`);
 }
 
 /** Release tags of the form X.Y.Z+U (or X.Y.Z), semver-sorted ascending. */
 export async function releaseTags(dir: string, o: GitOptions): Promise<string[]> {
-  const out = await git(dir, o).raw(['tag', '--list']);
+  const out = await gitOut(dir, ['tag', '--list'], o, 'could not list tags');
   return out
     .split('\n')
     .map((t) => t.trim())
@@ -96,23 +118,22 @@ export function compareVersions(a: string, b: string): number {
 }
 
 export async function tagCommit(dir: string, tag: string, o: GitOptions): Promise<string> {
-  return (await git(dir, o).raw(['rev-parse', '--verify', '--end-of-options', `refs/tags/${tag}^{commit}`])).trim();
+  return (await gitOut(dir, ['rev-parse', '--verify', '--end-of-options', `refs/tags/${tag}^{commit}`], o, `no tag ${tag}`)).trim();
 }
 
 export async function isAncestor(dir: string, ancestor: string, of: string, o: GitOptions): Promise<boolean> {
-  try {
-    await git(dir, o).raw(['merge-base', '--is-ancestor', ancestor, of]);
-    return true;
-  } catch {
-    return false;
-  }
+  const r = await git(dir, ['merge-base', '--is-ancestor', ancestor, of], o);
+  if (interrupted(r)) throw new GitError(`could not compare ${ancestor} and ${of}: ${describeFailure(r)}`, r);
+  return r.exitCode === 0;
 }
 
 /** The highest release tag reachable from `commit` that is not on `commit` itself: the last
  *  release before the change under test. */
 export async function releaseBelow(dir: string, commit: string, o: GitOptions): Promise<{ tag: string; commit: string } | null> {
-  const g = git(dir, o);
-  const merged = (await g.raw(['tag', '--merged', commit])).split('\n').map((t) => t.trim()).filter((t) => semver.valid(t) !== null);
+  const merged = (await gitOut(dir, ['tag', '--merged', commit], o, `could not list the tags below ${commit}`))
+    .split('\n')
+    .map((t) => t.trim())
+    .filter((t) => semver.valid(t) !== null);
   const candidates: { tag: string; commit: string }[] = [];
   for (const tag of merged) {
     const c = await tagCommit(dir, tag, o);

@@ -10,7 +10,8 @@ import { resolveIngressMode } from './ingress.js';
 import { acquireInstance } from './instance.js';
 import type { Logger } from './log.js';
 import { ensureStateDirs, type StatePaths } from './paths.js';
-import { isAlive, killGroup, processStartTicks, type ChildTracker } from './process.js';
+import { ACTIVE_PHASES } from '../state/types.js';
+import { processStartTicks, stopRecordedGroup, type ChildTracker } from './process.js';
 import { SpecSync } from './spec-sync.js';
 import { WorkQueue } from './workqueue.js';
 
@@ -75,7 +76,7 @@ export class Manager {
     this.queue = new WorkQueue({
       // Admitted runs hold a worker for a whole attempt; keep room for admission and teardown.
       concurrency: o.config.capacity + 2,
-      reconcile: (key) => reconciler.reconcile(key),
+      reconcile: async (key) => (this.inScope(key) ? reconciler.reconcile(key) : {}),
       onError: (key, err, retryInMs) => log.error({ run: key, err, retryInMs }, 'reconcile failed; will retry'),
     });
     this.specSync = new SpecSync(store, o.paths.specs, log, {
@@ -104,6 +105,21 @@ export class Manager {
     }
     for (const t of this.timers) t.unref();
     for (const run of store.listRuns()) if (run.phase !== 'Done') this.enqueue(run.name);
+    // Once at startup too: what a crash or an outage left behind should not wait an interval.
+    if (o.mode === 'serve') void this.janitor(log);
+  }
+
+  /**
+   * Which runs this controller reconciles. `cc-ci serve`: all. The embedded controller of
+   * `cc-ci run` (only = its run): its own run, and every run that holds swarm resources of a
+   * controller that is gone — it claimed the state directory, so nobody else will, and left
+   * alone such a run would count against capacity forever. It tears them down; their retry
+   * (back to Pending) is left to the next `cc-ci serve`, as are runs waiting to report.
+   */
+  private inScope(name: string): boolean {
+    if (!this.o.only || name === this.o.only) return true;
+    const run = this.store.getRun(name);
+    return !!run && ACTIVE_PHASES.includes(run.phase) && run.owner !== this.instance?.id;
   }
 
   /** Level-triggered safety net: re-read every spec file and look at every unfinished run. */
@@ -123,12 +139,13 @@ export class Manager {
   janitor(log: Logger = this.o.logger): Promise<unknown> {
     if (this.stopping) return Promise.resolve();
     this.janitorRunning ??= reconcileJanitor(
-      { store: this.store, config: this.o.config, paths: this.o.paths, logger: log },
+      { store: this.store, config: this.o.config, paths: this.o.paths, logger: log, tracker: this.tracker(null) },
       { signal: this.janitorAbort.signal },
     )
       .then((findings) => {
         const reaped = findings.filter((f) => f.outcome === 'reaped');
         if (reaped.length) log.warn({ reaped: reaped.map((f) => `${f.domain}: ${f.verdict.why}`) }, 'janitor reaped orphaned test apps');
+        log.info({ testApps: findings.length, reaped: reaped.length }, 'janitor pass done');
       })
       .catch((err: unknown) => log.error({ error: (err as Error).message }, 'janitor pass failed'))
       .finally(() => {
@@ -138,7 +155,7 @@ export class Manager {
   }
 
   enqueue(name: string): void {
-    if (this.o.only && name !== this.o.only) return;
+    if (!this.inScope(name)) return;
     this.queue?.add(name);
   }
 
@@ -150,11 +167,14 @@ export class Manager {
     const run = this.store.getRun(name);
     const key = run ? supersedeKey(run) : null;
     if (!run || !key) return;
-    for (const other of this.store.listRuns()) {
-      if (other.name === name || other.phase === 'Done' || other.cancelRequested) continue;
-      if (supersedeKey(other) === key && other.createdAt <= run.createdAt) {
-        this.cancel(other.name, `superseded by ${name}`);
-      }
+    // The newest of the group wins, whichever was accepted last: after downtime the resync
+    // accepts spec files in directory order, not in the order the comments were made.
+    const group = this.store
+      .listRuns()
+      .filter((r) => r.phase !== 'Done' && !r.cancelRequested && supersedeKey(r) === key);
+    const newest = group.reduce((a, b) => (newerThan(b, a) ? b : a), run);
+    for (const other of group) {
+      if (other.name !== newest.name) this.cancel(other.name, `superseded by ${newest.name}`);
     }
   }
 
@@ -213,7 +233,7 @@ export class Manager {
     return this.stopping;
   }
 
-  private tracker(run: string): ChildTracker {
+  private tracker(run: string | null): ChildTracker {
     return {
       started: (pid, command) => this.store.addChild({ pid, run, startTicks: processStartTicks(pid), command, startedAt: Date.now() }),
       ended: (pid) => this.store.removeChild(pid),
@@ -224,14 +244,37 @@ export class Manager {
    *  anything is torn down, or they would keep building what teardown removes. */
   private stopOrphans(log: Logger): void {
     for (const c of this.store.listChildren()) {
-      if (isAlive(c.pid, c.startTicks)) {
-        log.warn({ pid: c.pid, run: c.run, command: c.command }, 'stopping an orphaned child of a previous controller');
-        killGroup(c.pid, 'SIGKILL');
-        if (c.run) this.store.appendEvent(c.run, 'warn', `stopped orphaned process ${c.pid} (${c.command}) left by a previous controller`);
+      // Every recorded child ran in its own process group: kill the group whether or not its
+      // leader still lives — a dead abra's docker and git children are still in it.
+      const stopped = stopRecordedGroup(c.pid, c.startTicks);
+      if (stopped === null) {
+        log.info({ pid: c.pid, command: c.command }, 'a recorded child is long gone (its pid now names another process)');
+      } else if (stopped > 0) {
+        log.warn({ pid: c.pid, run: c.run, command: c.command, processes: stopped }, 'stopped the process group of an orphaned child of a previous controller');
+        if (c.run) {
+          this.store.appendEvent(c.run, 'warn', `stopped orphaned process group ${c.pid} (${c.command}; ${stopped} process(es)) left by a previous controller`);
+        }
       }
       this.store.removeChild(c.pid);
     }
   }
+}
+
+/**
+ * Whether run `a` is newer than run `b` of the same supersede group: by the forge comment that
+ * triggered it (comment ids only grow on one forge), then by when cc-ci accepted it.
+ */
+export function newerThan(a: RunRecord, b: RunRecord): boolean {
+  const ca = triggerComment(a);
+  const cb = triggerComment(b);
+  if (ca !== null && cb !== null && ca !== cb) return ca > cb;
+  if (a.createdAt !== b.createdAt) return a.createdAt > b.createdAt;
+  return a.name > b.name;
+}
+
+function triggerComment(run: RunRecord): number | null {
+  const spec = JSON.parse(run.specJson) as { spec: { trigger?: { forge?: { comment?: number } } } };
+  return spec.spec.trigger?.forge?.comment ?? null;
 }
 
 /** Runs that answer the same question: one recipe, one pull request, one lane. */

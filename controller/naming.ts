@@ -11,8 +11,13 @@ export const MAX_STACK_NAME = 45;
 /** Docker's limit on secret and config names. */
 export const MAX_SECRET_NAME = 64;
 
+/** Warm canonical apps are `warm-<recipe>…` (design §1): no test app may ever look like one,
+ *  since `warm-facade` is four characters, a dash and six hex digits. */
+export const RESERVED_PREFIX = 'warm';
+
 export function recipePrefix(recipe: string): string {
   const p = recipe.replace(/[^a-z0-9]/g, '').slice(0, 4);
+  if (p === RESERVED_PREFIX) return 'wrm';
   return p.length > 0 ? p : 'app';
 }
 
@@ -20,8 +25,15 @@ export function newAppDomain(recipe: string, base: string): string {
   return `${recipePrefix(recipe)}-${randomBytes(3).toString('hex')}.${base}`;
 }
 
+/** The `<prefix>-<6 hex>` part of a test app's domain, as a regular expression source. */
+export const TEST_APP_LABEL = `(?!${RESERVED_PREFIX}-)[a-z0-9]{1,4}-[0-9a-f]{6}`;
+
 export function testAppPattern(base: string): RegExp {
-  return new RegExp(`^[a-z0-9]{1,4}-[0-9a-f]{6}\\.${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  return new RegExp(`^${TEST_APP_LABEL}\\.${escapeRegExp(base)}$`);
+}
+
+export function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** abra's SanitiseAppName: dots become underscores, then truncation (reference §7.2). */

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 
@@ -23,7 +23,12 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   cwd?: string;
   signal?: AbortSignal;
-  input?: string;
+  /** Fed to stdin (text, or bytes such as a tar stream). */
+  input?: string | Uint8Array;
+  /** Keep stdout as raw bytes (`stdoutBytes`) instead of lines, e.g. a tar stream. */
+  binaryStdout?: boolean;
+  /** Start from `env` alone, not the controller's own environment (git's small, explicit one). */
+  cleanEnv?: boolean;
   /** Receives each output line. Not called for sensitive calls. */
   onLine?: (stream: Stream, line: string) => void;
   /** The output carries secrets: keep it out of every log; the caller parses it. */
@@ -38,8 +43,12 @@ export interface ProcessResult {
   exitCode: number | null;
   signal: string | null;
   stdout: string;
+  /** The raw stdout, when the call asked for `binaryStdout`. */
+  stdoutBytes?: Buffer;
   stderr: string;
   timedOut: boolean;
+  /** The call's own time limit, for messages that name it. */
+  timeoutMs?: number;
   aborted: boolean;
   durationMs: number;
   /** The spawn itself failed (e.g. the binary does not exist). */
@@ -91,6 +100,44 @@ export function isAlive(pid: number, startTicks: string | null): boolean {
   if (stat === null) return true;
   if (stat[0] === 'Z' || stat[0] === 'X') return false;
   return startTicks === null || stat[19] === startTicks;
+}
+
+/** The pids of every process in process group `pgid` (Linux /proc), the leader included if alive. */
+export function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return members;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const stat = procStat(Number(e));
+    // Field 5 of /proc/<pid>/stat is the process group; a zombie holds nothing.
+    if (stat && stat[2] === String(pgid) && stat[0] !== 'Z') members.push(Number(e));
+  }
+  return members;
+}
+
+/**
+ * Stops what is left of a recorded child's process group after the controller that started it
+ * died. The group is killed even when its leader is gone: a dead abra's docker and git children
+ * keep its group. Linux never hands out a pid while a process group of that number exists, so
+ * the only way the number can name someone else's group is that the pid was reused — a live
+ * process with that pid but another start time — and then the old group is known to be gone.
+ * Returns how many processes were signalled, or null when the pid was reused.
+ */
+export function stopRecordedGroup(pid: number, startTicks: string | null): number | null {
+  const now = processStartTicks(pid);
+  if (now !== null && startTicks !== null && now !== startTicks) return null;
+  const members = groupMembers(pid);
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* no such group (any more) */
+  }
+  return members.length;
 }
 
 /** Signals a whole process group; the group leader's pid names it. */
@@ -161,7 +208,7 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
 
   const child = execa(o.cmd, [...o.args], {
     env: o.env,
-    extendEnv: true,
+    extendEnv: o.cleanEnv !== true,
     cwd: o.cwd,
     // Its own process group, so a timeout or cancel stops abra and everything it started.
     detached: true,
@@ -186,7 +233,20 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
     });
     return new Promise<void>((res) => rl.once('close', () => res()));
   };
-  const reading = Promise.all([collect(child.stdout, stdout, 'out'), collect(child.stderr, stderr, 'err')]);
+  const bytes: Buffer[] = [];
+  const collectBytes = (stream: NodeJS.ReadableStream | null) => {
+    if (!stream) return Promise.resolve();
+    stream.on('data', (chunk: Buffer) => bytes.push(chunk));
+    return new Promise<void>((res) => {
+      stream.once('end', () => res());
+      stream.once('close', () => res());
+      stream.once('error', () => res());
+    });
+  };
+  const reading = Promise.all([
+    o.binaryStdout ? collectBytes(child.stdout) : collect(child.stdout, stdout, 'out'),
+    collect(child.stderr, stderr, 'err'),
+  ]);
 
   const watch = superviseGroup(pid, o);
 
@@ -200,8 +260,10 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
       exitCode: result.exitCode ?? null,
       signal: result.signal ?? null,
       stdout: stdout.join('\n'),
+      ...(o.binaryStdout ? { stdoutBytes: Buffer.concat(bytes) } : {}),
       stderr: stderr.join('\n'),
       timedOut,
+      timeoutMs: o.timeoutMs,
       aborted,
       durationMs: Date.now() - started,
       spawnError: result.failed && result.exitCode === undefined && !result.signal && !timedOut && !aborted
@@ -263,6 +325,7 @@ export async function runInTerminal(o: RunOptions): Promise<ProcessResult> {
       stdout: text,
       stderr: text,
       timedOut,
+      timeoutMs: o.timeoutMs,
       aborted,
       durationMs: Date.now() - started,
       spawnError: null,

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CancelledError, InputError, type RunContext, type Workspace } from '../reconcilers/context.js';
+import { callFault, CancelledError, InputError, type RunContext, type Workspace } from '../reconcilers/context.js';
 import { describeCustomization, loadCustomization, SettingsError } from '../recipes/customization.js';
 import { checkout, cloneRepo, GitError, resolveRef } from './git.js';
 import { ComposeError, readComposeFacts } from './recipe-compose.js';
@@ -15,7 +15,7 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
   const recipe = spec.spec.recipe;
   const canonical = config.abra.dir;
   const recipeDir = join(ctx.abraDir, 'recipes', recipe);
-  const gitOpts = { timeoutMs: config.timeouts.gitSeconds * 1000, signal: ctx.signal };
+  const gitOpts = ctx.gitOptions;
 
   // Evidence of an earlier, interrupted attempt is kept apart, never mixed with this one's.
   const evidence = join(ctx.dir, 'evidence');
@@ -44,7 +44,7 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
         await cloneRepo(spec.spec.source.repo, recipeDir, gitOpts);
       } catch (e) {
         if (ctx.signal.aborted) throw new CancelledError('cancelled while cloning');
-        throw e instanceof GitError ? new InputError(e.message) : e;
+        throw inputError(e, (m) => m);
       }
     },
     spec.spec.source.repo,
@@ -56,7 +56,7 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
       try {
         return await resolveRef(recipeDir, spec.spec.source.ref, gitOpts);
       } catch (e) {
-        throw e instanceof GitError ? new InputError(`${e.message}: ${spec.spec.source.repo}`) : e;
+        throw inputError(e, (m) => `${m}: ${spec.spec.source.repo}`);
       }
     },
     spec.spec.source.ref,
@@ -96,4 +96,11 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
   const ws: Workspace = { abraDir: ctx.abraDir, recipeDir, commit, settings: customization.settings, customization };
   ctx.workspace = ws;
   return ws;
+}
+
+/** git refusing (no such repository, no such ref) is the run's input being wrong; git that hung
+ *  or was killed is not, and goes on as the call fault it is (RunContext.step names it). */
+function inputError(e: unknown, message: (m: string) => string): unknown {
+  if (!(e instanceof GitError) || callFault(e, null, '') !== null) return e;
+  return new InputError(message(e.message));
 }

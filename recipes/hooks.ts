@@ -45,6 +45,7 @@ export async function runHook(
         env: hookEnv(ctx, app, extraEnv),
         timeoutMs: (ctx.workspace?.settings.hookTimeoutSeconds ?? 300) * 1000,
         signal: ctx.signal,
+        tracker: ctx.tracker,
         cwd: ctx.workspace?.recipeDir ?? ctx.dir,
         onLine: (stream, line) => ctx.log(stream, `  ${line}`),
       }),

@@ -5,7 +5,8 @@ import type { Config } from '../controller/config.js';
 import { Docker } from '../controller/docker.js';
 import type { Logger } from '../controller/log.js';
 import { runAbraDir, runDir, type StatePaths } from '../controller/paths.js';
-import type { ChildTracker } from '../controller/process.js';
+import type { GitOptions } from '../controller/git.js';
+import type { ChildTracker, ProcessResult } from '../controller/process.js';
 import { Redactor } from '../controller/redact.js';
 import type { RunSpec } from '../controller/spec.js';
 import type { Customization, Settings } from '../recipes/customization.js';
@@ -25,6 +26,18 @@ export class InputError extends Error {}
 export class CancelledError extends Error {}
 /** The run or a tier ran out of time. */
 export class DeadlineError extends Error {}
+/**
+ * One external call (abra, docker, git) did not return within its own time limit and was
+ * killed. The message names the tier it hung in. A hung tool is infrastructure, not the
+ * recipe's verdict: the run ends `error` (not retried: a second try would hang as long).
+ */
+export class CallTimeoutError extends DeadlineError {}
+/**
+ * An external call was killed by a signal cc-ci did not send (the OOM killer, an operator, a
+ * crash of the tool): infrastructure. The attempt is torn down and retried from a clean slate,
+ * within maxAttempts, the reason on record.
+ */
+export class CallKilledError extends Error {}
 /** The controller is shutting down: the attempt is interrupted, not failed; the next start
  *  tears it down and tries again. */
 export class ShutdownError extends Error {}
@@ -74,6 +87,8 @@ export class RunContext {
   readonly spec: RunSpec;
   readonly signal: AbortSignal;
   readonly redactor: Redactor;
+  /** Records every child the run starts (abra, docker, git, hooks, checks) for crash recovery. */
+  readonly tracker: ChildTracker;
   readonly abra: Abra;
   readonly docker: Docker;
   readonly dir: string;
@@ -97,6 +112,7 @@ export class RunContext {
     this.logger = o.logger.child({ run: o.run.name });
     this.spec = o.spec;
     this.signal = o.signal;
+    this.tracker = o.tracker;
     this._run = o.run;
     this.dir = runDir(o.paths, o.run.name);
     this.abraDir = runAbraDir(o.paths, o.run.name);
@@ -125,6 +141,18 @@ export class RunContext {
 
   get name(): string {
     return this._run.name;
+  }
+
+  /** How the run calls git: its timeout, its cancel signal, its child tracker. */
+  get gitOptions(): GitOptions {
+    return { timeoutMs: this.config.timeouts.gitSeconds * 1000, signal: this.signal, tracker: this.tracker };
+  }
+
+  /** Where the run is, for messages: `teardown`, the tier that is running, or `preparation`. */
+  where(): string {
+    const run = this.store.getRun(this.name);
+    if (run?.phase === 'TearingDown') return 'teardown';
+    return this.store.getTiers(this.name).find((t) => t.startedAt !== null && t.result === null)?.tier ?? 'preparation';
   }
 
   get attempt(): number {
@@ -180,7 +208,7 @@ export class RunContext {
       this.store.endStep(id, 'failed', e instanceof Error ? this.redactor.apply(e.message).slice(0, 2000) : String(e));
       // A call killed because the run was cancelled or timed out reports that, not its exit code.
       if (this.signal.aborted) this.throwIfCancelled();
-      throw e;
+      throw callFault(e, name, this.where()) ?? e;
     }
   }
 
@@ -200,4 +228,41 @@ export class RunContext {
     });
     this.throwIfCancelled();
   }
+}
+
+function resultOf(e: unknown): ProcessResult | null {
+  const r = e instanceof Error ? (e as { result?: unknown }).result : undefined;
+  if (!r || typeof r !== 'object') return null;
+  const p = r as Partial<ProcessResult>;
+  return typeof p.command === 'string' && typeof p.timedOut === 'boolean' ? (p as ProcessResult) : null;
+}
+
+/** `abra app deploy`, `docker service ls`, `git clone`: the program and its subcommand words. */
+export function shortCommand(command: string): string {
+  const [bin = '', ...args] = command.split(' ');
+  const words = [bin.split('/').pop() ?? bin];
+  for (const a of args) {
+    if (!/^[a-z][a-z-]*$/.test(a) || words.length >= 3) break;
+    words.push(a);
+  }
+  return words.join(' ');
+}
+
+/**
+ * Tells an external call that did not end on its own from one that answered: a call that ran
+ * out of its own time limit becomes a CallTimeoutError naming where the run was, one killed by a
+ * signal nobody in cc-ci sent a CallKilledError. Anything else (abra's FATA, docker refusing) is
+ * left as it is, for the caller to judge. `what` names the call when the caller knows better.
+ */
+export function callFault(e: unknown, what: string | null, where: string): CallTimeoutError | CallKilledError | null {
+  if (e instanceof CallTimeoutError || e instanceof CallKilledError) return e;
+  const r = resultOf(e);
+  if (!r || r.aborted) return null;
+  const call = what && /^(abra|docker|git) /.test(what) ? what : shortCommand(r.command);
+  if (r.timedOut) {
+    const limit = Number(((r.timeoutMs ?? r.durationMs) / 1000).toFixed(1));
+    return new CallTimeoutError(`timed out in ${where}: ${call} did not return within ${limit}s (its call timeout) and was killed`);
+  }
+  if (r.signal) return new CallKilledError(`infrastructure: ${call} was killed by ${r.signal} in ${where} (not by cc-ci)`);
+  return null;
 }

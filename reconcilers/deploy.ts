@@ -210,7 +210,7 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
   }
   if (clock.convergedAt === null) {
     clock.convergedAt = Date.now();
-    ctx.log('info', `converged: ${o.services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}`);
+    ctx.log('info', `converged at chaos-version ${o.deployedCommit ?? 'unknown'}: ${o.services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}`);
     ctx.setPhase('Testing', `${want.purpose}: probing ${domain}`);
   }
 
@@ -281,7 +281,7 @@ async function lease(ctx: RunContext, want: DesiredApp): Promise<void> {
 async function ensureCheckout(ctx: RunContext, clock: DeployClock, commit: string): Promise<void> {
   if (clock.checkedOut === commit) return;
   const ws = ctx.workspace!;
-  await ctx.step('check out', () => checkout(ws.recipeDir, commit, { timeoutMs: ctx.config.timeouts.gitSeconds * 1000, signal: ctx.signal }), commit.slice(0, 12));
+  await ctx.step('check out', () => checkout(ws.recipeDir, commit, ctx.gitOptions), commit.slice(0, 12));
   clock.checkedOut = commit;
 }
 

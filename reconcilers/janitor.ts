@@ -5,8 +5,9 @@ import type { Config } from '../controller/config.js';
 import { Docker } from '../controller/docker.js';
 import { instanceAlive } from '../controller/instance.js';
 import type { Logger } from '../controller/log.js';
-import { stackName, testAppPattern } from '../controller/naming.js';
+import { escapeRegExp, stackName, TEST_APP_LABEL, testAppPattern } from '../controller/naming.js';
 import { runAbraDir, type StatePaths } from '../controller/paths.js';
+import type { ChildTracker } from '../controller/process.js';
 import type { Store } from '../state/store.js';
 import type { AppRecord, EventKind } from '../state/types.js';
 import { teardownApp, type TeardownTools } from './teardown.js';
@@ -40,6 +41,8 @@ export interface JanitorDeps {
   config: Config;
   paths: StatePaths;
   logger: Logger;
+  /** Records the janitor's abra and docker children, as a run's are (crash recovery). */
+  tracker?: ChildTracker;
 }
 
 export interface JanitorOptions {
@@ -77,7 +80,7 @@ async function observe(docker: Docker, config: Config): Promise<Candidate[]> {
   }
   // Swarm objects are named `<stack>_…`; the stack is the domain with dots as underscores.
   const basePart = config.domain.base.replace(/\./g, '_');
-  const stackPattern = new RegExp(`^([a-z0-9]{1,4}-[0-9a-f]{6})_${basePart.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_`);
+  const stackPattern = new RegExp(`^(${TEST_APP_LABEL})_${escapeRegExp(basePart)}_`);
   const objects = await docker.namedObjects();
   for (const o of objects) {
     const m = stackPattern.exec(o.name);
@@ -118,11 +121,16 @@ function tools(deps: JanitorDeps, signal: AbortSignal | undefined): TeardownTool
     server: deps.config.abra.server,
     callTimeoutMs: deps.config.abra.callTimeoutSeconds * 1000,
     ...(signal ? { signal } : {}),
+    ...(deps.tracker ? { tracker: deps.tracker } : {}),
     onLine: (stream, line) => log.info({ stream }, line),
   });
   return {
     abra,
-    docker: new Docker({ timeoutMs: deps.config.timeouts.dockerSeconds * 1000, ...(signal ? { signal } : {}) }),
+    docker: new Docker({
+      timeoutMs: deps.config.timeouts.dockerSeconds * 1000,
+      ...(signal ? { signal } : {}),
+      ...(deps.tracker ? { tracker: deps.tracker } : {}),
+    }),
     config: deps.config,
     log: (kind: EventKind, text: string) => (kind === 'warn' || kind === 'error' ? log.warn(text) : log.info(text)),
     step: async (name, fn, detail) => {
@@ -142,7 +150,10 @@ export async function reconcileJanitor(deps: JanitorDeps, o: JanitorOptions = {}
     // Look again after a grace period: a lease recorded in between, a controller that came
     // back, must win over a stale first look.
     const grace = o.graceMs ?? deps.config.janitor.graceSeconds * 1000;
-    if (grace > 0) await new Promise((r) => setTimeout(r, grace));
+    deps.logger.info({ candidates: toReap.map((f) => f.domain), graceMs: grace }, 'janitor: looking again after the grace period before deleting');
+    if (grace > 0) await pause(grace, o.signal);
+    // Stopping (the controller shuts down): delete nothing on a first look alone.
+    if (o.signal?.aborted) return findings;
     const again = new Map((await observe(t.docker, deps.config)).map((c) => [c.domain, c]));
     for (const f of toReap) {
       const c = again.get(f.domain);
@@ -169,6 +180,18 @@ export async function reconcileJanitor(deps: JanitorDeps, o: JanitorOptions = {}
   }
   if (!o.dryRun) sweepRunDirs(deps);
   return findings;
+}
+
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** A finished run keeps its log and evidence, never its ABRA_DIR (a whole recipe clone). */

@@ -10,8 +10,18 @@ import type { ReconcileResult } from '../controller/workqueue.js';
 import { prepareWorkspace } from '../controller/workspace.js';
 import type { Store } from '../state/store.js';
 import { TIER_NAMES, type RunRecord, type RunResult } from '../state/types.js';
-import { CancelledError, DeadlineError, InputError, RunContext, ShutdownError, TestFailure } from './context.js';
-import { reconcileTeardown } from './teardown.js';
+import {
+  callFault,
+  CallKilledError,
+  CallTimeoutError,
+  CancelledError,
+  DeadlineError,
+  InputError,
+  RunContext,
+  ShutdownError,
+  TestFailure,
+} from './context.js';
+import { describeRemaining, reconcileTeardown } from './teardown.js';
 import { reconcileTiers, verdict } from './test.js';
 
 /**
@@ -85,8 +95,8 @@ export class RunReconciler {
     }
     const admitted = store.atomically(() => {
       const active = store.countActiveRuns();
-      if (active >= config.capacity) {
-        const why = `capacity full (${active}/${config.capacity} runs active)`;
+      const why = active >= config.capacity ? `capacity full (${active}/${config.capacity} runs active)` : this.leaseHeld();
+      if (why) {
         if (run.waitingReason !== why) store.updateRun(run.name, { waitingReason: why });
         return false;
       }
@@ -101,6 +111,24 @@ export class RunReconciler {
     if (!admitted) return { requeueAfterMs: 10_000 };
     this.log(run.name, 'phase', `Preparing (attempt ${run.attempt})`);
     return { requeueAfterMs: 0 };
+  }
+
+  /**
+   * Why a run cannot get what it will lease, if it cannot: in the local ingress mode every app
+   * holds a host port, so a run is admitted only while a port of the range is left for it — one
+   * for each live app, and one for each admitted run that has not leased its app yet. (A port
+   * something else on the host listens on is found only at lease time.)
+   */
+  private leaseHeld(): string | null {
+    const { store, config } = this.d;
+    if (config.ingress.mode === 'traefik') return null;
+    const [lo, hi] = config.ingress.portRange;
+    const held = [...store.livePorts()].filter((p) => p >= lo && p <= hi).length;
+    const leasing = store
+      .listRuns({ phases: ['Preparing', 'Deploying', 'Testing'] })
+      .filter((r) => !store.appsOfRun(r.name).some((a) => a.state !== 'released' && a.port !== null)).length;
+    const used = held + leasing;
+    return used >= hi - lo + 1 ? `lease held: no free ingress port in ${lo}-${hi} (${used} apps hold them)` : null;
   }
 
   private specOf(run: RunRecord): RunSpec {
@@ -162,7 +190,12 @@ export class RunReconciler {
         ctx.log('warn', `interrupted by shutdown in ${store.getRun(run.name)?.step ?? run.phase}`);
         return {};
       }
-      return this.toTeardown(run, classify(e, ctx));
+      const outcome = classify(e, ctx);
+      if (outcome.failTier) {
+        const tier = store.getTiers(run.name).find((t) => t.startedAt !== null && t.result === null);
+        if (tier) store.finishTier(run.name, tier.tier, 'fail', outcome.reason);
+      }
+      return this.toTeardown(run, outcome);
     } finally {
       clearTimeout(timer);
       this.inFlight.delete(run.name);
@@ -193,19 +226,37 @@ export class RunReconciler {
   private async teardown(run: RunRecord): Promise<ReconcileResult> {
     const { store, config } = this.d;
     const limitMs = config.timeouts.teardownSeconds * 1000;
-    // Teardown is never cancelled: only its own deadline stops a pass.
-    const ctx = this.context(run, AbortSignal.timeout(limitMs));
-    const outcome = await reconcileTeardown(ctx);
+    const startedAt = run.teardownStartedAt ?? Date.now();
+    // Teardown is never cancelled: only its own deadline stops a pass. A pass gets what is left
+    // of the deadline, but always a little, so a restart after a long downtime still tries once.
+    const passMs = Math.max(startedAt + limitMs - Date.now(), Math.min(limitMs, 30_000));
+    const ctx = this.context(run, AbortSignal.timeout(passMs));
+    let outcome: { done: boolean; remaining: string | null };
+    try {
+      outcome = await reconcileTeardown(ctx);
+    } catch (e) {
+      // A pass that hung (abra or docker killed at the deadline) or failed outright (docker
+      // gone) is not the end of teardown: say what happened and look again, within the limit.
+      const why = e instanceof Error ? (e.name === 'TimeoutError' ? `a pass ran out of time after ${Math.round(passMs / 1000)}s` : e.message) : String(e);
+      const left = await describeRemaining(ctx.withSignal(AbortSignal.timeout(config.timeouts.dockerSeconds * 1000)));
+      outcome = { done: false, remaining: `${left} (${ctx.redactor.apply(why)})` };
+    }
     if (!outcome.done) {
-      const since = Date.now() - (run.teardownStartedAt ?? Date.now());
-      if (since < limitMs) {
+      if (Date.now() - startedAt < limitMs) {
         ctx.log('warn', `teardown incomplete, looking again: ${outcome.remaining}`);
         return { requeueAfterMs: 5_000 };
       }
-      // Out of time: say exactly what is left; the janitor will reap it once the run is done.
-      const reason = `${run.reason ?? ''}${run.reason ? '; ' : ''}teardown incomplete: could not remove ${outcome.remaining}`;
-      store.updateRun(run.name, { phase: 'Reporting', result: 'error', reason });
-      ctx.log('error', `teardown incomplete: ${outcome.remaining}`);
+      // Out of time: say exactly what is left and stop holding capacity; the janitor reaps it
+      // once the run is done (its leases are still on record).
+      const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${outcome.remaining}`;
+      const fresh = store.getRun(run.name) ?? run;
+      store.updateRun(run.name, {
+        phase: 'Reporting',
+        result: 'error',
+        reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`,
+        retryPending: false,
+      });
+      ctx.log('error', what);
       this.d.onCapacityFreed();
       return { requeueAfterMs: 0 };
     }
@@ -260,7 +311,7 @@ export class RunReconciler {
 }
 
 /** How an attempt's failure maps to a run result. Only infrastructure faults are retried. */
-function classify(e: unknown, ctx: RunContext): { result: RunResult | null; reason: string; retry?: boolean } {
+function classify(e: unknown, ctx: RunContext): { result: RunResult | null; reason: string; retry?: boolean; failTier?: boolean } {
   const reason: unknown = ctx.signal.aborted ? ctx.signal.reason : undefined;
   if (reason instanceof CancelledError || e instanceof CancelledError) {
     return { result: 'cancelled', reason: (reason instanceof Error ? reason : (e as Error)).message };
@@ -271,6 +322,11 @@ function classify(e: unknown, ctx: RunContext): { result: RunResult | null; reas
   if (e instanceof DockerError && /Cannot connect to the Docker daemon|Is the docker daemon running|connection refused/i.test(e.message)) {
     return { result: null, reason: `infrastructure: the Docker daemon is unreachable (${e.message})`, retry: true };
   }
+  // A call that hung past its own limit, or was killed from outside, outside a recorded step
+  // (a docker observation) is named here; inside one, RunContext.step has named it already.
+  const fault = callFault(e, null, ctx.where());
+  if (fault instanceof CallTimeoutError) return { result: 'error', reason: ctx.redactor.apply(fault.message), failTier: true };
+  if (fault instanceof CallKilledError) return { result: null, reason: ctx.redactor.apply(fault.message), retry: true };
   const message = ctx.redactor.apply(e instanceof Error ? e.message : String(e));
   ctx.logger.error({ error: message, stack: e instanceof Error ? ctx.redactor.apply(e.stack ?? '') : undefined }, 'run failed with an unexpected error');
   return { result: 'error', reason: `infrastructure: ${message}` };

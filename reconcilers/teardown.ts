@@ -4,7 +4,7 @@ import { AbraError, type Abra } from '../controller/abra.js';
 import type { Config } from '../controller/config.js';
 import { describeLeftovers, leftoverCount, type Docker, type StackLeftovers } from '../controller/docker.js';
 import type { EventKind } from '../state/types.js';
-import type { RunContext } from './context.js';
+import { CallKilledError, CallTimeoutError, type RunContext } from './context.js';
 
 /**
  * The teardown reconciler. Desired: nothing of the run left on the swarm or on disk. Observed
@@ -59,6 +59,25 @@ export async function reconcileTeardown(ctx: RunContext): Promise<TeardownOutcom
   }
   if (existsSync(ctx.abraDir)) return { done: false, remaining: `${ctx.abraDir} could not be removed` };
   return { done: true, remaining: null };
+}
+
+/** What of the run is still there, without touching anything: for the reason of a teardown
+ *  that ran out of time. Never throws; what it cannot look at it says so. */
+export async function describeRemaining(ctx: RunContext): Promise<string> {
+  const parts: string[] = [];
+  for (const app of ctx.store.appsOfRun(ctx.name)) {
+    if (app.state === 'released') continue;
+    const env = envPath(ctx, app);
+    try {
+      const left = await ctx.docker.stackLeftovers(app.stack);
+      const what = [leftoverCount(left) > 0 ? describeLeftovers(left) : '', existsSync(env) ? `.env ${env}` : ''].filter(Boolean);
+      parts.push(`${app.domain}: ${what.length ? what.join('; ') : 'nothing left, not yet marked released'}`);
+    } catch (e) {
+      parts.push(`${app.domain}: could not look (${e instanceof Error ? e.message : String(e)})${existsSync(env) ? `; .env ${env}` : ''}`);
+    }
+  }
+  if (existsSync(ctx.abraDir)) parts.push(ctx.abraDir);
+  return parts.length ? parts.join('; ') : 'nothing (the pass failed before it could verify)';
 }
 
 /** Tears down one app of the run before the run ends (the upgrade tier frees the install app
@@ -125,8 +144,9 @@ async function tryAbra(ctx: TeardownTools, name: string, domain: string, fn: () 
     await ctx.step(name, fn, domain);
     return true;
   } catch (e) {
-    if (!(e instanceof AbraError)) throw e;
-    ctx.log('warn', `${name} failed: ${e.fatal ?? e.message}; continuing teardown`);
+    // abra refusing, hanging past its call timeout or dying: the fallbacks below still run.
+    if (!(e instanceof AbraError || e instanceof CallTimeoutError || e instanceof CallKilledError)) throw e;
+    ctx.log('warn', `${name} failed: ${e instanceof AbraError ? (e.fatal ?? e.message) : e.message}; continuing teardown`);
     return false;
   }
 }

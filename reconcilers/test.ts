@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tierSeconds } from '../controller/config.js';
 import { junitXml } from '../controller/junit.js';
 import { TIER_RUNNERS } from '../recipes/tiers.js';
 import type { TierName, TierRecord } from '../state/types.js';
@@ -66,9 +67,9 @@ function writeJUnit(ctx: RunContext, tier: TierName, outcome: { failure?: string
 
 /** Runs one tier under its own deadline. Returns whether it passed. */
 async function runTier(ctx: RunContext, tier: TierName): Promise<boolean> {
-  const limitMs = ctx.config.timeouts.tierSeconds * 1000;
+  const limitS = tierSeconds(ctx.config, tier);
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new DeadlineError(`timed out in ${tier} after ${ctx.config.timeouts.tierSeconds}s`)), limitMs);
+  const timer = setTimeout(() => deadline.abort(new DeadlineError(`timed out in ${tier} after ${limitS}s`)), limitS * 1000);
   const tctx = ctx.withSignal(AbortSignal.any([ctx.signal, deadline.signal]));
   ctx.store.startTier(ctx.name, tier);
   ctx.setPhase('Testing', `tier ${tier}`);

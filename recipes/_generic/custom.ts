@@ -127,6 +127,7 @@ async function runFunctional(ctx: RunContext, f: CustomTestFile, tests: CustomTe
           env: { ...env, EVIDENCE_DIR: dir },
           cwd: ctx.workspace!.recipeDir,
           signal: ctx.signal,
+          tracker: ctx.tracker,
           onLine: (stream, line) => {
             lines.push(`${stream === 'err' ? '! ' : ''}${line}`);
             ctx.log(stream, `  ${f.name}: ${line}`);
@@ -270,6 +271,7 @@ async function runPlaywright(ctx: RunContext, tests: CustomTests, app: SubjectAp
             PLAYWRIGHT_HTML_OPEN: 'never',
           },
           signal: ctx.signal,
+          tracker: ctx.tracker,
           onLine: (stream, line) => {
             lines.push(line);
             if (line.trim()) ctx.log(stream, `  ${stripAnsi(line)}`);

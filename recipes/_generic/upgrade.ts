@@ -14,7 +14,7 @@ import { checkMarker, newMarker, seedMarker } from './data-marker.js';
 
 async function upgradeBase(ctx: RunContext): Promise<{ tag: string; commit: string } | null> {
   const ws = ctx.workspace!;
-  const gitOpts = { timeoutMs: ctx.config.timeouts.gitSeconds * 1000, signal: ctx.signal };
+  const gitOpts = ctx.gitOptions;
   if (ws.settings.upgradeBase) {
     try {
       return { tag: ws.settings.upgradeBase, commit: await tagCommit(ws.recipeDir, ws.settings.upgradeBase, gitOpts) };

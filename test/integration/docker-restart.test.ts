@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { existsSync, openSync } from 'node:fs';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
+import { groupMembers, isAlive, processStartTicks } from '../../controller/process.js';
 import {
   NOTHING,
   anyTestStacks,
@@ -14,6 +16,7 @@ import {
   readRun,
   recipeRepo,
   removeEnvStacks,
+  runDirOf,
   serve,
   waitFor,
   withStore,
@@ -62,10 +65,12 @@ async function daemonUp(): Promise<void> {
 describe('a Docker daemon restart in the middle of a run', () => {
   it('ends the run cleanly and leaves nothing once the daemon is back', async () => {
     const server = serve(t);
+    const children = new Map<number, string | null>();
     try {
       dropSpec(t, 'daemon-restart', { repo: repo.path, ref: 'main' });
       // Stop the daemon once the stack is deployed and the controller waits for convergence.
       await waitFor('the deploy to be issued', async () => {
+        for (const c of withStore(t, (s) => s.listChildren())) children.set(c.pid, c.startTicks);
         const r = readRun(t, 'daemon-restart');
         return r && r.phase !== 'Done' && r.step === 'abra app deploy' ? r : undefined;
       }, 120_000, 100);
@@ -75,9 +80,10 @@ describe('a Docker daemon restart in the middle of a run', () => {
       await daemonUp();
 
       const done = await waitFor('the run to be done', async () => {
+        for (const c of withStore(t, (s) => s.listChildren())) children.set(c.pid, c.startTicks);
         const r = readRun(t, 'daemon-restart');
         return r?.phase === 'Done' ? r : undefined;
-      }, 600_000, 1000);
+      }, 600_000, 250);
       // The controller polls the swarm every second while the deploy converges, so it meets the
       // dead daemon: an infrastructure fault. The attempt is torn down once the daemon answers
       // again, and the run retried from a clean slate — with the reason on record.
@@ -85,7 +91,19 @@ describe('a Docker daemon restart in the middle of a run', () => {
       expect(done.attempt).toBe(2);
       expect(done.retries[0]?.reason).toMatch(/the Docker daemon is unreachable/);
       const apps = withStore(t, (s) => s.appsOfRun('daemon-restart'));
-      for (const a of apps) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
+      expect(apps.map((a) => a.attempt)).toEqual([1, 2]);
+      for (const a of apps) {
+        expect(a.state).toBe('released');
+        expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
+      }
+      expect(existsSync(join(runDirOf(t, 'daemon-restart'), 'abra'))).toBe(false);
+      // No child the controller started (abra, docker, git) is on record or still running.
+      expect(withStore(t, (s) => s.listChildren())).toEqual([]);
+      for (const [pid, ticks] of children) {
+        expect(isAlive(pid, ticks), `child ${pid}`).toBe(false);
+        const now = processStartTicks(pid);
+        if (now === null || now === ticks) expect(groupMembers(pid), `process group ${pid}`).toEqual([]);
+      }
     } finally {
       await daemonUp();
       server.kill('SIGTERM');

@@ -71,6 +71,9 @@ export async function makeTestEnv(c: TestConfig, extraEnv: Record<string, string
       },
       resyncSeconds: c.resyncSeconds ?? 2,
       maxAttempts: c.maxAttempts ?? 2,
+      // `cc-ci serve` runs the janitor at startup: on the shared test swarm it must never reap
+      // another suite's (or agent's) app that no run of this state directory claims.
+      janitor: { unknownOwnerAgeSeconds: 10 * 365 * 24 * 3600 },
     }),
   );
   const env: Record<string, string> = {

@@ -11,10 +11,11 @@
 //
 // At the Nth call of a key with a matching entry:
 //   fail  → `FATA injected fault (<key> call N)`, exit 1, before doing anything
-//   hang  → sleeps until killed
+//   hang  → sleeps until killed, with a grandchild (`sleep 600`) in its process group
 //   crash → does part of the work then SIGKILLs itself at the command's crash point (see
 //           `crashPoint` callers; docs/abra-double.md has the table). Commands without a crash
 //           point die at once.
+import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fatal, log } from './log.js';
@@ -101,6 +102,10 @@ export function crashPoint(where: string): void {
 }
 
 function hangForever(): Promise<never> {
+  // Real abra hangs with children of its own (docker, git) in its process group: so does the
+  // double, so tests can check that the whole group is stopped. The grandchild gives up after
+  // ten minutes at the latest, should a test kill only the double itself.
+  spawn('sleep', ['600'], { stdio: 'ignore' });
   return new Promise<never>(() => {
     setInterval(() => undefined, 1 << 30);
   });
