@@ -1,4 +1,5 @@
 import semver from 'semver';
+import { withoutCredentials } from './redact.js';
 import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult } from './process.js';
 
 /**
@@ -24,7 +25,8 @@ export class GitError extends Error {
     /** The call that failed, when one ran: tells a timeout or a kill from git's own refusal. */
     readonly result?: ProcessResult,
   ) {
-    super(message);
+    // The message reaches the run's reason, the log and the forge: never a URL's credentials.
+    super(withoutCredentials(message));
   }
 }
 

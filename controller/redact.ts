@@ -1,3 +1,9 @@
+/** `https://user:secret@host/x` → `https://***@host/x`, wherever such a URL stands in a text:
+ *  a clone URL may carry a token, and git repeats the URL in its messages. */
+export function withoutCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
+}
+
 /**
  * Keeps secret values out of run logs. Generated secrets are known to the run (abra hands them
  * back from `secret generate -m`); any later line that contains one is masked before it is
@@ -12,7 +18,7 @@ export class Redactor {
   }
 
   apply(text: string): string {
-    let out = text;
+    let out = withoutCredentials(text);
     for (const v of this.values) if (out.includes(v)) out = out.split(v).join('***');
     return out;
   }

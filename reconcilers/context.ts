@@ -198,7 +198,7 @@ export class RunContext {
   /** Records a step before it is taken and its outcome after: the journal a restart reads. */
   async step<T>(name: string, fn: () => Promise<T>, detail?: string): Promise<T> {
     this.throwIfCancelled();
-    const id = this.store.beginStep(this.name, this.attempt, name, detail);
+    const id = this.store.beginStep(this.name, this.attempt, name, detail === undefined ? undefined : this.redactor.apply(detail));
     this.log('step', detail ? `${name}: ${detail}` : name);
     try {
       const out = await fn();

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import { runDoctor } from '../doctor.js';
+import { withoutCredentials } from '../redact.js';
 import { readForgeSecrets, SecretFileError, type ForgeSecrets } from '../forge/secrets.js';
 import type { Frontends } from '../http/frontends.js';
 import { Manager } from '../manager.js';
@@ -143,7 +144,7 @@ export function describeRunCommand(name: string, o: GlobalOptions): number {
   const { run, spec, row } = d;
   out(`Name:       ${run.name}`);
   out(`Recipe:     ${spec.spec.recipe}`);
-  out(`Source:     ${spec.spec.source.repo} @ ${spec.spec.source.ref}${run.commitSha ? ` (${run.commitSha})` : ''}`);
+  out(`Source:     ${withoutCredentials(spec.spec.source.repo)} @ ${spec.spec.source.ref}${run.commitSha ? ` (${run.commitSha})` : ''}`);
   out(`Lane:       ${run.lane}`);
   out(`Trigger:    ${spec.spec.trigger ? JSON.stringify(spec.spec.trigger) : 'file'}`);
   out(`Phase:      ${run.phase}${run.step ? ` (step: ${run.step})` : ''}`);

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { runSummary, type RunSummary } from '../../reconcilers/run.js';
 import { TIER_NAMES, type RunRecord, type TierName } from '../../state/types.js';
 import { cliRunName } from '../naming.js';
+import { withoutCredentials } from '../redact.js';
 import { validateSpec, type RunSpecInput } from '../spec.js';
 import { writeSpecFile } from '../spec-files.js';
 import { EXIT, UsageError, duration, err, loadEnv, openStore, out, type GlobalOptions } from './common.js';
@@ -63,7 +64,7 @@ export async function runCommand(recipe: string, o: RunCommandOptions): Promise<
   });
   const file = writeSpecFile(env.paths, spec);
   manager?.resync();
-  progress(`run ${name}: ${spec.spec.recipe} @ ${spec.spec.source.ref} from ${spec.spec.source.repo}`);
+  progress(`run ${name}: ${spec.spec.recipe} @ ${spec.spec.source.ref} from ${withoutCredentials(spec.spec.source.repo)}`);
   progress(`spec ${file}; ${manager ? 'running it here' : 'a serving controller runs it'}`);
 
   // Ctrl-C cancels the run (and tears it down); a second one leaves at once.

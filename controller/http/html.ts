@@ -12,10 +12,7 @@ export function esc(value: unknown): string {
     .replace(/'/g, '&#39;');
 }
 
-/** `https://user:secret@host/x` → `https://***@host/x`; anything else unchanged. */
-export function withoutCredentials(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, '$1***@');
-}
+export { withoutCredentials } from '../redact.js';
 
 export function ago(ms: number, now = Date.now()): string {
   const s = Math.max(0, Math.round((now - ms) / 1000));

@@ -277,6 +277,23 @@ describe('bad input gets a clear error and loses nothing', () => {
     await expectNothingLeft(json);
   });
 
+  it('a repository URL with credentials that cannot be reached: error, and the credentials are shown nowhere', async () => {
+    const token = 'tok-9f8e7d6c5b4a';
+    const r = await cli(t, ['run', 'webnotes', '--repo', `http://ci-bot:${token}@127.0.0.1:9/recipes/webnotes.git`, '--ref', 'main', '--json']);
+    expect(r.exitCode).toBe(2);
+    const json = JSON.parse(r.stdout) as JsonResult;
+    expect(json.reason).toMatch(/could not clone http:\/\/\*\*\*@127\.0\.0\.1:9\/recipes\/webnotes\.git/);
+    expect(r.stdout).not.toContain(token);
+    expect(r.stderr).not.toContain(token);
+    expect(readFileSync(join(runDirOf(t, json.name), 'log.txt'), 'utf8')).not.toContain(token);
+    const described = await cli(t, ['describe', 'run', json.name]);
+    expect(described.stdout).toMatch(/http:\/\/\*\*\*@127\.0\.0\.1:9/);
+    expect(described.stdout).not.toContain(token);
+    const listed = await cli(t, ['get', 'runs', '-o', 'json']);
+    expect(listed.stdout).not.toContain(token);
+    await expectNothingLeft(json);
+  });
+
   it('a ref that does not exist in the repository: error naming the ref', async () => {
     const r = await run('no-such-branch');
     expect(r.exitCode).toBe(2);
