@@ -225,6 +225,7 @@ export class Manager {
           this.reconciler.abort(run.name, new ShutdownError(reason));
         }
       }
+      this.reconciler?.shutdown(reason);
       await this.queue?.shutdown();
       if (this.instance) this.store.stopInstance(this.instance.id);
       this.o.logger.info('controller stopped');

@@ -51,6 +51,15 @@ export class RunReconciler {
 
   constructor(private readonly d: RunReconcilerDeps) {}
 
+  /** Aborted when the controller stops: a teardown pass in flight is stopped too, and the next
+   *  start continues it (teardown is idempotent), so SIGTERM never waits out a teardown. */
+  private readonly shutdownController = new AbortController();
+
+  /** The controller is stopping: stop every teardown pass in flight. */
+  shutdown(reason: string): void {
+    this.shutdownController.abort(new ShutdownError(reason));
+  }
+
   /** Stops a run's current step (its abra child and process group) now. */
   abort(name: string, error: Error): boolean {
     const c = this.inFlight.get(name);
@@ -230,11 +239,15 @@ export class RunReconciler {
     // Teardown is never cancelled: only its own deadline stops a pass. A pass gets what is left
     // of the deadline, but always a little, so a restart after a long downtime still tries once.
     const passMs = Math.max(startedAt + limitMs - Date.now(), Math.min(limitMs, 30_000));
-    const ctx = this.context(run, AbortSignal.timeout(passMs));
+    const ctx = this.context(run, AbortSignal.any([AbortSignal.timeout(passMs), this.shutdownController.signal]));
     let outcome: { done: boolean; remaining: string | null };
     try {
       outcome = await reconcileTeardown(ctx);
     } catch (e) {
+      if (this.shutdownController.signal.aborted) {
+        ctx.log('warn', 'teardown paused by the controller stopping; it continues on the next start');
+        return {};
+      }
       // A pass that hung (abra or docker killed at the deadline) or failed outright (docker
       // gone) is not the end of teardown: say what happened and look again, within the limit.
       const why = e instanceof Error ? (e.name === 'TimeoutError' ? `a pass ran out of time after ${Math.round(passMs / 1000)}s` : e.message) : String(e);

@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,6 +130,45 @@ describe('cc-ci serve', () => {
       expect(apps.length).toBeGreaterThanOrEqual(2);
       for (const a of apps) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
       expect(existsSync(join(t.stateDir, 'runs', 'sigterm-mid-deploy', 'abra'))).toBe(false);
+    } finally {
+      if (first.exitCode === null) first.kill('SIGKILL');
+      if (second) {
+        second.kill('SIGTERM');
+        expect((await second).exitCode).toBe(0);
+      }
+    }
+  });
+
+  it('SIGTERM mid-teardown does not wait out the teardown: the server exits, and the next one finishes it', async () => {
+    const faults = faultEnv(t, 'app.undeploy:1:hang');
+    const first = serve(t, faults);
+    let second: ReturnType<typeof serve> | null = null;
+    try {
+      await serving(first);
+      dropSpec(t, 'sigterm-mid-teardown', { repo: repo.path, ref: 'main' });
+      await waitFor('abra app undeploy to hang', async () => callsOf(faults, 'app.undeploy') >= 1, 180_000);
+      const hung = await waitFor('the hung undeploy to be recorded as a child', async () =>
+        withStore(t, (s) => s.listChildren().find((c) => /app undeploy/.test(c.command))),
+      30_000);
+      first.kill('SIGTERM');
+      const r = await first;
+      expect(r.exitCode).toBe(0);
+      expect(isAlive(hung.pid, hung.startTicks)).toBe(false);
+      const during = readRun(t, 'sigterm-mid-teardown')!;
+      // The verdict was recorded before teardown began; teardown is what is left to do.
+      expect(during).toMatchObject({ phase: 'TearingDown', result: 'passed' });
+      // It was stopped for the shutdown, not left to run out its own deadline.
+      const log = readFileSync(join(t.stateDir, 'runs', 'sigterm-mid-teardown', 'log.txt'), 'utf8');
+      expect(log).toMatch(/teardown paused by the controller stopping; it continues on the next start/);
+      expect(log).not.toMatch(/teardown incomplete/);
+
+      second = serve(t, faults);
+      await serving(second);
+      const done = await untilDone(t, 'sigterm-mid-teardown', 240_000);
+      expect(done.result, done.reason ?? '').toBe('passed');
+      expect(done.attempt).toBe(1);
+      for (const a of withStore(t, (s) => s.appsOfRun('sigterm-mid-teardown'))) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
+      expect(existsSync(join(t.stateDir, 'runs', 'sigterm-mid-teardown', 'abra'))).toBe(false);
     } finally {
       if (first.exitCode === null) first.kill('SIGKILL');
       if (second) {
