@@ -173,6 +173,17 @@ export function layerDirs(s: CustomizationSources): { source: LayerSource; dir: 
 }
 
 export function loadCustomization(s: CustomizationSources): Customization {
+  const own = recipeLayerOf(s);
+  try {
+    return load(s);
+  } catch (e) {
+    // A mistake in the recipe repository is named as its maintainers know it: `.cc-ci/…`.
+    if (e instanceof SettingsError && own) throw new SettingsError(e.message.split(`${own.dir}/`).join('.cc-ci/'));
+    throw e;
+  }
+}
+
+function load(s: CustomizationSources): Customization {
   const settings: Settings = {
     healthPath: '/',
     healthStatuses: [200, 301, 302],
