@@ -132,8 +132,32 @@ interface FullRun {
   totalMs: number;
   teardownMs: number;
   tiers: Record<string, { result: string | null; durationMs: number | null; reason: string | null }>;
+  /** Where the upgrade tier's time goes: tearing down install's app, installing the base
+   *  release until it serves, writing the test data, and the in-place upgrade to the head
+   *  until it serves again (with the data check). */
+  upgradeSplitMs: { releaseInstallApp: number; installBase: number; seed: number; upgradeToHead: number };
   /** How often abra was called, per command (the abra double's counter). */
   abraCalls: Record<string, number>;
+}
+
+/** The first event matching `re` at or after `from`. */
+function after(events: RunEvent[], from: number | null, re: RegExp): number | null {
+  if (from === null) return null;
+  return events.find((e) => e.ts >= from && re.test(e.text))?.ts ?? null;
+}
+
+function upgradeSplit(events: RunEvent[]): FullRun['upgradeSplitMs'] {
+  const started = at(events, /^upgrade: started/);
+  const leased = after(events, started, /^leased .* for upgrade$/);
+  const baseServing = after(events, leased, /^serving:/);
+  const seeded = after(events, baseServing, /^test data before the upgrade:/);
+  const done = after(events, seeded, /^upgrade: (pass|FAIL)/);
+  return {
+    releaseInstallApp: span(started, leased),
+    installBase: span(leased, baseServing),
+    seed: span(baseServing, seeded),
+    upgradeToHead: span(seeded, done),
+  };
 }
 
 /** The whole ladder on each bundled recipe: per-tier durations and deploy counts. */
@@ -159,6 +183,7 @@ async function benchFullRuns(): Promise<FullRun[]> {
           totalMs: (run.finishedAt ?? 0) - (run.startedAt ?? 0),
           teardownMs: span(at(events, /^TearingDown$/), at(events, /^teardown verified/)),
           tiers: Object.fromEntries(tiers.map((t) => [t.tier, { result: t.result, durationMs: t.durationMs, reason: t.reason }])),
+          upgradeSplitMs: upgradeSplit(events),
           abraCalls: existsSync(countsFile) ? (JSON.parse(readFileSync(countsFile, 'utf8')) as Record<string, number>) : {},
         };
         out.push(r);
@@ -224,6 +249,9 @@ if (FULL) {
             teardown: median(rs.map((r) => r.teardownMs)),
             ...Object.fromEntries(TIER_NAMES.map((t) => [t, median(rs.map((r) => r.tiers[t]?.durationMs ?? NaN))])),
           },
+          upgradeSplitMs: Object.fromEntries(
+            (['releaseInstallApp', 'installBase', 'seed', 'upgradeToHead'] as const).map((k) => [k, median(rs.map((r) => r.upgradeSplitMs[k]))]),
+          ),
           tierResults: rs[0] ? Object.fromEntries(TIER_NAMES.map((t) => [t, rs[0]!.tiers[t]?.result ?? null])) : {},
           appNew: rs.map((r) => r.abraCalls['app.new'] ?? 0),
           appDeploy: rs.map((r) => r.abraCalls['app.deploy'] ?? 0),
