@@ -366,6 +366,17 @@ describe('settings on the swarm', () => {
     expect(logTail(text, `${stackOf(r.json.domains[0]!)}_app`).length).toBeGreaterThan(0);
   }, FULL);
 
+  it('hookTimeoutSeconds stops a hook that hangs, and the tier fails saying so', async () => {
+    const env = operatorLayer('hook-timeout', {
+      'slow/settings.yaml': 'hookTimeoutSeconds: 2\n',
+      'slow/hooks/install-steps': { content: '#!/bin/sh\necho "waiting for an OIDC provider that never answers"\nexec sleep 120\n', mode: 0o755 },
+    });
+    const r = await run('slow', plainpage.path, 'main', 'install', env);
+    expect(r.exitCode, r.stderr.slice(-3000)).toBe(1);
+    expect(r.json.tiers.install?.reason).toBe('the install-steps hook failed: timed out after 2s (hookTimeoutSeconds) and was stopped');
+    expect(r.log()).not.toMatch(/step  abra app deploy/);
+  }, FULL);
+
   it('an upgradeBase that is not a tag of the repository is a clear error before anything is deployed', async () => {
     const env = operatorLayer('bad-base', { 'memo/settings.yaml': 'upgradeBase: 9.9.9+nope\n' });
     const r = await run('memo', webnotes.path, 'main', 'install,upgrade', env);
