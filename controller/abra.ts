@@ -152,7 +152,8 @@ export class Abra {
     await this.call('app secret rm', ['app', 'secret', 'rm', domain, '--all']);
   }
 
-  /** Backups exec into the backup bot's container with a TTY: run under a pseudo-terminal. */
+  /** Backups exec into the backup bot's container with a TTY: every backup command runs under a
+   *  pseudo-terminal (reference §4.2). */
   async backupCreate(domain: string, timeoutMs?: number): Promise<void> {
     await this.call('app backup create', ['app', 'backup', 'create', domain], { terminal: true, ...(timeoutMs ? { timeoutMs } : {}) });
   }
@@ -163,11 +164,17 @@ export class Abra {
     await this.call('app restore', args, { terminal: true, ...(timeoutMs ? { timeoutMs } : {}) });
   }
 
-  async backupSnapshots(domain: string): Promise<BackupSnapshot[]> {
-    const r = await this.call('app backup snapshots', ['app', 'backup', 'snapshots', domain, '--machine'], { quiet: true });
+  /** Every backup command execs into the backup bot's container (reference §4.2): under a
+   *  pseudo-terminal too, whose one stream also carries abra's WARN/INFO lines around the JSON. */
+  async backupSnapshots(domain: string, timeoutMs?: number): Promise<BackupSnapshot[]> {
+    const r = await this.call('app backup snapshots', ['app', 'backup', 'snapshots', domain, '--machine'], {
+      quiet: true,
+      terminal: true,
+      ...(timeoutMs ? { timeoutMs } : {}),
+    });
     let doc: unknown;
     try {
-      doc = JSON.parse(r.stdout);
+      doc = JSON.parse(jsonPart(r.stdout));
     } catch {
       throw new Error('abra app backup snapshots -m did not print JSON');
     }
@@ -181,7 +188,7 @@ export class Abra {
    *  returns the file it wrote. */
   async backupDownload(domain: string, snapshot: string, dir: string): Promise<string> {
     const before = new Set(readdirSync(dir));
-    const r = await this.call('app backup download', ['app', 'backup', 'download', domain, '--snapshot', snapshot], { cwd: dir });
+    const r = await this.call('app backup download', ['app', 'backup', 'download', domain, '--snapshot', snapshot], { cwd: dir, terminal: true });
     const said = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/') && existsSync(l)).pop();
     if (said) return said;
     const fresh = readdirSync(dir).filter((f) => !before.has(f));
@@ -192,6 +199,21 @@ export class Abra {
   async volumeRemoveAll(domain: string): Promise<void> {
     await this.call('app volume rm', ['app', 'volume', 'rm', domain, '--force']);
   }
+}
+
+/** The JSON document in a terminal's output: from the first line that opens one to the last
+ *  line that closes one (log lines may come before and after). */
+export function jsonPart(text: string): string {
+  const lines = text.split('\n');
+  const first = lines.findIndex((l) => /^\s*[[{]/.test(l));
+  let last = -1;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (/[\]}]\s*$/.test(lines[i] ?? '')) {
+      last = i;
+      break;
+    }
+  }
+  return first >= 0 && last >= first ? lines.slice(first, last + 1).join('\n') : text;
 }
 
 export function parseAppList(stdout: string): AbraAppListing[] {

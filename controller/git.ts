@@ -130,12 +130,13 @@ export async function isAncestor(dir: string, ancestor: string, of: string, o: G
 }
 
 /** The highest release tag reachable from `commit` that is not on `commit` itself: the last
- *  release before the change under test. */
+ *  release before the change under test. A prerelease (`2.0.0-rc.1+1.4`) is not a release an
+ *  operator runs, so it is never picked; the recipe's `upgradeBase` setting can still name one. */
 export async function releaseBelow(dir: string, commit: string, o: GitOptions): Promise<{ tag: string; commit: string } | null> {
   const merged = (await gitOut(dir, ['tag', '--merged', commit], o, `could not list the tags below ${commit}`))
     .split('\n')
     .map((t) => t.trim())
-    .filter((t) => semver.valid(t) !== null);
+    .filter((t) => semver.valid(t) !== null && semver.prerelease(t) === null);
   const candidates: { tag: string; commit: string }[] = [];
   for (const tag of merged) {
     const c = await tagCommit(dir, tag, o);

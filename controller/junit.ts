@@ -9,6 +9,8 @@ export interface JUnitCase {
   timeSeconds: number;
   /** Present when the case failed. */
   failure?: { message: string; details?: string };
+  /** Present when the case could not be evaluated (cc-ci's own or the infrastructure's fault). */
+  error?: { message: string; details?: string };
   /** Present when the case did not run (n/a, skipped). */
   skipped?: string;
   systemOut?: string;
@@ -22,12 +24,14 @@ function esc(s: string): string {
 
 export function junitXml(suite: string, cases: JUnitCase[], timestamp = new Date()): string {
   const failures = cases.filter((c) => c.failure).length;
+  const errors = cases.filter((c) => c.error).length;
   const skipped = cases.filter((c) => c.skipped !== undefined).length;
   const time = cases.reduce((a, c) => a + c.timeSeconds, 0);
   const body = cases
     .map((c) => {
       const inner = [
         c.failure ? `      <failure message="${esc(c.failure.message)}">${esc(c.failure.details ?? c.failure.message)}</failure>` : '',
+        c.error ? `      <error message="${esc(c.error.message)}">${esc(c.error.details ?? c.error.message)}</error>` : '',
         c.skipped !== undefined ? `      <skipped message="${esc(c.skipped)}"/>` : '',
         c.systemOut ? `      <system-out>${esc(c.systemOut)}</system-out>` : '',
       ].filter(Boolean);
@@ -37,8 +41,8 @@ export function junitXml(suite: string, cases: JUnitCase[], timestamp = new Date
     .join('\n');
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="cc-ci" tests="${cases.length}" failures="${failures}" skipped="${skipped}" time="${time.toFixed(3)}">`,
-    `  <testsuite name="${esc(suite)}" tests="${cases.length}" failures="${failures}" errors="0" skipped="${skipped}" time="${time.toFixed(3)}" timestamp="${timestamp.toISOString()}">`,
+    `<testsuites name="cc-ci" tests="${cases.length}" failures="${failures}" errors="${errors}" skipped="${skipped}" time="${time.toFixed(3)}">`,
+    `  <testsuite name="${esc(suite)}" tests="${cases.length}" failures="${failures}" errors="${errors}" skipped="${skipped}" time="${time.toFixed(3)}" timestamp="${timestamp.toISOString()}">`,
     body,
     '  </testsuite>',
     '</testsuites>',

@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { callFault, CancelledError, InputError, type RunContext, type Workspace } from '../reconcilers/context.js';
-import { describeCustomization, loadCustomization, SettingsError } from '../recipes/customization.js';
-import { checkout, cloneRepo, GitError, resolveRef } from './git.js';
+import { describeCustomization, loadCustomization, SettingsError, snapshotRecipeLayer } from '../recipes/customization.js';
+import { TIER_NAMES } from '../state/types.js';
+import { checkout, cloneRepo, GitError, resolveRef, tagCommit } from './git.js';
 import { ComposeError, readComposeFacts } from './recipe-compose.js';
 
 /**
@@ -81,9 +82,12 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
 
   let customization;
   try {
+    // The head's .cc-ci/, kept apart from the checkout the upgrade tier moves to the base release.
+    const recipeLayer = snapshotRecipeLayer(recipeDir, join(ctx.dir, 'recipe-cc-ci'));
     customization = loadCustomization({
       recipe,
       recipeDir,
+      ...(recipeLayer ? { recipeLayer } : {}),
       operatorDir: config.recipesDir,
       defaults: { deployTimeoutSeconds: config.timeouts.deploySeconds, httpTimeoutSeconds: config.timeouts.httpSeconds },
     });
@@ -92,6 +96,23 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
   }
   ctx.store.updateRun(ctx.name, { customization });
   ctx.log('info', `customisation: ${describeCustomization(customization)}`);
+
+  // A wrong upgradeBase is the settings' mistake: say so before anything is deployed.
+  const base = customization.settings.upgradeBase;
+  const tiers = spec.spec.tiers ?? TIER_NAMES;
+  if (base && tiers.includes('upgrade') && !customization.settings.expectedNA.upgrade) {
+    await ctx.step(
+      'check upgrade base',
+      async () => {
+        try {
+          await tagCommit(recipeDir, base, gitOpts);
+        } catch {
+          throw new InputError(`recipe customisation: upgradeBase "${base}" is not a tag of the recipe repository ${spec.spec.source.repo}`);
+        }
+      },
+      base,
+    );
+  }
 
   const ws: Workspace = { abraDir: ctx.abraDir, recipeDir, commit, settings: customization.settings, customization };
   ctx.workspace = ws;

@@ -8,7 +8,8 @@ import { projectRoot } from '../controller/project-root.js';
  *   2. `recipes/<recipe>/{playwright,functional}/`       cc-ci's bundled tests of that recipe
  *   3. `<config.recipesDir>/<recipe>/{playwright,functional}/` the operator's
  * Files are matched by name within a kind: a file in a higher layer replaces the same-named
- * file of a lower one; differently named files add up. docs/testing-custom.md says the same
+ * file of a lower one; differently named files add up. A run reads the recipe repository's
+ * layer from the copy of the head's `.cc-ci/` it took at prepare (controller/workspace.ts). docs/testing-custom.md says the same
  * for recipe maintainers; keep the two in step.
  */
 
@@ -58,10 +59,19 @@ export interface CustomTests {
   replaced: ReplacedFile[];
 }
 
+/** The recipe repository's own layer: its `.cc-ci/` directory, and the directory its links
+ *  must stay inside (the checkout, or the copy of `.cc-ci/` a run takes at prepare). */
+export interface RecipeLayer {
+  dir: string;
+  root: string;
+}
+
 export interface CustomTestSources {
   recipe: string;
-  /** The run's checkout of the recipe at the commit under test. */
+  /** The recipe's checkout: its `.cc-ci/` is the recipe-repo layer (unless recipeLayer says otherwise). */
   recipeDir?: string | undefined;
+  /** The recipe-repo layer, when it is not `<recipeDir>/.cc-ci` (a run's copy of the head's). */
+  recipeLayer?: RecipeLayer | undefined;
   /** The operator's directory of recipe customisations (config `recipesDir`). */
   operatorDir?: string | undefined;
   /** The bundled recipes/ directory (default: the one shipped with cc-ci). */
@@ -73,11 +83,28 @@ export const KIND_DIRS: Record<TestKind, string> = { playwright: 'playwright', f
 
 const SPEC_RE = /\.spec\.(ts|js)$/;
 
+/** The recipe-repo layer the sources name, if any. */
+export function recipeLayerOf(s: { recipeDir?: string | undefined; recipeLayer?: RecipeLayer | undefined }): RecipeLayer | null {
+  if (s.recipeLayer) return s.recipeLayer;
+  return s.recipeDir ? { dir: join(s.recipeDir, '.cc-ci'), root: s.recipeDir } : null;
+}
+
+/** Whether `path` (after following links) lies inside `root`. */
+export function staysInside(path: string, root: string): boolean {
+  try {
+    const rel = relative(realpathSync(root), realpathSync(path));
+    return !(rel.startsWith('..') || rel.startsWith(sep) || rel === '');
+  } catch {
+    return false;
+  }
+}
+
 /** The layers, lowest first (whether or not their directories exist). */
 export function testLayers(s: CustomTestSources): TestLayer[] {
   const bundled = s.bundledDir ?? join(projectRoot(), 'recipes');
+  const own = recipeLayerOf(s);
   return [
-    ...(s.recipeDir ? [{ source: 'recipe-repo' as const, dir: join(s.recipeDir, '.cc-ci') }] : []),
+    ...(own ? [{ source: 'recipe-repo' as const, dir: own.dir }] : []),
     { source: 'bundled', dir: join(bundled, s.recipe) },
     ...(s.operatorDir ? [{ source: 'operator' as const, dir: join(s.operatorDir, s.recipe) }] : []),
   ];
@@ -86,6 +113,7 @@ export function testLayers(s: CustomTestSources): TestLayer[] {
 /** Finds the custom tier's tests in every layer and applies the precedence. */
 export function discoverCustomTests(s: CustomTestSources): CustomTests {
   const layers = testLayers(s);
+  const own = recipeLayerOf(s);
   const out: CustomTests = { layers, specs: [], support: [], functional: [], ignored: [], replaced: [] };
   // name -> file, per kind; Playwright specs and their support files share one namespace,
   // since they are copied into one directory.
@@ -97,7 +125,7 @@ export function discoverCustomTests(s: CustomTestSources): CustomTests {
       for (const entry of listDir(dir)) {
         if (entry.startsWith('.')) continue; // .gitkeep and the like
         const path = join(dir, entry);
-        const problem = fileProblem(path, kind, layer, s.recipeDir);
+        const problem = fileProblem(path, kind, layer, own?.root);
         if (problem) {
           out.ignored.push({ path, source: layer.source, why: problem });
           continue;
@@ -127,7 +155,7 @@ function listDir(dir: string): string[] {
 }
 
 /** Why a file in a test directory cannot be used, or null when it can. */
-function fileProblem(path: string, kind: TestKind, layer: TestLayer, recipeDir: string | undefined): string | null {
+function fileProblem(path: string, kind: TestKind, layer: TestLayer, recipeRoot: string | undefined): string | null {
   let st;
   try {
     st = statSync(path);
@@ -136,17 +164,8 @@ function fileProblem(path: string, kind: TestKind, layer: TestLayer, recipeDir: 
   }
   if (st.isDirectory()) return 'a directory (only files directly in the directory are used)';
   if (!st.isFile()) return 'not a regular file';
-  if (layer.source === 'recipe-repo' && recipeDir) {
-    // A link in the recipe repository must stay inside the recipe's checkout.
-    try {
-      const real = realpathSync(path);
-      const root = realpathSync(recipeDir);
-      const rel = relative(root, real);
-      if (rel.startsWith('..') || rel.startsWith(sep) || rel === '') return 'a link that leaves the recipe repository';
-    } catch {
-      return 'a link that cannot be resolved';
-    }
-  }
+  // A link in the recipe repository must stay inside the recipe's checkout.
+  if (layer.source === 'recipe-repo' && recipeRoot && !staysInside(path, recipeRoot)) return 'a link that leaves the recipe repository';
   if (kind === 'functional' && (st.mode & 0o111) === 0) {
     return 'not executable (a functional check must be an executable file with a #! line: chmod +x, and commit the mode)';
   }

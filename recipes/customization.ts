@@ -1,10 +1,11 @@
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, chmodSync, constants, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { projectRoot } from '../controller/project-root.js';
 import { formatIssues } from '../controller/spec.js';
 import { TIER_NAMES } from '../state/types.js';
+import { discoverCustomTests, recipeLayerOf, staysInside, type CustomTests, type RecipeLayer } from './custom-tests.js';
 
 /**
  * Per-recipe customisation (design §5). Layers, lowest first:
@@ -13,7 +14,10 @@ import { TIER_NAMES } from '../state/types.js';
  *   3. `recipes/<recipe>/`            cc-ci's bundled customisation of that recipe
  *   4. `<config.recipesDir>/<recipe>/` the operator's own
  * Settings: scalars from a higher layer replace lower ones; maps (extraEnv, expectedNA) extend.
- * Hooks and the compose overlay: the highest layer that has the file wins, whole.
+ * Hooks and the compose overlay: the highest layer that has the file wins, whole. A name a layer
+ * does not know (`hooks/pre-seed`, `setting.yaml`) is an error, not ignored: a typo must not
+ * silently test less. A run reads layer 2 from the copy of the head's `.cc-ci/` it took at
+ * prepare, so the upgrade tier's checkout of the base release cannot change it.
  * docs/testing.md states the same rules for recipe maintainers; keep the two in step.
  */
 
@@ -66,6 +70,10 @@ export interface FileFromLayer {
   source: LayerSource;
 }
 
+/** The names a layer's top directory may hold; anything else is a typo until proven otherwise.
+ *  `README*` and dotfiles (`.gitkeep`) are allowed too. */
+export const LAYER_ENTRIES = ['settings.yaml', 'hooks', OVERLAY_FILE, 'playwright', 'functional'] as const;
+
 /** What a run used, printed at its start and stored with its result. */
 export interface Customization {
   recipe: string;
@@ -73,6 +81,8 @@ export interface Customization {
   settings: Settings;
   hooks: Partial<Record<HookName, FileFromLayer>>;
   overlay: FileFromLayer | null;
+  /** The custom tier's tests (recipes/custom-tests.ts): what runs, what was replaced or ignored. */
+  tests: CustomTests;
 }
 
 export class SettingsError extends Error {}
@@ -91,8 +101,10 @@ function readSettings(path: string): SettingsFile {
 
 export interface CustomizationSources {
   recipe: string;
-  /** The run's checkout of the recipe (its `.cc-ci/` is a layer). */
+  /** The recipe's checkout (its `.cc-ci/` is a layer, unless recipeLayer names another place). */
   recipeDir?: string;
+  /** The recipe repository's layer when it is not `<recipeDir>/.cc-ci`: a run's copy of the head's. */
+  recipeLayer?: RecipeLayer;
   /** Defaults that come from the controller's config. */
   defaults: { deployTimeoutSeconds: number; httpTimeoutSeconds: number };
   /** The operator's directory of recipe customisations (config `recipesDir`). */
@@ -101,12 +113,59 @@ export interface CustomizationSources {
   bundledDir?: string;
 }
 
+/**
+ * Copies the recipe repository's `.cc-ci/` out of the checkout (at the head, at prepare), so
+ * every hook, overlay and test the run uses is the head's even while the upgrade tier has the
+ * base release checked out. A link that stays inside the repository is copied as what it points
+ * at; one that leaves it (or leads nowhere) is kept as a link to the same place, so the loaders
+ * refuse or ignore it with the reason they give in a checkout. Returns the copy as a layer, or
+ * null when the repository has no `.cc-ci/`.
+ */
+export function snapshotRecipeLayer(recipeDir: string, dest: string): RecipeLayer | null {
+  rmSync(dest, { recursive: true, force: true });
+  const src = join(recipeDir, '.cc-ci');
+  if (!existsSync(src) || !statSync(src).isDirectory()) return null;
+  const root = realpathSync(recipeDir);
+  copyTree(src, dest, root, 0);
+  return { dir: dest, root: dest };
+}
+
+function copyTree(src: string, dest: string, root: string, depth: number): void {
+  // Links inside the repository may form a loop; no real .cc-ci/ is this deep.
+  if (depth > 16) throw new SettingsError(`${src}: .cc-ci/ is nested too deep (a loop of links?)`);
+  mkdirSync(dest, { recursive: true });
+  for (const name of readdirSync(src)) {
+    const from = join(src, name);
+    const to = join(dest, name);
+    const l = lstatSync(from);
+    if (l.isSymbolicLink()) {
+      if (!staysInside(from, root)) {
+        let target: string;
+        try {
+          target = realpathSync(from);
+        } catch {
+          target = resolve(dirname(from), readlinkSync(from));
+        }
+        symlinkSync(target, to);
+        continue;
+      }
+    }
+    const st = statSync(from);
+    if (st.isDirectory()) copyTree(from, to, root, depth + 1);
+    else if (st.isFile()) {
+      copyFileSync(from, to);
+      chmodSync(to, st.mode & 0o777);
+    }
+  }
+}
+
 /** The layer directories that exist, lowest first. */
 export function layerDirs(s: CustomizationSources): { source: LayerSource; dir: string }[] {
   const bundled = s.bundledDir ?? join(projectRoot(), 'recipes');
+  const own = recipeLayerOf(s);
   const candidates: { source: LayerSource; dir: string }[] = [
     { source: 'generic', dir: join(bundled, '_generic') },
-    ...(s.recipeDir ? [{ source: 'recipe-repo' as const, dir: join(s.recipeDir, '.cc-ci') }] : []),
+    ...(own ? [{ source: 'recipe-repo' as const, dir: own.dir }] : []),
     { source: 'bundled', dir: join(bundled, s.recipe) },
     ...(s.operatorDir ? [{ source: 'operator' as const, dir: join(s.operatorDir, s.recipe) }] : []),
   ];
@@ -114,6 +173,17 @@ export function layerDirs(s: CustomizationSources): { source: LayerSource; dir: 
 }
 
 export function loadCustomization(s: CustomizationSources): Customization {
+  const own = recipeLayerOf(s);
+  try {
+    return load(s);
+  } catch (e) {
+    // A mistake in the recipe repository is named as its maintainers know it: `.cc-ci/…`.
+    if (e instanceof SettingsError && own) throw new SettingsError(e.message.split(`${own.dir}/`).join('.cc-ci/'));
+    throw e;
+  }
+}
+
+function load(s: CustomizationSources): Customization {
   const settings: Settings = {
     healthPath: '/',
     healthStatuses: [200, 301, 302],
@@ -124,16 +194,32 @@ export function loadCustomization(s: CustomizationSources): Customization {
     upgradeBase: null,
     expectedNA: {},
   };
-  const c: Customization = { recipe: s.recipe, layers: [], settings, hooks: {}, overlay: null };
+  const tests = discoverCustomTests({
+    recipe: s.recipe,
+    recipeDir: s.recipeDir,
+    recipeLayer: s.recipeLayer,
+    operatorDir: s.operatorDir,
+    bundledDir: s.bundledDir,
+  });
+  const c: Customization = { recipe: s.recipe, layers: [], settings, hooks: {}, overlay: null, tests };
+  const ownRoot = recipeLayerOf(s)?.root;
   for (const layer of layerDirs(s)) {
+    // The generic floor is cc-ci's own directory (it holds the tier runners too).
+    if (layer.source !== 'generic') checkNames(layer.dir, LAYER_ENTRIES, 'file or directory');
     const settingsPath = join(layer.dir, 'settings.yaml');
     const hasSettings = existsSync(settingsPath);
     c.layers.push({ ...layer, settings: hasSettings });
     if (hasSettings) apply(settings, readSettings(settingsPath));
+    const hooksDir = join(layer.dir, 'hooks');
+    if (existsSync(hooksDir)) checkNames(hooksDir, HOOK_NAMES, 'hook');
     for (const hook of HOOK_NAMES) {
-      const path = join(layer.dir, 'hooks', hook);
+      const path = join(hooksDir, hook);
       if (!existsSync(path)) continue;
+      if (layer.source === 'recipe-repo' && ownRoot && !staysInside(path, ownRoot)) {
+        throw new SettingsError(`${path}: a hook in the recipe repository must not be a link that leaves it`);
+      }
       try {
+        if (!statSync(path).isFile()) throw new Error('not a file');
         accessSync(path, constants.X_OK);
       } catch {
         throw new SettingsError(`${path}: a hook must be an executable file (chmod +x, with a #! line)`);
@@ -147,6 +233,46 @@ export function loadCustomization(s: CustomizationSources): Customization {
     throw new SettingsError(`a seed hook (${c.hooks.seed.path}) needs a check hook to verify what it wrote`);
   }
   return c;
+}
+
+/** Refuses names a directory of a layer does not know, naming the closest known one. */
+function checkNames(dir: string, known: readonly string[], what: string): void {
+  let entries: string[];
+  try {
+    if (!statSync(dir).isDirectory()) return;
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of entries.sort()) {
+    if (known.includes(name) || name.startsWith('.') || /^README/i.test(name)) continue;
+    const near = closest(name, known);
+    throw new SettingsError(
+      `${join(dir, name)}: unknown ${what} "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known: ${known.join(', ')}`,
+    );
+  }
+}
+
+/** The known name within a small edit distance of a typo, if any. */
+function closest(name: string, known: readonly string[]): string | null {
+  let best: { name: string; d: number } | null = null;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k);
+    if (d <= Math.max(2, Math.floor(k.length / 3)) && (!best || d < best.d)) best = { name: k, d };
+  }
+  return best?.name ?? null;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
 }
 
 function apply(settings: Settings, f: SettingsFile): void {
@@ -168,6 +294,7 @@ export function describeCustomization(c: Customization): string {
     `layers: ${layers || 'none'}`,
     `hooks: ${hooks.length ? hooks.join(', ') : 'none (generic markers)'}`,
     `overlay: ${c.overlay ? `${OVERLAY_FILE} (${c.overlay.source})` : 'none'}`,
+    `custom tests: ${c.tests.specs.length} Playwright spec(s), ${c.tests.functional.length} functional check(s)`,
     `settings: ${JSON.stringify(c.settings)}`,
   ].join('; ');
 }

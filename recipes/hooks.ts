@@ -36,6 +36,7 @@ export async function runHook(
 ): Promise<HookResult> {
   const file = ctx.workspace?.customization.hooks[hook];
   if (!file) return { ran: false, ok: true, output: '' };
+  const limitSeconds = ctx.workspace?.settings.hookTimeoutSeconds ?? 300;
   const r = await ctx.step(
     `hook ${hook}`,
     () =>
@@ -43,7 +44,7 @@ export async function runHook(
         cmd: file.path,
         args,
         env: hookEnv(ctx, app, extraEnv),
-        timeoutMs: (ctx.workspace?.settings.hookTimeoutSeconds ?? 300) * 1000,
+        timeoutMs: limitSeconds * 1000,
         signal: ctx.signal,
         tracker: ctx.tracker,
         cwd: ctx.workspace?.recipeDir ?? ctx.dir,
@@ -53,5 +54,5 @@ export async function runHook(
   );
   ctx.throwIfCancelled();
   const output = `${r.stdout}\n${r.stderr}`.trim();
-  return { ran: true, ok: ok(r), output: r.timedOut ? `timed out after ${Math.round(r.durationMs / 1000)}s` : output };
+  return { ran: true, ok: ok(r), output: r.timedOut ? `timed out after ${limitSeconds}s (hookTimeoutSeconds) and was stopped` : output };
 }

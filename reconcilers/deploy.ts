@@ -354,30 +354,40 @@ function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[], w
   };
 }
 
+/** Where the diagnostics of a stack go in the run's evidence. */
+export function diagnosticsFile(ctx: RunContext, stack: string): string {
+  return join(ctx.dir, 'evidence', `diagnostics-${stack}.txt`);
+}
+
 /** Which services did not converge, their last task errors and the tail of their logs. The
- *  full text goes to the run's evidence; the returned summary goes into the tier's reason. */
-export async function diagnose(ctx: RunContext, stack: string, services: ServiceState[]): Promise<string> {
-  const bad = services.filter((s) => !(s.desired > 0 && s.running === s.desired && updateSettled(s.updateState)));
-  if (services.length === 0) return 'no service of the stack exists';
+ *  full text — every service of the stack, the unconverged first — goes to the run's evidence
+ *  (and, unless quiet, to its log); the returned summary goes into the tier's reason. */
+export async function diagnose(ctx: RunContext, stack: string, services: ServiceState[], o: { quiet?: boolean } = {}): Promise<string> {
+  const isBad = (s: ServiceState) => !(s.desired > 0 && s.running === s.desired && updateSettled(s.updateState));
+  const bad = services.filter(isBad);
   const summaries: string[] = [];
-  const full: string[] = [];
-  for (const s of bad) {
+  const full: string[] = [`# ${stack} at ${new Date().toISOString()}: ${services.length} service(s), ${bad.length} not converged`];
+  if (services.length === 0) full.push('no service of the stack exists');
+  for (const s of [...bad, ...services.filter((x) => !isBad(x))]) {
     const tasks = await ctx.docker.serviceTasks(s.name).catch(() => []);
     const lastError = tasks.find((t) => t.error)?.error ?? '';
     const state = tasks[0]?.currentState ?? 'no task';
     const logs = await ctx.docker.serviceLogsTail(s.name, 20).catch(() => '');
-    const logTail = logs.split('\n').filter(Boolean).slice(-3).join(' | ');
-    summaries.push(
-      `${s.name} ${s.running}/${s.desired}${s.updateState ? ` (update ${s.updateState})` : ''}, task ${state}` +
-        `${lastError ? `, last task error: ${lastError}` : ''}${logTail ? `, log tail: ${logTail}` : ''}`,
-    );
-    full.push(`== ${s.name} ${s.running}/${s.desired} update=${s.updateState || 'none'}`);
+    if (isBad(s)) {
+      const logTail = logs.split('\n').filter(Boolean).slice(-3).join(' | ');
+      summaries.push(
+        `${s.name} ${s.running}/${s.desired}${s.updateState ? ` (update ${s.updateState})` : ''}, task ${state}` +
+          `${lastError ? `, last task error: ${lastError}` : ''}${logTail ? `, log tail: ${logTail}` : ''}`,
+      );
+    }
+    full.push(`== ${s.name} ${s.running}/${s.desired} update=${s.updateState || 'none'}${isBad(s) ? ' NOT CONVERGED' : ''}`);
+    full.push(`last task error: ${lastError || 'none'}`);
     for (const t of tasks.slice(0, 10)) full.push(`task ${t.name} desired=${t.desiredState} current=${t.currentState} error=${t.error}`);
-    full.push('-- logs (last 20 lines)', logs);
+    full.push('-- log tail (last 20 lines)', logs || '(no output)');
   }
-  const evidence = join(ctx.dir, 'evidence');
-  mkdirSync(evidence, { recursive: true });
-  writeFileSync(join(evidence, `diagnostics-${stack}.txt`), ctx.redactor.apply(full.join('\n')) + '\n');
-  for (const line of full) ctx.log('err', ctx.redactor.apply(line).slice(0, 2000));
+  mkdirSync(join(ctx.dir, 'evidence'), { recursive: true });
+  writeFileSync(diagnosticsFile(ctx, stack), ctx.redactor.apply(full.join('\n')) + '\n');
+  if (!o.quiet) for (const line of full) ctx.log('err', ctx.redactor.apply(line).slice(0, 2000));
+  if (services.length === 0) return 'no service of the stack exists';
   return summaries.length ? summaries.join('; ') : 'every service converged';
 }

@@ -22,7 +22,7 @@ import {
   TestFailure,
 } from './context.js';
 import { describeRemaining, reconcileTeardown } from './teardown.js';
-import { reconcileTiers, verdict } from './test.js';
+import { reconcileTiers, verdict, writeTierJUnit } from './test.js';
 
 /**
  * The Run reconciler: moves one run through its phases
@@ -212,13 +212,7 @@ export class RunReconciler {
   }
 
   private toTeardown(run: RunRecord, o: { result: RunResult | null; reason: string; retry?: boolean }): ReconcileResult {
-    if (!o.retry) {
-      for (const t of this.d.store.getTiers(run.name)) {
-        if (t.result !== null) continue;
-        const why = t.startedAt ? `interrupted: the run ended ${o.result ?? 'early'} while this tier ran` : `not run: the run ended ${o.result ?? 'early'}`;
-        this.d.store.finishTier(run.name, t.tier, 'skipped', why);
-      }
-    }
+    if (!o.retry) this.skipRemainingTiers(run, o.result, o.reason);
     this.d.store.updateRun(run.name, {
       phase: 'TearingDown',
       result: o.result,
@@ -230,6 +224,16 @@ export class RunReconciler {
     this.log(run.name, kind, o.result ? `verdict: ${o.result} — ${o.reason}` : o.reason);
     this.log(run.name, 'phase', 'TearingDown');
     return { requeueAfterMs: 0 };
+  }
+
+  /** The tiers the run did not finish are `skipped`, each with its reason and its JUnit file. */
+  private skipRemainingTiers(run: RunRecord, result: RunResult | null, reason: string): void {
+    for (const t of this.d.store.getTiers(run.name)) {
+      if (t.result !== null) continue;
+      const why = t.startedAt ? `interrupted: the run ended ${result ?? 'early'} while this tier ran` : `not run: the run ended ${result ?? 'early'}`;
+      this.d.store.finishTier(run.name, t.tier, 'skipped', why);
+      writeTierJUnit(runDir(this.d.paths, run.name), run.recipe, t.tier, { skipped: `${why}: ${reason}` }, 0);
+    }
   }
 
   private async teardown(run: RunRecord): Promise<ReconcileResult> {
@@ -295,6 +299,7 @@ export class RunReconciler {
         ctx.log('warn', `retrying from a clean slate (attempt ${fresh.attempt + 1} of ${config.maxAttempts}) after: ${fresh.reason}`);
         return { requeueAfterMs: 0 };
       }
+      this.skipRemainingTiers(fresh, fresh.cancelRequested ? 'cancelled' : 'error', fresh.reason ?? 'interrupted');
       store.updateRun(run.name, {
         result: fresh.cancelRequested ? 'cancelled' : 'error',
         reason: fresh.cancelRequested

@@ -4,7 +4,8 @@ import { tierSeconds } from '../controller/config.js';
 import { junitXml } from '../controller/junit.js';
 import { TIER_RUNNERS } from '../recipes/tiers.js';
 import type { TierName, TierRecord } from '../state/types.js';
-import { CancelledError, DeadlineError, TestFailure, type RunContext } from './context.js';
+import { CancelledError, DeadlineError, ShutdownError, TestFailure, type RunContext } from './context.js';
+import { diagnose, diagnosticsFile } from './deploy.js';
 
 /**
  * The test reconciler. Desired: every tier of the run evaluated, in order, as a ladder — a tier
@@ -41,12 +42,21 @@ export async function reconcileTiers(ctx: RunContext): Promise<void> {
 function notRun(ctx: RunContext, tier: TierName, result: 'skipped' | 'n/a', reason: string): void {
   ctx.store.finishTier(ctx.name, tier, result, reason);
   ctx.log('tier', `${tier}: ${result} (${reason})`);
-  writeJUnit(ctx, tier, { skipped: `${result}: ${reason}` }, 0);
+  writeTierJUnit(ctx.dir, ctx.spec.spec.recipe, tier, { skipped: `${result}: ${reason}` }, 0);
 }
 
-/** One JUnit file per tier, unless the tier's runner wrote a richer one of its own. */
-function writeJUnit(ctx: RunContext, tier: TierName, outcome: { failure?: string; skipped?: string; passed?: string }, ms: number): void {
-  const dir = join(ctx.dir, 'evidence');
+export interface TierOutcome {
+  failure?: string;
+  /** The tier could not be evaluated: cancelled, out of run time, an infrastructure fault. */
+  error?: string;
+  skipped?: string;
+  passed?: string;
+}
+
+/** One JUnit file per tier, whatever became of it, unless one is there already (the tier's
+ *  runner wrote a richer one of its own, or the tier was recorded before). */
+export function writeTierJUnit(runDir: string, recipe: string, tier: TierName, outcome: TierOutcome, ms: number): void {
+  const dir = join(runDir, 'evidence');
   const file = join(dir, `junit-${tier}.xml`);
   if (existsSync(file)) return;
   mkdirSync(dir, { recursive: true });
@@ -54,10 +64,11 @@ function writeJUnit(ctx: RunContext, tier: TierName, outcome: { failure?: string
     file,
     junitXml(tier, [
       {
-        name: `${ctx.spec.spec.recipe} ${tier}`,
-        classname: `cc-ci.${ctx.spec.spec.recipe}`,
+        name: `${recipe} ${tier}`,
+        classname: `cc-ci.${recipe}`,
         timeSeconds: ms / 1000,
         ...(outcome.failure ? { failure: { message: outcome.failure } } : {}),
+        ...(outcome.error ? { error: { message: outcome.error } } : {}),
         ...(outcome.skipped !== undefined ? { skipped: outcome.skipped } : {}),
         ...(outcome.passed ? { systemOut: outcome.passed } : {}),
       },
@@ -71,6 +82,7 @@ async function runTier(ctx: RunContext, tier: TierName): Promise<boolean> {
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(new DeadlineError(`timed out in ${tier} after ${limitS}s`)), limitS * 1000);
   const tctx = ctx.withSignal(AbortSignal.any([ctx.signal, deadline.signal]));
+  const recipe = ctx.spec.spec.recipe;
   ctx.store.startTier(ctx.name, tier);
   ctx.setPhase('Testing', `tier ${tier}`);
   ctx.log('tier', `${tier}: started`);
@@ -79,21 +91,50 @@ async function runTier(ctx: RunContext, tier: TierName): Promise<boolean> {
     const { reason } = await TIER_RUNNERS[tier].run(tctx);
     ctx.store.finishTier(ctx.name, tier, 'pass', reason);
     ctx.log('tier', `${tier}: pass in ${seconds(started)} — ${reason}`);
-    writeJUnit(ctx, tier, { passed: reason }, Date.now() - started);
+    writeTierJUnit(ctx.dir, recipe, tier, { passed: reason }, Date.now() - started);
     return true;
   } catch (e) {
-    // The run's own cancel or deadline ends the run, not just the tier.
-    if (ctx.signal.aborted) throw e;
-    if (e instanceof TestFailure || (e instanceof DeadlineError && deadline.signal.aborted)) {
-      ctx.store.finishTier(ctx.name, tier, 'fail', e.message);
-      ctx.log('tier', `${tier}: FAIL in ${seconds(started)} — ${e.message}`);
-      writeJUnit(ctx, tier, { failure: e.message }, Date.now() - started);
-      return false;
+    const message = ctx.redactor.apply(e instanceof Error ? e.message : String(e));
+    // The run's own cancel or deadline ends the run, not just the tier; so does a fault of
+    // cc-ci or the infrastructure. The tier still gets its JUnit file, saying which.
+    if (ctx.signal.aborted || !(e instanceof TestFailure || (e instanceof DeadlineError && deadline.signal.aborted))) {
+      const why = ctx.signal.aborted ? runEnded(ctx.signal.reason, message) : `error: ${message}`;
+      writeTierJUnit(ctx.dir, recipe, tier, { error: `${tier} interrupted — ${why}` }, Date.now() - started);
+      throw e;
     }
-    if (e instanceof CancelledError) throw e;
-    throw e;
+    ctx.store.finishTier(ctx.name, tier, 'fail', message);
+    ctx.log('tier', `${tier}: FAIL in ${seconds(started)} — ${message}`);
+    writeTierJUnit(ctx.dir, recipe, tier, { failure: message }, Date.now() - started);
+    await failureDiagnostics(ctx);
+    return false;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+function runEnded(reason: unknown, fallback: string): string {
+  if (reason instanceof CancelledError) return `cancelled: ${reason.message}`;
+  if (reason instanceof ShutdownError) return `the controller shut down: ${reason.message}`;
+  return reason instanceof Error ? reason.message : fallback;
+}
+
+/**
+ * After a failed tier, the state of every app of the attempt still standing — each service's
+ * tasks, last task error and log tail — into evidence/diagnostics-<stack>.txt: after teardown
+ * it is all a maintainer has. A deploy that failed wrote its own at the moment it failed.
+ */
+async function failureDiagnostics(ctx: RunContext): Promise<void> {
+  const apps = ctx.store.appsOfRun(ctx.name).filter((a) => a.attempt === ctx.attempt && a.state !== 'released');
+  for (const app of apps) {
+    if (existsSync(diagnosticsFile(ctx, app.stack))) continue;
+    try {
+      const services = await ctx.docker.stackServices(app.stack);
+      await diagnose(ctx, app.stack, services, { quiet: true });
+      ctx.log('info', `diagnostics of ${app.stack}: ${join('evidence', `diagnostics-${app.stack}.txt`)}`);
+    } catch (e) {
+      if (ctx.signal.aborted) throw e;
+      ctx.log('warn', `could not collect diagnostics of ${app.stack}: ${(e as Error).message}`);
+    }
   }
 }
 

@@ -43,19 +43,14 @@ export async function takeBackup(ctx: RunContext): Promise<TakenBackup> {
   const place = await seedMarker(ctx, app, 'backup', marker, true);
   ctx.log('info', `test data before the backup: ${place.describe}`);
 
-  try {
-    await ctx.step('abra app backup create', () => ctx.abra.backupCreate(app.domain), app.domain);
-  } catch (e) {
-    if (e instanceof AbraError) throw new TestFailure(`abra app backup create failed: ${e.fatal ?? e.message}`);
-    throw e;
-  }
-  const snapshots = await ctx.abra.backupSnapshots(app.domain);
+  await backupStep(ctx, 'abra app backup create', () => ctx.abra.backupCreate(app.domain), app.domain);
+  const snapshots = await backupStep(ctx, 'abra app backup snapshots', () => ctx.abra.backupSnapshots(app.domain), app.domain);
   const snapshot = snapshots[snapshots.length - 1];
   if (!snapshot) throw new TestFailure('abra app backup create reported success but no snapshot exists');
 
   const dir = join(ctx.dir, 'evidence', 'backup');
   mkdirSync(dir, { recursive: true });
-  const file = await ctx.step('download backup', () => ctx.abra.backupDownload(app.domain, snapshot.id, dir), snapshot.id);
+  const file = await backupStep(ctx, 'abra app backup download', () => ctx.abra.backupDownload(app.domain, snapshot.id, dir), snapshot.id);
   const size = statSync(file).size;
   if (size === 0) throw new TestFailure(`the backup artefact of snapshot ${snapshot.id} is empty`);
   let files: { name: string; content: Buffer }[];
@@ -81,6 +76,17 @@ export async function takeBackup(ctx: RunContext): Promise<TakenBackup> {
   const taken = { snapshot: snapshot.id, marker, where: place.describe, summary };
   ctx.backup.current = taken;
   return taken;
+}
+
+/** A backup command of abra, as a recorded step: abra refusing it is the tier's failure, with
+ *  abra's own reason (the backup bot is part of what a recipe's backups need to work). */
+export async function backupStep<T>(ctx: RunContext, name: string, fn: () => Promise<T>, detail: string): Promise<T> {
+  try {
+    return await ctx.step(name, fn, detail);
+  } catch (e) {
+    if (e instanceof AbraError) throw new TestFailure(`${name} failed: ${e.fatal ?? e.message}`);
+    throw e;
+  }
 }
 
 export const backupTier: TierRunner = {

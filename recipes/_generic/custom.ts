@@ -7,7 +7,7 @@ import { junitXml, type JUnitCase } from '../../controller/junit.js';
 import { runProcess, type ProcessResult } from '../../controller/process.js';
 import { TestFailure, type RunContext, type SubjectApp } from '../../reconcilers/context.js';
 import { subjectApp } from '../../reconcilers/deploy.js';
-import { describeCustomTests, describeFile, discoverCustomTests, type CustomTestFile, type CustomTests } from '../custom-tests.js';
+import { describeCustomTests, describeFile, type CustomTestFile, type CustomTests } from '../custom-tests.js';
 import type { TierRunner } from '../tiers.js';
 
 /**
@@ -53,12 +53,9 @@ interface Outcome {
   output?: string;
 }
 
+/** Found once, at prepare, with the rest of the customisation (and stored with it). */
 function discover(ctx: RunContext): CustomTests {
-  return discoverCustomTests({
-    recipe: ctx.spec.spec.recipe,
-    recipeDir: ctx.workspace?.recipeDir,
-    operatorDir: ctx.config.recipesDir,
-  });
+  return ctx.workspace!.customization.tests;
 }
 
 export const customTier: TierRunner = {

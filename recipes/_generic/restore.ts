@@ -1,8 +1,7 @@
-import { AbraError } from '../../controller/abra.js';
 import { TestFailure } from '../../reconcilers/context.js';
 import { subjectApp } from '../../reconcilers/deploy.js';
 import type { TierRunner } from '../tiers.js';
-import { backupApplies, settle, takeBackup } from './backup.js';
+import { backupApplies, backupStep, settle, takeBackup } from './backup.js';
 import { checkMarker, mutateData } from './data-marker.js';
 
 /**
@@ -25,12 +24,7 @@ export const restoreTier: TierRunner = {
     }
     ctx.log('info', `data changed before the restore (${how}): ${changed.found}`);
 
-    try {
-      await ctx.step('abra app restore', () => ctx.abra.restore(app.domain, taken.snapshot), `${app.domain} snapshot ${taken.snapshot}`);
-    } catch (e) {
-      if (e instanceof AbraError) throw new TestFailure(`abra app restore failed: ${e.fatal ?? e.message}`);
-      throw e;
-    }
+    await backupStep(ctx, 'abra app restore', () => ctx.abra.restore(app.domain, taken.snapshot), `${app.domain} snapshot ${taken.snapshot}`);
     // Restores restart containers: converge and serve again before looking.
     const after = await settle(ctx, app);
     const back = await checkMarker(ctx, after, 'backup', taken.marker, true);

@@ -8,17 +8,17 @@ import { playwrightConfig, playwrightInstall } from '../../recipes/_generic/cust
 import { describeCustomTests, discoverCustomTests } from '../../recipes/custom-tests.js';
 import {
   CLI,
-  NOTHING,
   ROOT,
   anyTestStacks,
   cli,
   ensureSwarm,
   forceRemoveStacks,
   getRunsJson,
-  leftoversOf,
   makeTestEnv,
+  nothingOfRun,
   recipeRepo,
   runDirOf,
+  runLeftovers,
   waitFor,
   type TestEnv,
 } from '../support/harness.js';
@@ -111,13 +111,27 @@ describe('custom test discovery', () => {
     ]);
   });
 
-  it('finds the bundled webnotes tests in cc-ci itself, and none for plainpage', () => {
+  it('finds the bundled tests in cc-ci itself: webnotes has a spec and a check, plainpage a check', () => {
     const w = discoverCustomTests({ recipe: 'webnotes' });
     expect(w.specs.map((f) => [f.name, f.source])).toEqual([['notes.spec.ts', 'bundled']]);
     expect(w.functional.map((f) => [f.name, f.source])).toEqual([['health.sh', 'bundled']]);
     expect(statSync(w.functional[0]!.path).mode & 0o111).not.toBe(0);
     const p = discoverCustomTests({ recipe: 'plainpage' });
-    expect(p.specs.length + p.functional.length).toBe(0);
+    expect(p.specs).toEqual([]);
+    expect(p.functional.map((f) => [f.name, f.source])).toEqual([['page.sh', 'bundled']]);
+    expect(statSync(p.functional[0]!.path).mode & 0o111).not.toBe(0);
+  });
+
+  it('reads the recipe repository layer from a copy when one is given, links checked against the copy', () => {
+    const copy = join(dir, 'r3', 'copy');
+    put(join(copy, 'functional', 'check.sh'), '#!/bin/sh\n', 0o755);
+    put(join(dir, 'r3', 'outside.sh'), '#!/bin/sh\n', 0o755);
+    symlinkSync(join(dir, 'r3', 'outside.sh'), join(copy, 'functional', 'escape.sh'));
+    const t = discoverCustomTests({ recipe: 'app', recipeDir: join(dir, 'r3', 'moved-on'), recipeLayer: { dir: copy, root: copy }, bundledDir: join(dir, 'r3', 'none') });
+    expect(t.layers[0]).toEqual({ source: 'recipe-repo', dir: copy });
+    expect(t.functional.map((f) => [f.name, f.path])).toEqual([['check.sh', join(copy, 'functional', 'check.sh')]]);
+    expect(t.ignored.map((i) => i.why)).toEqual(['a link that leaves the recipe repository']);
+    expect(describeCustomTests(t)).toContain('functional: .cc-ci/functional/check.sh (recipe-repo)');
   });
 
   it('resolves cc-ci\'s own Playwright Test and writes a config with the closed-network Chromium flags', () => {
@@ -182,11 +196,23 @@ describe('the custom tier on the real swarm', () => {
 
   async function expectNothingLeft(json: JsonResult) {
     expect(json.domains.length).toBeGreaterThan(0);
-    for (const d of json.domains) expect(await leftoversOf(t, d)).toEqual(NOTHING);
+    expect(await runLeftovers(t, json.name, json.domains)).toEqual(nothingOfRun(json.domains));
     const dir = runDirOf(t, json.name);
-    expect(existsSync(join(dir, 'abra'))).toBe(false);
     // The link to cc-ci's node_modules is gone once Playwright has run.
     expect(existsSync(join(dir, 'custom', 'node_modules'))).toBe(false);
+  }
+
+  interface StoredFile {
+    name: string;
+    path: string;
+    source: string;
+  }
+
+  function storedTests(json: JsonResult): { specs: StoredFile[]; support: StoredFile[]; functional: StoredFile[] } {
+    const stored = JSON.parse(readFileSync(join(runDirOf(t, json.name), 'result.json'), 'utf8')) as {
+      customization: { tests: { specs: StoredFile[]; support: StoredFile[]; functional: StoredFile[] } };
+    };
+    return stored.customization.tests;
   }
 
   function junit(json: JsonResult): string {
@@ -224,6 +250,10 @@ describe('the custom tier on the real swarm', () => {
     expect(text).toContain('custom tests: Playwright: playwright/notes.spec.ts (bundled); functional: functional/health.sh (bundled)');
     expect(text).toMatch(/✓ .*notes\.spec\.ts.* › the page shows the notes title/);
     expect(text).toMatch(/health\.sh: GET http:\/\/127\.0\.0\.1:\d+\/health: ok/);
+    // The tests used are stored with the run's customisation.
+    const tests = storedTests(json);
+    expect(tests.specs.map((f) => [f.name, f.source])).toEqual([['notes.spec.ts', 'bundled']]);
+    expect(tests.functional.map((f) => [f.name, f.source])).toEqual([['health.sh', 'bundled']]);
     await expectNothingLeft(json);
   });
 
@@ -264,14 +294,15 @@ describe('the custom tier on the real swarm', () => {
   });
 
   it('is n/a for a recipe without any tests, and says so', async () => {
+    // plainpage's repository under a name cc-ci bundles nothing for.
     const plainpage = await recipeRepo('plainpage');
-    const r = await run('plainpage', plainpage.path, 'main');
+    const r = await run('page', plainpage.path, 'main');
     expect(r.exitCode, r.stderr.slice(-4000)).toBe(0);
     const { json } = r;
     expect(json.result).toBe('passed');
-    expect(json.tiers.custom).toMatchObject({ result: 'n/a', reason: 'no Playwright specs or functional checks found for plainpage' });
+    expect(json.tiers.custom).toMatchObject({ result: 'n/a', reason: 'no Playwright specs or functional checks found for page' });
     expect(existsSync(join(runDirOf(t, json.name), 'evidence', 'custom'))).toBe(false);
-    for (const d of json.domains) expect(await leftoversOf(t, d)).toEqual(NOTHING);
+    await expectNothingLeft(json);
   });
 
   it("runs the specs and checks a recipe repository carries in .cc-ci/, next to cc-ci's bundled ones", async () => {
@@ -322,6 +353,20 @@ describe('the custom tier on the real swarm', () => {
         'functional: functional/health.sh (bundled), .cc-ci/functional/notes-list.sh (recipe-repo)',
     );
     expect(text).toMatch(/notes-list\.sh: notes list answers for webn-[0-9a-f]{6}_ci_localhost/);
+    // What ran is stored, the repository's files as the copy of its head's .cc-ci/ the run took.
+    const copy = join(runDirOf(t, json.name), 'recipe-cc-ci');
+    const tests = storedTests(json);
+    expect(tests.specs.map((f) => [f.name, f.source, f.path])).toEqual([
+      ['notes.spec.ts', 'bundled', join(ROOT, 'recipes', 'webnotes', 'playwright', 'notes.spec.ts')],
+      ['own.spec.ts', 'recipe-repo', join(copy, 'playwright', 'own.spec.ts')],
+    ]);
+    expect(tests.support.map((f) => [f.name, f.source])).toEqual([['paths.ts', 'recipe-repo']]);
+    expect(tests.functional.map((f) => [f.name, f.source])).toEqual([
+      ['health.sh', 'bundled'],
+      ['notes-list.sh', 'recipe-repo'],
+    ]);
+    const described = await cli(t, ['describe', 'run', json.name]);
+    expect(described.stdout).toMatch(/Customisation:\n .*"tests":\{.*"name":"own\.spec\.ts","path":"[^"]*\/recipe-cc-ci\/playwright\/own\.spec\.ts","source":"recipe-repo"/);
     await expectNothingLeft(json);
   });
 

@@ -202,6 +202,35 @@ export async function leftoversOf(t: TestEnv, domain: string): Promise<Leftovers
 
 export const NOTHING: Leftovers = { services: [], containers: [], volumes: [], secrets: [], configs: [], networks: [], envFiles: [] };
 
+export interface RunLeftovers {
+  /** Per app domain, what is left of it on the swarm and in the canonical ABRA_DIR. */
+  apps: Record<string, Leftovers>;
+  /** Whether the run's own ABRA_DIR (its recipe clone, its backups) is still there. */
+  abraDir: boolean;
+  /** Backup snapshots of the run's apps anywhere abra keeps them (the run's and the canonical ABRA_DIR). */
+  snapshots: string[];
+}
+
+/** Everything a finished run could have left: its apps, its ABRA_DIR, its backup snapshots. */
+export async function runLeftovers(t: TestEnv, run: string, domains: string[]): Promise<RunLeftovers> {
+  const apps: Record<string, Leftovers> = {};
+  for (const d of domains) apps[d] = await leftoversOf(t, d);
+  const runAbra = join(runDirOf(t, run), 'abra');
+  const snapshots: string[] = [];
+  for (const backups of [join(runAbra, 'backups'), join(t.abraDir, 'backups')]) {
+    for (const d of domains) {
+      const where = join(backups, d);
+      if (existsSync(where)) snapshots.push(...readdirSync(where).map((f) => join(where, f)));
+    }
+  }
+  return { apps, abraDir: existsSync(runAbra), snapshots };
+}
+
+/** What runLeftovers says of a run that left nothing. */
+export function nothingOfRun(domains: string[]): RunLeftovers {
+  return { apps: Object.fromEntries(domains.map((d) => [d, NOTHING])), abraDir: false, snapshots: [] };
+}
+
 /** Test apps of this env that exist on the swarm at all (by the cc-ci domain pattern). */
 export async function anyTestStacks(): Promise<string[]> {
   const names = await lines(['service', 'ls', '--format', '{{.Name}}']);
