@@ -40,14 +40,8 @@ export type ReactionState = 'pending' | 'done' | 'given-up';
 
 const REACTION_CODES: Record<ReactionState, number> = { pending: 0, done: 1, 'given-up': 2 };
 
-export interface CommentClaim {
-  commentId: number;
-  owner: string;
-  repo: string;
-  pr: number;
-  via: string;
-  eventJson: string;
-}
+/** What intake writes before it answers the webhook: the comment, not yet decided. */
+export type CommentClaim = Pick<CommentRecord, 'commentId' | 'owner' | 'repo' | 'pr' | 'via' | 'eventJson'>;
 
 export interface ReportRecord {
   run: string;
