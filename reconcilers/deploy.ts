@@ -72,9 +72,13 @@ export async function ensureApp(ctx: RunContext, want: DesiredApp): Promise<Read
   }
 }
 
+const DID_NOT_MOVE_GRACE_MS = 10_000;
+
 /** Deadlines start when the deploy is issued, not when the run started. */
 class DeployClock {
   deployedAt: number | null = null;
+  /** The commit abra last reported deploying: if the stack does not show it, abra did not move it. */
+  deployIssuedFor: string | null = null;
   convergedAt: number | null = null;
   lastProbeProblem: string | null = null;
   checkedOut: string | null = null;
@@ -103,8 +107,14 @@ async function observe(ctx: RunContext, want: DesiredApp): Promise<AppObservatio
   return o;
 }
 
+/** Strict convergence: every service at its desired count with its update settled. A service a
+ *  recipe scales to 0 on purpose is at its count; the stack must still run something. */
+export function serviceConverged(s: ServiceState): boolean {
+  return s.running === s.desired && updateSettled(s.updateState);
+}
+
 function converged(services: ServiceState[]): boolean {
-  return services.length > 0 && services.every((s) => s.desired > 0 && s.running === s.desired && updateSettled(s.updateState));
+  return services.some((s) => s.desired > 0) && services.every(serviceConverged);
 }
 
 async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployClock): Promise<Pass> {
@@ -164,6 +174,17 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     clock.installStepsRan = true;
     return { done: false, requeueAfterMs: 0 };
   }
+  if (!atCommit && clock.deployIssuedFor === want.commit) {
+    // `docker stack deploy` relabels the services before abra returns, so a stack that still
+    // shows another commit a little later was not moved, whatever abra said.
+    if (Date.now() - (clock.deployedAt ?? 0) > DID_NOT_MOVE_GRACE_MS) {
+      throw new TestFailure(
+        `abra app deploy of ${want.describe} reported success, but the stack did not move: ` +
+          `its app service runs chaos-version ${o.deployedCommit ?? '(no app service)'}`,
+      );
+    }
+    return { done: false, requeueAfterMs: 1000 };
+  }
   if (!atCommit) {
     await ensureCheckout(ctx, clock, want.commit);
     copyRecipeOverlay(ctx);
@@ -195,6 +216,7 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     }
     ctx.store.setAppState(domain, 'deployed');
     clock.deployedAt = Date.now();
+    clock.deployIssuedFor = want.commit;
     clock.convergedAt = null;
     return { done: false, requeueAfterMs: 1000 };
   }
@@ -363,7 +385,7 @@ export function diagnosticsFile(ctx: RunContext, stack: string): string {
  *  full text — every service of the stack, the unconverged first — goes to the run's evidence
  *  (and, unless quiet, to its log); the returned summary goes into the tier's reason. */
 export async function diagnose(ctx: RunContext, stack: string, services: ServiceState[], o: { quiet?: boolean } = {}): Promise<string> {
-  const isBad = (s: ServiceState) => !(s.desired > 0 && s.running === s.desired && updateSettled(s.updateState));
+  const isBad = (s: ServiceState) => !serviceConverged(s);
   const bad = services.filter(isBad);
   const summaries: string[] = [];
   const full: string[] = [`# ${stack} at ${new Date().toISOString()}: ${services.length} service(s), ${bad.length} not converged`];

@@ -207,6 +207,18 @@ describe('the tier ladder', () => {
     expect(r.log()).toContain(`diagnostics of ${stackOf(r.json.domains[1]!)}: evidence/diagnostics-${stackOf(r.json.domains[1]!)}.txt`);
   }, FULL);
 
+  it('an upgrade abra reports as done but that never moved the stack fails upgrade, naming the commit still running', async () => {
+    // Deploys: install's head (1), the base (2), the base → head in place (3), which does nothing.
+    const faults = faultEnv(t, 'app.deploy:3:noop');
+    const r = await run('webnotes', webnotes.path, 'main', 'install,upgrade,backup', faults);
+    expect(r.exitCode).toBe(1);
+    expect(r.json.tiers.install?.result).toBe('pass');
+    expect(r.json.tiers.upgrade?.result).toBe('fail');
+    expect(r.json.tiers.upgrade?.reason).toMatch(/abra app deploy of head [0-9a-f]{8} reported success, but the stack did not move: its app service runs chaos-version [0-9a-f]{8}/);
+    expect(r.json.tiers.backup?.result).toBe('skipped');
+    expect(callsOf(faults, 'app.deploy')).toBe(3);
+  }, FULL);
+
   it('a restore that does not bring the data back fails restore, with diagnostics', async () => {
     const r = await run('webnotes', webnotes.path, 'restore-loses', 'backup,restore');
     expect(r.exitCode).toBe(1);
@@ -274,6 +286,16 @@ describe('the tier ladder', () => {
     expect(log).toMatch(/hooks: install-steps \(operator\); overlay: compose\.ccci\.yml \(operator\)/);
     expect(log).toMatch(/install-steps: note-[0-9a-f]{6}\.ci\.localhost has its \.env, before the first deploy/);
     expect(log.indexOf('hook install-steps')).toBeLessThan(log.indexOf('step  abra app deploy'));
+  }, FULL);
+
+  it('a service scaled to 0 on purpose counts as converged; the rest of the stack must still run', async () => {
+    const env = operatorLayer('spare', {
+      'notes-spare/compose.ccci.yml':
+        'version: "3.8"\nservices:\n  spare:\n    image: ccci/busybox:1.35.0\n    command: ["sleep", "3600"]\n    deploy:\n      replicas: 0\n',
+    });
+    const r = await run('notes-spare', webnotes.path, 'main', 'install', env);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.log()).toMatch(/converged at chaos-version [0-9a-f]{8}.*_spare 0\/0/);
   }, FULL);
 
   it('a failing install-steps hook fails install with its last words, before any deploy', async () => {

@@ -25,7 +25,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export type FaultMode = 'fail' | 'hang' | 'crash';
+export type FaultMode = 'fail' | 'hang' | 'crash' | 'noop';
 
 export interface FaultRule {
   key: string;
@@ -36,8 +36,8 @@ export interface FaultRule {
 export function parseFaults(spec: string): FaultRule[] {
   const rules: FaultRule[] = [];
   for (const part of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
-    const m = /^([a-z][a-z.-]*):(\d+):(fail|hang|crash)$/.exec(part);
-    if (!m) fatal(`invalid ABRA_DOUBLE_FAULTS entry "${part}" (want <command>:<n>:fail|hang|crash, e.g. app.deploy:1:fail)`);
+    const m = /^([a-z][a-z.-]*):(\d+):(fail|hang|crash|noop)$/.exec(part);
+    if (!m) fatal(`invalid ABRA_DOUBLE_FAULTS entry "${part}" (want <command>:<n>:fail|hang|crash|noop, e.g. app.deploy:1:fail)`);
     const call = Number.parseInt(m[2] ?? '0', 10);
     if (call < 1) fatal(`invalid ABRA_DOUBLE_FAULTS entry "${part}": call numbers start at 1`);
     rules.push({ key: m[1] ?? '', call, mode: (m[3] ?? 'fail') as FaultMode });
@@ -139,5 +139,9 @@ export async function beforeCommand(key: string, canonical: (key: string) => str
     case 'crash':
       crashArmed = true;
       return { crash: true };
+    case 'noop':
+      // An abra that says it did the work and did nothing: cc-ci must notice from the swarm.
+      log.info(`injected no-op (${key} call ${n}): nothing done`);
+      process.exit(0);
   }
 }
