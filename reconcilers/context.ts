@@ -38,6 +38,12 @@ export class CallTimeoutError extends DeadlineError {}
  * within maxAttempts, the reason on record.
  */
 export class CallKilledError extends Error {}
+/**
+ * The swarm itself failed the app (a task rejected for a Docker networking fault, not for
+ * anything in the recipe): infrastructure. The attempt is torn down and retried from a clean
+ * slate, within maxAttempts, the reason on record.
+ */
+export class SwarmFaultError extends Error {}
 /** The controller is shutting down: the attempt is interrupted, not failed; the next start
  *  tears it down and tries again. */
 export class ShutdownError extends Error {}

@@ -11,7 +11,7 @@ import { readComposeFacts, splitComposeFile, type ComposeFacts } from '../contro
 import { OVERLAY_FILE } from '../recipes/customization.js';
 import { runHook } from '../recipes/hooks.js';
 import type { AppRecord } from '../state/types.js';
-import { InputError, TestFailure, type RunContext, type SubjectApp } from './context.js';
+import { InputError, SwarmFaultError, TestFailure, type RunContext, type SubjectApp } from './context.js';
 
 /**
  * The deploy reconciler. Desired: the run's app for one purpose deployed at one commit,
@@ -226,6 +226,8 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     clock.convergedAt = null;
     if (Date.now() - clock.deployedAt > settings.deployTimeoutSeconds * 1000) {
       const diag = await diagnose(ctx, stack, o.services);
+      const fault = await swarmFault(ctx, o.services);
+      if (fault) throw new SwarmFaultError(`the swarm could not start ${fault.service} (${fault.error}); a Docker fault, not the recipe's`);
       throw new TestFailure(`${want.describe} did not converge within ${settings.deployTimeoutSeconds}s: ${diag}`);
     }
     return { done: false, requeueAfterMs: 1000 };
@@ -379,6 +381,23 @@ function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[], w
 /** Where the diagnostics of a stack go in the run's evidence. */
 export function diagnosticsFile(ctx: RunContext, stack: string): string {
   return join(ctx.dir, 'evidence', `diagnostics-${stack}.txt`);
+}
+
+/**
+ * Task errors that come from Docker's own networking, whatever the recipe says: overlay
+ * networks created and removed in quick succession can leave a stale vxlan interface behind,
+ * and the tasks of the next stack given that subnet are rejected (moby/libnetwork#1765).
+ */
+const SWARM_FAULTS = /network sandbox join failed|error creating vxlan interface|subnet sandbox join failed/;
+
+/** The first unconverged service whose tasks were rejected for a Docker fault, if any. */
+async function swarmFault(ctx: RunContext, services: ServiceState[]): Promise<{ service: string; error: string } | null> {
+  for (const s of services.filter((x) => !serviceConverged(x))) {
+    const tasks = await ctx.docker.serviceTasks(s.name).catch(() => []);
+    const t = tasks.find((x) => SWARM_FAULTS.test(x.error));
+    if (t) return { service: s.name, error: t.error };
+  }
+  return null;
 }
 
 /** Which services did not converge, their last task errors and the tail of their logs. The

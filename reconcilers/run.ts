@@ -19,6 +19,7 @@ import {
   InputError,
   RunContext,
   ShutdownError,
+  SwarmFaultError,
   TestFailure,
 } from './context.js';
 import { describeRemaining, reconcileTeardown } from './teardown.js';
@@ -243,7 +244,14 @@ export class RunReconciler {
     // Teardown is never cancelled: only its own deadline stops a pass. A pass gets what is left
     // of the deadline, but always a little, so a restart after a long downtime still tries once.
     const passMs = Math.max(startedAt + limitMs - Date.now(), Math.min(limitMs, 30_000));
-    const ctx = this.context(run, AbortSignal.any([AbortSignal.timeout(passMs), this.shutdownController.signal]));
+    // One controller for both ends of a pass, its deadline and the controller stopping. (Not
+    // AbortSignal.any over AbortSignal.timeout: on Node 20 the timeout signal can be collected
+    // and then never fires.)
+    const pass = new AbortController();
+    const deadline = setTimeout(() => pass.abort(new DOMException(`teardown pass deadline (${passMs} ms)`, 'TimeoutError')), passMs);
+    const onShutdown = () => pass.abort(this.shutdownController.signal.reason);
+    this.shutdownController.signal.addEventListener('abort', onShutdown, { once: true });
+    const ctx = this.context(run, pass.signal);
     let outcome: { done: boolean; remaining: string | null };
     try {
       outcome = await reconcileTeardown(ctx);
@@ -257,6 +265,9 @@ export class RunReconciler {
       const why = e instanceof Error ? (e.name === 'TimeoutError' ? `a pass ran out of time after ${Math.round(passMs / 1000)}s` : e.message) : String(e);
       const left = await describeRemaining(ctx.withSignal(AbortSignal.timeout(config.timeouts.dockerSeconds * 1000)));
       outcome = { done: false, remaining: `${left} (${ctx.redactor.apply(why)})` };
+    } finally {
+      clearTimeout(deadline);
+      this.shutdownController.signal.removeEventListener('abort', onShutdown);
     }
     if (!outcome.done) {
       if (Date.now() - startedAt < limitMs) {
@@ -337,6 +348,7 @@ function classify(e: unknown, ctx: RunContext): { result: RunResult | null; reas
   if (reason instanceof DeadlineError) return { result: 'error', reason: reason.message };
   if (e instanceof InputError) return { result: 'error', reason: e.message };
   if (e instanceof TestFailure) return { result: 'failed', reason: e.message };
+  if (e instanceof SwarmFaultError) return { result: null, reason: `infrastructure: ${ctx.redactor.apply(e.message)}`, retry: true };
   if (e instanceof DockerError && /Cannot connect to the Docker daemon|Is the docker daemon running|connection refused/i.test(e.message)) {
     return { result: null, reason: `infrastructure: the Docker daemon is unreachable (${e.message})`, retry: true };
   }

@@ -144,7 +144,7 @@ describe('a run on the real swarm', () => {
     const text = readFileSync(join(evidence, diag[0]!), 'utf8');
     expect(text).toMatch(/^== webn-[0-9a-f]{6}_ci_localhost_app 0\/1/m);
     expect(text).toMatch(/^task webn-[0-9a-f]{6}_ci_localhost_app\.1 desired=\w+ current=/m);
-    expect(text).toMatch(/^-- logs \(last 20 lines\)$/m);
+    expect(text).toMatch(/^-- log tail \(last 20 lines\)$/m);
     // The log tail shows the cause: the healthcheck's requests answered 404.
     expect(text).toMatch(/response:404/);
     expect(reason).toMatch(/log tail: .*response:404/);
