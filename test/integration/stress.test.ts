@@ -186,7 +186,6 @@ describe('stress', () => {
       expect(children.size).toBeGreaterThan(plan.length);
 
       const report = {
-        note: 'measured on a shared 2-core development machine while other agents ran their own tests on it; wall time is not a benchmark',
         runs: plan.length,
         capacity: CAPACITY,
         maxActiveObserved: maxActive,
