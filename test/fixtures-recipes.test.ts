@@ -336,9 +336,6 @@ describe('recipe contents at every commit', () => {
 // --------------------------------------------------------------------------------------------
 // On the real swarm
 
-const swarmActive =
-  (await execa('docker', ['info', '--format', '{{.Swarm.LocalNodeState}}'], { reject: false, timeout: T }))
-    .stdout.trim() === 'active';
 
 /** A free port in 31000-31999 (not bound on the host right now). */
 async function freePort(): Promise<number> {
@@ -493,10 +490,14 @@ async function newStack(dir: string, prefix: string, appPort: number): Promise<T
   return new TestStack(await deployEnv(dir, prefix), await freePort(), appPort);
 }
 
-describe.skipIf(!swarmActive)('on the swarm', () => {
+// The swarm is part of the test environment (./setup.sh makes it): missing, these tests fail
+// saying so rather than quietly skipping.
+describe('on the swarm', () => {
   let createdProxy = false;
 
   beforeAll(async () => {
+    const state = (await execa('docker', ['info', '--format', '{{.Swarm.LocalNodeState}}'], { reject: false, timeout: T })).stdout.trim();
+    if (state !== 'active') throw new Error(`the swarm is not active (${state || 'docker does not answer'}): run ./setup.sh --no-demo first`);
     await ensureImages();
     // The recipes join the external `proxy` network (traefik's); create it only if missing.
     const r = await execa('docker', ['network', 'inspect', 'proxy'], { reject: false, timeout: T });
