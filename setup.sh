@@ -114,5 +114,5 @@ set +e
 "${cc_ci[@]}" run webnotes --repo "$work/webnotes" --ref main --state-dir "$state"
 code=$?
 set -e
-say "cc-ci run exited $code (0 passed, 1 failed, 2 error)"
+say "cc-ci run exited $code (exit status: 0 = the run passed, 1 = it failed, 2 = an error)"
 exit "$code"
