@@ -113,6 +113,15 @@ export const configSchema = z.strictObject({
       allowList: z.array(z.string().min(1)).default([]),
       /** Per forge call. */
       timeoutSeconds: seconds.default(10),
+      /** A `!testme` the forge could not answer for (permission, pull request) is decided again
+       *  after firstSeconds, doubling up to maxSeconds, until horizonSeconds have passed. */
+      intakeRetry: z
+        .strictObject({
+          firstSeconds: seconds.default(20),
+          maxSeconds: seconds.default(1800),
+          horizonSeconds: seconds.default(86_400),
+        })
+        .prefault({}),
     })
     .optional(),
   /** Enrolled repositories: `owner/name`, or an object mapping it to a recipe and clone URL. */

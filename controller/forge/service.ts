@@ -85,6 +85,11 @@ export class ForgeService {
       bot: this.bot,
       logger: log,
       onOutcome: (outcome: IntakeOutcome) => o.counters?.intake(outcome.kind),
+      retry: {
+        firstDelayMs: forge.intakeRetry.firstSeconds * 1000,
+        maxDelayMs: forge.intakeRetry.maxSeconds * 1000,
+        horizonMs: forge.intakeRetry.horizonSeconds * 1000,
+      },
     });
     this.webhook = secret === null ? null : { secret, forgeStore: this.forgeStore, intake: this.intake };
     this.reporter = new ForgeReporter({

@@ -94,6 +94,8 @@ async function startServe(mode: 'webhook' | 'poll', port = nextPort++): Promise<
         mode,
         pollSeconds: 1,
         timeoutSeconds: 3,
+        // Deferred decisions come back after 2 s, 4 s, …: the backoff itself, not its length, is under test.
+        intakeRetry: { firstSeconds: 2 },
       },
       repos: [REPO],
       http: { port, host: '127.0.0.1', publicUrl },
