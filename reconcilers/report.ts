@@ -67,9 +67,8 @@ export function forgeTarget(run: RunRecord): ForgeTarget | null {
   };
 }
 
-/** A 4xx the forge will answer again however often it is asked. 401 (a token that may be fixed) and 429 (rate limited) are not. */
 function isFinalRefusal(e: unknown): e is ForgeError {
-  return e instanceof ForgeError && e.kind === 'http' && e.status !== null && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 429;
+  return e instanceof ForgeError && e.lastingRefusal;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

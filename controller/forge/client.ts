@@ -144,6 +144,12 @@ export class ForgeError extends Error {
     if (this.kind === 'timeout' || this.kind === 'network') return true;
     return this.kind === 'http' && this.status !== null && this.status >= 500;
   }
+
+  /** A 4xx the forge will answer again however often it is asked. 401 (a token that may be
+   *  fixed) and 429 (rate limited) are not: asking later may well go through. */
+  get lastingRefusal(): boolean {
+    return this.kind === 'http' && this.status !== null && this.status >= 400 && this.status < 500 && this.status !== 401 && this.status !== 429;
+  }
 }
 
 /** The subset of pino's logger we use, so tests can pass a recorder. */

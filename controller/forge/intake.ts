@@ -137,11 +137,10 @@ export function replyKindOf(rec: Pick<CommentRecord, 'decision' | 'detail'>): Re
   return rec.decision === 'error' ? 'gave-up' : null;
 }
 
-/** A 4xx that asking again will not change (401, a token that may be fixed, and 429 aside). */
+/** A pull request the forge will not show however often it is asked: a lasting 4xx, or an
+ *  answer that does not read as a pull request. */
 function isFinalRefusal(e: unknown): e is ForgeError {
-  if (!(e instanceof ForgeError)) return false;
-  if (e.kind === 'invalid-response') return true;
-  return e.kind === 'http' && e.status !== null && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 429;
+  return e instanceof ForgeError && (e.kind === 'invalid-response' || e.lastingRefusal);
 }
 
 const WRITE_OR_ABOVE = new Set(['write', 'admin', 'owner']);

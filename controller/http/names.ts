@@ -3,7 +3,5 @@ export function isRunName(name: string): boolean {
   return name.length <= 63 && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name);
 }
 
-/** Recipe names (the spec's rule): checked before one reaches a query or a page. */
-export function isRecipeName(name: string): boolean {
-  return name.length <= 63 && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name);
-}
+/** Recipe names follow the same rule in the spec: checked before one reaches a query or a page. */
+export const isRecipeName = isRunName;
