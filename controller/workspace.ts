@@ -106,8 +106,8 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
       async () => {
         try {
           await tagCommit(recipeDir, base, gitOpts);
-        } catch {
-          throw new InputError(`recipe customisation: upgradeBase "${base}" is not a tag of the recipe repository ${spec.spec.source.repo}`);
+        } catch (e) {
+          throw inputError(e, () => `recipe customisation: upgradeBase "${base}" is not a tag of the recipe repository ${spec.spec.source.repo}`);
         }
       },
       base,

@@ -158,7 +158,7 @@ export class RunContext {
   where(): string {
     const run = this.store.getRun(this.name);
     if (run?.phase === 'TearingDown') return 'teardown';
-    return this.store.getTiers(this.name).find((t) => t.startedAt !== null && t.result === null)?.tier ?? 'preparation';
+    return this.store.runningTier(this.name)?.tier ?? 'preparation';
   }
 
   get attempt(): number {

@@ -176,7 +176,7 @@ export class RunReconciler {
     this.inFlight.set(run.name, abort);
     const runLimitMs = (run.startedAt ?? Date.now()) + config.timeouts.runSeconds * 1000 - Date.now();
     const timer = setTimeout(() => {
-      const tier = store.getTiers(run.name).find((t) => t.startedAt !== null && t.result === null)?.tier;
+      const tier = store.runningTier(run.name)?.tier;
       const step = store.getRun(run.name)?.step;
       abort.abort(new DeadlineError(`run timed out in ${tier ?? 'preparation'} after ${config.timeouts.runSeconds}s (step: ${step ?? run.phase})`));
     }, Math.max(0, runLimitMs));
@@ -202,7 +202,7 @@ export class RunReconciler {
       }
       const outcome = classify(e, ctx);
       if (outcome.failTier) {
-        const tier = store.getTiers(run.name).find((t) => t.startedAt !== null && t.result === null);
+        const tier = store.runningTier(run.name);
         if (tier) store.finishTier(run.name, tier.tier, 'fail', outcome.reason);
       }
       return this.toTeardown(run, outcome);

@@ -165,7 +165,8 @@ export class Store {
       this.db.close();
       throw new Error(`the state database ${this.db.name} has schema version ${newest}, newer than this cc-ci knows (${known}); run the newer cc-ci, or use another state directory`);
     }
-    for (const m of migrations) {
+    // An up-to-date database (every open but the first) takes no write lock here.
+    for (const m of migrations.filter((x) => !isApplied.get(x.version))) {
       // Looked at again under the write lock: two processes opening a new database at once must
       // not both apply a migration (the second would fail with "table already exists").
       this.db.transaction(() => {
@@ -251,6 +252,11 @@ export class Store {
 
   getTiers(run: string): TierRecord[] {
     return (this.db.prepare('SELECT * FROM tiers WHERE run = ? ORDER BY position').all(run) as Row[]).map(toTier);
+  }
+
+  /** The tier that has started and not finished, if one has. */
+  runningTier(run: string): TierRecord | undefined {
+    return this.getTiers(run).find((t) => t.startedAt !== null && t.result === null);
   }
 
   startTier(run: string, tier: TierName): void {
