@@ -209,7 +209,7 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     } catch (e) {
       if (e instanceof TestFailure) {
         const services = await ctx.docker.stackServices(stack).catch(() => []);
-        const diag = services.length ? await diagnose(ctx, stack, services) : '';
+        const diag = services.length ? (await diagnose(ctx, stack, services)).summary : '';
         throw new TestFailure(`${e.message}${diag ? `; ${diag}` : ''}`);
       }
       throw e;
@@ -226,9 +226,9 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     clock.convergedAt = null;
     if (Date.now() - clock.deployedAt > settings.deployTimeoutSeconds * 1000) {
       const diag = await diagnose(ctx, stack, o.services);
-      const fault = await swarmFault(ctx, o.services);
+      const fault = diag.swarmFault;
       if (fault) throw new SwarmFaultError(`the swarm could not start ${fault.service} (${fault.error}); a Docker fault, not the recipe's`);
-      throw new TestFailure(`${want.describe} did not converge within ${settings.deployTimeoutSeconds}s: ${diag}`);
+      throw new TestFailure(`${want.describe} did not converge within ${settings.deployTimeoutSeconds}s: ${diag.summary}`);
     }
     return { done: false, requeueAfterMs: 1000 };
   }
@@ -390,23 +390,21 @@ export function diagnosticsFile(ctx: RunContext, stack: string): string {
  */
 const SWARM_FAULTS = /network sandbox join failed|error creating vxlan interface|subnet sandbox join failed/;
 
-/** The first unconverged service whose tasks were rejected for a Docker fault, if any. */
-async function swarmFault(ctx: RunContext, services: ServiceState[]): Promise<{ service: string; error: string } | null> {
-  for (const s of services.filter((x) => !serviceConverged(x))) {
-    const tasks = await ctx.docker.serviceTasks(s.name).catch(() => []);
-    const t = tasks.find((x) => SWARM_FAULTS.test(x.error));
-    if (t) return { service: s.name, error: t.error };
-  }
-  return null;
+export interface Diagnosis {
+  /** For the tier's reason: each unconverged service, its task state, last error and log tail. */
+  summary: string;
+  /** The first unconverged service whose tasks were rejected for a Docker fault, if any. */
+  swarmFault: { service: string; error: string } | null;
 }
 
 /** Which services did not converge, their last task errors and the tail of their logs. The
  *  full text — every service of the stack, the unconverged first — goes to the run's evidence
- *  (and, unless quiet, to its log); the returned summary goes into the tier's reason. */
-export async function diagnose(ctx: RunContext, stack: string, services: ServiceState[], o: { quiet?: boolean } = {}): Promise<string> {
+ *  (and, unless quiet, to its log); the summary goes into the tier's reason. */
+export async function diagnose(ctx: RunContext, stack: string, services: ServiceState[], o: { quiet?: boolean } = {}): Promise<Diagnosis> {
   const isBad = (s: ServiceState) => !serviceConverged(s);
   const bad = services.filter(isBad);
   const summaries: string[] = [];
+  let swarmFault: Diagnosis['swarmFault'] = null;
   const full: string[] = [`# ${stack} at ${new Date().toISOString()}: ${services.length} service(s), ${bad.length} not converged`];
   if (services.length === 0) full.push('no service of the stack exists');
   for (const s of [...bad, ...services.filter((x) => !isBad(x))]) {
@@ -415,6 +413,8 @@ export async function diagnose(ctx: RunContext, stack: string, services: Service
     const state = tasks[0]?.currentState ?? 'no task';
     const logs = await ctx.docker.serviceLogsTail(s.name, 20).catch(() => '');
     if (isBad(s)) {
+      const rejected = tasks.find((t) => SWARM_FAULTS.test(t.error));
+      if (rejected) swarmFault ??= { service: s.name, error: rejected.error };
       const logTail = logs.split('\n').filter(Boolean).slice(-3).join(' | ');
       summaries.push(
         `${s.name} ${s.running}/${s.desired}${s.updateState ? ` (update ${s.updateState})` : ''}, task ${state}` +
@@ -429,6 +429,6 @@ export async function diagnose(ctx: RunContext, stack: string, services: Service
   mkdirSync(join(ctx.dir, 'evidence'), { recursive: true });
   writeFileSync(diagnosticsFile(ctx, stack), ctx.redactor.apply(full.join('\n')) + '\n');
   if (!o.quiet) for (const line of full) ctx.log('err', ctx.redactor.apply(line).slice(0, 2000));
-  if (services.length === 0) return 'no service of the stack exists';
-  return summaries.length ? summaries.join('; ') : 'every service converged';
+  const summary = services.length === 0 ? 'no service of the stack exists' : summaries.length ? summaries.join('; ') : 'every service converged';
+  return { summary, swarmFault };
 }
