@@ -5,6 +5,7 @@ import { RunReconciler } from '../reconcilers/run.js';
 import { Store } from '../state/store.js';
 import type { InstanceRecord, RunRecord } from '../state/types.js';
 import type { Config } from './config.js';
+import type { RunSpec } from './spec.js';
 import { Docker } from './docker.js';
 import { resolveIngressMode } from './ingress.js';
 import { acquireInstance } from './instance.js';
@@ -266,21 +267,22 @@ export class Manager {
  * triggered it (comment ids only grow on one forge), then by when cc-ci accepted it.
  */
 export function newerThan(a: RunRecord, b: RunRecord): boolean {
-  const ca = triggerComment(a);
-  const cb = triggerComment(b);
+  const ca = forgeTriggerOf(a)?.comment ?? null;
+  const cb = forgeTriggerOf(b)?.comment ?? null;
   if (ca !== null && cb !== null && ca !== cb) return ca > cb;
   if (a.createdAt !== b.createdAt) return a.createdAt > b.createdAt;
   return a.name > b.name;
 }
 
-function triggerComment(run: RunRecord): number | null {
-  const spec = JSON.parse(run.specJson) as { spec: { trigger?: { forge?: { comment?: number } } } };
-  return spec.spec.trigger?.forge?.comment ?? null;
+type ForgeTrigger = NonNullable<NonNullable<RunSpec['spec']['trigger']>['forge']>;
+
+/** The pull request comment a run came from, if it came from the forge. */
+function forgeTriggerOf(run: RunRecord): ForgeTrigger | null {
+  return (JSON.parse(run.specJson) as RunSpec).spec.trigger?.forge ?? null;
 }
 
 /** Runs that answer the same question: one recipe, one pull request, one lane. */
 export function supersedeKey(run: RunRecord): string | null {
-  const spec = JSON.parse(run.specJson) as { spec: { trigger?: { forge?: { owner: string; repo: string; pr: number } } } };
-  const f = spec.spec.trigger?.forge;
+  const f = forgeTriggerOf(run);
   return f ? `${run.recipe}|${f.owner}/${f.repo}#${f.pr}|${run.lane}` : null;
 }
