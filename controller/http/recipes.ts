@@ -29,7 +29,9 @@ export interface RecipeSummary {
   /** The newest Done run, per lane and of any lane. */
   lastDone: RunRecord | null;
   lastDoneByLane: Partial<Record<Lane, RunRecord>>;
-  /** Newest first. */
+  /** Every run of the recipe, newest first. */
+  history: RunRecord[];
+  /** The first LATEST of the history. */
   latest: RunRecord[];
 }
 
@@ -51,13 +53,18 @@ function summarise(recipe: string, runs: RunRecord[]): RecipeSummary {
     passRate: passed + failed > 0 ? passed / (passed + failed) : null,
     lastDone: done[0] ?? null,
     lastDoneByLane,
+    history: newestFirst,
     latest: newestFirst.slice(0, LATEST),
   };
 }
 
 export function recipeSummaries(store: Store): RecipeSummary[] {
   const byRecipe = new Map<string, RunRecord[]>();
-  for (const r of store.listRuns()) byRecipe.set(r.recipe, [...(byRecipe.get(r.recipe) ?? []), r]);
+  for (const r of store.listRuns()) {
+    const runs = byRecipe.get(r.recipe);
+    if (runs) runs.push(r);
+    else byRecipe.set(r.recipe, [r]);
+  }
   return [...byRecipe.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([recipe, runs]) => summarise(recipe, runs));
 }
 
@@ -150,9 +157,8 @@ ${summaries.length ? `<table><thead><tr><th>recipe</th><th>badge</th><th>last ve
   );
 }
 
-export function recipePage(s: RecipeSummary, runs: RunRecord[], baseUrl: string | null, now = Date.now()): string {
-  const newestFirst = [...runs].sort((a, b) => b.createdAt - a.createdAt || b.name.localeCompare(a.name));
-  const rows = newestFirst
+export function recipePage(s: RecipeSummary, baseUrl: string | null, now = Date.now()): string {
+  const rows = s.history
     .map((r) => {
       const spec = JSON.parse(r.specJson) as RunSpec;
       return `<tr><td><a href="${runLink(r.name)}">${esc(r.name)}</a></td><td><code>${esc(spec.spec.source.ref.slice(0, 12))}</code></td><td>${esc(r.lane)}</td>
@@ -187,8 +193,7 @@ export function registerRecipes(app: FastifyInstance, o: { store: Store; baseUrl
     const { recipe } = request.params;
     const summary = isRecipeName(recipe) ? recipeSummary(o.store, recipe) : null;
     if (!summary) return reply.code(404).type('text/plain; charset=utf-8').send(`no runs of a recipe named ${recipe}\n`);
-    const runs = o.store.listRuns().filter((r) => r.recipe === recipe);
-    return reply.type('text/html; charset=utf-8').send(recipePage(summary, runs, o.baseUrl()));
+    return reply.type('text/html; charset=utf-8').send(recipePage(summary, o.baseUrl()));
   });
 
   app.get<{ Params: { recipe: string }; Querystring: { lane?: string } }>('/badge/:recipe.svg', async (request, reply) => {
