@@ -39,6 +39,7 @@ export interface CommentRecord {
 export type ReactionState = 'pending' | 'done' | 'given-up';
 
 const REACTION_CODES: Record<ReactionState, number> = { pending: 0, done: 1, 'given-up': 2 };
+const REACTION_OF_CODE = new Map((Object.entries(REACTION_CODES) as [ReactionState, number][]).map(([state, code]) => [code, state]));
 
 /** What intake writes before it answers the webhook: the comment, not yet decided. */
 export type CommentClaim = Pick<CommentRecord, 'commentId' | 'owner' | 'repo' | 'pr' | 'via' | 'eventJson'>;
@@ -94,7 +95,7 @@ function toComment(r: Row): CommentRecord {
 function toReport(r: Row): ReportRecord {
   return {
     run: String(r.run),
-    reaction: Number(r.reacted) === 2 ? 'given-up' : Number(r.reacted) === 1 ? 'done' : 'pending',
+    reaction: REACTION_OF_CODE.get(Number(r.reacted)) ?? 'pending',
     commentId: numOrNull(r.comment_id),
     commentHash: strOrNull(r.comment_hash),
     commentStage: strOrNull(r.comment_stage),
