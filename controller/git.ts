@@ -78,23 +78,23 @@ export async function cloneRepo(repo: string, dest: string, o: GitOptions): Prom
 
 /** Resolves a commit, tag or branch name to a full commit sha in a fresh clone. */
 export async function resolveRef(dir: string, ref: string, o: GitOptions): Promise<string> {
-  const candidates = [`${ref}^{commit}`, `refs/tags/${ref}^{commit}`, `refs/remotes/origin/${ref}^{commit}`];
-  for (const c of candidates) {
-    const r = await git(dir, ['rev-parse', '--verify', '--quiet', '--end-of-options', c], o);
+  // The commit a name means in the clone, or null when it means none (git's answer, not a hang).
+  const commitOf = async (name: string): Promise<string | null> => {
+    const r = await git(dir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${name}^{commit}`], o);
     if (interrupted(r)) throw new GitError(`could not resolve "${ref}": ${describeFailure(r)}`, r);
     const sha = r.stdout.trim();
-    if (ok(r) && /^[0-9a-f]{40,64}$/.test(sha)) return sha;
+    return ok(r) && /^[0-9a-f]{40,64}$/.test(sha) ? sha : null;
+  };
+  for (const name of [ref, `refs/tags/${ref}`, `refs/remotes/origin/${ref}`]) {
+    const sha = await commitOf(name);
+    if (sha) return sha;
   }
   // A commit that no branch or tag reaches (e.g. a pull request head): ask the remote for it.
   if (/^[0-9a-f]{7,64}$/.test(ref)) {
     const f = await git(dir, ['fetch', '--quiet', 'origin', '--end-of-options', ref], o);
     if (interrupted(f)) throw new GitError(`could not fetch "${ref}": ${describeFailure(f)}`, f);
-    if (ok(f)) {
-      const r = await git(dir, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`], o);
-      if (interrupted(r)) throw new GitError(`could not resolve "${ref}": ${describeFailure(r)}`, r);
-      const sha = r.stdout.trim();
-      if (ok(r) && sha) return sha;
-    }
+    const sha = ok(f) ? await commitOf(ref) : null;
+    if (sha) return sha;
   }
   throw new GitError(`ref "${ref}" does not exist in the repository (not a commit, tag or branch)`);
 }
