@@ -6,7 +6,6 @@ import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import {
   ABRA_DOUBLE,
   CLI,
-  NOTHING,
   anyTestStacks,
   cli,
   envStacks,
@@ -15,9 +14,10 @@ import {
   forceRemoveStacks,
   removeEnvStacks,
   getRunsJson,
-  leftoversOf,
   makeTestEnv,
+  nothingOfRun,
   recipeRepo,
+  runLeftovers,
   runDirOf,
   type TestEnv,
 } from '../support/harness.js';
@@ -64,8 +64,7 @@ async function run(ref: string, extra: string[] = [], env: Record<string, string
 }
 
 async function expectNothingLeft(json: JsonResult) {
-  for (const d of json.domains) expect(await leftoversOf(t, d)).toEqual(NOTHING);
-  expect(existsSync(join(runDirOf(t, json.name), 'abra'))).toBe(false);
+  expect(await runLeftovers(t, json.name, json.domains)).toEqual(nothingOfRun(json.domains));
   // No stack of any app this env ever leased is on the swarm, and no .env of one is on disk.
   const live = new Set(await anyTestStacks());
   expect((await envStacks(t)).filter((s) => live.has(s))).toEqual([]);
