@@ -97,84 +97,72 @@ describe('cc-ci serve', () => {
 
   it('SIGTERM mid-deploy stops the abra child and exits; the next server claims the directory and resumes the run to a verdict', async () => {
     // The first `abra app deploy` hangs; a restarted controller's retry (call 2) does not.
-    const faults = faultEnv(t, 'app.deploy:1:hang');
-    const first = serve(t, faults);
-    let second: ReturnType<typeof serve> | null = null;
-    try {
-      await serving(first);
-      dropSpec(t, 'sigterm-mid-deploy', { repo: repo.path, ref: 'main' });
-      await waitFor('abra app deploy to hang', async () => callsOf(faults, 'app.deploy') >= 1, 120_000);
-      const hung = await waitFor('the hung deploy to be recorded as a child', async () =>
-        withStore(t, (s) => s.listChildren().find((c) => /app deploy/.test(c.command))),
-      30_000);
-      expect(isAlive(hung.pid, hung.startTicks)).toBe(true);
+    const { faults, during } = await sigtermWhileHung('sigterm-mid-deploy', 'app.deploy', 'app deploy', 120_000);
+    expect(during.phase).toBe('Deploying');
 
-      first.kill('SIGTERM');
-      const r = await first;
-      expect(r.exitCode).toBe(0);
-      expect(r.stdout).toMatch(/SIGTERM: stopping/);
-      // Nothing of the stopped step runs on: the abra child and its process group are gone.
-      expect(isAlive(hung.pid, hung.startTicks)).toBe(false);
-      const during = readRun(t, 'sigterm-mid-deploy')!;
-      expect(during.phase).toBe('Deploying');
-
-      // The claim was released: a new server takes the directory and finishes the run.
-      second = serve(t, faults);
-      await serving(second);
-      const done = await untilDone(t, 'sigterm-mid-deploy', 240_000);
-      expect(done.result, done.reason ?? '').toBe('passed');
-      expect(done.attempt).toBe(2);
-      expect(done.retries).toHaveLength(1);
-      expect(done.retries[0]?.reason).toMatch(/interrupted: the controller stopped while the run was Deploying/);
-      const apps = withStore(t, (s) => s.appsOfRun('sigterm-mid-deploy'));
-      expect(apps.length).toBeGreaterThanOrEqual(2);
-      for (const a of apps) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
-      expect(existsSync(join(t.stateDir, 'runs', 'sigterm-mid-deploy', 'abra'))).toBe(false);
-    } finally {
-      if (first.exitCode === null) first.kill('SIGKILL');
-      if (second) {
-        second.kill('SIGTERM');
-        expect((await second).exitCode).toBe(0);
-      }
-    }
+    // The claim was released: a new server takes the directory and finishes the run.
+    const { done, apps } = await restartUntilDone('sigterm-mid-deploy', faults);
+    expect(done.attempt).toBe(2);
+    expect(done.retries).toHaveLength(1);
+    expect(done.retries[0]?.reason).toMatch(/interrupted: the controller stopped while the run was Deploying/);
+    expect(apps).toBeGreaterThanOrEqual(2);
   });
 
   it('SIGTERM mid-teardown does not wait out the teardown: the server exits, and the next one finishes it', async () => {
-    const faults = faultEnv(t, 'app.undeploy:1:hang');
-    const first = serve(t, faults);
-    let second: ReturnType<typeof serve> | null = null;
-    try {
-      await serving(first);
-      dropSpec(t, 'sigterm-mid-teardown', { repo: repo.path, ref: 'main' });
-      await waitFor('abra app undeploy to hang', async () => callsOf(faults, 'app.undeploy') >= 1, 180_000);
-      const hung = await waitFor('the hung undeploy to be recorded as a child', async () =>
-        withStore(t, (s) => s.listChildren().find((c) => /app undeploy/.test(c.command))),
-      30_000);
-      first.kill('SIGTERM');
-      const r = await first;
-      expect(r.exitCode).toBe(0);
-      expect(isAlive(hung.pid, hung.startTicks)).toBe(false);
-      const during = readRun(t, 'sigterm-mid-teardown')!;
-      // The verdict was recorded before teardown began; teardown is what is left to do.
-      expect(during).toMatchObject({ phase: 'TearingDown', result: 'passed' });
-      // It was stopped for the shutdown, not left to run out its own deadline.
-      const log = readFileSync(join(t.stateDir, 'runs', 'sigterm-mid-teardown', 'log.txt'), 'utf8');
-      expect(log).toMatch(/teardown paused by the controller stopping; it continues on the next start/);
-      expect(log).not.toMatch(/teardown incomplete/);
+    const { faults, during } = await sigtermWhileHung('sigterm-mid-teardown', 'app.undeploy', 'app undeploy', 180_000);
+    // The verdict was recorded before teardown began; teardown is what is left to do.
+    expect(during).toMatchObject({ phase: 'TearingDown', result: 'passed' });
+    // It was stopped for the shutdown, not left to run out its own deadline.
+    const log = readFileSync(join(t.stateDir, 'runs', 'sigterm-mid-teardown', 'log.txt'), 'utf8');
+    expect(log).toMatch(/teardown paused by the controller stopping; it continues on the next start/);
+    expect(log).not.toMatch(/teardown incomplete/);
 
-      second = serve(t, faults);
-      await serving(second);
-      const done = await untilDone(t, 'sigterm-mid-teardown', 240_000);
-      expect(done.result, done.reason ?? '').toBe('passed');
-      expect(done.attempt).toBe(1);
-      for (const a of withStore(t, (s) => s.appsOfRun('sigterm-mid-teardown'))) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
-      expect(existsSync(join(t.stateDir, 'runs', 'sigterm-mid-teardown', 'abra'))).toBe(false);
-    } finally {
-      if (first.exitCode === null) first.kill('SIGKILL');
-      if (second) {
-        second.kill('SIGTERM');
-        expect((await second).exitCode).toBe(0);
-      }
-    }
+    const { done } = await restartUntilDone('sigterm-mid-teardown', faults);
+    expect(done.attempt).toBe(1);
   });
 });
+
+/**
+ * Serves with the first call of `command` (abra's dotted name) hanging, drops a run, waits until
+ * that call hangs and is on record as a child, then SIGTERMs the server: it must exit 0 saying
+ * so, with the hung child (and its group) gone. Returns the run as the stop left it.
+ */
+async function sigtermWhileHung(run: string, command: string, words: string, hangWithinMs: number) {
+  const faults = faultEnv(t, `${command}:1:hang`);
+  const first = serve(t, faults);
+  try {
+    await serving(first);
+    dropSpec(t, run, { repo: repo.path, ref: 'main' });
+    await waitFor(`abra ${words} to hang`, async () => callsOf(faults, command) >= 1, hangWithinMs);
+    const hung = await waitFor(`the hung ${words} to be recorded as a child`, async () =>
+      withStore(t, (s) => s.listChildren().find((c) => c.command.includes(words))),
+    30_000);
+    expect(isAlive(hung.pid, hung.startTicks)).toBe(true);
+    first.kill('SIGTERM');
+    const r = await first;
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/SIGTERM: stopping/);
+    // Nothing of the stopped step runs on: the abra child and its process group are gone.
+    expect(isAlive(hung.pid, hung.startTicks)).toBe(false);
+    return { faults, during: readRun(t, run)! };
+  } finally {
+    if (first.exitCode === null) first.kill('SIGKILL');
+  }
+}
+
+/** A new server on the same state directory finishes the run: passed, nothing of it left. */
+async function restartUntilDone(run: string, faults: Record<string, string>) {
+  const second = serve(t, faults);
+  try {
+    await serving(second);
+    const done = await untilDone(t, run, 240_000);
+    expect(done.result, done.reason ?? '').toBe('passed');
+    const apps = withStore(t, (s) => s.appsOfRun(run));
+    for (const a of apps) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
+    expect(existsSync(join(t.stateDir, 'runs', run, 'abra'))).toBe(false);
+    return { done, apps: apps.length };
+  } finally {
+    second.kill('SIGTERM');
+    expect((await second).exitCode).toBe(0);
+  }
+}
