@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Images every swarm test needs, built once before any file runs (test/global-setup.ts).
+    globalSetup: ['test/global-setup.ts'],
     fileParallelism: false,
     testTimeout: 300_000,
     hookTimeout: 300_000,

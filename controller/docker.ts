@@ -79,17 +79,23 @@ export function updateSettled(state: string): boolean {
   return state !== 'updating' && state !== 'rollback_started';
 }
 
+/** What the docker CLI itself reads from its environment: always the controller's, never an
+ *  app's (a recipe's `.env.sample` may set DOCKER_HOST for its own containers). */
+export const DOCKER_CLIENT_ENV = ['PATH', 'HOME', 'TMPDIR', 'DOCKER_HOST', 'DOCKER_CONFIG', 'DOCKER_CONTEXT', 'DOCKER_CERT_PATH', 'DOCKER_TLS_VERIFY', 'DOCKER_API_VERSION'] as const;
+
 export class Docker {
   constructor(private readonly o: DockerOptions) {}
 
   private async run(
     args: string[],
-    opts: { allowFail?: boolean; timeoutMs?: number; input?: Uint8Array; binaryStdout?: boolean } = {},
+    opts: { allowFail?: boolean; timeoutMs?: number; input?: Uint8Array; binaryStdout?: boolean; env?: Record<string, string>; cwd?: string } = {},
   ): Promise<ProcessResult> {
     const r = await runProcess({
       cmd: 'docker',
       args,
       timeoutMs: opts.timeoutMs ?? this.o.timeoutMs,
+      ...(opts.env ? { env: opts.env, cleanEnv: true } : {}),
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.input ? { input: opts.input } : {}),
       ...(opts.binaryStdout ? { binaryStdout: true } : {}),
       ...(this.o.signal ? { signal: this.o.signal } : {}),
@@ -112,6 +118,27 @@ export class Docker {
       serverVersion: i.ServerVersion ?? 'unknown',
       isManager: i.Swarm?.ControlAvailable === true,
     };
+  }
+
+  /**
+   * `docker stack config`: the compose files merged and interpolated by docker's own compose
+   * loader — the one abra vendors — with exactly `env` (nothing of the controller's own
+   * environment beyond what the docker CLI itself needs). Client-side: the daemon is not asked.
+   * Returns the merged YAML, or throws a DockerError carrying the loader's complaint.
+   */
+  async stackConfig(files: readonly string[], env: Record<string, string>, cwd: string): Promise<string> {
+    const clientEnv: Record<string, string> = { ...env };
+    for (const k of DOCKER_CLIENT_ENV) {
+      const v = process.env[k];
+      if (v !== undefined) clientEnv[k] = v;
+      else if (k.startsWith('DOCKER_')) delete clientEnv[k];
+    }
+    const r = await this.run(['stack', 'config', ...files.flatMap((f) => ['--compose-file', f])], { env: clientEnv, cwd, allowFail: true });
+    if (!ok(r)) {
+      const why = r.timedOut || r.spawnError ? describeFailure(r) : (r.stderr.trim().split('\n').filter(Boolean).pop() ?? describeFailure(r));
+      throw new DockerError(r, why);
+    }
+    return r.stdout;
   }
 
   async networkExists(name: string): Promise<{ exists: boolean; driver?: string; scope?: string }> {

@@ -49,6 +49,11 @@ export class EnvFile {
    * `COMPOSE_FILE="$COMPOSE_FILE:compose.postgres.yml"` relies on this).
    */
   resolved(key: string): string | undefined {
+    return this.values().get(key);
+  }
+
+  /** Every active key with its value as abra's dotenv loader sees it (see `resolved`). */
+  values(): Map<string, string> {
     const vars = new Map<string, string>();
     for (const line of this.lines) {
       const m = ASSIGN.exec(line);
@@ -61,7 +66,18 @@ export class EnvFile {
           );
       vars.set(m[3], value);
     }
-    return vars.get(key);
+    return vars;
+  }
+
+  /** The trailing comment of the last active assignment of `key`, without `#` (the generation
+   *  modifiers of `SECRET_X_VERSION=v1 # length=64 charset=hex`), or '' when it has none. */
+  comment(key: string): string {
+    let comment = '';
+    for (const line of this.lines) {
+      const m = ASSIGN.exec(line);
+      if (m && m[3] === key) comment = trailingComment(m[4] ?? '').replace(/^\s*#\s*/, '').trim();
+    }
+    return comment;
   }
 
   /** Every active key, in order. */

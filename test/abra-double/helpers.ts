@@ -3,17 +3,18 @@
 // docker-level teardown that does not trust the double.
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DOUBLE_TEST_IMAGE, ensureImages } from '../../fixtures/images.js';
 
 // Works from test/abra-double/ (vitest runs the .ts sources) and from dist/test/abra-double/.
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, HERE.includes(`${'/dist/'}`) ? '../../..' : '../..');
 export const ABRA = join(REPO_ROOT, 'test', 'support', 'abra');
 export const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'abra-double', 'dbltest');
-export const IMAGE = 'ccci-test/busybox:abra-double';
+export const IMAGE = DOUBLE_TEST_IMAGE;
 export const RECIPE = 'dbltest';
 
 /** The label every docker stack object carries (reference §7.4). */
@@ -33,26 +34,10 @@ async function git(dir: string, args: string[]): Promise<void> {
   await execa('git', ['-C', dir, '-c', 'user.name=cc-ci tests', '-c', 'user.email=ci@example.invalid', '-c', 'init.defaultBranch=main', ...args], { timeout: 60_000 });
 }
 
-/** Builds the busybox image once: `docker import` of a rootfs made from the static busybox. */
+/** The test image (built once for the whole suite by test/global-setup.ts; this only makes sure,
+ *  for a file run on its own). */
 export async function ensureImage(): Promise<void> {
-  const has = await execa('docker', ['image', 'inspect', IMAGE], { reject: false, timeout: 30_000 });
-  if (has.exitCode === 0) return;
-  const root = mkdtempSync(join(tmpdir(), 'abd-rootfs-'));
-  try {
-    for (const d of ['bin', 'www', 'tmp', 'data', 'cache']) mkdirSync(join(root, d), { recursive: true });
-    cpSync('/usr/bin/busybox', join(root, 'bin', 'busybox'));
-    const list = await execa('/usr/bin/busybox', ['--list'], { timeout: 10_000 });
-    for (const applet of String(list.stdout).split('\n').map((s) => s.trim())) {
-      if (applet === '' || applet === 'busybox') continue;
-      symlinkSync('busybox', join(root, 'bin', applet));
-    }
-    writeFileSync(join(root, 'www', 'index.html'), 'hello from the image\n');
-    const tar = execa('tar', ['-C', root, '-cf', '-', '.'], { timeout: 60_000, buffer: false });
-    await execa('docker', ['import', '--change', 'ENV PATH=/bin', '-', IMAGE], { timeout: 120_000, stdin: tar.stdout ?? 'ignore' });
-    await tar;
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  await ensureImages();
 }
 
 export interface RunResult {

@@ -11,7 +11,6 @@ import {
   envStacks,
   faultEnv,
   ensureSwarm,
-  forceRemoveStacks,
   removeEnvStacks,
   getRunsJson,
   makeTestEnv,

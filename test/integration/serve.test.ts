@@ -6,7 +6,6 @@ import { isAlive } from '../../controller/process.js';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import {
   NOTHING,
-  anyTestStacks,
   cli,
   dropSpec,
   ensureSwarm,
@@ -15,7 +14,6 @@ import {
   readRun,
   untilDone,
   withStore,
-  forceRemoveStacks,
   removeEnvStacks,
   getRunsJson,
   leftoversOf,
