@@ -60,8 +60,37 @@ export interface AbraAppListing {
   upgrade?: string;
 }
 
+/**
+ * Flags cc-ci passes where the pinned abra has them (`--chaos` and `--offline` on commands that
+ * touch the recipe, `--volumes` on backup download): whether a command has one is read from its
+ * `--help`, once per binary and command, so cc-ci works whether or not a given abra version
+ * offers it (docs/abra-double.md, "flags by help"). `cc-ci doctor` reports which are missing.
+ */
+const helpCache = new Map<string, Promise<string | null>>();
+
 export class Abra {
   constructor(private readonly o: AbraOptions) {}
+
+  /** Whether `abra <path…> --help` lists `flag` (cached per binary and command). */
+  async supports(path: readonly string[], flag: string): Promise<boolean> {
+    const key = `${this.o.bin}\0${path.join(' ')}`;
+    let help = helpCache.get(key);
+    if (!help) {
+      help = this.help(path).catch(() => null);
+      helpCache.set(key, help);
+    }
+    const text = await help;
+    return text !== null && new RegExp(`(^|[\\s,])${flag}([\\s=,]|$)`, 'm').test(text);
+  }
+
+  /** `--chaos` and `--offline` for a recipe-touching command, where the command has them: abra
+   *  then neither checks out another version nor fetches (reference §3, §12.8–9). */
+  private async recipeFlags(path: readonly string[]): Promise<string[]> {
+    const flags: string[] = [];
+    if (await this.supports(path, '--chaos')) flags.push('--chaos');
+    if (await this.supports(path, '--offline')) flags.push('--offline');
+    return flags;
+  }
 
   get abraDir(): string {
     return this.o.abraDir;
@@ -129,7 +158,11 @@ export class Abra {
   }
 
   async appRemove(domain: string): Promise<void> {
-    await this.call('app rm', ['app', 'rm', domain, '--force']);
+    await this.call('app rm', ['app', 'rm', domain, '--force', ...(await this.offline(['app', 'remove']))]);
+  }
+
+  private async offline(path: readonly string[]): Promise<string[]> {
+    return (await this.supports(path, '--offline')) ? ['--offline'] : [];
   }
 
   async appList(): Promise<AbraAppListing[]> {
@@ -142,63 +175,114 @@ export class Abra {
    * values, so it never reaches a log: the caller gets the values only to redact them.
    */
   async secretGenerateAll(domain: string): Promise<{ names: string[]; values: string[] }> {
-    const r = await this.call('app secret generate', ['app', 'secret', 'generate', domain, '--all', '--machine'], {
+    const path = ['app', 'secret', 'generate'];
+    const r = await this.call('app secret generate', [...path, domain, '--all', '--machine', ...(await this.recipeFlags(path))], {
+      sensitive: true,
+    });
+    return parseGeneratedSecrets(r.stdout);
+  }
+
+  /** Generates one secret at one version (`abra app secret generate <domain> <secret> <version>`):
+   *  how a secret a newer commit adds is made beside the ones that exist. */
+  async secretGenerate(domain: string, key: string, version: string): Promise<{ names: string[]; values: string[] }> {
+    const path = ['app', 'secret', 'generate'];
+    const r = await this.call('app secret generate', [...path, domain, key, version, '--machine', ...(await this.recipeFlags(path))], {
       sensitive: true,
     });
     return parseGeneratedSecrets(r.stdout);
   }
 
   async secretRemoveAll(domain: string): Promise<void> {
-    await this.call('app secret rm', ['app', 'secret', 'rm', domain, '--all']);
+    await this.call('app secret rm', ['app', 'secret', 'rm', domain, '--all', ...(await this.offline(['app', 'secret', 'remove']))]);
   }
 
   /** Backups exec into the backup bot's container with a TTY: every backup command runs under a
    *  pseudo-terminal (reference §4.2). */
-  async backupCreate(domain: string, timeoutMs?: number): Promise<void> {
-    await this.call('app backup create', ['app', 'backup', 'create', domain], { terminal: true, ...(timeoutMs ? { timeoutMs } : {}) });
+  /** Returns what abra printed: backup-bot-two reports a hook that failed there and carries on. */
+  async backupCreate(domain: string, timeoutMs?: number): Promise<string> {
+    const path = ['app', 'backup', 'create'];
+    const r = await this.call('app backup create', [...path, domain, ...(await this.recipeFlags(path))], { terminal: true, ...(timeoutMs ? { timeoutMs } : {}) });
+    return r.stdout;
   }
 
-  async restore(domain: string, snapshot?: string, timeoutMs?: number): Promise<void> {
-    const args = ['app', 'restore', domain];
+  async restore(domain: string, snapshot?: string, timeoutMs?: number): Promise<string> {
+    const path = ['app', 'restore'];
+    const args = [...path, domain];
     if (snapshot) args.push('--snapshot', snapshot);
-    await this.call('app restore', args, { terminal: true, ...(timeoutMs ? { timeoutMs } : {}) });
+    const r = await this.call('app restore', [...args, ...(await this.recipeFlags(path))], { terminal: true, ...(timeoutMs ? { timeoutMs } : {}) });
+    return r.stdout;
   }
 
-  /** Every backup command execs into the backup bot's container (reference §4.2): under a
-   *  pseudo-terminal too, whose one stream also carries abra's WARN/INFO lines around the JSON. */
+  /**
+   * Every backup command execs into the backup bot's container (reference §4.2): under a
+   * pseudo-terminal too, whose one stream also carries abra's WARN/INFO lines. Real abra prints
+   * backup-bot-two's own listing, one `<time> <id>` line per snapshot, oldest first [R]; a JSON
+   * list is read too (parseSnapshots), so either answer works.
+   */
   async backupSnapshots(domain: string, timeoutMs?: number): Promise<BackupSnapshot[]> {
-    const r = await this.call('app backup snapshots', ['app', 'backup', 'snapshots', domain, '--machine'], {
+    const path = ['app', 'backup', 'snapshots'];
+    const r = await this.call('app backup snapshots', [...path, domain, ...(await this.recipeFlags(path))], {
       quiet: true,
       terminal: true,
       ...(timeoutMs ? { timeoutMs } : {}),
     });
-    let doc: unknown;
-    try {
-      doc = JSON.parse(jsonPart(r.stdout));
-    } catch {
-      throw new Error('abra app backup snapshots -m did not print JSON');
-    }
-    if (!Array.isArray(doc)) return [];
-    return doc
-      .filter((s): s is Record<string, unknown> => !!s && typeof s === 'object' && typeof (s as { id?: unknown }).id === 'string')
-      .map((s) => ({ id: String(s.id), time: typeof s.time === 'string' ? s.time : null }));
+    return parseSnapshots(r.stdout);
   }
 
-  /** Downloads a snapshot's archive into `dir` (abra writes it to its working directory);
-   *  returns the file it wrote. */
-  async backupDownload(domain: string, snapshot: string, dir: string): Promise<string> {
+  /**
+   * Downloads a snapshot's archive into `dir` (abra writes it to its working directory) and
+   * returns the file it wrote. With `--volumes` where abra has it: by default the archive also
+   * holds a `<domain>.json` with the app's secrets [R], which cc-ci never wants.
+   */
+  async backupDownload(domain: string, snapshot: string, dir: string): Promise<{ file: string; volumesOnly: boolean }> {
+    const path = ['app', 'backup', 'download'];
     const before = new Set(readdirSync(dir));
-    const r = await this.call('app backup download', ['app', 'backup', 'download', domain, '--snapshot', snapshot], { cwd: dir, terminal: true });
+    const volumesOnly = await this.supports(path, '--volumes');
+    const args = [...path, domain, '--snapshot', snapshot, ...(volumesOnly ? ['--volumes'] : []), ...(await this.recipeFlags(path))];
+    const r = await this.call('app backup download', args, { cwd: dir, terminal: true, quiet: true });
     const said = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/') && existsSync(l)).pop();
-    if (said) return said;
+    if (said) return { file: said, volumesOnly };
     const fresh = readdirSync(dir).filter((f) => !before.has(f));
-    if (fresh.length === 1 && fresh[0]) return join(dir, fresh[0]);
+    if (fresh.length === 1 && fresh[0]) return { file: join(dir, fresh[0]), volumesOnly };
     throw new Error(`abra app backup download left ${fresh.length} new file(s) in ${dir}; expected one archive`);
   }
 
   async volumeRemoveAll(domain: string): Promise<void> {
-    await this.call('app volume rm', ['app', 'volume', 'rm', domain, '--force']);
+    await this.call('app volume rm', ['app', 'volume', 'rm', domain, '--force', ...(await this.offline(['app', 'volume', 'remove']))]);
   }
+}
+
+/**
+ * Snapshots from `abra app backup snapshots`: a JSON list of `{id, time}` objects, or text lines
+ * that name an id (8 or more hex digits) with an optional time before it, as backup-bot-two
+ * prints them (`2026-05-01 12:00:00 1a2b3c4d`). Other lines (abra's INFO/WARN) are skipped.
+ */
+export function parseSnapshots(stdout: string): BackupSnapshot[] {
+  const json = jsonPart(stdout);
+  if (/^\s*\[/.test(json)) {
+    try {
+      const doc: unknown = JSON.parse(json);
+      if (Array.isArray(doc)) {
+        return doc
+          .filter((s): s is Record<string, unknown> => !!s && typeof s === 'object' && typeof (s as { id?: unknown }).id === 'string')
+          .map((s) => ({ id: String(s.id), time: typeof s.time === 'string' ? s.time : null }));
+      }
+    } catch {
+      /* not JSON after all: read it as text */
+    }
+  }
+  const out: BackupSnapshot[] = [];
+  for (const raw of stdout.split('\n')) {
+    // eslint-free ANSI strip: a terminal may colour the level prefixes.
+    const line = raw.replace(/\x1b\[[0-9;]*m/g, '').trim();
+    if (!line || /^(INFO|WARN|DEBU|FATA|ERRO)\b/.test(line)) continue;
+    const words = line.split(/\s+/);
+    const idAt = words.findIndex((w) => /^[0-9a-f]{8,64}$/.test(w));
+    if (idAt < 0) continue;
+    const time = words.slice(0, idAt).join(' ');
+    out.push({ id: words[idAt] as string, time: time || null });
+  }
+  return out;
 }
 
 /** The JSON document in a terminal's output: from the first line that opens one to the last

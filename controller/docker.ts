@@ -208,6 +208,11 @@ export class Docker {
     return `${r.stdout}${r.stderr ? `\n${r.stderr}` : ''}`.trim();
   }
 
+  /** Every secret's name on the swarm. */
+  async secretNames(): Promise<string[]> {
+    return this.lines(['secret', 'ls', '--format', '{{.Name}}']);
+  }
+
   /** Secrets named `<stack>_…`: how abra names an app's secrets (reference §8). */
   async stackSecrets(stack: string): Promise<string[]> {
     return (await this.lines(['secret', 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(`${stack}_`));

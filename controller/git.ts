@@ -103,6 +103,16 @@ export async function checkout(dir: string, sha: string, o: GitOptions): Promise
   await gitOut(dir, ['checkout', '--quiet', '--force', '--detach', sha], o, `could not check out ${sha}`);
 }
 
+/** The commit the checkout is at now (abra checks versions out in place: this says where it left it). */
+export async function headCommit(dir: string, o: GitOptions): Promise<string> {
+  return (await gitOut(dir, ['rev-parse', '--verify', 'HEAD^{commit}'], o, 'could not read the checkout\'s HEAD')).trim();
+}
+
+/** Whether a tag is a plain ref to a commit (lightweight) rather than a tag object (annotated). */
+export async function isLightweightTag(dir: string, tag: string, o: GitOptions): Promise<boolean> {
+  return (await gitOut(dir, ['cat-file', '-t', `refs/tags/${tag}`], o, `no tag ${tag}`)).trim() === 'commit';
+}
+
 /** Release tags of the form X.Y.Z+U (or X.Y.Z), semver-sorted ascending. */
 export async function releaseTags(dir: string, o: GitOptions): Promise<string[]> {
   const out = await gitOut(dir, ['tag', '--list'], o, 'could not list tags');

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { callFault, CancelledError, InputError, type RunContext, type Workspace } from '../reconcilers/context.js';
 import { describeCustomization, loadCustomization, SettingsError, snapshotRecipeLayer } from '../recipes/customization.js';
 import { TIER_NAMES } from '../state/types.js';
+import { excludeCcciFiles } from '../reconcilers/app-env.js';
 import { checkout, cloneRepo, GitError, resolveRef, tagCommit } from './git.js';
-import { ComposeError, readComposeFacts } from './recipe-compose.js';
+import { ComposeError, readComposeFile } from './compose-model.js';
 
 /**
  * Prepares a run (design §4 step 1): its own ABRA_DIR — `servers/` and `catalogue/` linked to
@@ -72,13 +73,15 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
     }
   }
   try {
-    const facts = readComposeFacts(recipeDir, ['compose.yml']);
-    if (!facts.services.includes('app')) {
+    const services = readComposeFile(recipeDir, 'compose.yml').services;
+    if (!services || typeof services !== 'object' || !('app' in services)) {
       throw new InputError('not a Co-op Cloud recipe: compose.yml has no service named "app"');
     }
   } catch (e) {
     throw e instanceof ComposeError ? new InputError(e.message) : e;
   }
+  // cc-ci's own files in the checkout are not the recipe's changes (reconcilers/app-env.ts).
+  excludeCcciFiles(recipeDir);
 
   let customization;
   try {

@@ -41,6 +41,10 @@ export const settingsFileSchema = z.strictObject({
   upgradeBase: z.string().min(1).optional(),
   /** Tiers that are known not to apply to this recipe, with the reason. */
   expectedNA: z.partialRecord(z.enum(TIER_NAMES), z.string().min(1)).optional(),
+  /** The service that serves the web, when cc-ci cannot tell it from the Traefik labels. */
+  webService: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a compose service name').optional(),
+  /** The port that service serves HTTP on (its container port). */
+  webPort: z.number().int().min(1).max(65535).optional(),
 });
 
 export type SettingsFile = z.infer<typeof settingsFileSchema>;
@@ -54,6 +58,8 @@ export interface Settings {
   extraEnv: Record<string, string>;
   upgradeBase: string | null;
   expectedNA: Partial<Record<(typeof TIER_NAMES)[number], string>>;
+  webService: string | null;
+  webPort: number | null;
 }
 
 /** Hooks a layer may carry in its `hooks/` directory; each is an executable file. */
@@ -193,6 +199,8 @@ function load(s: CustomizationSources): Customization {
     extraEnv: {},
     upgradeBase: null,
     expectedNA: {},
+    webService: null,
+    webPort: null,
   };
   const tests = discoverCustomTests({
     recipe: s.recipe,
@@ -282,6 +290,8 @@ function apply(settings: Settings, f: SettingsFile): void {
   if (f.httpTimeoutSeconds !== undefined) settings.httpTimeoutSeconds = f.httpTimeoutSeconds;
   if (f.hookTimeoutSeconds !== undefined) settings.hookTimeoutSeconds = f.hookTimeoutSeconds;
   if (f.upgradeBase !== undefined) settings.upgradeBase = f.upgradeBase;
+  if (f.webService !== undefined) settings.webService = f.webService;
+  if (f.webPort !== undefined) settings.webPort = f.webPort;
   if (f.extraEnv) settings.extraEnv = { ...settings.extraEnv, ...f.extraEnv };
   if (f.expectedNA) settings.expectedNA = { ...settings.expectedNA, ...f.expectedNA };
 }

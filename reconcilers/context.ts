@@ -105,7 +105,7 @@ export class RunContext {
   /** The app the later tiers test (set by install, replaced by upgrade); shared by derived contexts. */
   subject: { current: SubjectApp | null } = { current: null };
   /** The snapshot the backup tier took, for the restore tier; shared by derived contexts. */
-  backup: { current: { snapshot: string; marker: string; where: string } | null } = { current: null };
+  backup: { current: { snapshot: string; marker: string; where: string; checked: boolean } | null } = { current: null };
 
   constructor(
     private readonly o: RunContextOptions,

@@ -1,24 +1,26 @@
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbraError } from '../controller/abra.js';
 import { updateSettled, type ServiceState } from '../controller/docker.js';
 import { EnvFile } from '../controller/envfile.js';
-import { checkout } from '../controller/git.js';
+import { checkout, headCommit } from '../controller/git.js';
 import { probe } from '../controller/http-probe.js';
-import { newAppDomain, secretNameProblem, stackName } from '../controller/naming.js';
+import { MAX_SECRET_NAME, newAppDomain, stackName } from '../controller/naming.js';
 import { pickFreePort } from '../controller/ports.js';
-import { readComposeFacts, splitComposeFile, type ComposeFacts } from '../controller/recipe-compose.js';
-import { OVERLAY_FILE } from '../recipes/customization.js';
+import type { RecipeFacts, WebFacts } from '../controller/recipe-facts.js';
 import { runHook } from '../recipes/hooks.js';
 import type { AppRecord } from '../state/types.js';
+import { applyRunEnv, appEnvPath, copyRecipeOverlay, factsUnder, INGRESS_OVERLAY, RUN_MARKER } from './app-env.js';
 import { InputError, SwarmFaultError, TestFailure, type RunContext, type SubjectApp } from './context.js';
+
+export { INGRESS_OVERLAY } from './app-env.js';
 
 /**
  * The deploy reconciler. Desired: the run's app for one purpose deployed at one commit,
  * converged (every service N/N, updates settled) and answering HTTP. Observed through the
- * store (the lease), the app's .env, and docker (services, labels, secrets). Acts with
- * `abra app new`, `abra app secret generate` and `abra app deploy` — one step per pass,
- * each recorded before it is taken.
+ * store (the lease), the app's .env, the recipe checkout, and docker (services, labels,
+ * secrets). Acts with `abra app new`, `abra app secret generate` and `abra app deploy` — one
+ * step per pass, each recorded before it is taken.
  */
 
 export interface DesiredApp {
@@ -28,16 +30,17 @@ export interface DesiredApp {
   commit: string;
   /** For the log: `head 1a2b3c4d`, `release 1.0.0+1.36`. */
   describe: string;
+  /**
+   * A release tag: deploy it the way an operator does (`abra app deploy <domain> <version>`, not
+   * chaos), so abra's own release checks — an unannotated tag, say — apply. Unset: the commit,
+   * as a chaos deploy of the checkout (a pull request's head is no release).
+   */
+  release?: string;
 }
 
 export interface ReadyApp extends SubjectApp {
   services: ServiceState[];
 }
-
-/** The overlay cc-ci adds in the local ingress mode (no Traefik): the app port, host-published. */
-export const INGRESS_OVERLAY = 'compose.ccci-ingress.yml';
-/** Marks an .env as configured by cc-ci for a run; also tells the janitor whose app it is. */
-const RUN_MARKER = 'CCCI_RUN';
 
 type Pass = { done: true; app: ReadyApp } | { done: false; requeueAfterMs: number };
 
@@ -45,9 +48,7 @@ interface AppObservation {
   lease: AppRecord | undefined;
   envPath: string | null;
   env: EnvFile | null;
-  facts: ComposeFacts | null;
   services: ServiceState[];
-  deployedCommit: string | null;
 }
 
 /**
@@ -82,28 +83,23 @@ class DeployClock {
   convergedAt: number | null = null;
   lastProbeProblem: string | null = null;
   checkedOut: string | null = null;
-  secretsExist = false;
+  /** The facts of the commit being deployed, read once the checkout is at it. */
+  facts: RecipeFacts | null = null;
+  secretsChecked = false;
   installStepsRan = false;
 }
 
 async function observe(ctx: RunContext, want: DesiredApp): Promise<AppObservation> {
   const lease = ctx.store.appsOfRun(ctx.name).find((a) => a.purpose === want.purpose && a.attempt === ctx.attempt && a.state !== 'released');
-  const o: AppObservation = { lease, envPath: null, env: null, facts: null, services: [], deployedCommit: null };
+  const o: AppObservation = { lease, envPath: null, env: null, services: [] };
   if (!lease) return o;
-  o.envPath = join(ctx.config.abra.dir, 'servers', lease.server, `${lease.domain}.env`);
-  if (existsSync(o.envPath)) {
+  o.envPath = appEnvPath(ctx, lease.server, lease.domain);
+  try {
     o.env = new EnvFile(o.envPath);
-    try {
-      // cc-ci's own overlay is written just before each deploy; the recipe's files are the facts.
-      const files = splitComposeFile(o.env.resolved('COMPOSE_FILE')).filter((f) => f !== INGRESS_OVERLAY);
-      o.facts = readComposeFacts(ctx.workspace!.recipeDir, files);
-    } catch (e) {
-      throw new TestFailure(`the recipe's compose files cannot be read: ${(e as Error).message}`);
-    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   o.services = await ctx.docker.stackServices(lease.stack);
-  const app = o.services.find((s) => s.name === `${lease.stack}_app`);
-  o.deployedCommit = app?.labels[`coop-cloud.${lease.stack}.chaos-version`] ?? null;
   return o;
 }
 
@@ -115,6 +111,33 @@ export function serviceConverged(s: ServiceState): boolean {
 
 function converged(services: ServiceState[]): boolean {
   return services.some((s) => s.desired > 0) && services.every(serviceConverged);
+}
+
+/** abra's short commit (8 characters, reference §7.4 [R]) — or another length — names the same
+ *  commit when one is a prefix of the other; a `+U` (unstaged changes) suffix is not the commit. */
+export function sameCommit(label: string, commit: string): boolean {
+  const l = label.trim().toLowerCase().replace(/\+u$/, '');
+  const c = commit.toLowerCase();
+  return /^[0-9a-f]{7,64}$/.test(l) && (c.startsWith(l) || l.startsWith(c));
+}
+
+/**
+ * Whether the stack runs what is wanted, read from the labels abra puts on the app service
+ * (reference §7.4): the chaos-version of a chaos deploy, the version of a release deploy.
+ * `shows` says what the stack shows instead, in words.
+ */
+export function deployedState(services: ServiceState[], stack: string, want: Pick<DesiredApp, 'commit' | 'release'>): { at: boolean; shows: string } {
+  const app = services.find((s) => s.name === `${stack}_app`);
+  if (!app) return { at: false, shows: services.length ? 'no app service' : 'nothing deployed' };
+  const chaos = app.labels[`coop-cloud.${stack}.chaos`];
+  const chaosVersion = app.labels[`coop-cloud.${stack}.chaos-version`];
+  const version = app.labels[`coop-cloud.${stack}.version`];
+  if (want.release) {
+    const at = version === want.release && chaos !== 'true';
+    return { at, shows: chaos === 'true' ? `a chaos deploy (chaos-version ${chaosVersion ?? 'none'})` : version ? `version ${version}` : 'no version label' };
+  }
+  if (chaosVersion === undefined) return { at: false, shows: `no chaos-version label on ${app.name}${version ? ` (version ${version})` : ''}` };
+  return { at: sameCommit(chaosVersion, want.commit), shows: `chaos-version ${chaosVersion}` };
 }
 
 async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployClock): Promise<Pass> {
@@ -140,55 +163,65 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     await ctx.step(
       'configure app env',
       async () => {
-        // Overlays must exist before COMPOSE_FILE names them: abra reads every listed file.
-        if (ctx.config.ingress.mode !== 'traefik') writeIngressOverlay(ctx, o);
-        copyRecipeOverlay(ctx);
-        configureEnv(ctx, o.env!, o.lease!);
+        applyRunEnv(ctx, o.env!, domain);
+        o.env!.save();
+        // Overlays must exist before any abra call reads COMPOSE_FILE (they all load the compose files).
+        await writeOverlays(ctx, clock, o.env!, o.lease!);
+        ctx.log('info', `app env: DOMAIN=${domain} LETS_ENCRYPT_ENV= TIMEOUT=${Math.round(settings.deployTimeoutSeconds)}${
+          Object.keys(settings.extraEnv).length ? ` extra: ${Object.keys(settings.extraEnv).join(', ')}` : ''
+        } COMPOSE_FILE=${o.env!.resolved('COMPOSE_FILE') ?? ''}`);
       },
       o.envPath ?? undefined,
     );
     return { done: false, requeueAfterMs: 0 };
   }
 
-  // Once the stack's secrets exist the answer cannot change within the run: stop asking docker.
-  const secretKeys = o.facts?.secretKeys ?? [];
-  const needsSecrets = !clock.secretsExist && secretKeys.length > 0;
-  if (needsSecrets && (await ctx.docker.stackSecrets(stack)).length > 0) clock.secretsExist = true;
-  if (needsSecrets && !clock.secretsExist) {
-    const problem = secretNameProblem(stack, secretKeys);
-    if (problem) throw new InputError(problem);
-    await abraStep(ctx, 'abra app secret generate', async () => {
-      const generated = await ctx.abra.secretGenerateAll(domain);
-      for (const v of generated.values) ctx.redactor.add(v);
-      ctx.log('info', `generated ${generated.names.length} secret(s): ${generated.names.join(', ')} (values withheld)`);
-    });
-    return { done: false, requeueAfterMs: 0 };
+  const state = deployedState(o.services, stack, want);
+  if (!state.at) {
+    // What is deployed next is the checkout: first put it at the commit, then read what it says.
+    if (clock.checkedOut !== want.commit) {
+      await ensureCheckout(ctx, clock, want.commit);
+      clock.facts = null;
+      clock.secretsChecked = false;
+      return { done: false, requeueAfterMs: 0 };
+    }
+    if (!clock.facts) {
+      await ctx.step('read compose', () => writeOverlays(ctx, clock, o.env!, o.lease!), want.describe);
+      return { done: false, requeueAfterMs: 0 };
+    }
+    if (!clock.secretsChecked) {
+      await ensureSecrets(ctx, domain, clock.facts, want);
+      clock.secretsChecked = true;
+      return { done: false, requeueAfterMs: 0 };
+    }
   }
 
-  const atCommit = o.deployedCommit !== null && o.deployedCommit.startsWith(want.commit.slice(0, 8));
   const installSteps = ctx.workspace!.customization.hooks['install-steps'];
-  if (!atCommit && o.services.length === 0 && installSteps && !clock.installStepsRan) {
+  if (!state.at && o.services.length === 0 && installSteps && !clock.installStepsRan) {
     // After app new, env and secrets, before the first deploy (e.g. inserting generate=false secrets).
     const r = await runHook(ctx, 'install-steps', readyApp(ctx, o.lease, [], want), [], { CCCI_OP: want.purpose });
     if (!r.ok) throw new TestFailure(`the install-steps hook failed: ${r.output.split('\n').slice(-3).join(' | ')}`);
     clock.installStepsRan = true;
     return { done: false, requeueAfterMs: 0 };
   }
-  if (!atCommit && clock.deployIssuedFor === want.commit) {
+  if (!state.at && clock.deployIssuedFor === want.commit) {
     // `docker stack deploy` relabels the services before abra returns, so a stack that still
     // shows another commit a little later was not moved, whatever abra said.
     if (Date.now() - (clock.deployedAt ?? 0) > DID_NOT_MOVE_GRACE_MS) {
-      throw new TestFailure(
-        `abra app deploy of ${want.describe} reported success, but the stack did not move: ` +
-          `its app service runs chaos-version ${o.deployedCommit ?? '(no app service)'}`,
-      );
+      throw new TestFailure(`abra app deploy of ${want.describe} reported success, but the stack did not move: it shows ${state.shows}`);
     }
     return { done: false, requeueAfterMs: 1000 };
   }
-  if (!atCommit) {
-    await ensureCheckout(ctx, clock, want.commit);
+  if (!state.at) {
+    // abra may check a version out in place (a recipe-touching call without --chaos does):
+    // whatever it left, the deploy must take the commit under test.
+    const head = await ctx.step('check the checkout', () => headCommit(ws.recipeDir, ctx.gitOptions), want.commit.slice(0, 12));
+    if (head !== want.commit) {
+      ctx.log('warn', `the recipe checkout is at ${head.slice(0, 12)}, not ${want.commit.slice(0, 12)} (abra moved it): checking out again`);
+      clock.checkedOut = null;
+      return { done: false, requeueAfterMs: 0 };
+    }
     copyRecipeOverlay(ctx);
-    if (ctx.config.ingress.mode !== 'traefik') writeIngressOverlay(ctx, o);
     ctx.setPhase('Deploying', `${want.purpose}: ${want.describe}`);
     const redeploy = o.services.length > 0;
     try {
@@ -197,14 +230,14 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
         'abra app deploy',
         () =>
           ctx.abra.appDeploy(domain, {
-            chaos: true,
+            ...(want.release ? { version: want.release } : { chaos: true }),
             force: redeploy,
             // cc-ci waits itself (strict convergence below), with its own deadline and diagnostics.
             noConvergeChecks: true,
             noDomainChecks: true,
             offline: true,
           }),
-        `${domain} at ${want.describe}${redeploy ? ' (in place)' : ''}`,
+        `${domain} at ${want.describe}${want.release ? ' (as an operator deploys a release)' : ''}${redeploy ? ' (in place)' : ''}`,
       );
     } catch (e) {
       if (e instanceof TestFailure) {
@@ -234,7 +267,7 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
   }
   if (clock.convergedAt === null) {
     clock.convergedAt = Date.now();
-    ctx.log('info', `converged at chaos-version ${o.deployedCommit ?? 'unknown'}: ${o.services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}`);
+    ctx.log('info', `converged at ${state.shows}: ${o.services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}`);
     ctx.setPhase('Testing', `${want.purpose}: probing ${domain}`);
   }
 
@@ -263,6 +296,82 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
 }
 
 /**
+ * Generates the secrets the commit about to be deployed declares and the swarm does not have,
+ * compared one by one (a head that adds a secret gets it beside the ones its base made): all
+ * at once for a new app, one by one for the ones missing beside existing ones. Secrets marked
+ * `generate=false` are the install-steps hook's to insert.
+ */
+async function ensureSecrets(ctx: RunContext, domain: string, facts: RecipeFacts, want: DesiredApp): Promise<void> {
+  const long = facts.secrets.find((s) => s.name.length > MAX_SECRET_NAME);
+  if (long) throw new InputError(`secret name ${long.name} would be ${long.name.length} characters; Docker allows ${MAX_SECRET_NAME}`);
+  const wanted = facts.secrets.filter((s) => s.generate);
+  if (wanted.length === 0) return;
+  const existing = new Set(await ctx.docker.secretNames());
+  const missing = wanted.filter((s) => !existing.has(s.name));
+  if (missing.length === 0) return;
+  const record = (generated: { names: string[]; values: string[] }) => {
+    for (const v of generated.values) ctx.redactor.add(v);
+    return generated.names;
+  };
+  if (missing.length === wanted.length && facts.secrets.every((s) => !existing.has(s.name))) {
+    await abraStep(ctx, 'abra app secret generate', async () => {
+      const names = record(await ctx.abra.secretGenerateAll(domain));
+      ctx.log('info', `generated ${names.length} secret(s): ${names.join(', ')} (values withheld)`);
+    }, `${domain} --all`);
+    return;
+  }
+  for (const s of missing) {
+    await abraStep(ctx, 'abra app secret generate', async () => {
+      record(await ctx.abra.secretGenerate(domain, s.key, s.version ?? 'v1'));
+      ctx.log('info', `generated secret ${s.key} ${s.version ?? 'v1'}, which ${want.describe} adds beside the app's other secrets (value withheld)`);
+    }, `${domain} ${s.key} ${s.version ?? 'v1'}`);
+  }
+}
+
+/**
+ * Reads the facts of the checkout under the app's env and writes cc-ci's overlays for them:
+ * the customisation's compose overlay, and in the local ingress mode the one that publishes the
+ * web port on the host. Both are spelled in the recipe's own compose `version:` (docker's loader
+ * refuses to merge files of different versions), or with none when the recipe has none.
+ */
+async function writeOverlays(ctx: RunContext, clock: DeployClock, env: EnvFile, app: AppRecord): Promise<void> {
+  copyRecipeOverlay(ctx);
+  const facts = await factsUnder(ctx, env, app.stack);
+  clock.facts = facts;
+  if (ctx.config.ingress.mode === 'traefik') return;
+  if (!app.port) throw new Error('local ingress mode but the app has no host port leased');
+  if (facts.web.service === null) throw new TestFailure(facts.web.problem);
+  writeIngressOverlay(ctx, facts, facts.web, app.port);
+}
+
+function writeIngressOverlay(ctx: RunContext, facts: RecipeFacts, web: WebFacts, port: number): void {
+  const startFirst = web.updateOrder === 'start-first' || web.rollbackOrder === 'start-first';
+  const lines = [
+    '# Written by cc-ci for a local swarm without Traefik: publish the web port on the host.',
+    ...(facts.version !== null ? [`version: ${JSON.stringify(facts.version)}`] : []),
+    'services:',
+    `  ${JSON.stringify(web.service)}:`,
+    '    ports:',
+    `      - target: ${web.port}`,
+    `        published: ${port}`,
+    '        protocol: tcp',
+    '        mode: host',
+  ];
+  if (startFirst) {
+    // A host-mode port is held by one task: a new task started before the old one stops can
+    // never get it, and the update waits forever. Stop first, only for this service, only here.
+    lines.push('    deploy:', '      update_config:', '        order: stop-first', '      rollback_config:', '        order: stop-first');
+  }
+  mkdirSync(ctx.workspace!.recipeDir, { recursive: true });
+  writeFileSync(join(ctx.workspace!.recipeDir, INGRESS_OVERLAY), `${lines.join('\n')}\n`);
+  ctx.log(
+    'info',
+    `local ingress: ${web.service}:${web.port} (${web.why}) published on host port ${port}` +
+      (startFirst ? `; ${web.service}'s update/rollback order start-first changed to stop-first (a host-mode port cannot be held by two tasks at once)` : ''),
+  );
+}
+
+/**
  * An abra step of the deploy. abra failing on a recipe (a FATA about its compose, its secrets,
  * a deploy that docker refuses) is the recipe's verdict; abra failing because docker is gone is
  * an infrastructure fault, told apart by asking docker.
@@ -272,6 +381,8 @@ async function abraStep(ctx: RunContext, name: string, fn: () => Promise<void>, 
     await ctx.step(name, fn, detail);
   } catch (e) {
     if (!(e instanceof AbraError)) throw e;
+    // abra that cannot even start is the server's fault, never the recipe's.
+    if (e.result.spawnError) throw new Error(`abra cannot be started (${e.result.spawnError}); see cc-ci doctor`);
     await ctx.docker.info(); // throws DockerError when the daemon is unreachable
     throw new TestFailure(`${name} failed: ${e.fatal ?? e.message}`);
   }
@@ -307,60 +418,6 @@ async function ensureCheckout(ctx: RunContext, clock: DeployClock, commit: strin
   const ws = ctx.workspace!;
   await ctx.step('check out', () => checkout(ws.recipeDir, commit, ctx.gitOptions), commit.slice(0, 12));
   clock.checkedOut = commit;
-}
-
-function configureEnv(ctx: RunContext, env: EnvFile, app: AppRecord): void {
-  const settings = ctx.workspace!.settings;
-  // No ACME for test apps (reference §1.1); abra's own wait honours TIMEOUT where the recipe reads it.
-  env.set('LETS_ENCRYPT_ENV', '');
-  env.set('TIMEOUT', String(Math.round(settings.deployTimeoutSeconds)));
-  for (const [k, v] of Object.entries(settings.extraEnv)) env.set(k, v);
-  const listed = (env.resolved('COMPOSE_FILE') ?? '').split(':');
-  if (ctx.workspace!.customization.overlay && !listed.includes(OVERLAY_FILE)) {
-    env.appendLine(`COMPOSE_FILE="$COMPOSE_FILE:${OVERLAY_FILE}"`);
-  }
-  if (ctx.config.ingress.mode !== 'traefik' && !listed.includes(INGRESS_OVERLAY)) {
-    env.appendLine(`COMPOSE_FILE="$COMPOSE_FILE:${INGRESS_OVERLAY}"`);
-  }
-  env.set(RUN_MARKER, ctx.name);
-  env.save();
-  ctx.log('info', `app env: LETS_ENCRYPT_ENV= TIMEOUT=${Math.round(settings.deployTimeoutSeconds)}${
-    Object.keys(settings.extraEnv).length ? ` extra: ${Object.keys(settings.extraEnv).join(', ')}` : ''
-  }${app.port ? ` ingress overlay on port ${app.port}` : ''}`);
-}
-
-/** Copies the customisation's compose overlay into the run's recipe checkout (reference §13.3:
- *  its presence makes every deploy chaos, which cc-ci's deploys are anyway). */
-function copyRecipeOverlay(ctx: RunContext): void {
-  const overlay = ctx.workspace!.customization.overlay;
-  if (overlay) copyFileSync(overlay.path, join(ctx.workspace!.recipeDir, OVERLAY_FILE));
-}
-
-/** Writes the local ingress overlay into the run's recipe checkout (the tree is the run's own). */
-function writeIngressOverlay(ctx: RunContext, o: AppObservation): void {
-  const port = o.lease?.port;
-  const target = o.facts?.appPort;
-  if (!port) throw new Error('local ingress mode but the app has no host port leased');
-  if (!target) {
-    throw new TestFailure(
-      'cannot tell which port the app serves on: the app service has no ' +
-        '"traefik.http.services.<name>.loadbalancer.server.port" label with a number',
-    );
-  }
-  const yaml = [
-    '# Written by cc-ci for a local swarm without Traefik: publish the app port on the host.',
-    'version: "3.8"',
-    'services:',
-    '  app:',
-    '    ports:',
-    `      - target: ${target}`,
-    `        published: ${port}`,
-    '        protocol: tcp',
-    '        mode: host',
-    '',
-  ].join('\n');
-  mkdirSync(ctx.workspace!.recipeDir, { recursive: true });
-  writeFileSync(join(ctx.workspace!.recipeDir, INGRESS_OVERLAY), yaml);
 }
 
 function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[], want: DesiredApp): ReadyApp {

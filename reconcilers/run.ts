@@ -8,6 +8,7 @@ import type { ChildTracker } from '../controller/process.js';
 import { runSpecSchema, type RunSpec } from '../controller/spec.js';
 import type { ReconcileResult } from '../controller/workqueue.js';
 import { prepareWorkspace } from '../controller/workspace.js';
+import { understandRecipe } from './understand.js';
 import type { Store } from '../state/store.js';
 import { TIER_NAMES, type RunRecord, type RunResult } from '../state/types.js';
 import {
@@ -186,6 +187,7 @@ export class RunReconciler {
         ctx.log('warn', 'quick lane: cc-ci keeps no warm canonical apps yet, so this run climbs the full ladder on fresh apps, as the cold lane does');
       }
       await prepareWorkspace(ctx);
+      await understandRecipe(ctx);
       if (store.getTiers(run.name).length === 0) {
         const tiers = ctx.spec.spec.tiers ?? [...TIER_NAMES];
         store.planTiers(run.name, tiers);
@@ -376,6 +378,7 @@ export interface RunSummary {
   domains: string[];
   durationMs: number | null;
   customization: unknown;
+  understanding: unknown;
 }
 
 export function runSummary(run: RunRecord, tiers: { tier: string; result: string | null; reason: string | null; durationMs: number | null }[], domains: string[] = []): RunSummary {
@@ -396,5 +399,6 @@ export function runSummary(run: RunRecord, tiers: { tier: string; result: string
     domains,
     durationMs: run.finishedAt && run.startedAt ? run.finishedAt - run.startedAt : null,
     customization: run.customization,
+    understanding: run.understanding,
   };
 }

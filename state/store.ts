@@ -48,6 +48,7 @@ function toRun(r: Row): RunRecord {
     cancelReason: strOrNull(r.cancel_reason),
     owner: strOrNull(r.owner),
     customization: r.customization_json ? (JSON.parse(str(r.customization_json)) as unknown) : null,
+    understanding: r.understanding_json ? (JSON.parse(str(r.understanding_json)) as unknown) : null,
     createdAt: Number(r.created_at),
     startedAt: numOrNull(r.started_at),
     finishedAt: numOrNull(r.finished_at),
@@ -101,6 +102,7 @@ export type RunPatch = Partial<
     | 'cancelReason'
     | 'owner'
     | 'customization'
+    | 'understanding'
     | 'startedAt'
     | 'finishedAt'
     | 'specPath'
@@ -122,13 +124,14 @@ const PATCH_COLUMNS: Record<keyof RunPatch, string> = {
   cancelReason: 'cancel_reason',
   owner: 'owner',
   customization: 'customization_json',
+  understanding: 'understanding_json',
   startedAt: 'started_at',
   finishedAt: 'finished_at',
   specPath: 'spec_path',
 };
 
 function patchValue(key: keyof RunPatch, value: unknown): unknown {
-  if (key === 'retries' || key === 'customization') return value === null ? null : JSON.stringify(value);
+  if (key === 'retries' || key === 'customization' || key === 'understanding') return value === null ? null : JSON.stringify(value);
   if (key === 'cancelRequested' || key === 'retryPending') return value ? 1 : 0;
   return value;
 }

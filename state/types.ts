@@ -37,6 +37,8 @@ export interface RunRecord {
   cancelReason: string | null;
   owner: string | null;
   customization: unknown;
+  /** What cc-ci understood of the recipe before deploying it (reconcilers/understand.ts). */
+  understanding: unknown;
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;

@@ -10,6 +10,7 @@ import { parseSpecText } from '../spec.js';
 import { writeSpecFile } from '../spec-files.js';
 import { EXIT, UsageError, ago, duration, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
 import { describeHolder, embeddedController } from './embedded.js';
+import { describeUnderstanding, type Understanding } from '../../reconcilers/understand.js';
 import { followRun, formatEvent } from './follow.js';
 
 /** `cc-ci serve`: the controller, until SIGTERM/SIGINT. */
@@ -167,6 +168,8 @@ export function describeRunCommand(name: string, o: GlobalOptions): number {
       ? table([['  DOMAIN', 'PURPOSE', 'STATE', 'PORT'], ...d.apps.map((a) => [`  ${a.domain}`, a.purpose, a.state, a.port ? String(a.port) : '-'])])
       : '  (none)',
   );
+  out('Understood:');
+  out(run.understanding ? describeUnderstanding(run.understanding as Understanding).map((l) => `  ${l}`).join('\n') : '  (not read yet)');
   out('Customisation:');
   out(`  ${run.customization ? JSON.stringify(run.customization) : '(not loaded yet)'}`);
   out(`Evidence (${d.dir}):`);

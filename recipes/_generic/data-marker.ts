@@ -1,17 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { join, posix } from 'node:path';
-import { EnvFile } from '../../controller/envfile.js';
-import { readComposeFacts, splitComposeFile, type ComposeFacts } from '../../controller/recipe-compose.js';
+import { posix } from 'node:path';
+import type { MarkerCandidate } from '../../controller/recipe-facts.js';
 import { readTar, tarOneFile } from '../../controller/tar.js';
+import { appFacts } from '../../reconcilers/app-env.js';
 import { TestFailure, type RunContext, type SubjectApp } from '../../reconcilers/context.js';
 import { runHook } from '../hooks.js';
 
 /**
  * The data a tier writes before an operation and expects after it (the original cc-ci's
  * `ci_marker`). A recipe with `seed`/`check` hooks writes it through the app itself; the
- * generic floor writes a marker file into the app's volume inside the running container
- * (`docker cp`, no shell in the image needed) where the backup covers it.
+ * generic floor writes a marker file into a volume of the app inside the running container
+ * (`docker cp`, no shell in the image needed): for backups, a volume the backup covers, of a
+ * service that carries backupbot.backup (recipe-facts.ts picks them), within the paths the
+ * labels limit it to.
  */
 
 export const MARKER_FILE = '.ccci-marker';
@@ -27,43 +28,39 @@ interface GenericTarget {
   volume: string;
 }
 
-/** The app's compose facts, from the files its .env names (cc-ci's overlays included). */
-export function appComposeFacts(ctx: RunContext, app: SubjectApp): ComposeFacts {
-  const envPath = join(ctx.config.abra.dir, 'servers', ctx.config.abra.server, `${app.domain}.env`);
-  const files = existsSync(envPath) ? splitComposeFile(new EnvFile(envPath).resolved('COMPOSE_FILE')) : ['compose.yml'];
-  return readComposeFacts(ctx.workspace!.recipeDir, files);
+/** Where the generic marker can go, best first: the backed-up volumes, then (for an upgrade,
+ *  which keeps every volume) the volumes of the app and of the web service. */
+async function candidates(ctx: RunContext, app: SubjectApp, forBackup: boolean): Promise<{ list: MarkerCandidate[]; why: string }> {
+  const facts = await appFacts(ctx, app);
+  if (forBackup) return { list: facts.backup.candidates, why: facts.backup.why };
+  const list = [...facts.backup.candidates.map((c) => ({ ...c, paths: null }))];
+  const others = [...new Set(['app', ...(facts.web.service ? [facts.web.service] : [])])];
+  for (const service of others) list.push({ service, volume: '', mount: '', paths: null });
+  return { list, why: `no volume of ${others.join(' or ')} to keep test data in` };
 }
 
-/** Where the generic marker goes: a volume of the service the backup runs on (or `app`),
- *  inside the path the backup labels cover. Null when the service keeps no volume. */
-async function genericTarget(ctx: RunContext, app: SubjectApp, forBackup: boolean): Promise<GenericTarget | null> {
-  const facts = appComposeFacts(ctx, app);
-  const service = (forBackup ? facts.backupService : null) ?? 'app';
-  const container = await ctx.docker.runningContainer(`${app.stack}_${service}`);
-  if (!container) throw new TestFailure(`no running container of ${app.stack}_${service} to keep test data in`);
-  const mounts = await ctx.docker.volumeMounts(container);
-  for (const m of mounts) {
-    const vol = m.name.startsWith(`${app.stack}_`) ? m.name.slice(app.stack.length + 1) : m.name;
-    if (forBackup && facts.backupExcluded.includes(vol)) continue;
-    let dir = m.destination;
-    const paths = forBackup ? facts.backupPaths[vol] : undefined;
-    if (paths?.length) {
+async function genericTarget(ctx: RunContext, app: SubjectApp, forBackup: boolean): Promise<{ target: GenericTarget | null; why: string }> {
+  const { list, why } = await candidates(ctx, app, forBackup);
+  const tried: string[] = [];
+  for (const c of list) {
+    const service = `${app.stack}_${c.service}`;
+    const container = await ctx.docker.runningContainer(service);
+    if (!container) throw new TestFailure(`no running container of ${service} to keep test data in`);
+    const mounts = await ctx.docker.volumeMounts(container);
+    // A candidate without a volume stands for "any volume of the service".
+    const usable = c.volume ? mounts.filter((m) => m.destination === c.mount || m.name === `${app.stack}_${c.volume}`) : mounts;
+    for (const m of usable) {
+      if (!c.paths) return { target: { service: c.service, container, dir: m.destination, volume: m.name }, why: '' };
       // The backup covers only these paths: the marker must live inside one that is a directory.
-      const candidates = paths.map((p) => posix.join(m.destination, p));
-      let found: string | null = null;
-      for (const c of candidates) {
-        const tar = await ctx.docker.copyOut(container, c);
-        if (tar && readTar(tar)[0]?.type === 'directory') {
-          found = c;
-          break;
-        }
+      for (const p of c.paths) {
+        const dir = posix.join(m.destination, p);
+        const tar = await ctx.docker.copyOut(container, dir);
+        if (tar && readTar(tar)[0]?.type === 'directory') return { target: { service: c.service, container, dir, volume: m.name }, why: '' };
       }
-      if (!found) continue;
-      dir = found;
+      tried.push(`${c.volume} of ${c.service} is backed up only at ${c.paths.join(', ')}, and none of it is a directory`);
     }
-    return { service, container, dir, volume: m.name };
   }
-  return null;
+  return { target: null, why: tried.length ? `${why}; ${tried.join('; ')}` : why };
 }
 
 export interface MarkerPlace {
@@ -79,8 +76,8 @@ export async function seedMarker(ctx: RunContext, app: SubjectApp, op: string, v
     if (!r.ok) throw new TestFailure(`the seed hook could not write test data before ${op}: ${lastLines(r.output)}`);
     return { how: 'hooks', describe: `seed hook (${hooks.seed.source})` };
   }
-  const target = await genericTarget(ctx, app, forBackup);
-  if (!target) return { how: 'none', describe: `no volume on the ${forBackup ? 'backed-up' : 'app'} service to keep test data in` };
+  const { target, why } = await genericTarget(ctx, app, forBackup);
+  if (!target) return { how: 'none', describe: why };
   await ctx.step('write marker', () => ctx.docker.copyIn(target.container, target.dir, tarOneFile(MARKER_FILE, Buffer.from(`${value}\n`))), `${target.volume}:${target.dir}/${MARKER_FILE}`);
   return { how: 'generic', describe: `marker file ${posix.join(target.dir, MARKER_FILE)} in volume ${target.volume}` };
 }
@@ -92,8 +89,8 @@ export async function checkMarker(ctx: RunContext, app: SubjectApp, op: string, 
     const r = await runHook(ctx, 'check', app, [op], { CCCI_OP: op, CCCI_MARKER: value });
     return { ok: r.ok, found: lastLines(r.output) || (r.ok ? 'present' : 'missing') };
   }
-  const target = await genericTarget(ctx, app, forBackup);
-  if (!target) return { ok: false, found: 'no volume to look in' };
+  const { target, why } = await genericTarget(ctx, app, forBackup);
+  if (!target) return { ok: false, found: why };
   const tar = await ctx.docker.copyOut(target.container, posix.join(target.dir, MARKER_FILE));
   const content = tar ? readTar(tar).find((e) => e.type === 'file')?.content.toString('utf8').trim() : undefined;
   if (content === undefined) return { ok: false, found: `no ${MARKER_FILE} in ${target.dir}` };

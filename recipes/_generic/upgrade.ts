@@ -1,28 +1,46 @@
-import { releaseBelow, tagCommit } from '../../controller/git.js';
+import { isLightweightTag, releaseBelow, tagCommit } from '../../controller/git.js';
 import { InputError, TestFailure, type RunContext } from '../../reconcilers/context.js';
-import { ensureApp } from '../../reconcilers/deploy.js';
+import { deployedState, ensureApp } from '../../reconcilers/deploy.js';
 import { releaseApp } from '../../reconcilers/teardown.js';
 import type { TierRunner } from '../tiers.js';
 import { checkMarker, newMarker, seedMarker } from './data-marker.js';
 
 /**
- * upgrade: the last release installs, data is written through it, then the same app is
- * upgraded in place to the ref under test the way the original cc-ci did it — the head checked
- * out in the run's recipe clone and a chaos redeploy (`abra app deploy -C -f`) — converges,
- * serves, carries the chaos-version label of the head, and still has the data.
+ * upgrade: the last release installs the way an operator installs it (`abra app deploy <domain>
+ * <version>`, not chaos, so abra's own release checks apply), data is written through it, then
+ * the same app is upgraded in place to the ref under test the way the original cc-ci did it —
+ * the head checked out in the run's recipe clone and a chaos redeploy (`abra app deploy -C -f`)
+ * — converges, serves, carries the chaos-version label of the head, and still has the data.
  */
 
-async function upgradeBase(ctx: RunContext): Promise<{ tag: string; commit: string } | null> {
+export interface UpgradeBase {
+  tag: string;
+  commit: string;
+  /** Why this release, for the log and `cc-ci describe run`. */
+  why: string;
+}
+
+export async function upgradeBase(ctx: RunContext): Promise<UpgradeBase | null> {
   const ws = ctx.workspace!;
   const gitOpts = ctx.gitOptions;
+  let base: { tag: string; commit: string } | null;
+  let why: string;
   if (ws.settings.upgradeBase) {
     try {
-      return { tag: ws.settings.upgradeBase, commit: await tagCommit(ws.recipeDir, ws.settings.upgradeBase, gitOpts) };
+      base = { tag: ws.settings.upgradeBase, commit: await tagCommit(ws.recipeDir, ws.settings.upgradeBase, gitOpts) };
     } catch {
       throw new InputError(`settings upgradeBase "${ws.settings.upgradeBase}" is not a tag of the recipe repository`);
     }
+    why = "named by the recipe's settings (upgradeBase)";
+  } else {
+    base = await releaseBelow(ws.recipeDir, ws.commit, gitOpts);
+    why = 'the highest release tag below the ref (prereleases are never a base)';
   }
-  return releaseBelow(ws.recipeDir, ws.commit, gitOpts);
+  if (!base) return null;
+  if (await isLightweightTag(ws.recipeDir, base.tag, gitOpts)) {
+    why += '; it is a lightweight tag, which abra does not deploy as a release (the upgrade tier will show abra\'s refusal)';
+  }
+  return { ...base, why };
 }
 
 export const upgradeTier: TierRunner = {
@@ -35,7 +53,7 @@ export const upgradeTier: TierRunner = {
     const ws = ctx.workspace!;
     const base = (await upgradeBase(ctx))!;
     const head = ws.commit.slice(0, 8);
-    ctx.log('info', `upgrade base: ${base.tag} (${base.commit.slice(0, 8)})${ws.settings.upgradeBase ? ' from settings' : ', the highest release below the ref'}`);
+    ctx.log('info', `upgrade base: ${base.tag} (${base.commit.slice(0, 8)}), ${base.why}`);
 
     // One app at a time: the install app has done its job.
     if (ctx.subject.current) {
@@ -43,26 +61,23 @@ export const upgradeTier: TierRunner = {
       ctx.subject.current = null;
     }
 
-    const baseApp = await ensureApp(ctx, { purpose: 'upgrade', commit: base.commit, describe: `release ${base.tag}` });
+    const baseApp = await ensureApp(ctx, { purpose: 'upgrade', commit: base.commit, describe: `release ${base.tag}`, release: base.tag });
     const marker = newMarker('upgrade');
     const place = await seedMarker(ctx, baseApp, 'upgrade', marker, false);
     ctx.log('info', `test data before the upgrade: ${place.describe}`);
 
     const upgraded = await ensureApp(ctx, { purpose: 'upgrade', commit: ws.commit, describe: `head ${head}` });
     ctx.subject.current = upgraded;
-    const app = upgraded.services.find((s) => s.name === `${upgraded.stack}_app`);
-    const chaosVersion = app?.labels[`coop-cloud.${upgraded.stack}.chaos-version`] ?? '';
-    if (!chaosVersion.startsWith(head)) {
-      throw new TestFailure(`the stack did not move to the head: chaos-version label is "${chaosVersion}", expected ${head}`);
-    }
+    const moved = deployedState(upgraded.services, upgraded.stack, { commit: ws.commit });
+    if (!moved.at) throw new TestFailure(`the stack did not move to the head ${head}: it shows ${moved.shows}`);
 
     if (place.how === 'none') {
-      return { reason: `${base.tag} → head ${head} in place (chaos-version ${chaosVersion}), converged and serving; data not checked: ${place.describe}` };
+      return { reason: `${base.tag} → head ${head} in place (${moved.shows}), converged and serving; data not checked: ${place.describe}` };
     }
     const check = await checkMarker(ctx, upgraded, 'upgrade', marker, false);
     if (!check.ok) {
       throw new TestFailure(`the upgrade from ${base.tag} lost the data written before it (${place.describe}): ${check.found}`);
     }
-    return { reason: `${base.tag} → head ${head} in place (chaos-version ${chaosVersion}), converged, serving, and the data written before it survived (${place.describe})` };
+    return { reason: `${base.tag} → head ${head} in place (${moved.shows}), converged, serving, and the data written before it survived (${place.describe})` };
   },
 };

@@ -54,6 +54,8 @@ describe('loading the customisation layers', () => {
       extraEnv: {},
       upgradeBase: null,
       expectedNA: {},
+      webService: null,
+      webPort: null,
     });
     expect(c.hooks).toEqual({});
     expect(c.overlay).toBeNull();

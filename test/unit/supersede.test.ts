@@ -18,7 +18,7 @@ function run(name: string, createdAt: number, forge?: { pr: number; comment?: nu
     name, specJson: JSON.stringify(spec), specHash: '', specPath: null, recipe: 'webnotes', lane, phase: 'Pending',
     result: null, reason: null, step: null, waitingReason: null, commitSha: null, attempt: 1, retries: [],
     retryPending: false, teardownStartedAt: null, cancelRequested: false, cancelReason: null, owner: null,
-    customization: null, createdAt, startedAt: null, finishedAt: null, updatedAt: createdAt,
+    customization: null, understanding: null, createdAt, startedAt: null, finishedAt: null, updatedAt: createdAt,
   };
 }
 
