@@ -1,7 +1,7 @@
 // `abra app backup create | snapshots | download` and `abra app restore`, pinned to the backupbot
 // label specification (/work/shared/reference/abra.md §10.1) and cc-ci's PTY requirement (§3, §10.3).
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,20 +22,27 @@ function expectFatal(r: RunResult, message: string): void {
   expect(`${r.stderr}${r.stdout}`).toContain(message);
 }
 
-interface SnapshotJson {
+interface Snapshot {
   id: string;
   time: string;
-  domain: string;
-  stack: string;
-  volumes: string[];
-  archive: string;
-  size: number;
 }
 
-async function snapshots(): Promise<SnapshotJson[]> {
-  const r = await sb.abra(['app', 'backup', 'snapshots', domain, '-m', '-n']);
+/** backup-bot-two's listing [R]: `<time> <id>` lines, oldest first. */
+async function snapshots(): Promise<Snapshot[]> {
+  const r = await sb.abra(['app', 'backup', 'snapshots', domain, '-n']);
   expectOk(r);
-  return JSON.parse(r.stdout) as SnapshotJson[];
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const m = /^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) ([0-9a-f]{8})$/.exec(l);
+      expect(m, `snapshot line "${l}"`).not.toBeNull();
+      return { time: m?.[1] ?? '', id: m?.[2] ?? '' };
+    });
+}
+
+async function tarList(file: string, opts: { gzip: boolean }): Promise<string[]> {
+  return String((await execa('tar', [opts.gzip ? '-tzf' : '-tf', file], { timeout: 30_000 })).stdout).split('\n').filter(Boolean);
 }
 
 beforeAll(async () => {
@@ -75,15 +82,14 @@ describe('backup and restore (§10)', () => {
     expect(await execIn(`${stack}_app`, 'ls /data/keep')).toBe('state.txt');
 
     const snaps = await snapshots();
-    expect(snaps).toHaveLength(1);
-    const snap = snaps[0];
-    expect(snap).toMatchObject({ id: snapshotId, domain, stack });
-    expect(snap?.volumes.sort()).toEqual([`${stack}_data`, `${stack}_www`]);
-    expect(snap?.archive).toBe(join(sb.abraDir, 'backups', domain, `${snapshotId}.tar.gz`));
-    expect(Number.isNaN(Date.parse(snap?.time ?? ''))).toBe(false);
+    expect(snaps.map((x) => x.id)).toEqual([snapshotId]);
+    expect(Number.isNaN(Date.parse(`${snaps[0]?.time.replace(' ', 'T')}Z`))).toBe(false);
+    // the bot's own output, hooks included, comes back through abra
+    expect(r.stdout).toContain(`run command in ${stack}_app: bash -c 'set -o pipefail;cp /www/index.html /data/keep/dump.txt'`);
 
-    // archive layout: /var/lib/docker/volumes/<stack>_<vol>/... (§10.1)
-    const list = String((await execa('tar', ['-tzf', snap?.archive ?? ''], { timeout: 30_000 })).stdout).split('\n');
+    // the double's snapshot store: /var/lib/docker/volumes/<stack>_<vol>/... (§10.1)
+    const archive = join(sb.abraDir, 'backups', domain, `${snapshotId}.tar.gz`);
+    const list = await tarList(archive, { gzip: true });
     const v = (vol: string, p: string): string => `var/lib/docker/volumes/${stack}_${vol}/_data/${p}`;
     expect(list).toContain(v('www', 'index.html'));
     expect(list).toContain(v('data', 'keep/state.txt'));
@@ -92,17 +98,21 @@ describe('backup and restore (§10)', () => {
     expect(list.some((l) => l.includes(`${stack}_cache`))).toBe(false); // backupbot.backup.volumes.cache=false
   });
 
-  it('download writes the snapshot to the given directory (or file) and prints the path', async () => {
-    const r = await sb.abra(['app', 'backup', 'download', domain, '-s', snapshotId, '-i', downloads, '-n']);
+  it("download writes backup-bot-two's backup.tar.gz: one nested tar per volume, plus the secrets unless --volumes alone [R]", async () => {
+    const all = mkdtempSync(join(downloads, 'all-'));
+    const r = await sb.abra(['app', 'backup', 'download', domain, '-s', snapshotId, '-n'], { cwd: all });
     expectOk(r);
-    const path = r.stdout.trim();
-    expect(path).toBe(join(downloads, `${domain}_${snapshotId}.tar.gz`));
-    expect(readdirSync(downloads)).toEqual([`${domain}_${snapshotId}.tar.gz`]);
-    const file = join(downloads, 'named.tar.gz');
-    expect((await sb.abra(['app', 'backup', 'download', domain, '-i', file])).stdout.trim()).toBe(file);
-    // default: the current directory
-    const cwd = await sb.abra(['app', 'backup', 'download', domain], { cwd: downloads });
-    expect(cwd.stdout.trim()).toBe(join(downloads, `${domain}_${snapshotId}.tar.gz`));
+    expect(r.stdout.trim()).toBe(join(all, 'backup.tar.gz'));
+    expect((await tarList(join(all, 'backup.tar.gz'), { gzip: true })).sort()).toEqual([`${domain}.json`, `${stack}_data.tar`, `${stack}_www.tar`]);
+    await execa('tar', ['-xzf', 'backup.tar.gz'], { cwd: all, timeout: 30_000 });
+    // the app's secrets, read in its containers: what cc-ci must never keep
+    expect(Object.keys(JSON.parse(readFileSync(join(all, `${domain}.json`), 'utf8')) as Record<string, string>).sort()).toEqual(['api_token', 'db_password']);
+    expect(await tarList(join(all, `${stack}_data.tar`), { gzip: false })).toContain(`var/lib/docker/volumes/${stack}_data/_data/keep/state.txt`);
+
+    const volumes = mkdtempSync(join(downloads, 'volumes-'));
+    expectOk(await sb.abra(['app', 'backup', 'download', domain, '--volumes', '-n'], { cwd: volumes }));
+    expect((await tarList(join(volumes, 'backup.tar.gz'), { gzip: true })).sort()).toEqual([`${stack}_data.tar`, `${stack}_www.tar`]);
+    expect(readdirSync(volumes)).toEqual(['backup.tar.gz']);
   });
 
   it('backup → change data → restore brings the data back; restore hooks run', async () => {
@@ -145,6 +155,18 @@ describe('backup and restore (§10)', () => {
     } finally {
       rmSync(state, { recursive: true, force: true });
     }
+  });
+
+  it('a hook that fails is reported ("Failed to run command") and the backup carries on without it [R]', async () => {
+    sb.editEnv(domain, { BACKUP_PRE_HOOK: 'echo dumping; exit 3' });
+    expectOk(await sb.abra(['app', 'deploy', domain, '-f', '-n']));
+    const before = (await snapshots()).length;
+    const r = await sb.abraTty(['app', 'backup', 'create', domain, '-n']);
+    expectOk(r);
+    expect(r.stdout).toContain(`Failed to run command bash -c 'set -o pipefail;echo dumping; exit 3' in ${stack}_app (backup pre-hook): dumping`);
+    expect(r.stdout).toMatch(/backup finished \(snapshot [0-9a-f]{8}\)/);
+    expect(await snapshots()).toHaveLength(before + 1);
+    sb.editEnv(domain, { BACKUP_PRE_HOOK: 'cp /www/index.html /data/keep/dump.txt' });
   });
 
   it('no service labelled backupbot.backup=true: FATA (§10.1 "MUST show an error")', async () => {

@@ -53,15 +53,15 @@ describe('global behaviour (§3, §4)', () => {
       [['app', 'undeploy'], []],
       [['app', 'rm'], ['-f, --force']],
       [['app', 'ls'], ['-s, --server string', '-r, --recipe string', '-S, --status', '-m, --machine']],
-      [['app', 'secret', 'generate'], ['-a, --all', '-m, --machine']],
+      [['app', 'secret', 'generate'], ['-a, --all', '-m, --machine', '-C, --chaos']],
       [['app', 'secret', 'rm'], ['-a, --all']],
       [['app', 'secret', 'ls'], ['-m, --machine']],
       [['app', 'volume', 'ls'], ['-m, --machine']],
       [['app', 'volume', 'rm'], ['-f, --force']],
-      [['app', 'backup', 'create'], []],
-      [['app', 'backup', 'snapshots'], ['-s, --snapshot string', '-m, --machine']],
-      [['app', 'backup', 'download'], ['-s, --snapshot string', '-i, --include string']],
-      [['app', 'restore'], ['-s, --snapshot string']],
+      [['app', 'backup', 'create'], ['-C, --chaos']],
+      [['app', 'backup', 'snapshots'], ['-s, --snapshot string', '-C, --chaos']],
+      [['app', 'backup', 'download'], ['-s, --snapshot string', '-v, --volumes', '-c, --secrets', '-C, --chaos']],
+      [['app', 'restore'], ['-s, --snapshot string', '-C, --chaos']],
       [['recipe', 'fetch'], []],
       [['server', 'add'], ['-l, --local']],
       [['server', 'ls'], ['-m, --machine']],
@@ -143,16 +143,18 @@ describe('recipe fetch (§4.3)', () => {
 });
 
 describe('app new (§1.1, §4.1)', () => {
-  it('copies .env.sample keeping comments, order and modifiers; sets DOMAIN and TYPE', async () => {
+  it('copies .env.sample keeping comments, order and modifiers, with <recipe>.example.com replaced by the domain', async () => {
     const domain = track(newDomain());
     const r = await sb.abra(['app', 'new', 'dbltest', '-s', 'default', '-D', domain, '-n']);
     expect(r.exitCode, r.stderr).toBe(0);
     const sample = readFileSync(join(sb.recipeDir, '.env.sample'), 'utf8');
-    const expected = sample.replace(/^DOMAIN=.*$/m, `DOMAIN=${domain}`);
+    // abra's TemplateAppEnvSample [R]: every `<recipe>.example.com`, the commented alias too
+    const expected = sample.split('dbltest.example.com').join(domain);
     // without a version TYPE stays the bare recipe name
     expect(sb.readEnv(domain)).toBe(expected);
+    expect(sb.readEnv(domain)).toContain(`DOMAIN=${domain}\n`);
     expect(sb.readEnv(domain)).toContain('SECRET_API_TOKEN_VERSION=v1 # length=32');
-    expect(sb.readEnv(domain)).toContain("#EXTRA_DOMAINS=', `www.dbltest.example.com`'");
+    expect(sb.readEnv(domain)).toContain(`#EXTRA_DOMAINS=', \`www.${domain}\`'`);
     expect(sb.readEnv(domain)).toContain('LETS_ENCRYPT_ENV=production');
     // a second `new` for the same domain is refused
     expectFatal(await sb.abra(['app', 'new', 'dbltest', '-s', 'default', '-D', domain, '-n']), `${domain} already exists`);
@@ -248,6 +250,15 @@ describe('app secret (§8)', () => {
     expect((await secretNames(`${stack}_api_token_`)).sort()).toEqual([`${stack}_api_token_v1`, `${stack}_api_token_v2`]);
     expectFatal(await sb.abra(['app', 'secret', 'generate', domain, 'nope', 'v1', '-n']), 'no secret nope');
     expectFatal(await sb.abra(['app', 'secret', 'generate', domain, '-n']), '--all');
+  });
+
+  it('--all beside existing secrets: warns "already exists, moving on" and generates the missing ones [R]', async () => {
+    expect((await sb.abra(['app', 'secret', 'rm', domain, 'db_password', '-n'])).exitCode).toBe(0);
+    const r = await sb.abra(['app', 'secret', 'generate', domain, '--all', '-m', '-n']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`^WARN ${stack}_api_token_v1 already exists, moving on`, 'm'));
+    expect((JSON.parse(r.stdout) as Array<{ name: string }>).map((o) => o.name)).toEqual(['db_password']);
+    expect(await secretNames(`${stack}_db_password_`)).toEqual([`${stack}_db_password_v1`]);
   });
 
   it('rm <secret> removes the current version; rm --all every version of every declared secret', async () => {
@@ -431,7 +442,9 @@ describe('.env rewriting', () => {
     const domain = track(newDomain());
     expect((await sb.abra(['app', 'new', 'dbltest', '-s', 'default', '-D', domain, '-n'])).exitCode).toBe(0);
     const p = sb.envPath(domain);
-    writeFileSync(p, readFileSync(p, 'utf8').replace("#EXTRA_DOMAINS=', `www.dbltest.example.com`'", "EXTRA_DOMAINS=', `www.x.example.com`' # aliases"));
+    const edited = readFileSync(p, 'utf8').replace(`#EXTRA_DOMAINS=', \`www.${domain}\`'`, "EXTRA_DOMAINS=', `www.x.example.com`' # aliases");
+    expect(edited).toContain('EXTRA_DOMAINS=');
+    writeFileSync(p, edited);
     const before = readFileSync(p, 'utf8');
     // an explicit secret generate reads the .env but must never rewrite it
     expect((await sb.abra(['app', 'secret', 'ls', domain, '-m'])).exitCode).toBe(0);

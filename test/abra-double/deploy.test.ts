@@ -18,6 +18,7 @@ import {
   serviceEnv,
   serviceLabels,
   stackOf,
+  LIGHTWEIGHT,
   V1,
   V2,
   type RunResult,
@@ -152,6 +153,21 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
     expect(sb.readEnv(domain)).toMatch(/^TYPE=dbltest:1\.0\.0\+1\.36\.1$/m);
   });
 
+  it('refuses an explicit lightweight tag outside chaos, as abra lint R014 does (§9.2); the stack is left as it was', async () => {
+    expectFatal(await sb.abra(['app', 'deploy', domain, LIGHTWEIGHT, '-f', '-n']), /R014: only annotated tags/);
+    expect((await serviceLabels(`${stack}_app`))[label('version')]).toBe(V1);
+  });
+
+  it("an app env's DOCKER_HOST reaches the app's containers, never the docker CLI the deploy runs (abramon)", async () => {
+    sb.editEnv(domain, { DOCKER_HOST: 'tcp://socket-proxy.invalid:2375' });
+    try {
+      expectOk(await sb.abra(['app', 'deploy', domain, V1, '-f', '-c', '-n']));
+      expect(await serviceEnv(`${stack}_app`)).toContain('DOCKER_HOST=tcp://socket-proxy.invalid:2375');
+    } finally {
+      writeFileSync(sb.envPath(domain), sb.readEnv(domain).replace(/^DOCKER_HOST=.*\n/m, ''));
+    }
+  });
+
   it('without a version the TYPE= pin wins over the latest release; -i ignores the pin (§7.1)', async () => {
     await sb.git(['checkout', '--quiet', 'main']);
     expectOk(await sb.abra(['app', 'deploy', domain, '-f', '-c', '-n']));
@@ -165,6 +181,17 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
   it('refuses a dirty recipe tree (untracked files count) unless chaos (§7 step 5, §12.8)', async () => {
     writeFileSync(join(sb.recipeDir, 'compose.ccci.yml'), 'version: "3.8"\n');
     expectFatal(await sb.abra(['app', 'deploy', domain, '-f', '-n']), 'dbltest has locally unstaged changes');
+  });
+
+  it('a file named in .git/info/exclude is no local change: the release deploys outside chaos (how cc-ci keeps its overlays)', async () => {
+    const exclude = join(sb.recipeDir, '.git', 'info', 'exclude');
+    writeFileSync(exclude, '/compose.ccci.yml\n');
+    try {
+      expectOk(await sb.abra(['app', 'deploy', domain, V2, '-f', '-c', '-n']));
+      expect((await serviceLabels(`${stack}_app`))[label('chaos')]).toBe('false');
+    } finally {
+      writeFileSync(exclude, '');
+    }
   });
 
   it('a chaos deploy keeps the checkout, labels chaos=true, chaos-version=<sha8>+U, keeps the compose version label (§7.4)', async () => {

@@ -1,25 +1,31 @@
-// Backups after the backupbot label specification (reference §10.1), without backup-bot-two:
+// Backups after the backupbot label specification (reference §10.1), without backup-bot-two,
+// doing what the bot does where cc-ci relies on it (docs/abra-double.md, the contract table):
 //   * the services labelled `backupbot.backup=true` are backed up (the spec says exactly one;
 //     bonfire labels two and real life tolerates it, so all labelled services are taken, with a WARN;
 //     none → FATA);
-//   * `backupbot.backup.pre-hook` / `post-hook` run in that service's running container
-//     (`docker exec <ctr> /bin/sh -c <hook>`);
+//   * `backupbot.backup.pre-hook` / `post-hook` run in that service's running container the way
+//     backup-bot-two runs them [R]: a leading `bash -c`/`sh -c` and surrounding quotes dropped, then
+//     `bash -c 'set -o pipefail;<hook>'`; a hook that fails is logged ("Failed to run command …")
+//     and the backup carries on without it — in an image without bash every hook fails;
 //   * every volume the service mounts is saved, except `backupbot.backup.volumes.<vol>=false`;
 //     `backupbot.backup.volumes.<vol>.path=a,b` limits it to those paths (relative to the volume);
-//   * a snapshot is one `.tar.gz` with each volume under
-//     `var/lib/docker/volumes/<stack>_<vol>/_data/...`, stored as
+//   * the double's own snapshot store (restic's part) is one `.tar.gz` per snapshot with each
+//     volume under `var/lib/docker/volumes/<stack>_<vol>/_data/...`, as
 //     `$ABRA_DIR/backups/<domain>/<id>.tar.gz` next to `<id>.json` (metadata);
+//   * `download` packs a snapshot as the bot's download does [R]: `backup.tar.gz` in the working
+//     directory holding one `<stack>_<vol>.tar` per volume and, unless `--volumes` alone was asked
+//     for, `<domain>.json` with the app's secrets read from its containers;
 //   * restore copies each volume back into a running container that mounts it (`docker cp -a`),
-//     between `backupbot.restore.pre-hook` and `post-hook`.
+//     between `backupbot.restore.pre-hook` and `post-hook` (run like the backup hooks).
 // Data moves with `docker cp` from/to running containers, so no helper image is needed.
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import type { App } from './app.js';
 import { inspect, runningContainersOfService, stackContainers, stackServices } from './docker.js';
 import { crashPoint } from './faults.js';
 import { arr, dict, str } from './json.js';
-import { fatal, log } from './log.js';
+import { fatal, log, out } from './log.js';
 import { backupsDir } from './paths.js';
 import { failure, run } from './proc.js';
 
@@ -94,12 +100,25 @@ async function backupTargets(app: App): Promise<Target[]> {
   return targets;
 }
 
+/** The command backup-bot-two execs for a hook label [R]: its own `bash -c` wrapping dropped,
+ *  then wrapped again with pipefail so a failure inside a pipe is not lost. */
+export function hookCommand(hook: string): string {
+  let command = hook.trim().replace(/^(bash|sh) -c\s*/, '');
+  if (command.length >= 2 && command[0] === command[command.length - 1] && (command[0] === "'" || command[0] === '"')) command = command.slice(1, -1);
+  return `set -o pipefail;${command}`;
+}
+
+/** Runs a hook as the bot does; a failure is reported and the operation carries on (the bot's
+ *  behaviour, which is why cc-ci reads the output for it). */
 async function runHook(kind: string, target: Target, label: string): Promise<void> {
   const hook = target.labels[label];
   if (hook === undefined || hook.trim() === '') return;
-  log.info(`running ${kind} in ${target.service}: ${hook}`);
-  const res = await run('docker', ['exec', target.container, '/bin/sh', '-c', hook], { timeoutMs: COPY_TIMEOUT_MS });
-  if (!res.ok) fatal(`${kind} failed in ${target.service}: ${failure(res)}`);
+  const command = hookCommand(hook);
+  out(`INFO: run command in ${target.service}: bash -c '${command}'`);
+  const res = await run('docker', ['exec', target.container, 'bash', '-c', command], { timeoutMs: COPY_TIMEOUT_MS });
+  const output = `${res.stdout}${res.stderr}`.trim();
+  if (!res.ok) out(`ERROR: Failed to run command bash -c '${command}' in ${target.service} (${kind}): ${output || failure(res)}`);
+  else if (output) out(output);
 }
 
 async function tar(args: string[]): Promise<void> {
@@ -215,13 +234,7 @@ export async function createBackup(app: App): Promise<Snapshot> {
     writeFileSync(join(dir, `${id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
     return { ...meta, archive, size: statSync(archive).size };
   } finally {
-    for (const t of targets) {
-      try {
-        await runHook('backup post-hook', t, 'backupbot.backup.post-hook');
-      } catch (e) {
-        log.warn(e instanceof Error ? e.message : String(e));
-      }
-    }
+    for (const t of targets) await runHook('backup post-hook', t, 'backupbot.backup.post-hook');
     rmSync(scratch, { recursive: true, force: true });
   }
 }
@@ -259,15 +272,52 @@ export async function restoreBackup(app: App, snapshot: Snapshot): Promise<void>
   }
 }
 
-/** Copies a snapshot to `dest` (a directory, or a file path), default the current directory. */
-export function downloadSnapshot(app: App, snapshot: Snapshot, dest: string | undefined): string {
-  const fileName = `${app.domain}_${snapshot.id}.tar.gz`;
-  let target = resolve(dest ?? process.cwd());
-  if (existsSync(target) && statSync(target).isDirectory()) target = join(target, fileName);
-  else if (dest !== undefined && dest.endsWith('/')) {
-    mkdirSync(target, { recursive: true });
-    target = join(target, fileName);
+/** The app's secrets as the bot's download exports them [R]: name → value, read in its containers. */
+async function appSecretValues(app: App): Promise<Record<string, string>> {
+  const values: Record<string, string> = {};
+  for (const c of await stackContainers(app.stack)) {
+    const names = await run('docker', ['exec', c, 'ls', '/run/secrets'], { timeoutMs: 30_000 });
+    if (!names.ok) continue;
+    for (const name of names.stdout.split('\n').map((l) => l.trim()).filter(Boolean)) {
+      if (values[name] !== undefined) continue;
+      const v = await run('docker', ['exec', c, 'cat', `/run/secrets/${name}`], { timeoutMs: 30_000 });
+      if (v.ok) values[name] = v.stdout;
+    }
   }
-  copyFileSync(snapshot.archive, target);
-  return target;
+  return values;
+}
+
+/**
+ * Packs a snapshot the way backup-bot-two's download does [R] into `backup.tar.gz` in the
+ * current directory: one `<stack>_<vol>.tar` per volume (`volumes`) and `<domain>.json` with the
+ * app's secrets (`secrets`); neither flag means both. Returns the archive's path.
+ */
+export async function downloadSnapshot(app: App, snapshot: Snapshot, what: { volumes: boolean; secrets: boolean }): Promise<string> {
+  const both = !what.volumes && !what.secrets;
+  const scratch = mkdtempSync(join(snapshotDir(app), '.scratch-download-'));
+  try {
+    const stage = join(scratch, 'stage');
+    const pack = join(scratch, 'pack');
+    mkdirSync(stage, { recursive: true });
+    mkdirSync(pack, { recursive: true });
+    const entries: string[] = [];
+    if (what.volumes || both) {
+      await tar(['-xzf', snapshot.archive, '-C', stage]);
+      const volumesRoot = join(stage, 'var', 'lib', 'docker', 'volumes');
+      for (const v of existsSync(volumesRoot) ? readdirSync(volumesRoot).sort() : []) {
+        await tar(['--numeric-owner', '-cf', join(pack, `${v}.tar`), '-C', stage, posix.join('var/lib/docker/volumes', v)]);
+        entries.push(`${v}.tar`);
+      }
+    }
+    if (what.secrets || both) {
+      writeFileSync(join(pack, `${app.domain}.json`), `${JSON.stringify(await appSecretValues(app))}\n`);
+      entries.push(`${app.domain}.json`);
+    }
+    const target = resolve(process.cwd(), 'backup.tar.gz');
+    await tar(['--numeric-owner', '-czf', `${target}.partial`, '-C', pack, ...entries]);
+    renameSync(`${target}.partial`, target);
+    return target;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }

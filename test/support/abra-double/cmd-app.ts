@@ -9,7 +9,7 @@ import { timeoutFromLabels, waitForConvergence } from './converge.js';
 import { dockerEnv, inspect, listNames, NAMESPACE_LABEL, removeObjects, stackContainers, stackDeploy, stackRm, stackServices } from './docker.js';
 import { EnvFile } from './envfile.js';
 import { crashPoint } from './faults.js';
-import { checkout, commitOf, isDirty, releasesAtHead, releaseVersions, shortHead, tagExists } from './git.js';
+import { checkout, commitOf, isDirty, releasesAtHead, releaseVersions, shortHead, tagExists, tags } from './git.js';
 import { dict, str } from './json.js';
 import { fatal, log, out } from './log.js';
 import { appEnvPath, listAppFiles, listServers, recipeDir, serverDir } from './paths.js';
@@ -54,10 +54,12 @@ export async function appNew(inv: Invocation): Promise<void> {
 
   const samplePath = join(rdir, '.env.sample');
   if (!existsSync(samplePath)) fatal(`${samplePath} does not exist: recipe ${recipe} has no .env.sample`);
-  const env = EnvFile.parse(readFileSync(samplePath, 'utf8'));
+  // Like abra's TemplateAppEnvSample [R]: the sample with `<recipe>.example.com` replaced by the
+  // domain, wherever it appears — and nothing else, so a sample that says `DOMAIN=example.com`
+  // keeps it (whoever creates the app sets DOMAIN then).
+  const env = EnvFile.parse(readFileSync(samplePath, 'utf8').split(`${recipe}.example.com`).join(domain));
   const typeKey = env.has('TYPE') || !env.has('RECIPE') ? 'TYPE' : 'RECIPE';
   env.set(typeKey, version !== undefined ? `${recipe}:${version}` : recipe);
-  env.set('DOMAIN', domain);
   writeFileSync(envPath, env.toString());
   crashPoint('app new: after writing the .env, before generating secrets');
 
@@ -100,6 +102,10 @@ async function chooseAndCheckout(app: App, explicit: string | undefined, chaos: 
   if (explicit !== undefined) {
     version = explicit;
     ref = await resolve(explicit, 'from the command line');
+    // Outside chaos, abra lints the recipe at the version it deploys; a lightweight version tag
+    // fails rule R014 (foodsharing-cms's README quotes the refusal; the wording here is recalled).
+    const tag = (await tags(dir)).find((t) => t.name === explicit);
+    if (tag && !tag.annotated) fatal(`lint error in ${app.recipe}: R014: only annotated tags used for recipe version (${explicit} is a lightweight tag)`);
   } else if (app.pinnedVersion !== undefined && !ignorePin) {
     version = app.pinnedVersion;
     ref = await resolve(app.pinnedVersion, `pinned by TYPE= in ${app.envPath}; pass a version or -i`);

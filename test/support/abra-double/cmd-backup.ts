@@ -3,14 +3,13 @@
 // Real abra execs into the backup-bot-two container with a TTY, so `backup create` and `restore`
 // fail without one: `FATA the input device is not a TTY` (run them under `script -qec ...`).
 //
-// `backup snapshots -m` prints a JSON array, oldest first:
-//   [{"id": "1a2b3c4d", "time": "2026-05-01T12:00:00.000Z", "domain": "...", "stack": "...",
-//     "volumes": ["<stack>_<vol>", ...], "archive": "/abs/path/1a2b3c4d.tar.gz", "size": 1234}]
+// `backup snapshots` prints what backup-bot-two's `snapshots` prints [R]: one `<time> <id>` line
+// per snapshot, oldest first (there is no `-m`: a JSON listing was this double's invention).
+// `backup download` writes `backup.tar.gz` into the working directory (see backup.ts).
 import { loadApp } from './app.js';
 import type { Invocation } from './argv.js';
 import { createBackup, downloadSnapshot, findSnapshot, listSnapshots, restoreBackup } from './backup.js';
-import { fatal, out } from './log.js';
-import { table } from './table.js';
+import { fatal, log, out } from './log.js';
 
 function requireTty(): void {
   if (process.stdin.isTTY !== true) fatal('the input device is not a TTY');
@@ -27,17 +26,15 @@ export async function backupSnapshots(inv: Invocation): Promise<void> {
   const app = loadApp(inv.args[0] ?? '');
   const wanted = inv.str('snapshot');
   const snaps = wanted !== undefined ? [findSnapshot(app, wanted)] : listSnapshots(app);
-  if (inv.bool('machine')) {
-    out(JSON.stringify(snaps));
-    return;
-  }
-  out(table(['SNAPSHOT', 'TIME', 'VOLUMES', 'SIZE'], snaps.map((s) => [s.id, s.time, s.volumes.join(','), String(s.size)])));
+  if (snaps.length === 0) log.warn(`No Snapshots found for app ${app.domain}`);
+  // The bot prints the time to the second and the short id (restic's first 8 hex digits).
+  for (const s of snaps) out(`${s.time.replace(/\.\d+Z?$/, '').replace('T', ' ')} ${s.id}`);
 }
 
 export async function backupDownload(inv: Invocation): Promise<void> {
   const app = loadApp(inv.args[0] ?? '');
   const snap = findSnapshot(app, inv.str('snapshot'));
-  out(downloadSnapshot(app, snap, inv.str('include')));
+  out(await downloadSnapshot(app, snap, { volumes: inv.bool('volumes'), secrets: inv.bool('secrets') }));
 }
 
 export async function appRestore(inv: Invocation): Promise<void> {

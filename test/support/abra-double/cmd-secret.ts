@@ -46,9 +46,15 @@ export async function generateSecrets(app: App, what: { all: true } | { all: fal
     targets = [{ secret: s, remoteName: resolveName(s.template, env, s.versionVar, what.version) }];
   }
   const existing = new Set(await listNames('secret'));
-  const clash = targets.filter((t) => existing.has(t.remoteName));
-  if (clash.length > 0) {
-    fatal(clash.map((t) => `Error response from daemon: rpc error: code = AlreadyExists desc = secret ${t.remoteName} already exists`).join('; '));
+  if (what.all) {
+    // abra's --all warns about a secret that exists and moves on to the others [R].
+    for (const t of targets.filter((x) => existing.has(x.remoteName))) log.warn(`${t.remoteName} already exists, moving on...`);
+    targets = targets.filter((t) => !existing.has(t.remoteName));
+  } else {
+    const clash = targets.filter((t) => existing.has(t.remoteName));
+    if (clash.length > 0) {
+      fatal(clash.map((t) => `Error response from daemon: rpc error: code = AlreadyExists desc = secret ${t.remoteName} already exists`).join('; '));
+    }
   }
   const generated: Generated[] = [];
   for (const t of targets) {

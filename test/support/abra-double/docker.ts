@@ -83,13 +83,21 @@ export async function stackRm(stack: string): Promise<RunResult> {
   return docker(['stack', 'rm', stack], 120_000);
 }
 
-/** Env for docker CLI children that interpolate compose files: only docker's own variables + `extra`. */
+/** What the docker CLI itself reads from its environment. */
+const CLIENT_ENV = ['PATH', 'HOME', 'TMPDIR', 'DOCKER_HOST', 'DOCKER_CONFIG', 'DOCKER_CONTEXT', 'DOCKER_CERT_PATH', 'DOCKER_TLS_VERIFY', 'DOCKER_API_VERSION'];
+
+/**
+ * Env for docker CLI children that interpolate compose files: the app's env (`extra`) for the
+ * interpolation, but the docker client's own variables always from this process. Real abra talks
+ * to the daemon through its own API client and never reads an app's DOCKER_HOST; a recipe's
+ * `.env.sample` may well set one for its containers (abramon's `tcp://socket-proxy:2375`).
+ */
 export function dockerEnv(extra: ReadonlyMap<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const k of ['PATH', 'HOME', 'TMPDIR', 'DOCKER_HOST', 'DOCKER_CONFIG', 'DOCKER_CONTEXT', 'DOCKER_CERT_PATH', 'DOCKER_TLS_VERIFY', 'DOCKER_API_VERSION']) {
+  for (const [k, v] of extra) if (!CLIENT_ENV.includes(k) && !k.startsWith('DOCKER_')) env[k] = v;
+  for (const k of CLIENT_ENV) {
     const v = process.env[k];
     if (v !== undefined) env[k] = v;
   }
-  for (const [k, v] of extra) env[k] = v;
   return env;
 }
