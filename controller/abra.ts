@@ -47,19 +47,6 @@ export interface BackupSnapshot {
   time: string | null;
 }
 
-/** One app as `abra app ls -m` reports it (reference §5): every value a string. */
-export interface AbraAppListing {
-  server: string;
-  recipe: string;
-  appName: string;
-  domain: string;
-  status?: string;
-  chaos?: string;
-  chaosVersion?: string;
-  version?: string;
-  upgrade?: string;
-}
-
 /**
  * Flags cc-ci passes where the pinned abra has them (`--chaos` and `--offline` on commands that
  * touch the recipe, `--volumes` on backup download): whether a command has one is read from its
@@ -163,11 +150,6 @@ export class Abra {
 
   private async offline(path: readonly string[]): Promise<string[]> {
     return (await this.supports(path, '--offline')) ? ['--offline'] : [];
-  }
-
-  async appList(): Promise<AbraAppListing[]> {
-    const r = await this.call('app ls', ['app', 'ls', '--status', '--machine'], { quiet: true });
-    return parseAppList(r.stdout);
   }
 
   /**
@@ -298,27 +280,6 @@ export function jsonPart(text: string): string {
     }
   }
   return first >= 0 && last >= first ? lines.slice(first, last + 1).join('\n') : text;
-}
-
-export function parseAppList(stdout: string): AbraAppListing[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(stdout);
-  } catch {
-    throw new Error('abra app ls -m did not print JSON');
-  }
-  const apps: AbraAppListing[] = [];
-  if (!doc || typeof doc !== 'object') return apps;
-  for (const server of Object.values(doc as Record<string, unknown>)) {
-    const list = (server as { apps?: unknown }).apps;
-    if (!Array.isArray(list)) continue;
-    for (const a of list) {
-      if (a && typeof a === 'object' && typeof (a as { domain?: unknown }).domain === 'string') {
-        apps.push(a as AbraAppListing);
-      }
-    }
-  }
-  return apps;
 }
 
 /** Reads `secret generate -m` output: a list of objects naming each secret and its value. */

@@ -20,31 +20,72 @@ export interface Check {
   fix?: string;
 }
 
-/** The abra flags cc-ci relies on, by subcommand. */
-export const ABRA_FLAGS: { path: string[]; flags: string[] }[] = [
-  { path: ['app', 'new'], flags: ['--server', '--domain', '--chaos', '--offline', '--no-input'] },
-  { path: ['app', 'deploy'], flags: ['--chaos', '--force', '--no-converge-checks', '--no-domain-checks', '--offline', '--no-input'] },
-  { path: ['app', 'undeploy'], flags: ['--no-input'] },
-  { path: ['app', 'remove'], flags: ['--force', '--no-input'] },
-  { path: ['app', 'ls'], flags: ['--status', '--machine'] },
-  { path: ['app', 'secret', 'generate'], flags: ['--all', '--machine'] },
-  { path: ['app', 'secret', 'remove'], flags: ['--all'] },
-  { path: ['app', 'volume', 'remove'], flags: ['--force'] },
+/**
+ * Every abra command cc-ci runs, with the flags it cannot do without (`required`) and those it
+ * passes where the command has them (`whereAvailable`: `--chaos`/`--offline` on the commands that
+ * touch the recipe, `--volumes` on backup download — controller/abra.ts reads each command's
+ * `--help` at run time; without one cc-ci leaves the flag out and checks the recipe out again
+ * before each deploy).
+ */
+export const ABRA_COMMANDS: { path: string[]; required: string[]; whereAvailable: string[] }[] = [
+  { path: ['server', 'add'], required: ['--local'], whereAvailable: [] },
+  { path: ['app', 'new'], required: ['--server', '--domain', '--chaos', '--offline', '--no-input'], whereAvailable: [] },
+  { path: ['app', 'deploy'], required: ['--chaos', '--force', '--no-converge-checks', '--no-domain-checks', '--offline', '--no-input'], whereAvailable: [] },
+  { path: ['app', 'undeploy'], required: ['--no-input'], whereAvailable: [] },
+  { path: ['app', 'remove'], required: ['--force', '--no-input'], whereAvailable: ['--offline'] },
+  { path: ['app', 'secret', 'generate'], required: ['--all', '--machine'], whereAvailable: ['--chaos', '--offline'] },
+  { path: ['app', 'secret', 'remove'], required: ['--all'], whereAvailable: ['--offline'] },
+  { path: ['app', 'volume', 'remove'], required: ['--force'], whereAvailable: ['--offline'] },
+  { path: ['app', 'backup', 'create'], required: [], whereAvailable: ['--chaos', '--offline'] },
+  { path: ['app', 'backup', 'snapshots'], required: [], whereAvailable: ['--chaos', '--offline'] },
+  { path: ['app', 'backup', 'download'], required: ['--snapshot'], whereAvailable: ['--volumes', '--chaos', '--offline'] },
+  { path: ['app', 'restore'], required: ['--snapshot'], whereAvailable: ['--chaos', '--offline'] },
 ];
 
-export async function checkAbraFlags(abra: Abra): Promise<string[]> {
-  const missing: string[] = [];
-  for (const { path, flags } of ABRA_FLAGS) {
-    let help: string;
+export interface AbraFlagReport {
+  /** Commands whose help could not be read, and required flags a command lacks. */
+  missing: string[];
+  /** Flags cc-ci passes where available that this abra does not have. */
+  unavailable: string[];
+}
+
+export async function checkAbraFlags(abra: Abra): Promise<AbraFlagReport> {
+  const report: AbraFlagReport = { missing: [], unavailable: [] };
+  for (const { path, required, whereAvailable } of ABRA_COMMANDS) {
     try {
-      help = await abra.help(path);
+      await abra.help(path);
     } catch (e) {
-      missing.push(`abra ${path.join(' ')} --help failed: ${e instanceof AbraError ? (e.fatal ?? e.message) : String(e)}`);
+      report.missing.push(`abra ${path.join(' ')} --help failed: ${e instanceof AbraError ? (e.fatal ?? e.message) : String(e)}`);
       continue;
     }
-    for (const f of flags) if (!new RegExp(`(^|[\\s,])${f}([\\s=,]|$)`, 'm').test(help)) missing.push(`abra ${path.join(' ')} ${f}`);
+    for (const f of required) if (!(await abra.supports(path, f))) report.missing.push(`abra ${path.join(' ')} ${f}`);
+    for (const f of whereAvailable) if (!(await abra.supports(path, f))) report.unavailable.push(`abra ${path.join(' ')} ${f}`);
   }
-  return missing;
+  return report;
+}
+
+/**
+ * backup-bot-two on the swarm: abra's backup commands exec into its container (reference §10).
+ * Found by its image or service name; the abra test double keeps backups itself.
+ */
+async function backupBotCheck(docker: Docker, abraVersion: string): Promise<Check> {
+  const name = 'backup-bot-two';
+  if (/ccci-double/.test(abraVersion)) {
+    return { name, ok: true, required: false, detail: 'not needed: the abra test double keeps backups itself (docs/abra-double.md)' };
+  }
+  const services = await docker.serviceImages().catch(() => null);
+  const bot = services?.find((s) => /backup-?bot/i.test(s.image) || /backup-?bot/i.test(s.name));
+  return {
+    name,
+    ok: Boolean(bot),
+    required: false,
+    detail: bot
+      ? `${bot.name} (${bot.image})`
+      : services === null
+        ? 'could not list the swarm services'
+        : 'no backup-bot-two service runs on the swarm: the backup and restore tiers of every recipe with backupbot labels will fail',
+    fix: 'deploy the backup-bot-two recipe through abra (docs/install.md, "Backups")',
+  };
 }
 
 export async function runDoctor(config: Config, paths: StatePaths): Promise<Check[]> {
@@ -89,8 +130,10 @@ export async function runDoctor(config: Config, paths: StatePaths): Promise<Chec
 
   const abra = new Abra({ bin: config.abra.bin, abraDir: config.abra.dir, server: config.abra.server, callTimeoutMs: 15_000 });
   let abraOk = false;
+  let abraVersion = '';
   try {
     const v = await abra.version();
+    abraVersion = v;
     abraOk = true;
     checks.push({ name: 'abra', ok: true, required: true, detail: `${config.abra.bin}: ${v}` });
   } catch (e) {
@@ -103,14 +146,26 @@ export async function runDoctor(config: Config, paths: StatePaths): Promise<Chec
     });
   }
   if (abraOk) {
-    const missing = await checkAbraFlags(abra);
+    const report = await checkAbraFlags(abra);
     checks.push({
-      name: 'abra flags',
-      ok: missing.length === 0,
+      name: 'abra commands',
+      ok: report.missing.length === 0,
       required: true,
-      detail: missing.length ? `missing: ${missing.join('; ')}` : 'every flag cc-ci passes is present',
+      detail: report.missing.length
+        ? `missing: ${report.missing.join('; ')}`
+        : `${ABRA_COMMANDS.length} commands, every flag cc-ci needs is present`,
       fix: 'use the abra version cc-ci is pinned to (see docs/install.md)',
     });
+    checks.push({
+      name: 'abra recipe flags',
+      ok: report.unavailable.length === 0,
+      required: false,
+      detail: report.unavailable.length
+        ? `not in this abra: ${report.unavailable.join('; ')}; cc-ci leaves them out and checks the commit out again before each deploy`
+        : '--chaos/--offline on every recipe-touching command, --volumes on backup download',
+      fix: 'use the abra version cc-ci is pinned to (see docs/install.md)',
+    });
+    checks.push(await backupBotCheck(docker, abraVersion));
   }
   const serverDir = join(config.abra.dir, 'servers', config.abra.server);
   checks.push({

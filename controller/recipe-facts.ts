@@ -156,7 +156,10 @@ export function factsOf(model: ComposeModel, input: FactsInput): RecipeFacts {
       const versionVar = s.template ? versionVarOf(s.template) : null;
       if (!s.external || !versionVar || !s.name) return [];
       const modifiers = input.modifiers(versionVar);
-      return [{ key: s.key, name: s.name, versionVar, version: input.env[versionVar] ?? null, modifiers, generate: !/(^|\s)generate=false(\s|$)/.test(modifiers) }];
+      // Unset in the app env (a secret newer than the app's .env), the name's default says it.
+      const prefix = `${input.env.STACK_NAME ?? ''}_${s.key}_`;
+      const version = input.env[versionVar] || (s.name.startsWith(prefix) ? s.name.slice(prefix.length) : null) || null;
+      return [{ key: s.key, name: s.name, versionVar, version, modifiers, generate: !/(^|\s)generate=false(\s|$)/.test(modifiers) }];
     }),
   };
 }
@@ -297,6 +300,7 @@ function legacyPaths(v: string | undefined, mount: string): string[] | null {
     .split(',')
     .map((p) => p.trim())
     .filter((p) => p === mount || p.startsWith(`${mount.replace(/\/$/, '')}/`))
-    .map((p) => p.slice(mount.length).replace(/^\/+/, '') || '.');
-  return inside.length ? inside : null;
+    .map((p) => p.slice(mount.length).replace(/^\/+/, ''));
+  // The label naming the mount itself (foodsharing-cms's `/data`) limits nothing.
+  return inside.length && !inside.includes('') ? inside : null;
 }

@@ -4,7 +4,7 @@ import { ComposeError, splitComposeFile } from '../controller/compose-model.js';
 import { EnvFile } from '../controller/envfile.js';
 import { stackName } from '../controller/naming.js';
 import { deployEnv, readRecipeFacts, type RecipeFacts } from '../controller/recipe-facts.js';
-import { OVERLAY_FILE } from '../recipes/customization.js';
+import { OVERLAY_FILE, type Settings } from '../recipes/customization.js';
 import { TestFailure, type RunContext } from './context.js';
 
 /**
@@ -50,18 +50,33 @@ export function recipeComposeFiles(env: EnvFile): string[] {
  * COMPOSE_FILE spelled out in full with cc-ci's overlays after the recipe's files (an unset
  * COMPOSE_FILE means compose.yml, which `"$COMPOSE_FILE:x"` would have lost).
  */
-export function applyRunEnv(ctx: RunContext, env: EnvFile, domain: string): void {
-  const settings = ctx.workspace!.settings;
-  env.set('DOMAIN', domain);
+export interface RunEnv {
+  run: string;
+  domain: string;
+  settings: Pick<Settings, 'deployTimeoutSeconds' | 'extraEnv'>;
+  /** The customisation has a compose overlay (compose.ccci.yml). */
+  overlay: boolean;
+  /** Local ingress: cc-ci's overlay publishes the web port on the host. */
+  ingressOverlay: boolean;
+}
+
+export function applyRunEnv(env: EnvFile, o: RunEnv): void {
+  env.set('DOMAIN', o.domain);
   env.set('LETS_ENCRYPT_ENV', '');
-  env.set('TIMEOUT', String(Math.round(settings.deployTimeoutSeconds)));
-  for (const [k, v] of Object.entries(settings.extraEnv)) env.set(k, v);
+  env.set('TIMEOUT', String(Math.round(o.settings.deployTimeoutSeconds)));
+  for (const [k, v] of Object.entries(o.settings.extraEnv)) env.set(k, v);
   const files = recipeComposeFiles(env);
-  if (ctx.workspace!.customization.overlay) files.push(OVERLAY_FILE);
-  if (ctx.config.ingress.mode !== 'traefik') files.push(INGRESS_OVERLAY);
+  if (o.overlay) files.push(OVERLAY_FILE);
+  if (o.ingressOverlay) files.push(INGRESS_OVERLAY);
   env.appendLine("# cc-ci: the recipe's compose files, then cc-ci's overlays");
   env.appendLine(`COMPOSE_FILE="${files.join(':')}"`);
-  env.set(RUN_MARKER, ctx.name);
+  env.set(RUN_MARKER, o.run);
+}
+
+/** The run's env edits for an app of this run. */
+export function runEnvOf(ctx: RunContext, domain: string): RunEnv {
+  const ws = ctx.workspace!;
+  return { run: ctx.name, domain, settings: ws.settings, overlay: ws.customization.overlay !== null, ingressOverlay: ctx.config.ingress.mode !== 'traefik' };
 }
 
 /** The facts of a recipe checkout under an env, with the settings' web service and port. */
@@ -97,7 +112,7 @@ export async function appFacts(ctx: RunContext, app: { domain: string; stack: st
 /** What the facts will be once the run's app exists: `.env.sample` with the run's edits. */
 export async function predictedFacts(ctx: RunContext): Promise<RecipeFacts> {
   const env = new EnvFile('/dev/null', readFileSync(join(ctx.workspace!.recipeDir, '.env.sample'), 'utf8'));
-  applyRunEnv(ctx, env, PREDICTED_DOMAIN);
+  applyRunEnv(env, runEnvOf(ctx, PREDICTED_DOMAIN));
   return factsUnder(ctx, env, stackName(PREDICTED_DOMAIN));
 }
 

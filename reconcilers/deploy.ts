@@ -10,7 +10,7 @@ import { pickFreePort } from '../controller/ports.js';
 import type { RecipeFacts, WebFacts } from '../controller/recipe-facts.js';
 import { runHook } from '../recipes/hooks.js';
 import type { AppRecord } from '../state/types.js';
-import { applyRunEnv, appEnvPath, copyRecipeOverlay, factsUnder, INGRESS_OVERLAY, RUN_MARKER } from './app-env.js';
+import { applyRunEnv, appEnvPath, copyRecipeOverlay, factsUnder, INGRESS_OVERLAY, RUN_MARKER, runEnvOf } from './app-env.js';
 import { InputError, SwarmFaultError, TestFailure, type RunContext, type SubjectApp } from './context.js';
 
 export { INGRESS_OVERLAY } from './app-env.js';
@@ -163,7 +163,7 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
     await ctx.step(
       'configure app env',
       async () => {
-        applyRunEnv(ctx, o.env!, domain);
+        applyRunEnv(o.env!, runEnvOf(ctx, domain));
         o.env!.save();
         // Overlays must exist before any abra call reads COMPOSE_FILE (they all load the compose files).
         await writeOverlays(ctx, clock, o.env!, o.lease!);

@@ -1,3 +1,4 @@
+import { stackName } from '../controller/naming.js';
 import type { RecipeFacts } from '../controller/recipe-facts.js';
 import { upgradeBase } from '../recipes/_generic/upgrade.js';
 import { TIER_NAMES } from '../state/types.js';
@@ -25,7 +26,7 @@ export interface Understanding {
   problem?: string;
 }
 
-const unpredicted = (s: string) => s.split(PREDICTED_DOMAIN).join('${DOMAIN}');
+const unpredicted = (s: string) => s.split(PREDICTED_DOMAIN).join('${DOMAIN}').split(stackName(PREDICTED_DOMAIN)).join('${STACK_NAME}');
 
 function fromFacts(f: RecipeFacts): Omit<Understanding, 'upgradeBase'> {
   const first = f.backup.candidates[0];
@@ -71,7 +72,7 @@ export async function understandRecipe(ctx: RunContext): Promise<Understanding> 
   if (!tiers.includes('upgrade')) base = { none: 'the run does not ask for the upgrade tier' };
   else {
     const b = await upgradeBase(ctx);
-    base = b ?? { none: `no release tag below ${ctx.spec.spec.source.ref}` };
+    base = b ? { tag: b.tag, commit: b.commit, why: b.why } : { none: `no release tag below ${ctx.spec.spec.source.ref}` };
   }
   let u: Understanding;
   try {

@@ -134,5 +134,6 @@ export function jsonResult(s: RunSummary): Record<string, unknown> {
     commit: s.commit,
     attempt: s.attempt,
     retries: s.retries,
+    understanding: s.understanding,
   };
 }

@@ -18,6 +18,7 @@ export interface UpgradeBase {
   commit: string;
   /** Why this release, for the log and `cc-ci describe run`. */
   why: string;
+  lightweight: boolean;
 }
 
 export async function upgradeBase(ctx: RunContext): Promise<UpgradeBase | null> {
@@ -37,10 +38,9 @@ export async function upgradeBase(ctx: RunContext): Promise<UpgradeBase | null> 
     why = 'the highest release tag below the ref (prereleases are never a base)';
   }
   if (!base) return null;
-  if (await isLightweightTag(ws.recipeDir, base.tag, gitOpts)) {
-    why += '; it is a lightweight tag, which abra does not deploy as a release (the upgrade tier will show abra\'s refusal)';
-  }
-  return { ...base, why };
+  const lightweight = await isLightweightTag(ws.recipeDir, base.tag, gitOpts);
+  if (lightweight) why += "; it is a lightweight tag, which abra does not deploy as a release (the upgrade tier will show abra's refusal)";
+  return { ...base, why, lightweight };
 }
 
 export const upgradeTier: TierRunner = {
@@ -61,7 +61,12 @@ export const upgradeTier: TierRunner = {
       ctx.subject.current = null;
     }
 
-    const baseApp = await ensureApp(ctx, { purpose: 'upgrade', commit: base.commit, describe: `release ${base.tag}`, release: base.tag });
+    const baseApp = await ensureApp(ctx, { purpose: 'upgrade', commit: base.commit, describe: `release ${base.tag}`, release: base.tag }).catch((e: unknown) => {
+      if (e instanceof TestFailure && base.lightweight) {
+        throw new TestFailure(`${e.message} — an operator cannot install release ${base.tag}: it is a lightweight tag; publish releases as annotated tags (git tag -a, as abra recipe release does)`);
+      }
+      throw e;
+    });
     const marker = newMarker('upgrade');
     const place = await seedMarker(ctx, baseApp, 'upgrade', marker, false);
     ctx.log('info', `test data before the upgrade: ${place.describe}`);

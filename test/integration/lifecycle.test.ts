@@ -246,10 +246,12 @@ describe('cc-ci doctor', () => {
   it('passes on this host with the abra double, having checked every flag cc-ci passes', async () => {
     const r = await cli(t, ['doctor']);
     expect(r.exitCode, r.stdout).toBe(0);
-    for (const check of ['git', 'docker daemon', 'swarm', 'proxy network', 'abra', 'abra flags', 'abra server', 'state directory']) {
+    for (const check of ['git', 'docker daemon', 'swarm', 'proxy network', 'abra', 'abra commands', 'abra recipe flags', 'backup-bot-two', 'abra server', 'state directory']) {
       expect(r.stdout).toMatch(new RegExp(`^ok +${check}:`, 'm'));
     }
-    expect(r.stdout).toMatch(/abra flags: every flag cc-ci passes is present/);
+    expect(r.stdout).toMatch(/abra commands: 12 commands, every flag cc-ci needs is present/);
+    expect(r.stdout).toMatch(/abra recipe flags: --chaos\/--offline on every recipe-touching command, --volumes on backup download/);
+    expect(r.stdout).toMatch(/backup-bot-two: not needed: the abra test double keeps backups itself/);
   });
 
   it('says exactly what is missing and how to fix it', async () => {
