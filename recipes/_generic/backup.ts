@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbraError } from '../../controller/abra.js';
 import { archiveListing, scanBackupArchive, type ArchiveScan } from '../../controller/backup-archive.js';
@@ -97,6 +97,11 @@ export async function takeBackup(ctx: RunContext): Promise<TakenBackup> {
     return taken;
   } finally {
     rmSync(work, { recursive: true, force: true });
+    try {
+      rmdirSync(join(ctx.dir, 'work'));
+    } catch {
+      /* other work is still there */
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 // `abra app backup create | snapshots | download` and `abra app restore`, pinned to the backupbot
-// label specification (/work/shared/reference/abra.md §10.1) and cc-ci's PTY requirement (§3, §10.3).
+// label specification and backup-bot-two's behaviour (docs/abra-double.md, contract rows 24–30;
+// § numbers are the abra reference's sections).
 import { execa } from 'execa';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,7 @@
 // The abra double's command line, `app new`, secrets, `app ls`, recipes/servers and fault
-// injection: everything that needs no deployed stack. Facts pinned here come from
-// /work/shared/reference/abra.md (section numbers in the comments), encoded in the tests.
+// injection: everything that needs no deployed stack. The facts pinned here are the rows of
+// docs/abra-double.md's contract, which names the source of each (§ numbers in the comments are
+// the abra reference's sections).
 import { execa } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

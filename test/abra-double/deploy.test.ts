@@ -1,6 +1,7 @@
 // `abra app deploy | undeploy | rm` and `app ls -S` against the real swarm, pinned to
-// /work/shared/reference/abra.md §7 (deploy), §7.1 (version choice), §7.4 (labels), §7.5
-// (convergence), §11 (teardown). The facts are encoded here; the section numbers say where from.
+// docs/abra-double.md's contract (rows 9–16, 22, 23, 32, 33), which names the source of each;
+// § numbers are the abra reference's: §7 deploy, §7.1 version choice, §7.4 labels, §7.5
+// convergence, §11 teardown.
 import { execa } from 'execa';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
