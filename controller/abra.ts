@@ -141,7 +141,7 @@ export class Abra {
   }
 
   async appUndeploy(domain: string, timeoutMs?: number): Promise<void> {
-    await this.call('app undeploy', ['app', 'undeploy', domain], timeoutMs ? { timeoutMs } : {});
+    await this.call('app undeploy', ['app', 'undeploy', domain, ...(await this.offline(['app', 'undeploy']))], timeoutMs ? { timeoutMs } : {});
   }
 
   async appRemove(domain: string): Promise<void> {

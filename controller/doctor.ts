@@ -31,7 +31,7 @@ export const ABRA_COMMANDS: { path: string[]; required: string[]; whereAvailable
   { path: ['server', 'add'], required: ['--local'], whereAvailable: [] },
   { path: ['app', 'new'], required: ['--server', '--domain', '--chaos', '--offline', '--no-input'], whereAvailable: [] },
   { path: ['app', 'deploy'], required: ['--chaos', '--force', '--no-converge-checks', '--no-domain-checks', '--offline', '--no-input'], whereAvailable: [] },
-  { path: ['app', 'undeploy'], required: ['--no-input'], whereAvailable: [] },
+  { path: ['app', 'undeploy'], required: ['--no-input'], whereAvailable: ['--offline'] },
   { path: ['app', 'remove'], required: ['--force', '--no-input'], whereAvailable: ['--offline'] },
   { path: ['app', 'secret', 'generate'], required: ['--all', '--machine'], whereAvailable: ['--chaos', '--offline'] },
   { path: ['app', 'secret', 'remove'], required: ['--all'], whereAvailable: ['--offline'] },

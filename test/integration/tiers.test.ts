@@ -157,7 +157,7 @@ describe('the tier ladder', () => {
     // The chaos-version label of the upgraded stack is the head's own commit.
     expect(tiers.upgrade?.reason).toContain(`1.1.0+1.35.0 → head ${head} in place (chaos-version ${head}`);
     expect(tiers.upgrade?.reason).toMatch(/survived/);
-    expect(tiers.backup?.reason).toMatch(/^snapshot [0-9a-f]{8}: \d+ bytes, \d+ file\(s\), verify-backup hook passed$/);
+    expect(tiers.backup?.reason).toMatch(/^snapshot [0-9a-f]{8}: \d+ bytes, \d+ file\(s\) in 1 volume\(s\), verify-backup hook passed$/);
     expect(tiers.restore?.reason).toMatch(/the data is back/);
     expect(tiers.custom?.reason).toBe('2 Playwright tests and 1 functional check passed');
     // What docs/testing.md promises: two apps, three deploys (install, the base, the upgrade).
@@ -214,9 +214,21 @@ describe('the tier ladder', () => {
     expect(r.exitCode).toBe(1);
     expect(r.json.tiers.install?.result).toBe('pass');
     expect(r.json.tiers.upgrade?.result).toBe('fail');
-    expect(r.json.tiers.upgrade?.reason).toMatch(/abra app deploy of head [0-9a-f]{8} reported success, but the stack did not move: its app service runs chaos-version [0-9a-f]{8}/);
+    expect(r.json.tiers.upgrade?.reason).toMatch(/abra app deploy of head [0-9a-f]{8} reported success, but the stack did not move: it shows version 1\.1\.0\+1\.35\.0/);
     expect(r.json.tiers.backup?.result).toBe('skipped');
     expect(callsOf(faults, 'app.deploy')).toBe(3);
+  }, FULL);
+
+  it('abra checking another version out behind cc-ci (its recipe check, without --chaos) is undone before the deploy', async () => {
+    // The first secret generate moves the run's checkout to the latest release, as abra's recipe
+    // check may on a call that is not chaos: the head must be what deploys all the same.
+    const faults = faultEnv(t, 'app.secret.generate:1:moves');
+    const r = await run('webnotes', webnotes.path, 'main', 'install', faults);
+    expect(r.exitCode, r.json.reason).toBe(0);
+    expect(r.log()).toMatch(/injected recipe check: checked out 1\.1\.0\+1\.35\.0/);
+    expect(r.log()).toMatch(new RegExp(`the recipe checkout is at [0-9a-f]{12}, not ${webnotes.head.slice(0, 12)} \\(abra moved it\\): checking out again`));
+    expect(r.log()).toMatch(new RegExp(`converged at chaos-version ${webnotes.head.slice(0, 8)}:`));
+    expect(callsOf(faults, 'app.deploy')).toBe(1);
   }, FULL);
 
   it('a restore that does not bring the data back fails restore, with diagnostics', async () => {
@@ -233,7 +245,7 @@ describe('the tier ladder', () => {
     const r = await run('notes', webnotes.path, 'main', 'upgrade,backup,restore');
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.json.tiers.upgrade?.reason).toMatch(/marker file \/data\/\.ccci-marker in volume/);
-    expect(r.json.tiers.backup?.reason).toMatch(/holds the marker/);
+    expect(r.json.tiers.backup?.reason).toMatch(/holds the test data/);
     expect(r.json.tiers.restore?.reason).toMatch(/marker file \/data\/notes\/\.ccci-marker/);
   }, FULL);
 

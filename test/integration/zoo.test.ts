@@ -151,6 +151,12 @@ describe('the recipe zoo on the real swarm', () => {
     // The recipe's own check: the page names the domain cc-ci deployed it as, not helpline.example.com.
     expect(s.tiers.custom?.reason).toBe('1 functional check passed');
     expect(s.log).toMatch(/the page names hotl-[0-9a-f]{6}\.ci\.localhost/);
+    // What cc-ci understood is in the log before anything deploys, and in `describe run`.
+    expect(s.log.indexOf('understood: web: web on port 8080')).toBeLessThan(s.log.indexOf('abra app new'));
+    const described = await cli(t, ['describe', 'run', s.name]);
+    expect(described.stdout).toMatch(/^Understood:\n {2}compose files: compose\.yml \(version 3\.8\)\n {2}services: web, app, db, store\n {2}web: web on port 8080: Traefik router "\$\{STACK_NAME\}" \(Host\(`\$\{DOMAIN\}`\)\) → port 8080\n/m);
+    expect(described.stdout).toContain('  secrets: db_password v1 (length=32); hmac_key v1 (length=64 charset=hex)');
+    expect(described.stdout).toContain('  upgrade base: none: no release tag below main');
   }, FULL);
 
   it('rollout (compose 3.7, start-first with rollback, v-prefixed tags, two routers): passes, cc-ci saying what it changed', async () => {

@@ -25,7 +25,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export type FaultMode = 'fail' | 'hang' | 'crash' | 'noop';
+export type FaultMode = 'fail' | 'hang' | 'crash' | 'noop' | 'moves';
 
 export interface FaultRule {
   key: string;
@@ -36,8 +36,8 @@ export interface FaultRule {
 export function parseFaults(spec: string): FaultRule[] {
   const rules: FaultRule[] = [];
   for (const part of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
-    const m = /^([a-z][a-z.-]*):(\d+):(fail|hang|crash|noop)$/.exec(part);
-    if (!m) fatal(`invalid ABRA_DOUBLE_FAULTS entry "${part}" (want <command>:<n>:fail|hang|crash|noop, e.g. app.deploy:1:fail)`);
+    const m = /^([a-z][a-z.-]*):(\d+):(fail|hang|crash|noop|moves)$/.exec(part);
+    if (!m) fatal(`invalid ABRA_DOUBLE_FAULTS entry "${part}" (want <command>:<n>:fail|hang|crash|noop|moves, e.g. app.deploy:1:fail)`);
     const call = Number.parseInt(m[2] ?? '0', 10);
     if (call < 1) fatal(`invalid ABRA_DOUBLE_FAULTS entry "${part}": call numbers start at 1`);
     rules.push({ key: m[1] ?? '', call, mode: (m[3] ?? 'fail') as FaultMode });
@@ -112,7 +112,7 @@ function hangForever(): Promise<never> {
 }
 
 /** Runs before every command: latency, counting, and the fault (if any) for this call. */
-export async function beforeCommand(key: string, canonical: (key: string) => string | undefined): Promise<{ crash: boolean }> {
+export async function beforeCommand(key: string, canonical: (key: string) => string | undefined): Promise<{ crash: boolean; moves?: boolean }> {
   const delay = Number.parseInt(process.env.ABRA_DOUBLE_DELAY_MS ?? '', 10);
   if (Number.isFinite(delay) && delay > 0) await sleep(delay);
 
@@ -143,5 +143,10 @@ export async function beforeCommand(key: string, canonical: (key: string) => str
       // An abra that says it did the work and did nothing: cc-ci must notice from the swarm.
       log.info(`injected no-op (${key} call ${n}): nothing done`);
       process.exit(0);
+    // eslint-disable-next-line no-fallthrough
+    case 'moves':
+      // Real abra's recipe check on a call without --chaos may check the latest release out in
+      // place [R]: the caller does that before the command runs (main.ts).
+      return { crash: false, moves: true };
   }
 }

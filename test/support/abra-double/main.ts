@@ -19,7 +19,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     setDebug(inv.bool('debug'));
     const cmd = path[path.length - 1];
     if (!cmd?.run) return 0;
-    await beforeCommand(inv.path.join('.'), canonicalKey);
+    const fault = await beforeCommand(inv.path.join('.'), canonicalKey);
+    if (fault.moves) await checkoutLatestRelease(inv.args[0] ?? '');
     await cmd.run(inv);
     return 0;
   } catch (e) {
@@ -27,6 +28,19 @@ export async function main(argv: readonly string[]): Promise<number> {
     else log.fatal(e instanceof Error ? `${e.message}${process.env.ABRA_DOUBLE_TRACE ? `\n${e.stack ?? ''}` : ''}` : String(e));
     return 1;
   }
+}
+
+
+/** The `moves` fault: checks the app's recipe out at its latest release, as abra's recipe check
+ *  does on a call that is not chaos [R], before the command itself runs. */
+async function checkoutLatestRelease(domain: string): Promise<void> {
+  const { loadApp } = await import('./app.js');
+  const { checkout, releaseVersions } = await import('./git.js');
+  const app = loadApp(domain);
+  const latest = (await releaseVersions(app.recipeDir)).pop();
+  if (latest === undefined) return;
+  log.info(`injected recipe check: checked out ${latest} in ${app.recipeDir}`);
+  await checkout(app.recipeDir, latest);
 }
 
 process.exitCode = await main(process.argv.slice(2));
