@@ -154,7 +154,7 @@ describe('the recipe zoo on the real swarm', () => {
     // What cc-ci understood is in the log before anything deploys, and in `describe run`.
     expect(s.log.indexOf('understood: web: web on port 8080')).toBeLessThan(s.log.indexOf('abra app new'));
     const described = await cli(t, ['describe', 'run', s.name]);
-    expect(described.stdout).toMatch(/^Understood:\n {2}compose files: compose\.yml \(version 3\.8\)\n {2}services: web, app, db, store\n {2}web: web on port 8080: Traefik router "\$\{STACK_NAME\}" \(Host\(`\$\{DOMAIN\}`\)\) → port 8080\n/m);
+    expect(described.stdout).toMatch(/^Understood:\n {2}compose files: compose\.yml \(version 3\.8\)\n {2}services: app, db, store, web\n {2}web: web on port 8080: Traefik router "\$\{STACK_NAME\}" \(Host\(`\$\{DOMAIN\}`\)\) → port 8080\n/m);
     expect(described.stdout).toContain('  secrets: db_password v1 (length=32); hmac_key v1 (length=64 charset=hex)');
     expect(described.stdout).toContain('  upgrade base: none: no release tag below main');
   }, FULL);
