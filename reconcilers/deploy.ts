@@ -167,9 +167,9 @@ async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployCloc
         o.env!.save();
         // Overlays must exist before any abra call reads COMPOSE_FILE (they all load the compose files).
         await writeOverlays(ctx, clock, o.env!, o.lease!);
-        ctx.log('info', `app env: DOMAIN=${domain} LETS_ENCRYPT_ENV= TIMEOUT=${Math.round(settings.deployTimeoutSeconds)}${
+        ctx.log('info', `app env: LETS_ENCRYPT_ENV= TIMEOUT=${Math.round(settings.deployTimeoutSeconds)}${
           Object.keys(settings.extraEnv).length ? ` extra: ${Object.keys(settings.extraEnv).join(', ')}` : ''
-        } COMPOSE_FILE=${o.env!.resolved('COMPOSE_FILE') ?? ''}`);
+        } DOMAIN=${domain} COMPOSE_FILE=${o.env!.resolved('COMPOSE_FILE') ?? ''}`);
       },
       o.envPath ?? undefined,
     );

@@ -32,10 +32,10 @@ export async function upgradeBase(ctx: RunContext): Promise<UpgradeBase | null> 
     } catch {
       throw new InputError(`settings upgradeBase "${ws.settings.upgradeBase}" is not a tag of the recipe repository`);
     }
-    why = "named by the recipe's settings (upgradeBase)";
+    why = 'from settings (upgradeBase)';
   } else {
     base = await releaseBelow(ws.recipeDir, ws.commit, gitOpts);
-    why = 'the highest release tag below the ref (prereleases are never a base)';
+    why = 'is the highest release tag below the ref (prereleases are never a base)';
   }
   if (!base) return null;
   const lightweight = await isLightweightTag(ws.recipeDir, base.tag, gitOpts);
@@ -53,7 +53,7 @@ export const upgradeTier: TierRunner = {
     const ws = ctx.workspace!;
     const base = (await upgradeBase(ctx))!;
     const head = ws.commit.slice(0, 8);
-    ctx.log('info', `upgrade base: ${base.tag} (${base.commit.slice(0, 8)}), ${base.why}`);
+    ctx.log('info', `upgrade base: ${base.tag} (${base.commit.slice(0, 8)}) ${base.why}`);
 
     // One app at a time: the install app has done its job.
     if (ctx.subject.current) {

@@ -77,7 +77,7 @@ describe('the recipe zoo on the real swarm', () => {
     expect(s.understanding.composeFiles).toEqual(['compose.yml']);
     expect(s.understanding.composeVersion).toBe('3.8');
     // The app env spells COMPOSE_FILE out: the recipe's compose.yml, then cc-ci's overlay.
-    expect(s.log).toMatch(/app env: DOMAIN=mini-[0-9a-f]{6}\.ci\.localhost .*COMPOSE_FILE=compose\.yml:compose\.ccci-ingress\.yml/);
+    expect(s.log).toMatch(/app env: LETS_ENCRYPT_ENV= TIMEOUT=30 DOMAIN=mini-[0-9a-f]{6}\.ci\.localhost COMPOSE_FILE=compose\.yml:compose\.ccci-ingress\.yml/);
     // The release deploys as an operator deploys it; the head as a chaos deploy without +U.
     expect(s.log).toMatch(/abra app deploy: mini-\S+ at release 0\.2\.0\+1\.35\.0 \(as an operator deploys a release\)/);
     expect(s.log).toMatch(/converged at version 0\.2\.0\+1\.35\.0/);
