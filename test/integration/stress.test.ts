@@ -131,7 +131,14 @@ describe('stress', () => {
         // What the final attempt deployed (an attempt retried for an infrastructure fault counts not).
         const lastRetry = all.map((e) => /^retrying from a clean slate/.test(e.text)).lastIndexOf(true);
         const events = all.slice(lastRetry + 1);
-        const deployed = events.map((e) => /^converged at chaos-version (\S+):/.exec(e.text)?.[1]).filter((v): v is string => v !== undefined);
+        // A head converges at its chaos-version; a release, deployed as an operator deploys it, at
+        // its version, which stands for the commit the tag names.
+        const deployed = events
+          .map((e) => {
+            const m = /^converged at (?:chaos-version (\S+)|version (\S+)):/.exec(e.text);
+            return m?.[1] ?? (m?.[2] ? (webnotes.tagCommits[m[2]] ?? plainpage.tagCommits[m[2]] ?? m[2]) : undefined);
+          })
+          .filter((v): v is string => v !== undefined);
         return { p, r, deployed };
       });
       for (const { p, r, deployed } of perRun) {

@@ -65,7 +65,7 @@ describe('loading the customisation layers', () => {
   it('layers generic < recipe repo < bundled < operator: scalars replace, extraEnv and expectedNA extend, a hook or overlay is the highest layer\'s whole', () => {
     const l = layout('layered');
     put(join(l.bundled, '_generic', 'settings.yaml'), 'healthPath: /\nhealthStatuses: [200]\nextraEnv: { A: g, B: g }\nexpectedNA: { backup: generic says }\n');
-    put(join(l.repo, '.cc-ci', 'settings.yaml'), 'healthPath: /from-repo\ndeployTimeoutSeconds: 10\nextraEnv: { B: repo }\n');
+    put(join(l.repo, '.cc-ci', 'settings.yaml'), 'healthPath: /from-repo\ndeployTimeoutSeconds: 10\nextraEnv: { B: repo }\nwebPort: 8081\n');
     put(join(l.repo, '.cc-ci', 'hooks', 'seed'), HOOK, 0o755);
     put(join(l.repo, '.cc-ci', 'hooks', 'check'), HOOK, 0o755);
     put(join(l.repo, '.cc-ci', 'compose.ccci.yml'), 'version: "3.8"\n');
@@ -74,7 +74,7 @@ describe('loading the customisation layers', () => {
     put(join(l.bundled, 'app', 'settings.yaml'), 'healthStatuses: [204]\nupgradeBase: 1.0.0+1\nhookTimeoutSeconds: 5\nexpectedNA: { restore: bundled says }\n');
     put(join(l.bundled, 'app', 'hooks', 'check'), HOOK, 0o755);
     put(join(l.bundled, 'app', 'hooks', '.gitkeep'), '');
-    put(join(l.operator, 'app', 'settings.yaml'), 'httpTimeoutSeconds: 7\nextraEnv: { C: op }\nexpectedNA: { backup: operator says }\n');
+    put(join(l.operator, 'app', 'settings.yaml'), 'httpTimeoutSeconds: 7\nextraEnv: { C: op }\nexpectedNA: { backup: operator says }\nwebService: front\n');
     put(join(l.operator, 'app', 'compose.ccci.yml'), 'version: "3.8"\n');
     put(join(l.operator, 'app', 'functional', 'op.sh'), HOOK, 0o755);
 
@@ -94,6 +94,8 @@ describe('loading the customisation layers', () => {
       extraEnv: { A: 'g', B: 'repo', C: 'op' },
       upgradeBase: '1.0.0+1',
       expectedNA: { backup: 'operator says', restore: 'bundled says' },
+      webService: 'front',
+      webPort: 8081,
     });
     expect(c.hooks).toEqual({
       seed: { path: join(l.repo, '.cc-ci', 'hooks', 'seed'), source: 'recipe-repo' },
