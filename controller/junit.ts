@@ -18,7 +18,6 @@ export interface JUnitCase {
 
 function esc(s: string): string {
   // XML 1.0 cannot carry most control characters at all: drop them.
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f]/g, '').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 

@@ -305,7 +305,6 @@ export async function runInTerminal(o: RunOptions): Promise<ProcessResult> {
     const parts = (partial + chunk).replace(/\r\n/g, '\n').replace(/\r/g, '\n').split('\n');
     partial = parts.pop() ?? '';
     for (const raw of parts) {
-      // eslint-disable-next-line no-control-regex
       const line = raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
       lines.push(line);
       if (!o.sensitive) o.onLine?.('out', line);

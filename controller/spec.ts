@@ -16,7 +16,6 @@ export function refProblem(ref: string): string | null {
   if (ref.length === 0) return 'is empty';
   if (ref.length > 255) return 'is longer than 255 characters';
   if (ref.startsWith('-')) return 'must not start with "-"';
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x20\x7f~^:?*[\\]/.test(ref)) return 'contains a character git does not allow in a ref (space, ~ ^ : ? * [ \\ or a control character)';
   if (ref.includes('..')) return 'must not contain ".."';
   if (ref.includes('@{')) return 'must not contain "@{"';
@@ -29,7 +28,6 @@ export function refProblem(ref: string): string | null {
 export function repoProblem(repo: string): string | null {
   if (repo.trim() !== repo || repo.length === 0) return 'is empty or has surrounding whitespace';
   if (repo.startsWith('-')) return 'must not start with "-"';
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(repo)) return 'contains a control character';
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repo) && !/^(https?|ssh|git|file):\/\//i.test(repo)) {
     return 'uses a URL scheme git should not be given (allowed: https, http, ssh, git, file, or a path)';

@@ -198,7 +198,7 @@ export class RunContext {
     if (!this.signal.aborted) return;
     const reason: unknown = this.signal.reason;
     if (reason instanceof Error) throw reason;
-    throw new CancelledError(String(reason ?? 'cancelled'));
+    throw new CancelledError(typeof reason === 'string' ? reason : 'cancelled');
   }
 
   /** Records a step before it is taken and its outcome after: the journal a restart reads. */

@@ -382,7 +382,7 @@ async function abraStep(ctx: RunContext, name: string, fn: () => Promise<void>, 
   } catch (e) {
     if (!(e instanceof AbraError)) throw e;
     // abra that cannot even start is the server's fault, never the recipe's.
-    if (e.result.spawnError) throw new Error(`abra cannot be started (${e.result.spawnError}); see cc-ci doctor`);
+    if (e.result.spawnError) throw new Error(`abra cannot be started (${e.result.spawnError}); see cc-ci doctor`, { cause: e });
     await ctx.docker.info(); // throws DockerError when the daemon is unreachable
     throw new TestFailure(`${name} failed: ${e.fatal ?? e.message}`);
   }

@@ -8,7 +8,7 @@ import type { Store } from './store.js';
 
 type Row = Record<string, unknown>;
 
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : null);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 /** Deliveries are kept this long; a replay older than that is still caught by the comment id. */

@@ -22,8 +22,9 @@ import { ACTIVE_PHASES } from './types.js';
 
 type Row = Record<string, unknown>;
 
-const str = (v: unknown): string => String(v);
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+// SQLite hands back strings, numbers and nulls.
+const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : null);
+const str = (v: unknown): string => strOrNull(v) ?? '';
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 function toRun(r: Row): RunRecord {

@@ -99,7 +99,7 @@ export class ForgeService {
       createClient,
       bot: this.bot,
       logger: log,
-      runUrl: o.runUrl,
+      runUrl: (name: string) => o.runUrl(name),
       resyncSeconds: Math.min(o.config.resyncSeconds, 30),
       ...(o.counters ? { onReport: (outcome: 'ok' | 'error') => o.counters?.report(outcome) } : {}),
     });

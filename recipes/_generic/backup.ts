@@ -112,7 +112,7 @@ export async function backupStep<T>(ctx: RunContext, name: string, fn: () => Pro
     return await ctx.step(name, fn, detail);
   } catch (e) {
     // abra that cannot even start is the server's fault, never the recipe's.
-    if (e instanceof AbraError && e.result.spawnError) throw new Error(`abra cannot be started (${e.result.spawnError}); see cc-ci doctor`);
+    if (e instanceof AbraError && e.result.spawnError) throw new Error(`abra cannot be started (${e.result.spawnError}); see cc-ci doctor`, { cause: e });
     if (e instanceof AbraError) throw new TestFailure(`${name} failed: ${e.fatal ?? e.message}`);
     throw e;
   }

@@ -352,7 +352,7 @@ const jsonSuite: z.ZodType<JsonSuite> = z.lazy(() =>
 const jsonReport = z.object({ suites: z.array(jsonSuite).default([]), errors: z.array(jsonError).default([]) });
 
 function playwrightOutcomes(ctx: RunContext, r: ProcessResult, reportFile: string, specsDir: string): Outcome[] {
-  let report: z.infer<typeof jsonReport> | null = null;
+  let report: z.infer<typeof jsonReport> | null;
   try {
     report = jsonReport.parse(JSON.parse(readFileSync(reportFile, 'utf8')));
   } catch {
@@ -475,6 +475,5 @@ function firstLine(text: string): string {
 }
 
 function stripAnsi(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 }

@@ -321,7 +321,7 @@ describe('the tier ladder', () => {
     const r = await run('notes2', webnotes.path, 'main', 'install', { CCCI_CONFIG: configFile });
     expect(r.exitCode).toBe(1);
     expect(r.json.tiers.install?.reason).toMatch(/the install-steps hook failed: .*no OIDC client for note-[0-9a-f]{6}/);
-    expect(r.log()).not.toMatch(/step  abra app deploy/);
+    expect(r.log()).not.toMatch(/step {2}abra app deploy/);
   });
 
   it('a settings file with an unknown key is a clear error before anything is deployed', async () => {
@@ -410,7 +410,7 @@ describe('settings on the swarm', () => {
     const r = await run('slow', plainpage.path, 'main', 'install', env);
     expect(r.exitCode, r.stderr.slice(-3000)).toBe(1);
     expect(r.json.tiers.install?.reason).toBe('the install-steps hook failed: timed out after 2s (hookTimeoutSeconds) and was stopped');
-    expect(r.log()).not.toMatch(/step  abra app deploy/);
+    expect(r.log()).not.toMatch(/step {2}abra app deploy/);
   }, FULL);
 
   it('an upgradeBase that is not a tag of the repository is a clear error before anything is deployed', async () => {
@@ -509,7 +509,7 @@ describe('JUnit for tiers a run did not finish', () => {
       timeout: 600_000,
     });
     const logFile = join(runDirOf(t, name), 'log.txt');
-    await waitFor('install to be deploying', async () => existsSync(logFile) && /step  abra app new/.test(readFileSync(logFile, 'utf8')), 240_000, 200);
+    await waitFor('install to be deploying', async () => existsSync(logFile) && /step {2}abra app new/.test(readFileSync(logFile, 'utf8')), 240_000, 200);
     child.kill('SIGINT');
     const out = await child;
     expect(out.exitCode, String(out.stderr).slice(-3000)).toBe(2);

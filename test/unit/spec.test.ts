@@ -48,7 +48,7 @@ describe('run spec', () => {
     ['not YAML at all', 'apiVersion: [unclosed', /not valid YAML or JSON/],
     ['an empty file', '   \n', /empty/],
     ['two documents', `${good}---\n${good}`, /one document/],
-    ['a missing field', good.replace(/  source:\n.*\n.*\n/, ''), /spec\.source/],
+    ['a missing field', good.replace(/ {2}source:\n.*\n.*\n/, ''), /spec\.source/],
     ['a bad name', good.replace('custom-html-pr42-7f3a9c', 'Bad_Name'), /metadata\.name/],
     ['a too long name', good.replace('custom-html-pr42-7f3a9c', 'a'.repeat(64)), /metadata\.name: must be at most 63/],
     ['a bad recipe', good.replace('recipe: custom-html', 'recipe: "../etc"'), /spec\.recipe/],
