@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'chokidar';
+import { Apps } from '../reconcilers/apps.js';
 import { CancelledError, ShutdownError } from '../reconcilers/context.js';
-import { reconcileJanitor } from '../reconcilers/janitor.js';
+import { Janitor } from '../reconcilers/janitor.js';
 import { RunReconciler } from '../reconcilers/run.js';
 import { Store } from '../state/store.js';
 import type { InstanceRecord, RunRecord } from '../state/types.js';
@@ -13,13 +14,17 @@ import type { Logger } from './log.js';
 import { ensureStateDirs, type StatePaths } from './paths.js';
 import { ACTIVE_PHASES } from '../state/types.js';
 import { processStartTicks, stopRecordedGroup, type ChildTracker } from './process.js';
+import { Controller } from './runtime/controller.js';
+import { RuntimeMetrics } from './runtime/metrics.js';
+import { aborted, every, RunGroup, type Runnable } from './runtime/runnable.js';
 import { SpecSync } from './spec-sync.js';
-import { WorkQueue } from './workqueue.js';
 
 /**
- * The manager: one per state directory. It watches `<state>/specs/` (a hint), resyncs on a
- * timer (the truth), and feeds run names to a keyed work queue whose reconcile is the Run
- * reconciler. Graceful stop on SIGTERM: no new work, in-flight steps stopped and recorded.
+ * The manager: one per state directory (controller-runtime's Manager). It claims the directory,
+ * then starts every loop of the controller as a Runnable, in one declared order — the app and Run
+ * controllers, the spec watcher and its resync, the heartbeat, the janitor (serve), and whatever
+ * the caller adds (the forge, the HTTP server) — and stops them in the reverse order on SIGTERM:
+ * no new work, the operations in flight stopped and recorded.
  */
 
 export interface ManagerOptions {
@@ -29,33 +34,33 @@ export interface ManagerOptions {
   mode: 'serve' | 'run';
   /** Reconcile only this run (the embedded controller of `cc-ci run`). */
   only?: string;
-  report?: (run: RunRecord) => Promise<void>;
 }
 
 const HEARTBEAT_MS = 5_000;
 
 export class Manager {
   readonly store: Store;
+  readonly metrics = new RuntimeMetrics();
   private instance: InstanceRecord | null = null;
-  private queue: WorkQueue | null = null;
+  private runs: Controller | null = null;
+  private apps: Controller | null = null;
   private reconciler: RunReconciler | null = null;
   private specSync: SpecSync | null = null;
-  private watcher: FSWatcher | null = null;
-  private timers: NodeJS.Timeout[] = [];
+  private readonly group: RunGroup;
   private stopping: Promise<void> | null = null;
-  private janitorRunning: Promise<unknown> | null = null;
-  private readonly janitorAbort = new AbortController();
 
   constructor(private readonly o: ManagerOptions) {
     ensureStateDirs(o.paths);
     this.store = new Store(o.paths.db);
+    this.group = new RunGroup(o.logger);
   }
 
   get instanceId(): string | null {
     return this.instance?.id ?? null;
   }
 
-  async start(): Promise<void> {
+  /** Claims the state directory and starts the controller's own runnables, then `extra` in order. */
+  async start(extra: Runnable[] = []): Promise<void> {
     const { store, o } = this;
     this.instance = acquireInstance(store, o.mode);
     const log = o.logger.child({ instance: this.instance.id.slice(0, 8) });
@@ -63,51 +68,63 @@ export class Manager {
     await resolveIngressMode(o.config, new Docker({ timeoutMs: 15_000 }), log);
     this.stopOrphans(log);
 
+    const apps = new Apps({
+      store,
+      config: o.config,
+      enqueue: (domain) => this.apps?.enqueue(domain),
+      released: (run) => this.enqueue(run),
+    });
+    this.apps = new Controller({ name: 'app', concurrency: 8, logger: log, metrics: this.metrics, reconcile: (domain) => apps.reconcile(domain) });
     this.reconciler = new RunReconciler({
       store,
       config: o.config,
       paths: o.paths,
       logger: log,
       instanceId: this.instance.id,
+      apps,
       trackerFor: (run) => this.tracker(run),
+      enqueue: (name) => this.enqueue(name),
       onCapacityFreed: () => this.enqueueWaiting(),
-      ...(o.report ? { report: o.report } : {}),
     });
     const reconciler = this.reconciler;
-    this.queue = new WorkQueue({
-      // Admitted runs hold a worker for a whole attempt; keep room for admission and teardown.
-      concurrency: o.config.capacity + 2,
-      reconcile: async (key) => (this.inScope(key) ? reconciler.reconcile(key) : {}),
-      onError: (key, err, retryInMs) => log.error({ run: key, err, retryInMs }, 'reconcile failed; will retry'),
-    });
+    // Reconciles are quick (an attempt is an operation, not a wait): a few workers serve many runs.
+    this.runs = new Controller({ name: 'run', concurrency: 4, logger: log, metrics: this.metrics, reconcile: async (key) => (this.inScope(key) ? reconciler.reconcile(key) : {}) });
     this.specSync = new SpecSync(store, o.paths.specs, log, {
       enqueue: (name) => this.enqueue(name),
       accepted: (name) => this.supersedeOlder(name),
       cancel: (name, reason) => this.cancel(name, reason),
     });
 
-    this.specSync.resync();
-    this.watcher = watch(o.paths.specs, {
-      ignoreInitial: true,
-      depth: 0,
-      awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 50 },
-    });
-    this.watcher.on('add', (p) => this.specSync?.syncFile(p));
-    this.watcher.on('change', (p) => this.specSync?.syncFile(p));
-    this.watcher.on('unlink', (p) => this.specSync?.removed(p));
-    this.watcher.on('error', (err) => log.error({ err }, 'spec watcher error; the periodic resync still runs'));
-
-    this.timers.push(
-      setInterval(() => this.resync(), o.config.resyncSeconds * 1000),
-      setInterval(() => this.instance && store.heartbeat(this.instance.id), HEARTBEAT_MS),
-    );
-    if (o.mode === 'serve') {
-      this.timers.push(setInterval(() => void this.janitor(log), o.config.janitor.intervalSeconds * 1000));
-    }
-    for (const t of this.timers) t.unref();
+    const runnables: Runnable[] = [
+      // The app controller outlives the Run controller's stop: teardowns in flight stop last.
+      stopping(this.apps, () => apps.stop(new ShutdownError('controller stopping'))),
+      stopping(this.runs, () => reconciler.shutdown('controller stopping')),
+      this.specWatcher(log),
+      every('resync', o.config.resyncSeconds * 1000, () => this.resync()),
+      every('heartbeat', HEARTBEAT_MS, () => this.instance && store.heartbeat(this.instance.id)),
+      ...(o.mode === 'serve' ? [new Janitor({ store, config: o.config, paths: o.paths, logger: log, tracker: this.tracker(null), apps, metrics: this.metrics })] : []),
+      ...extra,
+    ];
+    for (const r of runnables) await this.group.start(r);
     for (const run of store.listRuns()) if (run.phase !== 'Done') this.enqueue(run.name);
-    // Once at startup too: what a crash or an outage left behind should not wait an interval.
-    if (o.mode === 'serve') void this.janitor(log);
+  }
+
+  /** The spec directory's watcher: events are hints; the periodic resync is the truth. */
+  private specWatcher(log: Logger): Runnable {
+    return {
+      name: 'spec watcher',
+      start: async (signal, ready) => {
+        this.specSync?.resync();
+        const watcher: FSWatcher = watch(this.o.paths.specs, { ignoreInitial: true, depth: 0, awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 50 } });
+        watcher.on('add', (p) => this.specSync?.syncFile(p));
+        watcher.on('change', (p) => this.specSync?.syncFile(p));
+        watcher.on('unlink', (p) => this.specSync?.removed(p));
+        watcher.on('error', (err) => log.error({ err }, 'spec watcher error; the periodic resync still runs'));
+        ready();
+        await aborted(signal);
+        await watcher.close();
+      },
+    };
   }
 
   /**
@@ -115,7 +132,7 @@ export class Manager {
    * `cc-ci run` (only = its run): its own run, and every run that holds swarm resources of a
    * controller that is gone — it claimed the state directory, so nobody else will, and left
    * alone such a run would count against capacity forever. It tears them down; their retry
-   * (back to Pending) is left to the next `cc-ci serve`, as are runs waiting to report.
+   * (back to Pending) is left to the next `cc-ci serve`.
    */
   private inScope(name: string): boolean {
     if (!this.o.only || name === this.o.only) return true;
@@ -127,37 +144,12 @@ export class Manager {
   resync(): void {
     if (this.stopping || !this.specSync) return;
     this.specSync.resync();
-    for (const run of this.store.listRuns()) {
-      if (run.phase === 'Done') continue;
-      if (run.cancelRequested && this.reconciler?.isExecuting(run.name)) {
-        this.reconciler.abort(run.name, new CancelledError(run.cancelReason ?? 'cancelled'));
-      }
-      this.enqueue(run.name);
-    }
-  }
-
-  /** One janitor pass, never two at once; a failure is logged and the next pass tries again. */
-  janitor(log: Logger = this.o.logger): Promise<unknown> {
-    if (this.stopping) return Promise.resolve();
-    this.janitorRunning ??= reconcileJanitor(
-      { store: this.store, config: this.o.config, paths: this.o.paths, logger: log, tracker: this.tracker(null) },
-      { signal: this.janitorAbort.signal },
-    )
-      .then((findings) => {
-        const reaped = findings.filter((f) => f.outcome === 'reaped');
-        if (reaped.length) log.warn({ reaped: reaped.map((f) => `${f.domain}: ${f.verdict.why}`) }, 'janitor reaped orphaned test apps');
-        log.info({ testApps: findings.length, reaped: reaped.length }, 'janitor pass done');
-      })
-      .catch((err: unknown) => log.error({ error: (err as Error).message }, 'janitor pass failed'))
-      .finally(() => {
-        this.janitorRunning = null;
-      });
-    return this.janitorRunning;
+    for (const run of this.store.listRuns()) if (run.phase !== 'Done') this.enqueue(run.name);
   }
 
   enqueue(name: string): void {
     if (!this.inScope(name)) return;
-    this.queue?.add(name);
+    this.runs?.enqueue(name);
   }
 
   /**
@@ -170,9 +162,7 @@ export class Manager {
     if (!run || !key) return;
     // The newest of the group wins, whichever was accepted last: after downtime the resync
     // accepts spec files in directory order, not in the order the comments were made.
-    const group = this.store
-      .listRuns()
-      .filter((r) => r.phase !== 'Done' && !r.cancelRequested && supersedeKey(r) === key);
+    const group = this.store.listRuns().filter((r) => r.phase !== 'Done' && !r.cancelRequested && supersedeKey(r) === key);
     const newest = group.reduce((a, b) => (newerThan(b, a) ? b : a), run);
     for (const other of group) {
       if (other.name !== newest.name) this.cancel(other.name, `superseded by ${newest.name}`);
@@ -213,23 +203,18 @@ export class Manager {
     });
   }
 
-  /** Graceful stop: take no new work, stop the steps in flight (each is recorded), release the claim. */
+  /** Graceful stop: every runnable, the last started first; then the claim is released. */
   stop(reason = 'controller stopping'): Promise<void> {
     this.stopping ??= (async () => {
-      for (const t of this.timers) clearInterval(t);
-      this.janitorAbort.abort();
-      await this.janitorRunning;
-      await this.watcher?.close();
       for (const run of this.store.listRuns()) {
         if (this.reconciler?.isExecuting(run.name)) {
           this.store.appendEvent(run.name, 'warn', `${reason}: stopping the current step; the run resumes on the next start`);
-          this.reconciler.abort(run.name, new ShutdownError(reason));
         }
       }
-      this.reconciler?.shutdown(reason);
-      await this.queue?.shutdown();
+      await this.group.stop(new ShutdownError(reason));
       if (this.instance) this.store.stopInstance(this.instance.id);
-      this.o.logger.info('controller stopped');
+      const longest = Object.fromEntries([...this.metrics.longest].map(([c, v]) => [c, `${Math.round(v.ms)} ms (${v.key})`]));
+      this.o.logger.info({ longestReconcile: longest }, 'controller stopped');
       this.store.close();
     })();
     return this.stopping;
@@ -260,6 +245,21 @@ export class Manager {
       this.store.removeChild(c.pid);
     }
   }
+}
+
+/** A controller whose in-flight work must be stopped before its queue is. */
+function stopping(controller: Controller, beforeStop: () => Promise<void>): Runnable {
+  return {
+    name: controller.name,
+    start: async (signal, ready) => {
+      const inner = new AbortController();
+      const done = controller.start(inner.signal, ready);
+      await aborted(signal);
+      await beforeStop();
+      inner.abort(signal.reason);
+      await done;
+    },
+  };
 }
 
 /**

@@ -12,6 +12,7 @@ import type { RunSpec } from '../controller/spec.js';
 import type { Customization, Settings } from '../recipes/customization.js';
 import type { Store } from '../state/store.js';
 import type { EventKind, Phase, RunRecord } from '../state/types.js';
+import type { AppsApi } from './apps.js';
 
 /**
  * Everything one attempt of one run needs: its record, its log, its step journal, its own
@@ -76,6 +77,8 @@ export interface SubjectApp {
 
 export interface RunContextOptions {
   store: Store;
+  /** The app controller: deploys and tears down the run's apps. */
+  apps: AppsApi;
   config: Config;
   paths: StatePaths;
   logger: Logger;
@@ -97,6 +100,7 @@ export class RunContext {
   readonly tracker: ChildTracker;
   readonly abra: Abra;
   readonly docker: Docker;
+  readonly apps: AppsApi;
   readonly dir: string;
   readonly abraDir: string;
   private readonly logFile: string;
@@ -104,6 +108,9 @@ export class RunContext {
   workspace: Workspace | null = null;
   /** The app the later tiers test (set by install, replaced by upgrade); shared by derived contexts. */
   subject: { current: SubjectApp | null } = { current: null };
+  /** Told which tier the attempt climbs (with the tier's abort handle), so the Run reconciler can
+   *  stop a tier at its deadline; shared by derived contexts. */
+  onTier: (tier: string | null, abort: AbortController | null) => void = () => undefined;
   /** The snapshot the backup tier took, for the restore tier; shared by derived contexts. */
   backup: { current: { snapshot: string; marker: string; where: string; checked: boolean } | null } = { current: null };
 
@@ -113,6 +120,7 @@ export class RunContext {
   ) {
     this.redactor = redactor ?? new Redactor();
     this.store = o.store;
+    this.apps = o.apps;
     this.config = o.config;
     this.paths = o.paths;
     this.logger = o.logger.child({ run: o.run.name });
@@ -142,6 +150,7 @@ export class RunContext {
     c.workspace = this.workspace;
     c.subject = this.subject;
     c.backup = this.backup;
+    c.onTier = this.onTier;
     return c;
   }
 
@@ -216,23 +225,6 @@ export class RunContext {
       if (this.signal.aborted) this.throwIfCancelled();
       throw callFault(e, name, this.where()) ?? e;
     }
-  }
-
-  /** Waits, but wakes at once when the run is cancelled. */
-  async sleep(ms: number): Promise<void> {
-    this.throwIfCancelled();
-    await new Promise<void>((resolve) => {
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      this.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    this.throwIfCancelled();
   }
 }
 

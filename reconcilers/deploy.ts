@@ -1,26 +1,33 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbraError } from '../controller/abra.js';
-import { updateSettled, type ServiceState } from '../controller/docker.js';
+import type { ServiceState } from '../controller/docker.js';
 import { EnvFile } from '../controller/envfile.js';
 import { checkout, headCommit } from '../controller/git.js';
-import { probe } from '../controller/http-probe.js';
+import { probe, type ProbeResult } from '../controller/http-probe.js';
 import { MAX_SECRET_NAME, newAppDomain, stackName } from '../controller/naming.js';
 import { pickFreePort } from '../controller/ports.js';
 import type { RecipeFacts, WebFacts } from '../controller/recipe-facts.js';
 import { runHook } from '../recipes/hooks.js';
 import type { AppRecord } from '../state/types.js';
 import { applyRunEnv, appEnvPath, copyRecipeOverlay, factsUnder, INGRESS_OVERLAY, RUN_MARKER, runEnvOf } from './app-env.js';
+import { converged, deployedState } from './app-state.js';
 import { InputError, SwarmFaultError, TestFailure, type RunContext, type SubjectApp } from './context.js';
+import { diagnose } from './diagnostics.js';
 
 export { INGRESS_OVERLAY } from './app-env.js';
+export { deployedState, sameCommit, serviceConverged } from './app-state.js';
+export { diagnose, diagnosticsFile } from './diagnostics.js';
 
 /**
- * The deploy reconciler. Desired: the run's app for one purpose deployed at one commit,
- * converged (every service N/N, updates settled) and answering HTTP. Observed through the
- * store (the lease), the app's .env, the recipe checkout, and docker (services, labels,
- * secrets). Acts with `abra app new`, `abra app secret generate` and `abra app deploy` — one
- * step per pass, each recorded before it is taken.
+ * The deploy reconciler: desired, the run's app for one purpose deployed at one commit,
+ * converged (every service N/N, updates settled) and answering HTTP. Observed through the app's
+ * `.env`, the recipe checkout and docker (services and their labels). Each pass looks at what is
+ * there and names the one step missing — `abra app new`, configuring the env, checking the
+ * commit out, reading its compose files, `abra app secret generate`, the install-steps hook,
+ * `abra app deploy`, the HTTP probe — which the app controller (apps.ts) runs as an operation;
+ * "not converged yet" is a look again in a second. Deadlines are observations: the time since
+ * the deploy, compared with the settings.
  */
 
 export interface DesiredApp {
@@ -42,257 +49,242 @@ export interface ReadyApp extends SubjectApp {
   services: ServiceState[];
 }
 
-type Pass = { done: true; app: ReadyApp } | { done: false; requeueAfterMs: number };
+/** What the deploy reconciler remembers of one app between its passes; lost with the process,
+ *  as the attempt it serves is (a restart tears the attempt down and starts again). */
+export interface DeployMemo {
+  /** The last look at the app; cleared after every step, so each decision rests on a fresh one. */
+  seen: AppObservation | null;
+  checkedOut: string | null;
+  /** The facts of the commit being deployed, read once the checkout is at it. */
+  facts: RecipeFacts | null;
+  secretsChecked: boolean;
+  installStepsRan: boolean;
+  /** The commit abra last reported deploying, and when: a stack that does not show it a little later was not moved. */
+  deployIssuedFor: string | null;
+  deployedAt: number | null;
+  convergedAt: number | null;
+  probed: ProbeResult | null;
+  lastProbeProblem: string | null;
+}
 
-interface AppObservation {
-  lease: AppRecord | undefined;
-  envPath: string | null;
+export function newDeployMemo(): DeployMemo {
+  return {
+    seen: null,
+    checkedOut: null,
+    facts: null,
+    secretsChecked: false,
+    installStepsRan: false,
+    deployIssuedFor: null,
+    deployedAt: null,
+    convergedAt: null,
+    probed: null,
+    lastProbeProblem: null,
+  };
+}
+
+export interface AppObservation {
+  envPath: string;
   env: EnvFile | null;
   services: ServiceState[];
 }
 
-/**
- * The app later tiers test: the one install (or upgrade) left serving, or — when the run asked
- * only for later tiers — a fresh install of the ref under test.
- */
-export async function subjectApp(ctx: RunContext): Promise<SubjectApp> {
-  if (ctx.subject.current) return ctx.subject.current;
-  const ws = ctx.workspace!;
-  const app = await ensureApp(ctx, { purpose: 'install', commit: ws.commit, describe: `head ${ws.commit.slice(0, 8)}` });
-  ctx.subject.current = app;
-  return app;
-}
-
-/** Drives one app to ready: observe, compare, act, look again — until ready or a deadline. */
-export async function ensureApp(ctx: RunContext, want: DesiredApp): Promise<ReadyApp> {
-  const clock = new DeployClock();
-  for (;;) {
-    const pass = await reconcileApp(ctx, want, clock);
-    if (pass.done) return pass.app;
-    await ctx.sleep(pass.requeueAfterMs);
-  }
-}
+/** One step of a pass: an operation to start, a look again later, the app ready, or failed. */
+export type AppStep =
+  | { kind: 'op'; label: string; observes?: boolean; run(ctx: RunContext): Promise<void> }
+  | { kind: 'wait'; ms: number }
+  | { kind: 'ready'; app: ReadyApp }
+  | { kind: 'fail'; error: Error };
 
 const DID_NOT_MOVE_GRACE_MS = 10_000;
 
-/** Deadlines start when the deploy is issued, not when the run started. */
-class DeployClock {
-  deployedAt: number | null = null;
-  /** The commit abra last reported deploying: if the stack does not show it, abra did not move it. */
-  deployIssuedFor: string | null = null;
-  convergedAt: number | null = null;
-  lastProbeProblem: string | null = null;
-  checkedOut: string | null = null;
-  /** The facts of the commit being deployed, read once the checkout is at it. */
-  facts: RecipeFacts | null = null;
-  secretsChecked = false;
-  installStepsRan = false;
-}
+const op = (label: string, run: (ctx: RunContext) => Promise<void>, observes = false): AppStep => ({ kind: 'op', label, run, observes });
 
-async function observe(ctx: RunContext, want: DesiredApp): Promise<AppObservation> {
-  const lease = ctx.store.appsOfRun(ctx.name).find((a) => a.purpose === want.purpose && a.attempt === ctx.attempt && a.state !== 'released');
-  const o: AppObservation = { lease, envPath: null, env: null, services: [] };
-  if (!lease) return o;
-  o.envPath = appEnvPath(ctx, lease.server, lease.domain);
+async function observeApp(ctx: RunContext, lease: AppRecord): Promise<AppObservation> {
+  const envPath = appEnvPath(ctx, lease.server, lease.domain);
+  let env: EnvFile | null = null;
   try {
-    o.env = new EnvFile(o.envPath);
+    env = new EnvFile(envPath);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  o.services = await ctx.docker.stackServices(lease.stack);
-  return o;
+  return { envPath, env, services: await ctx.docker.stackServices(lease.stack) };
 }
 
-/** Strict convergence: every service at its desired count with its update settled. A service a
- *  recipe scales to 0 on purpose is at its count; the stack must still run something. */
-export function serviceConverged(s: ServiceState): boolean {
-  return s.running === s.desired && updateSettled(s.updateState);
-}
-
-function converged(services: ServiceState[]): boolean {
-  return services.some((s) => s.desired > 0) && services.every(serviceConverged);
-}
-
-/** abra's short commit (8 characters, reference §7.4 [R]) — or another length — names the same
- *  commit when one is a prefix of the other; a `+U` (unstaged changes) suffix is not the commit. */
-export function sameCommit(label: string, commit: string): boolean {
-  const l = label.trim().toLowerCase().replace(/\+u$/, '');
-  const c = commit.toLowerCase();
-  return /^[0-9a-f]{7,64}$/.test(l) && (c.startsWith(l) || l.startsWith(c));
-}
-
-/**
- * Whether the stack runs what is wanted, read from the labels abra puts on the app service
- * (reference §7.4): the chaos-version of a chaos deploy, the version of a release deploy.
- * `shows` says what the stack shows instead, in words.
- */
-export function deployedState(services: ServiceState[], stack: string, want: Pick<DesiredApp, 'commit' | 'release'>): { at: boolean; shows: string } {
-  const app = services.find((s) => s.name === `${stack}_app`);
-  if (!app) return { at: false, shows: services.length ? 'no app service' : 'nothing deployed' };
-  const chaos = app.labels[`coop-cloud.${stack}.chaos`];
-  const chaosVersion = app.labels[`coop-cloud.${stack}.chaos-version`];
-  const version = app.labels[`coop-cloud.${stack}.version`];
-  if (want.release) {
-    const at = version === want.release && chaos !== 'true';
-    return { at, shows: chaos === 'true' ? `a chaos deploy (chaos-version ${chaosVersion ?? 'none'})` : version ? `version ${version}` : 'no version label' };
-  }
-  if (chaosVersion === undefined) return { at: false, shows: `no chaos-version label on ${app.name}${version ? ` (version ${version})` : ''}` };
-  return { at: sameCommit(chaosVersion, want.commit), shows: `chaos-version ${chaosVersion}` };
-}
-
-async function reconcileApp(ctx: RunContext, want: DesiredApp, clock: DeployClock): Promise<Pass> {
+/** The step the app needs next. Quick: it reads the memo and decides; every call is an operation. */
+export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppRecord, m: DeployMemo): AppStep {
   const ws = ctx.workspace!;
   const settings = ws.settings;
-  const o = await observe(ctx, want);
-
-  if (!o.lease) {
-    await lease(ctx, want);
-    return { done: false, requeueAfterMs: 0 };
+  const { domain, stack } = lease;
+  if (!m.seen) {
+    return op(
+      'observe',
+      async (c) => {
+        m.seen = await observeApp(c, lease);
+      },
+      true,
+    );
   }
-  const { domain, stack } = o.lease;
+  const o = m.seen;
 
   if (!o.env) {
-    await ensureCheckout(ctx, clock, want.commit);
-    ctx.setPhase('Deploying', `${want.purpose}: ${want.describe} as ${domain}`);
-    await abraStep(ctx, 'abra app new', () => ctx.abra.appNew(ctx.spec.spec.recipe, domain, { chaos: true, offline: true }), domain);
-    ctx.store.setAppState(domain, 'created');
-    return { done: false, requeueAfterMs: 0 };
+    if (m.checkedOut !== want.commit) return op('check out', (c) => checkoutCommit(c, m, want.commit));
+    return op('abra app new', async (c) => {
+      c.setPhase('Deploying', `${want.purpose}: ${want.describe} as ${domain}`);
+      await abraStep(c, 'abra app new', () => c.abra.appNew(c.spec.spec.recipe, domain, { chaos: true, offline: true }), domain);
+      c.store.setAppState(domain, 'created');
+    });
   }
 
-  if (o.env.get(RUN_MARKER) !== ctx.name) {
-    await ctx.step(
-      'configure app env',
-      async () => {
-        applyRunEnv(o.env!, runEnvOf(ctx, domain));
-        o.env!.save();
-        // Overlays must exist before any abra call reads COMPOSE_FILE (they all load the compose files).
-        await writeOverlays(ctx, clock, o.env!, o.lease!);
-        ctx.log('info', `app env: LETS_ENCRYPT_ENV= TIMEOUT=${Math.round(settings.deployTimeoutSeconds)}${
-          Object.keys(settings.extraEnv).length ? ` extra: ${Object.keys(settings.extraEnv).join(', ')}` : ''
-        } DOMAIN=${domain} COMPOSE_FILE=${o.env!.resolved('COMPOSE_FILE') ?? ''}`);
-      },
-      o.envPath ?? undefined,
+  const env = o.env;
+  if (env.get(RUN_MARKER) !== ctx.name) {
+    return op('configure app env', (c) =>
+      c.step(
+        'configure app env',
+        async () => {
+          applyRunEnv(env, runEnvOf(c, domain));
+          env.save();
+          // Overlays must exist before any abra call reads COMPOSE_FILE (they all load the compose files).
+          await writeOverlays(c, m, env, lease);
+          c.log(
+            'info',
+            `app env: LETS_ENCRYPT_ENV= TIMEOUT=${Math.round(settings.deployTimeoutSeconds)}${
+              Object.keys(settings.extraEnv).length ? ` extra: ${Object.keys(settings.extraEnv).join(', ')}` : ''
+            } DOMAIN=${domain} COMPOSE_FILE=${env.resolved('COMPOSE_FILE') ?? ''}`,
+          );
+        },
+        o.envPath,
+      ),
     );
-    return { done: false, requeueAfterMs: 0 };
   }
 
   const state = deployedState(o.services, stack, want);
   if (!state.at) {
     // What is deployed next is the checkout: first put it at the commit, then read what it says.
-    if (clock.checkedOut !== want.commit) {
-      await ensureCheckout(ctx, clock, want.commit);
-      clock.facts = null;
-      clock.secretsChecked = false;
-      return { done: false, requeueAfterMs: 0 };
+    if (m.checkedOut !== want.commit) return op('check out', (c) => checkoutCommit(c, m, want.commit));
+    if (!m.facts) return op('read compose', (c) => c.step('read compose', () => writeOverlays(c, m, env, lease), want.describe));
+    if (!m.secretsChecked) {
+      return op('secrets', async (c) => {
+        await ensureSecrets(c, domain, m.facts!, want);
+        m.secretsChecked = true;
+      });
     }
-    if (!clock.facts) {
-      await ctx.step('read compose', () => writeOverlays(ctx, clock, o.env!, o.lease!), want.describe);
-      return { done: false, requeueAfterMs: 0 };
+    const installSteps = ws.customization.hooks['install-steps'];
+    if (o.services.length === 0 && installSteps && !m.installStepsRan) {
+      // After app new, env and secrets, before the first deploy (e.g. inserting generate=false secrets).
+      return op('install-steps', async (c) => {
+        const r = await runHook(c, 'install-steps', readyApp(c, lease, [], want), [], { CCCI_OP: want.purpose });
+        if (!r.ok) throw new TestFailure(`the install-steps hook failed: ${r.output.split('\n').slice(-3).join(' | ')}`);
+        m.installStepsRan = true;
+      });
     }
-    if (!clock.secretsChecked) {
-      await ensureSecrets(ctx, domain, clock.facts, want);
-      clock.secretsChecked = true;
-      return { done: false, requeueAfterMs: 0 };
-    }
-  }
-
-  const installSteps = ctx.workspace!.customization.hooks['install-steps'];
-  if (!state.at && o.services.length === 0 && installSteps && !clock.installStepsRan) {
-    // After app new, env and secrets, before the first deploy (e.g. inserting generate=false secrets).
-    const r = await runHook(ctx, 'install-steps', readyApp(ctx, o.lease, [], want), [], { CCCI_OP: want.purpose });
-    if (!r.ok) throw new TestFailure(`the install-steps hook failed: ${r.output.split('\n').slice(-3).join(' | ')}`);
-    clock.installStepsRan = true;
-    return { done: false, requeueAfterMs: 0 };
-  }
-  if (!state.at && clock.deployIssuedFor === want.commit) {
-    // `docker stack deploy` relabels the services before abra returns, so a stack that still
-    // shows another commit a little later was not moved, whatever abra said.
-    if (Date.now() - (clock.deployedAt ?? 0) > DID_NOT_MOVE_GRACE_MS) {
-      throw new TestFailure(`abra app deploy of ${want.describe} reported success, but the stack did not move: it shows ${state.shows}`);
-    }
-    return { done: false, requeueAfterMs: 1000 };
-  }
-  if (!state.at) {
-    // abra may check a version out in place (a recipe-touching call without --chaos does):
-    // whatever it left, the deploy must take the commit under test.
-    const head = await ctx.step('check the checkout', () => headCommit(ws.recipeDir, ctx.gitOptions), want.commit.slice(0, 12));
-    if (head !== want.commit) {
-      ctx.log('warn', `the recipe checkout is at ${head.slice(0, 12)}, not ${want.commit.slice(0, 12)} (abra moved it): checking out again`);
-      clock.checkedOut = null;
-      return { done: false, requeueAfterMs: 0 };
-    }
-    copyRecipeOverlay(ctx);
-    ctx.setPhase('Deploying', `${want.purpose}: ${want.describe}`);
-    const redeploy = o.services.length > 0;
-    try {
-      await abraStep(
-        ctx,
-        'abra app deploy',
-        () =>
-          ctx.abra.appDeploy(domain, {
-            ...(want.release ? { version: want.release } : { chaos: true }),
-            force: redeploy,
-            // cc-ci waits itself (strict convergence below), with its own deadline and diagnostics.
-            noConvergeChecks: true,
-            noDomainChecks: true,
-            offline: true,
-          }),
-        `${domain} at ${want.describe}${want.release ? ' (as an operator deploys a release)' : ''}${redeploy ? ' (in place)' : ''}`,
-      );
-    } catch (e) {
-      if (e instanceof TestFailure) {
-        const services = await ctx.docker.stackServices(stack).catch(() => []);
-        const diag = services.length ? (await diagnose(ctx, stack, services)).summary : '';
-        throw new TestFailure(`${e.message}${diag ? `; ${diag}` : ''}`);
+    if (m.deployIssuedFor === want.commit) {
+      // `docker stack deploy` relabels the services before abra returns, so a stack that still
+      // shows another commit a little later was not moved, whatever abra said.
+      if (Date.now() - (m.deployedAt ?? 0) > DID_NOT_MOVE_GRACE_MS) {
+        return { kind: 'fail', error: new TestFailure(`abra app deploy of ${want.describe} reported success, but the stack did not move: it shows ${state.shows}`) };
       }
-      throw e;
+      return { kind: 'wait', ms: 1000 };
     }
-    ctx.store.setAppState(domain, 'deployed');
-    clock.deployedAt = Date.now();
-    clock.deployIssuedFor = want.commit;
-    clock.convergedAt = null;
-    return { done: false, requeueAfterMs: 1000 };
+    return op('abra app deploy', (c) => deploy(c, m, want, lease, o.services.length > 0));
   }
-  clock.deployedAt ??= Date.now();
+  m.deployedAt ??= Date.now();
 
   if (!converged(o.services)) {
-    clock.convergedAt = null;
-    if (Date.now() - clock.deployedAt > settings.deployTimeoutSeconds * 1000) {
-      const diag = await diagnose(ctx, stack, o.services);
-      const fault = diag.swarmFault;
-      if (fault) throw new SwarmFaultError(`the swarm could not start ${fault.service} (${fault.error}); a Docker fault, not the recipe's`);
-      throw new TestFailure(`${want.describe} did not converge within ${settings.deployTimeoutSeconds}s: ${diag.summary}`);
+    m.convergedAt = null;
+    if (Date.now() - m.deployedAt > settings.deployTimeoutSeconds * 1000) {
+      return op('diagnose', async (c) => {
+        const diag = await diagnose(c, stack, o.services);
+        const fault = diag.swarmFault;
+        if (fault) throw new SwarmFaultError(`the swarm could not start ${fault.service} (${fault.error}); a Docker fault, not the recipe's`);
+        throw new TestFailure(`${want.describe} did not converge within ${settings.deployTimeoutSeconds}s: ${diag.summary}`);
+      });
     }
-    return { done: false, requeueAfterMs: 1000 };
+    return { kind: 'wait', ms: 1000 };
   }
-  if (clock.convergedAt === null) {
-    clock.convergedAt = Date.now();
+  if (m.convergedAt === null) {
+    m.convergedAt = Date.now();
     ctx.log('info', `converged at ${state.shows}: ${o.services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}`);
     ctx.setPhase('Testing', `${want.purpose}: probing ${domain}`);
   }
 
-  const app = readyApp(ctx, o.lease, o.services, want);
-  const r = await probe({
-    url: `${app.baseUrl}${settings.healthPath}`,
-    host: app.host,
-    accept: settings.healthStatuses,
-    timeoutMs: 5000,
-  });
-  if (r.ok) {
-    ctx.log('info', `serving: GET ${settings.healthPath} → ${r.status}`);
-    return { done: true, app };
-  }
-  if (r.problem !== clock.lastProbeProblem) {
-    ctx.log('info', `not serving yet: GET ${settings.healthPath} → ${r.problem}`);
-    clock.lastProbeProblem = r.problem;
-  }
-  if (Date.now() - clock.convergedAt > settings.httpTimeoutSeconds * 1000) {
-    throw new TestFailure(
-      `converged but not serving: GET ${settings.healthPath} → ${r.problem} for ${settings.httpTimeoutSeconds}s ` +
-        `(accepted: ${settings.healthStatuses.join(', ')})`,
+  const app = readyApp(ctx, lease, o.services, want);
+  if (!m.probed) {
+    return op(
+      'probe',
+      async () => {
+        m.probed = await probe({ url: `${app.baseUrl}${settings.healthPath}`, host: app.host, accept: settings.healthStatuses, timeoutMs: 5000 });
+      },
+      true,
     );
   }
-  return { done: false, requeueAfterMs: 1000 };
+  const r = m.probed;
+  m.probed = null;
+  if (r.ok) {
+    ctx.log('info', `serving: GET ${settings.healthPath} → ${r.status}`);
+    return { kind: 'ready', app };
+  }
+  if (r.problem !== m.lastProbeProblem) {
+    ctx.log('info', `not serving yet: GET ${settings.healthPath} → ${r.problem}`);
+    m.lastProbeProblem = r.problem;
+  }
+  if (Date.now() - m.convergedAt > settings.httpTimeoutSeconds * 1000) {
+    return {
+      kind: 'fail',
+      error: new TestFailure(
+        `converged but not serving: GET ${settings.healthPath} → ${r.problem} for ${settings.httpTimeoutSeconds}s (accepted: ${settings.healthStatuses.join(', ')})`,
+      ),
+    };
+  }
+  return { kind: 'wait', ms: 1000 };
+}
+
+async function checkoutCommit(ctx: RunContext, m: DeployMemo, commit: string): Promise<void> {
+  await ctx.step('check out', () => checkout(ctx.workspace!.recipeDir, commit, ctx.gitOptions), commit.slice(0, 12));
+  m.checkedOut = commit;
+  m.facts = null;
+  m.secretsChecked = false;
+}
+
+/** The deploy itself: the checkout checked first (abra may have moved it), then abra. */
+async function deploy(ctx: RunContext, m: DeployMemo, want: DesiredApp, lease: AppRecord, redeploy: boolean): Promise<void> {
+  const { domain, stack } = lease;
+  // abra may check a version out in place (a recipe-touching call without --chaos does):
+  // whatever it left, the deploy must take the commit under test.
+  const head = await ctx.step('check the checkout', () => headCommit(ctx.workspace!.recipeDir, ctx.gitOptions), want.commit.slice(0, 12));
+  if (head !== want.commit) {
+    ctx.log('warn', `the recipe checkout is at ${head.slice(0, 12)}, not ${want.commit.slice(0, 12)} (abra moved it): checking out again`);
+    m.checkedOut = null;
+    return;
+  }
+  copyRecipeOverlay(ctx);
+  ctx.setPhase('Deploying', `${want.purpose}: ${want.describe}`);
+  try {
+    await abraStep(
+      ctx,
+      'abra app deploy',
+      () =>
+        ctx.abra.appDeploy(domain, {
+          ...(want.release ? { version: want.release } : { chaos: true }),
+          force: redeploy,
+          // cc-ci waits itself (strict convergence), with its own deadline and diagnostics.
+          noConvergeChecks: true,
+          noDomainChecks: true,
+          offline: true,
+        }),
+      `${domain} at ${want.describe}${want.release ? ' (as an operator deploys a release)' : ''}${redeploy ? ' (in place)' : ''}`,
+    );
+  } catch (e) {
+    if (e instanceof TestFailure) {
+      const services = await ctx.docker.stackServices(stack).catch(() => []);
+      const diag = services.length ? (await diagnose(ctx, stack, services)).summary : '';
+      throw new TestFailure(`${e.message}${diag ? `; ${diag}` : ''}`);
+    }
+    throw e;
+  }
+  ctx.store.setAppState(domain, 'deployed');
+  m.deployedAt = Date.now();
+  m.deployIssuedFor = want.commit;
+  m.convergedAt = null;
 }
 
 /**
@@ -314,17 +306,27 @@ async function ensureSecrets(ctx: RunContext, domain: string, facts: RecipeFacts
     return generated.names;
   };
   if (missing.length === wanted.length && facts.secrets.every((s) => !existing.has(s.name))) {
-    await abraStep(ctx, 'abra app secret generate', async () => {
-      const names = record(await ctx.abra.secretGenerateAll(domain));
-      ctx.log('info', `generated ${names.length} secret(s): ${names.join(', ')} (values withheld)`);
-    }, `${domain} --all`);
+    await abraStep(
+      ctx,
+      'abra app secret generate',
+      async () => {
+        const names = record(await ctx.abra.secretGenerateAll(domain));
+        ctx.log('info', `generated ${names.length} secret(s): ${names.join(', ')} (values withheld)`);
+      },
+      `${domain} --all`,
+    );
     return;
   }
   for (const s of missing) {
-    await abraStep(ctx, 'abra app secret generate', async () => {
-      record(await ctx.abra.secretGenerate(domain, s.key, s.version ?? 'v1'));
-      ctx.log('info', `generated secret ${s.key} ${s.version ?? 'v1'}, which ${want.describe} adds beside the app's other secrets (value withheld)`);
-    }, `${domain} ${s.key} ${s.version ?? 'v1'}`);
+    await abraStep(
+      ctx,
+      'abra app secret generate',
+      async () => {
+        record(await ctx.abra.secretGenerate(domain, s.key, s.version ?? 'v1'));
+        ctx.log('info', `generated secret ${s.key} ${s.version ?? 'v1'}, which ${want.describe} adds beside the app's other secrets (value withheld)`);
+      },
+      `${domain} ${s.key} ${s.version ?? 'v1'}`,
+    );
   }
 }
 
@@ -334,10 +336,10 @@ async function ensureSecrets(ctx: RunContext, domain: string, facts: RecipeFacts
  * web port on the host. Both are spelled in the recipe's own compose `version:` (docker's loader
  * refuses to merge files of different versions), or with none when the recipe has none.
  */
-async function writeOverlays(ctx: RunContext, clock: DeployClock, env: EnvFile, app: AppRecord): Promise<void> {
+async function writeOverlays(ctx: RunContext, m: DeployMemo, env: EnvFile, app: AppRecord): Promise<void> {
   copyRecipeOverlay(ctx);
   const facts = await factsUnder(ctx, env, app.stack);
-  clock.facts = facts;
+  m.facts = facts;
   if (ctx.config.ingress.mode === 'traefik') return;
   if (!app.port) throw new Error('local ingress mode but the app has no host port leased');
   if (facts.web.service === null) throw new TestFailure(facts.web.problem);
@@ -388,9 +390,12 @@ async function abraStep(ctx: RunContext, name: string, fn: () => Promise<void>, 
   }
 }
 
-/** Records the domain → run lease (and the host port) before anything is created for it. */
-async function lease(ctx: RunContext, want: DesiredApp): Promise<void> {
-  await ctx.step('lease app domain', async () => {
+/** The run's app for a purpose in this attempt, leased now if it has none: the domain → run
+ *  lease (and the host port) is recorded before anything is created for it. */
+export async function leaseFor(ctx: RunContext, purpose: string): Promise<AppRecord> {
+  const held = ctx.store.appsOfRun(ctx.name).find((a) => a.purpose === purpose && a.attempt === ctx.attempt && a.state !== 'released');
+  if (held) return held;
+  return ctx.step('lease app domain', async () => {
     for (let i = 0; i < 20; i++) {
       const domain = newAppDomain(ctx.spec.spec.recipe, ctx.config.domain.base);
       const port = ctx.config.ingress.mode !== 'traefik' ? await pickFreePort(ctx.config.ingress.portRange, ctx.store.livePorts()) : null;
@@ -398,29 +403,22 @@ async function lease(ctx: RunContext, want: DesiredApp): Promise<void> {
         domain,
         run: ctx.name,
         attempt: ctx.attempt,
-        purpose: want.purpose,
+        purpose,
         stack: stackName(domain),
         server: ctx.config.abra.server,
         abraDir: ctx.abraDir,
         port,
       });
       if (leased) {
-        ctx.log('info', `leased ${domain}${port ? ` (host port ${port})` : ''} for ${want.purpose}`);
-        return;
+        ctx.log('info', `leased ${domain}${port ? ` (host port ${port})` : ''} for ${purpose}`);
+        return ctx.store.getApp(domain)!;
       }
     }
     throw new Error('could not lease a free app domain and port after 20 tries');
   });
 }
 
-async function ensureCheckout(ctx: RunContext, clock: DeployClock, commit: string): Promise<void> {
-  if (clock.checkedOut === commit) return;
-  const ws = ctx.workspace!;
-  await ctx.step('check out', () => checkout(ws.recipeDir, commit, ctx.gitOptions), commit.slice(0, 12));
-  clock.checkedOut = commit;
-}
-
-function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[], want: DesiredApp): ReadyApp {
+export function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[], want: DesiredApp): ReadyApp {
   const local = ctx.config.ingress.mode !== 'traefik';
   return {
     purpose: lease.purpose,
@@ -435,57 +433,19 @@ function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[], w
   };
 }
 
-/** Where the diagnostics of a stack go in the run's evidence. */
-export function diagnosticsFile(ctx: RunContext, stack: string): string {
-  return join(ctx.dir, 'evidence', `diagnostics-${stack}.txt`);
+/** The app for `want`, deployed, converged and serving (the app controller makes it so). */
+export async function ensureApp(ctx: RunContext, want: DesiredApp): Promise<ReadyApp> {
+  return ctx.apps.ensure(ctx, want);
 }
 
 /**
- * Task errors that come from Docker's own networking, whatever the recipe says: overlay
- * networks created and removed in quick succession can leave a stale vxlan interface behind,
- * and the tasks of the next stack given that subnet are rejected (moby/libnetwork#1765).
+ * The app later tiers test: the one install (or upgrade) left serving, or — when the run asked
+ * only for later tiers — a fresh install of the ref under test.
  */
-const SWARM_FAULTS = /network sandbox join failed|error creating vxlan interface|subnet sandbox join failed/;
-
-export interface Diagnosis {
-  /** For the tier's reason: each unconverged service, its task state, last error and log tail. */
-  summary: string;
-  /** The first unconverged service whose tasks were rejected for a Docker fault, if any. */
-  swarmFault: { service: string; error: string } | null;
-}
-
-/** Which services did not converge, their last task errors and the tail of their logs. The
- *  full text — every service of the stack, the unconverged first — goes to the run's evidence
- *  (and, unless quiet, to its log); the summary goes into the tier's reason. */
-export async function diagnose(ctx: RunContext, stack: string, services: ServiceState[], o: { quiet?: boolean } = {}): Promise<Diagnosis> {
-  const isBad = (s: ServiceState) => !serviceConverged(s);
-  const bad = services.filter(isBad);
-  const summaries: string[] = [];
-  let swarmFault: Diagnosis['swarmFault'] = null;
-  const full: string[] = [`# ${stack} at ${new Date().toISOString()}: ${services.length} service(s), ${bad.length} not converged`];
-  if (services.length === 0) full.push('no service of the stack exists');
-  for (const s of [...bad, ...services.filter((x) => !isBad(x))]) {
-    const tasks = await ctx.docker.serviceTasks(s.name).catch(() => []);
-    const lastError = tasks.find((t) => t.error)?.error ?? '';
-    const state = tasks[0]?.currentState ?? 'no task';
-    const logs = await ctx.docker.serviceLogsTail(s.name, 20).catch(() => '');
-    if (isBad(s)) {
-      const rejected = tasks.find((t) => SWARM_FAULTS.test(t.error));
-      if (rejected) swarmFault ??= { service: s.name, error: rejected.error };
-      const logTail = logs.split('\n').filter(Boolean).slice(-3).join(' | ');
-      summaries.push(
-        `${s.name} ${s.running}/${s.desired}${s.updateState ? ` (update ${s.updateState})` : ''}, task ${state}` +
-          `${lastError ? `, last task error: ${lastError}` : ''}${logTail ? `, log tail: ${logTail}` : ''}`,
-      );
-    }
-    full.push(`== ${s.name} ${s.running}/${s.desired} update=${s.updateState || 'none'}${isBad(s) ? ' NOT CONVERGED' : ''}`);
-    full.push(`last task error: ${lastError || 'none'}`);
-    for (const t of tasks.slice(0, 10)) full.push(`task ${t.name} desired=${t.desiredState} current=${t.currentState} error=${t.error}`);
-    full.push('-- log tail (last 20 lines)', logs || '(no output)');
-  }
-  mkdirSync(join(ctx.dir, 'evidence'), { recursive: true });
-  writeFileSync(diagnosticsFile(ctx, stack), ctx.redactor.apply(full.join('\n')) + '\n');
-  if (!o.quiet) for (const line of full) ctx.log('err', ctx.redactor.apply(line).slice(0, 2000));
-  const summary = services.length === 0 ? 'no service of the stack exists' : summaries.length ? summaries.join('; ') : 'every service converged';
-  return { summary, swarmFault };
+export async function subjectApp(ctx: RunContext): Promise<SubjectApp> {
+  if (ctx.subject.current) return ctx.subject.current;
+  const ws = ctx.workspace!;
+  const app = await ensureApp(ctx, { purpose: 'install', commit: ws.commit, describe: `head ${ws.commit.slice(0, 8)}` });
+  ctx.subject.current = app;
+  return app;
 }

@@ -10,7 +10,12 @@ import { runAbraDir, type StatePaths } from '../controller/paths.js';
 import type { ChildTracker } from '../controller/process.js';
 import type { Store } from '../state/store.js';
 import type { AppRecord, EventKind } from '../state/types.js';
-import { teardownApp, type TeardownTools } from './teardown.js';
+import { Controller, type ReconcileResult } from '../controller/runtime/controller.js';
+import { RuntimeMetrics } from '../controller/runtime/metrics.js';
+import { Operations } from '../controller/runtime/ops.js';
+import type { Runnable } from '../controller/runtime/runnable.js';
+import { Apps, type AppsApi } from './apps.js';
+import type { TeardownTools } from './teardown.js';
 
 /**
  * The janitor (Prow's sinker, Boskos' reaper). Desired: no test app on the swarm that no live
@@ -113,7 +118,7 @@ function judge(store: Store, config: Config, c: Candidate, now: number): Verdict
   return { action: 'wait', why: `no run owns it; reaped once ${Math.round(limit / 60)} min old${ageS === null ? '' : ` (now ${Math.round(ageS / 60)} min)`}` };
 }
 
-function tools(deps: JanitorDeps, signal: AbortSignal | undefined): TeardownTools {
+function tools(deps: JanitorDeps, signal?: AbortSignal): TeardownTools {
   const log = deps.logger.child({ reconciler: 'janitor' });
   const abra = new Abra({
     bin: deps.config.abra.bin,
@@ -137,61 +142,200 @@ function tools(deps: JanitorDeps, signal: AbortSignal | undefined): TeardownTool
       log.info({ detail }, name);
       return fn();
     },
-    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    withSignal: (s) => tools(deps, s),
   };
 }
 
-export async function reconcileJanitor(deps: JanitorDeps, o: JanitorOptions = {}): Promise<JanitorFinding[]> {
-  const t = tools(deps, o.signal);
-  const first = await observe(t.docker, deps.config);
-  const findings: JanitorFinding[] = first.map((c) => ({ domain: c.domain, stack: c.stack, verdict: judge(deps.store, deps.config, c, Date.now()) }));
-  const toReap = findings.filter((f) => f.verdict.action === 'reap');
-  if (toReap.length > 0) {
-    // Look again after a grace period: a lease recorded in between, a controller that came
-    // back, must win over a stale first look.
-    const grace = o.graceMs ?? deps.config.janitor.graceSeconds * 1000;
-    deps.logger.info({ candidates: toReap.map((f) => f.domain), graceMs: grace }, 'janitor: looking again after the grace period before deleting');
-    if (grace > 0) await pause(grace, o.signal);
-    // Stopping (the controller shuts down): delete nothing on a first look alone.
-    if (o.signal?.aborted) return findings;
-    const again = new Map((await observe(t.docker, deps.config)).map((c) => [c.domain, c]));
-    for (const f of toReap) {
-      const c = again.get(f.domain);
-      const now = c ? judge(deps.store, deps.config, c, Date.now()) : null;
-      if (!c || now?.action !== 'reap') {
-        f.outcome = 'changed';
-        f.detail = c ? `on a second look: ${now?.why}` : 'gone on a second look';
-        continue;
+/**
+ * One janitor pass, as a reconcile over one key: look, and when something is to be reaped, look
+ * again after the grace period (a requeue, not a sleep) — a lease recorded in between, a
+ * controller that came back, must win over a stale first look — then ask the app controller for
+ * each orphan to be gone, and report what happened.
+ */
+export class JanitorPass {
+  private stage: 'first' | 'grace' | 'second' | 'reaping' | 'done' = 'first';
+  private findings: JanitorFinding[] = [];
+  private firstLookAt = 0;
+  private reaping = 0;
+  private readonly ops: Operations;
+  private readonly t: TeardownTools;
+  readonly finished: Promise<JanitorFinding[]>;
+  private finish!: (f: JanitorFinding[]) => void;
+  private fail!: (e: unknown) => void;
+
+  constructor(
+    private readonly deps: JanitorDeps & { apps: AppsApi },
+    private readonly o: JanitorOptions & { enqueue(): void },
+  ) {
+    this.ops = new Operations(() => o.enqueue());
+    this.t = tools(deps, o.signal);
+    this.finished = new Promise((resolve, reject) => {
+      this.finish = resolve;
+      this.fail = reject;
+    });
+  }
+
+  async reconcile(): Promise<ReconcileResult> {
+    if (this.ops.running('pass')) return {};
+    const done = this.ops.take<Candidate[]>('pass');
+    if (done && !done.ok) {
+      this.stage = 'done';
+      this.fail(done.error);
+      return {};
+    }
+    const { deps, o } = this;
+    switch (this.stage) {
+      case 'first':
+        if (!done) return this.look();
+        this.findings = done.value.map((c) => ({ domain: c.domain, stack: c.stack, verdict: judge(deps.store, deps.config, c, Date.now()) }));
+        if (!this.findings.some((f) => f.verdict.action === 'reap')) return this.end();
+        this.firstLookAt = Date.now();
+        this.stage = 'grace';
+        deps.logger.info({ candidates: this.toReap().map((f) => f.domain), graceMs: this.graceMs() }, 'janitor: looking again after the grace period before deleting');
+        return { requeueAfterMs: this.graceMs() };
+      case 'grace':
+        // Stopping (the controller shuts down): delete nothing on a first look alone.
+        if (o.signal?.aborted) return this.end(false);
+        if (Date.now() < this.firstLookAt + this.graceMs()) return { requeueAfterMs: this.firstLookAt + this.graceMs() - Date.now() };
+        this.stage = 'second';
+        return this.look();
+      case 'second': {
+        if (!done) return this.look();
+        const again = new Map(done.value.map((c) => [c.domain, c]));
+        this.stage = 'reaping';
+        for (const f of this.toReap()) {
+          const c = again.get(f.domain);
+          const now = c ? judge(deps.store, deps.config, c, Date.now()) : null;
+          if (!c || now?.action !== 'reap') {
+            f.outcome = 'changed';
+            f.detail = c ? `on a second look: ${now?.why}` : 'gone on a second look';
+            continue;
+          }
+          if (o.dryRun) {
+            f.outcome = 'dry-run';
+            continue;
+          }
+          deps.logger.warn({ domain: f.domain, why: f.verdict.why }, 'janitor reaping an orphaned test app');
+          this.reaping++;
+          deps.apps
+            .release(this.t, { domain: f.domain, stack: f.stack, server: deps.config.abra.server, run: null })
+            .then(
+              () => {
+                f.outcome = 'reaped';
+                const lease = deps.store.getApp(f.domain);
+                if (lease) {
+                  deps.store.setAppState(f.domain, 'released');
+                  deps.store.appendEvent(lease.run, 'warn', `janitor reaped ${f.domain}: ${f.verdict.why}`);
+                }
+              },
+              (e: unknown) => {
+                f.outcome = 'failed';
+                f.detail = `could not remove: ${(e as Error).message}`;
+              },
+            )
+            .finally(() => {
+              this.reaping--;
+              o.enqueue();
+            });
+        }
+        return this.reaping === 0 ? this.end() : {};
       }
-      if (o.dryRun) {
-        f.outcome = 'dry-run';
-        continue;
-      }
-      deps.logger.warn({ domain: f.domain, why: f.verdict.why }, 'janitor reaping an orphaned test app');
-      const left = await teardownApp(t, { domain: f.domain, stack: f.stack, server: deps.config.abra.server });
-      f.outcome = left === null ? 'reaped' : 'failed';
-      if (left !== null) f.detail = `could not remove ${left}`;
-      const lease = deps.store.getApp(f.domain);
-      if (lease && left === null) {
-        deps.store.setAppState(f.domain, 'released');
-        deps.store.appendEvent(lease.run, 'warn', `janitor reaped ${f.domain}: ${f.verdict.why}`);
-      }
+      case 'reaping':
+        return this.reaping === 0 ? this.end() : {};
+      case 'done':
+        return {};
     }
   }
-  if (!o.dryRun) sweepRunDirs(deps);
-  return findings;
+
+  private toReap(): JanitorFinding[] {
+    return this.findings.filter((f) => f.verdict.action === 'reap');
+  }
+
+  private graceMs(): number {
+    return this.o.graceMs ?? this.deps.config.janitor.graceSeconds * 1000;
+  }
+
+  private look(): ReconcileResult {
+    this.ops.start('pass', 'look', () => observe(this.t.docker, this.deps.config), this.o.signal);
+    return {};
+  }
+
+  private end(sweep = true): ReconcileResult {
+    this.stage = 'done';
+    if (sweep && !this.o.dryRun) sweepRunDirs(this.deps);
+    this.finish(this.findings);
+    return {};
+  }
 }
 
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
+/**
+ * The janitor of `cc-ci serve` (Prow's sinker, one more runnable): a pass at the start — what a
+ * crash or an outage left behind should not wait an interval — and one every
+ * `janitor.intervalSeconds`, never two at once.
+ */
+export class Janitor implements Runnable {
+  readonly name = 'janitor';
+  private pass: JanitorPass | null = null;
+  private readonly controller: Controller;
+
+  constructor(private readonly deps: JanitorDeps & { apps: AppsApi; metrics: RuntimeMetrics }) {
+    this.controller = new Controller({
+      name: 'janitor',
+      concurrency: 1,
+      logger: deps.logger,
+      metrics: deps.metrics,
+      reconcile: async () => this.reconcile(),
+    });
+  }
+
+  private signal: AbortSignal | null = null;
+
+  private async reconcile(): Promise<ReconcileResult> {
+    if (!this.signal || this.signal.aborted) return {};
+    if (!this.pass) {
+      const pass = new JanitorPass(this.deps, { signal: this.signal, enqueue: () => this.controller.enqueue('pass') });
+      this.pass = pass;
+      pass.finished.then(
+        (findings) => {
+          const reaped = findings.filter((f) => f.outcome === 'reaped');
+          if (reaped.length) this.deps.logger.warn({ reaped: reaped.map((f) => `${f.domain}: ${f.verdict.why}`) }, 'janitor reaped orphaned test apps');
+          this.deps.logger.info({ testApps: findings.length, reaped: reaped.length }, 'janitor pass done');
+        },
+        (err: unknown) => this.deps.logger.error({ error: (err as Error).message }, 'janitor pass failed'),
+      ).finally(() => {
+        this.pass = null;
+        this.controller.enqueueAfter('pass', this.deps.config.janitor.intervalSeconds * 1000);
+      });
+    }
+    return this.pass.reconcile();
+  }
+
+  async start(signal: AbortSignal, ready: () => void): Promise<void> {
+    this.signal = signal;
+    this.controller.enqueue('pass');
+    await this.controller.start(signal, ready);
+  }
+}
+
+/** One janitor pass now (`cc-ci janitor`): its own app controller, driven until the pass ends. */
+export async function janitorOnce(deps: JanitorDeps, o: JanitorOptions = {}): Promise<JanitorFinding[]> {
+  const metrics = new RuntimeMetrics();
+  const stop = new AbortController();
+  let appsController: Controller | null = null;
+  const apps = new Apps({ store: deps.store, config: deps.config, enqueue: (d) => appsController?.enqueue(d), released: () => undefined });
+  appsController = new Controller({ name: 'app', concurrency: 4, logger: deps.logger, metrics, reconcile: (d) => apps.reconcile(d) });
+  let passController: Controller | null = null;
+  const pass = new JanitorPass({ ...deps, apps }, { ...o, signal: o.signal ?? stop.signal, enqueue: () => passController?.enqueue('pass') });
+  passController = new Controller({ name: 'janitor', concurrency: 1, logger: deps.logger, metrics, reconcile: () => pass.reconcile() });
+  const running = [appsController.start(stop.signal, () => undefined), passController.start(stop.signal, () => undefined)];
+  passController.enqueue('pass');
+  try {
+    return await pass.finished;
+  } finally {
+    stop.abort(new Error('janitor pass done'));
+    await apps.stop(new Error('janitor pass done'));
+    await Promise.all(running);
+  }
 }
 
 /** A finished run keeps its log and evidence, never its ABRA_DIR (a whole recipe clone). */

@@ -4,6 +4,7 @@ import { ForgeError, type ForgeClient, type RepoRef } from '../controller/forge/
 import { renderComment, renderStatus, reportMarker, statusContext, type ReportView } from '../controller/forge/report-text.js';
 import type { Logger } from '../controller/log.js';
 import type { RunSpec } from '../controller/spec.js';
+import { aborted, type Runnable } from '../controller/runtime/runnable.js';
 import { WorkQueue } from '../controller/workqueue.js';
 import type { ForgeStore } from '../state/forge-store.js';
 import type { Store } from '../state/store.js';
@@ -71,13 +72,16 @@ function isFinalRefusal(e: unknown): e is ForgeError {
   return e instanceof ForgeError && e.lastingRefusal;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
-export class ForgeReporter {
+export class ForgeReporter implements Runnable {
+  readonly name = 'forge reporter';
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly queue: WorkQueue;
-  private timer: NodeJS.Timeout | null = null;
+  /** Failed passes of each run since its last good one: after `finalAttempts` the resync takes over. */
+  private readonly failures = new Map<string, number>();
+  /** Whoever waits for a run's verdict to be out (or given up for now). */
+  private readonly waiters = new Map<string, (() => void)[]>();
   /** Forge runs whose PR comment last showed them queued: their position moves when one leaves. */
   private readonly queued = new Set<string>();
   private readonly onRun = (name: string): void => {
@@ -93,30 +97,26 @@ export class ForgeReporter {
   constructor(private readonly d: ForgeReporterDeps) {
     this.queue = new WorkQueue({
       concurrency: 4,
-      baseBackoffMs: 2_000,
+      // One backoff policy, the queue's: a failed pass is tried again after it.
+      baseBackoffMs: d.finalBackoffMs ?? 2_000,
       maxBackoffMs: 60_000,
-      reconcile: async (name) => {
-        await this.locked(name, () => this.sync(name));
-      },
-      onError: (name, e, retryInMs) => {
-        this.d.onReport?.('error');
-        if (this.d.store.getRun(name)) this.d.forgeStore.updateReport(name, { lastError: message(e) });
-        this.d.logger.warn({ run: name, error: message(e), retryInMs }, 'forge report failed; will retry');
-      },
+      reconcile: async (name) => this.reconcile(name),
+      onError: (name, e, retryInMs) => this.d.logger.warn({ run: name, error: message(e), retryInMs }, 'forge report failed; will retry'),
     });
   }
 
-  start(): void {
+  /** Every change of a run is a hint to look at it; a resync catches up with a forge that was down. */
+  async start(signal: AbortSignal, ready: () => void): Promise<void> {
     this.d.store.changes.on('run', this.onRun);
     this.resync();
-    this.timer = setInterval(() => this.resync(), this.d.resyncSeconds * 1000);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    const timer = setInterval(() => this.resync(), this.d.resyncSeconds * 1000);
+    timer.unref();
+    ready();
+    await aborted(signal);
+    clearInterval(timer);
     this.d.store.changes.off('run', this.onRun);
     await this.queue.shutdown();
+    for (const name of [...this.waiters.keys()]) this.release(name);
   }
 
   /** Every run whose final state is not on the forge yet gets another look. */
@@ -125,27 +125,44 @@ export class ForgeReporter {
   }
 
   /**
-   * The Reporting phase: the verdict goes out before the run is Done. Bounded: after the last
-   * attempt the report is marked failed, the run finishes, and the resync keeps trying.
+   * Resolves when the run's verdict is on the forge, or when `finalAttempts` passes in a row
+   * failed (the report is then marked failed and the resync keeps trying). The run's lifecycle
+   * does not wait for this: it is for whoever wants to know.
    */
-  async reportFinal(run: RunRecord): Promise<void> {
-    if (!forgeTarget(run)) return;
-    const attempts = this.d.finalAttempts ?? 3;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.locked(run.name, () => this.sync(run.name));
-        return;
-      } catch (e) {
-        this.d.onReport?.('error');
-        this.d.forgeStore.updateReport(run.name, { attempts: attempt, lastError: message(e) });
-        if (attempt >= attempts) {
-          this.d.forgeStore.updateReport(run.name, { failed: true });
-          this.d.store.appendEvent(run.name, 'warn', `could not report the verdict to the forge (${message(e)}); cc-ci keeps trying in the background`);
-          this.d.logger.warn({ run: run.name, error: message(e) }, 'final forge report failed; the resync keeps trying');
-          return;
-        }
-        await sleep((this.d.finalBackoffMs ?? 2_000) * 2 ** (attempt - 1));
+  reportFinal(run: RunRecord): Promise<void> {
+    if (!forgeTarget(run)) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiters.set(run.name, [...(this.waiters.get(run.name) ?? []), resolve]);
+      this.queue.add(run.name);
+    });
+  }
+
+  private release(name: string): void {
+    for (const w of this.waiters.get(name) ?? []) w();
+    this.waiters.delete(name);
+  }
+
+  /** One pass over one run, as the reporter's controller runs it: a failure is retried with the
+   *  queue's backoff until `finalAttempts` in a row have failed; then the resync takes over. */
+  private async reconcile(name: string): Promise<void> {
+    try {
+      await this.locked(name, () => this.sync(name));
+      this.failures.delete(name);
+      if (this.d.forgeStore.getReport(name)?.final || !this.d.store.getRun(name)) this.release(name);
+    } catch (e) {
+      this.d.onReport?.('error');
+      const attempt = (this.failures.get(name) ?? 0) + 1;
+      this.failures.set(name, attempt);
+      const run = this.d.store.getRun(name);
+      if (run) this.d.forgeStore.updateReport(name, { attempts: attempt, lastError: message(e) });
+      if (attempt < (this.d.finalAttempts ?? 3)) throw e;
+      this.failures.delete(name);
+      if ((run?.phase === 'Reporting' || run?.phase === 'Done') && !this.d.forgeStore.getReport(name)?.failed) {
+        this.d.forgeStore.updateReport(name, { failed: true });
+        this.d.store.appendEvent(name, 'warn', `could not report the verdict to the forge (${message(e)}); cc-ci keeps trying in the background`);
+        this.d.logger.warn({ run: name, error: message(e) }, 'final forge report failed; the resync keeps trying');
       }
+      this.release(name);
     }
   }
 

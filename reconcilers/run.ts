@@ -1,16 +1,17 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../controller/config.js';
+import { tierSeconds, type Config } from '../controller/config.js';
 import { DockerError } from '../controller/docker.js';
 import type { Logger } from '../controller/log.js';
 import { runDir, type StatePaths } from '../controller/paths.js';
 import type { ChildTracker } from '../controller/process.js';
+import type { ReconcileResult } from '../controller/runtime/controller.js';
+import { Operations } from '../controller/runtime/ops.js';
 import { runSpecSchema, type RunSpec } from '../controller/spec.js';
-import type { ReconcileResult } from '../controller/workqueue.js';
 import { prepareWorkspace } from '../controller/workspace.js';
-import { understandRecipe } from './understand.js';
 import type { Store } from '../state/store.js';
 import { TIER_NAMES, type RunRecord, type RunResult } from '../state/types.js';
+import type { Apps } from './apps.js';
 import {
   callFault,
   CallKilledError,
@@ -23,15 +24,18 @@ import {
   SwarmFaultError,
   TestFailure,
 } from './context.js';
-import { describeRemaining, reconcileTeardown } from './teardown.js';
 import { reconcileTiers, verdict, writeTierJUnit } from './test.js';
+import { understandRecipe } from './understand.js';
 
 /**
  * The Run reconciler: moves one run through its phases
- *   Pending → Preparing → Deploying ⇄ Testing → TearingDown → Reporting → Done
- * delegating the work of each phase to the deploy, test and teardown reconcilers. It is
- * level-triggered: every call reads the run's record and acts on the phase it finds there, so
- * a restart (even after kill -9) continues from the record.
+ *   Pending → Preparing → Deploying ⇄ Testing → TearingDown → Reporting → Done.
+ * Level-triggered, and quick: every call reads the run's record and takes the next step for the
+ * phase it finds. The attempt itself — preparing the workspace and climbing the tier ladder,
+ * minutes of work — runs as an operation the reconciler starts, observes and, when the record
+ * says so, stops: a cancel, or a deadline seen by comparing the recorded start with the limit
+ * (Prow's plank with a pod). Teardown asks the app controller for each app to be gone and
+ * looks again until they are. A restart (even after kill -9) continues from the record.
  */
 
 export interface RunReconcilerDeps {
@@ -40,38 +44,58 @@ export interface RunReconcilerDeps {
   paths: StatePaths;
   logger: Logger;
   instanceId: string;
+  apps: Apps;
   trackerFor(run: string): ChildTracker;
+  /** Looks at a run again (the Run controller's queue): an operation of it has finished. */
+  enqueue(run: string): void;
   /** Told when a run leaves the active phases, so waiting runs can be admitted. */
   onCapacityFreed(): void;
-  /** Reporters (forge, …) run in the Reporting phase; the run is Done when they have. */
-  report?(run: RunRecord): Promise<void>;
 }
 
+/** What an attempt ended with. */
+type AttemptOutcome =
+  | { kind: 'outcome'; result: RunResult | null; reason: string; retry?: boolean }
+  | { kind: 'shutdown' };
+
+/** The attempt's handle: which tier it is climbing, to stop that tier alone at its deadline. */
+interface Attempt {
+  tier: { name: string; abort: AbortController } | null;
+}
+
+/** How long a quiet run waits between looks (a cancel or a deadline is seen within it). */
+const LOOK_AGAIN_MS = 5_000;
+
 export class RunReconciler {
-  /** The abort handle of each run whose attempt is executing in this process. */
-  private readonly inFlight = new Map<string, AbortController>();
-
-  constructor(private readonly d: RunReconcilerDeps) {}
-
-  /** Aborted when the controller stops: a teardown pass in flight is stopped too, and the next
-   *  start continues it (teardown is idempotent), so SIGTERM never waits out a teardown. */
+  /** Each run's operation in flight: its attempt, or removing its ABRA_DIR. */
+  private readonly ops: Operations;
+  private readonly attempts = new Map<string, Attempt>();
+  /** Aborted when the controller stops: every teardown and attempt in flight stops, recorded. */
   private readonly shutdownController = new AbortController();
 
-  /** The controller is stopping: stop every teardown pass in flight. */
-  shutdown(reason: string): void {
-    this.shutdownController.abort(new ShutdownError(reason));
+  constructor(private readonly d: RunReconcilerDeps) {
+    this.ops = new Operations((name) => d.enqueue(name));
   }
 
-  /** Stops a run's current step (its abra child and process group) now. */
+  /** The controller is stopping: stop every attempt and teardown in flight (the next start
+   *  continues from the record). */
+  async shutdown(reason: string): Promise<void> {
+    const error = new ShutdownError(reason);
+    for (const run of this.d.store.listRuns({ phases: ['TearingDown'] })) {
+      if (this.d.store.appsOfRun(run.name).some((a) => this.d.apps.releasing(a.domain))) {
+        this.context(run, this.shutdownController.signal).log('warn', 'teardown paused by the controller stopping; it continues on the next start');
+      }
+    }
+    this.shutdownController.abort(error);
+    await this.ops.stopAll(error);
+  }
+
+  /** Stops a run's attempt (its abra child and process group) now. */
   abort(name: string, error: Error): boolean {
-    const c = this.inFlight.get(name);
-    if (!c) return false;
-    c.abort(error);
-    return true;
+    return this.ops.abort(name, error);
   }
 
   isExecuting(name: string): boolean {
-    return this.inFlight.has(name);
+    return this.ops.running(name)?.label === 'attempt';
   }
 
   async reconcile(name: string): Promise<ReconcileResult> {
@@ -83,7 +107,7 @@ export class RunReconciler {
       case 'Preparing':
       case 'Deploying':
       case 'Testing':
-        return this.execute(run);
+        return this.attempt(run);
       case 'TearingDown':
         return this.teardown(run);
       case 'Reporting':
@@ -149,6 +173,7 @@ export class RunReconciler {
   private context(run: RunRecord, signal: AbortSignal): RunContext {
     return new RunContext({
       store: this.d.store,
+      apps: this.d.apps,
       config: this.d.config,
       paths: this.d.paths,
       logger: this.d.logger,
@@ -159,8 +184,12 @@ export class RunReconciler {
     });
   }
 
-  /** Prepare and climb the tier ladder; whatever happens, the run ends up in TearingDown. */
-  private async execute(run: RunRecord): Promise<ReconcileResult> {
+  /**
+   * The attempt's phases: start the attempt if it is not running, stop it when the record says
+   * so — a cancel, the run's or the tier's deadline passed — and, once it has ended, move the run
+   * to teardown with its verdict.
+   */
+  private attempt(run: RunRecord): ReconcileResult {
     const { store, config } = this.d;
     if (run.owner !== this.d.instanceId) {
       // The attempt belonged to a controller that is gone: what it was doing is unknown, so
@@ -171,46 +200,81 @@ export class RunReconciler {
         retry: true,
       });
     }
-    if (run.cancelRequested) return this.toTeardown(run, { result: 'cancelled', reason: run.cancelReason ?? 'cancelled' });
-
-    const abort = new AbortController();
-    this.inFlight.set(run.name, abort);
-    const runLimitMs = (run.startedAt ?? Date.now()) + config.timeouts.runSeconds * 1000 - Date.now();
-    const timer = setTimeout(() => {
-      const tier = store.runningTier(run.name)?.tier;
+    const running = this.ops.running(run.name);
+    if (!running) {
+      const ended = this.ops.take<AttemptOutcome>(run.name);
+      if (ended) {
+        this.attempts.delete(run.name);
+        const outcome: AttemptOutcome = ended.ok ? ended.value : { kind: 'outcome', result: 'error', reason: `infrastructure: ${(ended.error as Error).message}` };
+        if (outcome.kind === 'shutdown') return {};
+        return this.toTeardown(store.getRun(run.name) ?? run, outcome);
+      }
+      if (run.cancelRequested) return this.toTeardown(run, { result: 'cancelled', reason: run.cancelReason ?? 'cancelled' });
+      const attempt: Attempt = { tier: null };
+      this.attempts.set(run.name, attempt);
+      this.ops.start(run.name, 'attempt', (signal) => this.runAttempt(this.context(run, signal), attempt), this.shutdownController.signal);
+      return { requeueAfterMs: this.untilDeadline(run) };
+    }
+    // Observed, not timed: the record's timestamps against the limits.
+    const now = Date.now();
+    const attempt = this.attempts.get(run.name);
+    const tier = store.runningTier(run.name);
+    const runLimit = (run.startedAt ?? now) + config.timeouts.runSeconds * 1000;
+    if (run.cancelRequested) {
+      this.ops.abort(run.name, new CancelledError(run.cancelReason ?? 'cancelled'));
+    } else if (now >= runLimit) {
       const step = store.getRun(run.name)?.step;
-      abort.abort(new DeadlineError(`run timed out in ${tier ?? 'preparation'} after ${config.timeouts.runSeconds}s (step: ${step ?? run.phase})`));
-    }, Math.max(0, runLimitMs));
-    const ctx = this.context(run, abort.signal);
+      this.ops.abort(run.name, new DeadlineError(`run timed out in ${tier?.tier ?? 'preparation'} after ${config.timeouts.runSeconds}s (step: ${step ?? run.phase})`));
+    } else if (tier?.startedAt && attempt?.tier?.name === tier.tier) {
+      const limitS = tierSeconds(config, tier.tier);
+      if (now >= tier.startedAt + limitS * 1000) attempt.tier.abort.abort(new DeadlineError(`timed out in ${tier.tier} after ${limitS}s`));
+    }
+    return { requeueAfterMs: this.untilDeadline(run) };
+  }
+
+  /** How long until the run's or its tier's deadline, at most LOOK_AGAIN_MS. */
+  private untilDeadline(run: RunRecord): number {
+    const { store, config } = this.d;
+    const now = Date.now();
+    const limits = [(run.startedAt ?? now) + config.timeouts.runSeconds * 1000];
+    const tier = store.runningTier(run.name);
+    if (tier?.startedAt) limits.push(tier.startedAt + tierSeconds(config, tier.tier) * 1000);
+    return Math.max(0, Math.min(LOOK_AGAIN_MS, ...limits.map((t) => t - now + 10)));
+  }
+
+  /** The attempt (an operation): prepare, then climb the ladder. Always ends with an outcome. */
+  private async runAttempt(ctx: RunContext, attempt: Attempt): Promise<AttemptOutcome> {
+    const { store } = this.d;
+    ctx.onTier = (name, abort) => {
+      attempt.tier = name && abort ? { name, abort } : null;
+      if (name) this.d.enqueue(ctx.name); // look at its deadline
+    };
     try {
       if (ctx.spec.spec.lane === 'quick') {
         ctx.log('warn', 'quick lane: cc-ci keeps no warm canonical apps yet, so this run climbs the full ladder on fresh apps, as the cold lane does');
       }
       await prepareWorkspace(ctx);
       await understandRecipe(ctx);
-      if (store.getTiers(run.name).length === 0) {
+      if (store.getTiers(ctx.name).length === 0) {
         const tiers = ctx.spec.spec.tiers ?? [...TIER_NAMES];
-        store.planTiers(run.name, tiers);
+        store.planTiers(ctx.name, tiers);
         ctx.log('info', `tiers: ${tiers.join(' → ')}`);
       }
       await reconcileTiers(ctx);
-      const v = verdict(store.getTiers(run.name));
-      return this.toTeardown(run, { result: v.result, reason: v.reason });
+      const v = verdict(store.getTiers(ctx.name));
+      return { kind: 'outcome', result: v.result, reason: v.reason };
     } catch (e) {
-      if (abort.signal.reason instanceof ShutdownError) {
+      if (ctx.signal.reason instanceof ShutdownError) {
         // Leave the record as it is: the next controller sees an attempt it does not own.
-        ctx.log('warn', `interrupted by shutdown in ${store.getRun(run.name)?.step ?? run.phase}`);
-        return {};
+        ctx.log('warn', `interrupted by shutdown in ${store.getRun(ctx.name)?.step ?? ctx.run.phase}`);
+        return { kind: 'shutdown' };
       }
       const outcome = classify(e, ctx);
       if (outcome.failTier) {
-        const tier = store.runningTier(run.name);
-        if (tier) store.finishTier(run.name, tier.tier, 'fail', outcome.reason);
+        const tier = store.runningTier(ctx.name);
+        if (tier) store.finishTier(ctx.name, tier.tier, 'fail', outcome.reason);
       }
-      return this.toTeardown(run, outcome);
-    } finally {
-      clearTimeout(timer);
-      this.inFlight.delete(run.name);
+      return { kind: 'outcome', ...outcome };
     }
   }
 
@@ -239,56 +303,53 @@ export class RunReconciler {
     }
   }
 
-  private async teardown(run: RunRecord): Promise<ReconcileResult> {
+  /**
+   * Teardown: every app of the run gone (the app controller's work, asked once per app), then the
+   * run's ABRA_DIR. A teardown that outlasts `teardownSeconds` ends the run `error`, naming what is
+   * left; its apps stay on record for the janitor.
+   */
+  private teardown(run: RunRecord): ReconcileResult {
     const { store, config } = this.d;
     const limitMs = config.timeouts.teardownSeconds * 1000;
     const startedAt = run.teardownStartedAt ?? Date.now();
-    // Teardown is never cancelled: only its own deadline stops a pass. A pass gets what is left
-    // of the deadline, but always a little, so a restart after a long downtime still tries once.
-    const passMs = Math.max(startedAt + limitMs - Date.now(), Math.min(limitMs, 30_000));
-    // One controller for both ends of a pass, its deadline and the controller stopping. (Not
-    // AbortSignal.any over AbortSignal.timeout: on Node 20 the timeout signal can be collected
-    // and then never fires.)
-    const pass = new AbortController();
-    const deadline = setTimeout(() => pass.abort(new DOMException(`teardown pass deadline (${passMs} ms)`, 'TimeoutError')), passMs);
-    const onShutdown = () => pass.abort(this.shutdownController.signal.reason);
-    this.shutdownController.signal.addEventListener('abort', onShutdown, { once: true });
-    const ctx = this.context(run, pass.signal);
-    let outcome: { done: boolean; remaining: string | null };
-    try {
-      outcome = await reconcileTeardown(ctx);
-    } catch (e) {
-      if (this.shutdownController.signal.aborted) {
-        ctx.log('warn', 'teardown paused by the controller stopping; it continues on the next start');
-        return {};
+    if (this.shutdownController.signal.aborted) return {};
+    const ctx = this.context(run, this.shutdownController.signal);
+    const left = store.appsOfRun(run.name).filter((a) => a.state !== 'released');
+    if (left.length > 0) {
+      for (const app of left) {
+        if (!this.d.apps.releasing(app.domain)) {
+          this.d.apps.release(ctx, { domain: app.domain, stack: app.stack, server: app.server, run: run.name }).catch(() => undefined);
+        }
       }
-      // A pass that hung (abra or docker killed at the deadline) or failed outright (docker
-      // gone) is not the end of teardown: say what happened and look again, within the limit.
-      const why = e instanceof Error ? (e.name === 'TimeoutError' ? `a pass ran out of time after ${Math.round(passMs / 1000)}s` : e.message) : String(e);
-      const left = await describeRemaining(ctx.withSignal(AbortSignal.timeout(config.timeouts.dockerSeconds * 1000)));
-      outcome = { done: false, remaining: `${left} (${ctx.redactor.apply(why)})` };
-    } finally {
-      clearTimeout(deadline);
-      this.shutdownController.signal.removeEventListener('abort', onShutdown);
-    }
-    if (!outcome.done) {
-      if (Date.now() - startedAt < limitMs) {
-        ctx.log('warn', `teardown incomplete, looking again: ${outcome.remaining}`);
-        return { requeueAfterMs: 5_000 };
-      }
+      if (Date.now() - startedAt < limitMs) return { requeueAfterMs: Math.min(LOOK_AGAIN_MS, startedAt + limitMs - Date.now() + 10) };
       // Out of time: say exactly what is left and stop holding capacity; the janitor reaps it
       // once the run is done (its leases are still on record).
-      const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${outcome.remaining}`;
+      const remaining = left.map((a) => `${a.domain}: ${this.d.apps.remaining(a.domain) ?? 'not looked at yet'}`).join('; ');
+      for (const app of left) this.d.apps.abandon(app.domain, new DeadlineError(`teardown of ${app.domain} ran out of time`));
+      const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${remaining}`;
       const fresh = store.getRun(run.name) ?? run;
-      store.updateRun(run.name, {
-        phase: 'Reporting',
-        result: 'error',
-        reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`,
-        retryPending: false,
-      });
+      store.updateRun(run.name, { phase: 'Reporting', result: 'error', reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`, retryPending: false });
       ctx.log('error', what);
       this.d.onCapacityFreed();
       return { requeueAfterMs: 0 };
+    }
+
+    if (this.ops.running(run.name)) return {};
+    const removed = this.ops.take(run.name);
+    if (removed && !removed.ok) ctx.log('warn', `could not remove ${ctx.abraDir}: ${(removed.error as Error).message}; looking again`);
+    if (existsSync(ctx.abraDir)) {
+      if (Date.now() - startedAt >= limitMs) {
+        const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${ctx.abraDir}`;
+        const fresh = store.getRun(run.name) ?? run;
+        store.updateRun(run.name, { phase: 'Reporting', result: 'error', reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`, retryPending: false });
+        ctx.log('error', what);
+        this.d.onCapacityFreed();
+        return { requeueAfterMs: 0 };
+      }
+      this.ops.start(run.name, 'remove ABRA_DIR', (signal) =>
+        ctx.withSignal(signal).step('remove ABRA_DIR', async () => rmSync(ctx.abraDir, { recursive: true, force: true }), ctx.abraDir),
+      );
+      return {};
     }
     ctx.log('info', 'teardown verified: nothing of the run is left on the swarm or on disk');
     this.d.onCapacityFreed();
@@ -315,9 +376,7 @@ export class RunReconciler {
       this.skipRemainingTiers(fresh, fresh.cancelRequested ? 'cancelled' : 'error', fresh.reason ?? 'interrupted');
       store.updateRun(run.name, {
         result: fresh.cancelRequested ? 'cancelled' : 'error',
-        reason: fresh.cancelRequested
-          ? (fresh.cancelReason ?? 'cancelled')
-          : `${fresh.reason} (no attempts left: ${fresh.attempt} of ${config.maxAttempts})`,
+        reason: fresh.cancelRequested ? (fresh.cancelReason ?? 'cancelled') : `${fresh.reason} (no attempts left: ${fresh.attempt} of ${config.maxAttempts})`,
         retryPending: false,
       });
     }
@@ -325,9 +384,10 @@ export class RunReconciler {
     return { requeueAfterMs: 0 };
   }
 
-  private async report(run: RunRecord): Promise<ReconcileResult> {
+  /** Reporting: the run's result is written down and the run is Done. Reporters (the forge's)
+   *  are controllers of their own, driven by the record: the run never waits for them. */
+  private report(run: RunRecord): ReconcileResult {
     const { store, paths } = this.d;
-    if (this.d.report) await this.d.report(run);
     const finishedAt = Date.now();
     store.updateRun(run.name, { phase: 'Done', finishedAt, step: null });
     const done = store.getRun(run.name) ?? run;

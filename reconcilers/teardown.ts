@@ -7,29 +7,23 @@ import type { EventKind } from '../state/types.js';
 import { CallKilledError, CallTimeoutError, type RunContext } from './context.js';
 
 /**
- * The teardown reconciler. Desired: nothing of the run left on the swarm or on disk. Observed
- * through docker (services, containers, volumes, secrets, configs, networks of each app's stack,
- * by label and by name prefix), the apps' .env files and the run's ABRA_DIR. Acts with
- * `abra app undeploy` and `abra app rm`; only what abra could not remove is swept with docker.
- * Every pass is idempotent, so a restart in the middle simply looks again.
+ * The teardown reconciler: desired, nothing of one app left on the swarm or on disk. Observed
+ * through docker (services, containers, volumes, secrets, configs, networks of the app's stack,
+ * by label and by name prefix) and the app's `.env`. Each pass names the one step missing —
+ * `abra app undeploy`, waiting for its containers to go, `abra app rm` (and its fallbacks), a
+ * sweep with docker of what abra left — which the app controller (apps.ts) runs as an
+ * operation. Every step is idempotent, so a restart in the middle simply looks again.
  */
 
-export interface TeardownOutcome {
-  done: boolean;
-  /** What could not be removed, when not done. */
-  remaining: string | null;
-}
-
-const CONTAINER_WAIT_MS = 60_000;
-
-/** What tearing one app down needs: a run's context has it, and so does the janitor. */
+/** What tearing an app down needs: a run's context has it, and so has the janitor's. */
 export interface TeardownTools {
   abra: Abra;
   docker: Docker;
   config: Config;
   log(kind: EventKind, text: string): void;
   step<T>(name: string, fn: () => Promise<T>, detail?: string): Promise<T>;
-  sleep(ms: number): Promise<void>;
+  /** The same tools, with their calls stopped by `signal`. */
+  withSignal(signal: AbortSignal): TeardownTools;
 }
 
 /** An app as teardown knows it: enough to find its stack and its .env. */
@@ -39,125 +33,134 @@ export interface AppRef {
   server: string;
 }
 
-export async function reconcileTeardown(ctx: RunContext): Promise<TeardownOutcome> {
-  const remaining: string[] = [];
-  for (const app of ctx.store.appsOfRun(ctx.name)) {
-    if (app.state === 'released') continue;
-    ctx.store.setAppState(app.domain, 'tearing-down');
-    const left = await teardownApp(ctx, app);
-    if (left === null) {
-      ctx.store.setAppState(app.domain, 'released');
-      ctx.log('info', `${app.domain}: nothing left (services, containers, volumes, secrets, configs, networks: 0; .env gone)`);
-    } else {
-      remaining.push(`${app.domain}: ${left}`);
+export interface TeardownMemo {
+  seen: { left: StackLeftovers; envExists: boolean } | null;
+  /** The last look, kept while a step runs: what to name when teardown runs out of time. */
+  lastSeen: { left: StackLeftovers; envExists: boolean } | null;
+  undeploy: 'todo' | 'done' | 'failed';
+  /** When the stack's services were last asked to go: its containers linger a while, and volumes cannot go until they do. */
+  stopAskedAt: number | null;
+  serviceRm: boolean;
+  rm: 'todo' | 'done' | 'failed';
+  fallback: boolean;
+  swept: boolean;
+  /** What a whole pass could not remove; the next pass starts over. */
+  remaining: string | null;
+}
+
+export function newTeardownMemo(): TeardownMemo {
+  return { seen: null, lastSeen: null, undeploy: 'todo', stopAskedAt: null, serviceRm: false, rm: 'todo', fallback: false, swept: false, remaining: null };
+}
+
+const CONTAINER_WAIT_MS = 60_000;
+const PASS_AGAIN_MS = 5_000;
+
+export type TeardownStep =
+  | { kind: 'op'; label: string; observes?: boolean; run(t: TeardownTools): Promise<void> }
+  | { kind: 'wait'; ms: number }
+  | { kind: 'gone' };
+
+export function envPathOf(config: Config, app: AppRef): string {
+  return join(config.abra.dir, 'servers', app.server, `${app.domain}.env`);
+}
+
+export function nextTeardownStep(config: Config, app: AppRef, m: TeardownMemo): TeardownStep {
+  const env = envPathOf(config, app);
+  if (!m.seen) {
+    return {
+      kind: 'op',
+      label: 'observe leftovers',
+      observes: true,
+      run: async (t) => {
+        m.seen = { left: await t.docker.stackLeftovers(app.stack), envExists: existsSync(env) };
+        m.lastSeen = m.seen;
+      },
+    };
+  }
+  const { left, envExists } = m.seen;
+  if (leftoverCount(left) === 0 && !envExists) return { kind: 'gone' };
+
+  const stopping = m.stopAskedAt !== null && Date.now() - m.stopAskedAt < CONTAINER_WAIT_MS;
+  if (left.services.length > 0 || (stopping && left.containers.length > 0)) {
+    if (m.undeploy === 'todo' && envExists) {
+      return {
+        kind: 'op',
+        label: 'abra app undeploy',
+        run: async (t) => {
+          const ok = await tryAbra(t, 'abra app undeploy', app.domain, () => t.abra.appUndeploy(app.domain));
+          m.undeploy = ok ? 'done' : 'failed';
+          // Only a successful undeploy is worth waiting for; otherwise remove what is there now.
+          if (ok) m.stopAskedAt = Date.now();
+        },
+      };
     }
-  }
-  if (remaining.length > 0) return { done: false, remaining: remaining.join('; ') };
-
-  if (existsSync(ctx.abraDir)) {
-    await ctx.step('remove ABRA_DIR', async () => rmSync(ctx.abraDir, { recursive: true, force: true }), ctx.abraDir);
-  }
-  if (existsSync(ctx.abraDir)) return { done: false, remaining: `${ctx.abraDir} could not be removed` };
-  return { done: true, remaining: null };
-}
-
-/** What of the run is still there, without touching anything: for the reason of a teardown
- *  that ran out of time. Never throws; what it cannot look at it says so. */
-export async function describeRemaining(ctx: RunContext): Promise<string> {
-  const parts: string[] = [];
-  for (const app of ctx.store.appsOfRun(ctx.name)) {
-    if (app.state === 'released') continue;
-    const env = envPath(ctx, app);
-    try {
-      const left = await ctx.docker.stackLeftovers(app.stack);
-      const what = [leftoverCount(left) > 0 ? describeLeftovers(left) : '', existsSync(env) ? `.env ${env}` : ''].filter(Boolean);
-      parts.push(`${app.domain}: ${what.length ? what.join('; ') : 'nothing left, not yet marked released'}`);
-    } catch (e) {
-      parts.push(`${app.domain}: could not look (${e instanceof Error ? e.message : String(e)})${existsSync(env) ? `; .env ${env}` : ''}`);
-    }
-  }
-  if (existsSync(ctx.abraDir)) parts.push(ctx.abraDir);
-  return parts.length ? parts.join('; ') : 'nothing (the pass failed before it could verify)';
-}
-
-/** Tears down one app of the run before the run ends (the upgrade tier frees the install app
- *  first: one app at a time is enough for the ladder and halves what the swarm carries). */
-export async function releaseApp(ctx: RunContext, domain: string): Promise<void> {
-  const app = ctx.store.getApp(domain);
-  if (!app || app.state === 'released') return;
-  ctx.store.setAppState(domain, 'tearing-down');
-  const left = await teardownApp(ctx, app);
-  if (left !== null) throw new Error(`could not tear down ${domain}: ${left}`);
-  ctx.store.setAppState(domain, 'released');
-  ctx.log('info', `${domain}: torn down (nothing left)`);
-}
-
-function envPath(ctx: TeardownTools, app: AppRef): string {
-  return join(ctx.config.abra.dir, 'servers', app.server, `${app.domain}.env`);
-}
-
-/** Tears one app down. Returns null when nothing is left, else a description of what is. */
-export async function teardownApp(ctx: TeardownTools, app: AppRef): Promise<string | null> {
-  const env = envPath(ctx, app);
-  let left = await ctx.docker.stackLeftovers(app.stack);
-  if (leftoverCount(left) === 0 && !existsSync(env)) return null;
-
-  if (left.services.length > 0) {
-    const undeployed = existsSync(env) && (await tryAbra(ctx, 'abra app undeploy', app.domain, () => ctx.abra.appUndeploy(app.domain)));
-    // Only a successful undeploy is worth waiting for; otherwise remove what is there now.
-    if (undeployed) left = await waitForStackStop(ctx, app.stack);
-    if (left.services.length > 0) {
-      ctx.log('warn', `abra left ${left.services.length} service(s) of ${app.stack}; removing them with docker`);
-      await ctx.step('docker service rm (leftovers)', () => ctx.docker.removeServices(left.services));
-      left = await waitForStackStop(ctx, app.stack);
-    }
-  }
-
-  if (existsSync(env)) {
-    const removed = await tryAbra(ctx, 'abra app rm', app.domain, () => ctx.abra.appRemove(app.domain));
-    if (!removed) {
-      // reference §11 step 2: the fallback when `app rm` fails.
-      await tryAbra(ctx, 'abra app volume rm', app.domain, () => ctx.abra.volumeRemoveAll(app.domain));
-      await tryAbra(ctx, 'abra app secret rm', app.domain, () => ctx.abra.secretRemoveAll(app.domain));
-      if (existsSync(env)) {
-        await ctx.step('remove app .env', async () => rmSync(env, { force: true }), env);
-      }
+    if (stopping) return { kind: 'wait', ms: 1000 };
+    if (left.services.length > 0 && !m.serviceRm) {
+      return {
+        kind: 'op',
+        label: 'docker service rm (leftovers)',
+        run: async (t) => {
+          t.log('warn', `abra left ${left.services.length} service(s) of ${app.stack}; removing them with docker`);
+          await t.step('docker service rm (leftovers)', () => t.docker.removeServices(left.services));
+          m.serviceRm = true;
+          m.stopAskedAt = Date.now();
+        },
+      };
     }
   }
 
-  left = await ctx.docker.stackLeftovers(app.stack);
-  if (leftoverCount(left) > 0) {
-    ctx.log('warn', `abra left ${describeLeftovers(left)} of ${app.stack}; removing them with docker`);
-    await ctx.step('sweep leftovers with docker', () => sweep(ctx.docker, left), describeLeftovers(left));
-    left = await ctx.docker.stackLeftovers(app.stack);
+  if (envExists && m.rm === 'todo') {
+    return {
+      kind: 'op',
+      label: 'abra app rm',
+      run: async (t) => {
+        m.rm = (await tryAbra(t, 'abra app rm', app.domain, () => t.abra.appRemove(app.domain))) ? 'done' : 'failed';
+      },
+    };
   }
+  if (envExists && m.rm === 'failed' && !m.fallback) {
+    // The fallback when `app rm` fails: volumes and secrets one by one, then the .env.
+    return {
+      kind: 'op',
+      label: 'remove volumes, secrets and .env',
+      run: async (t) => {
+        await tryAbra(t, 'abra app volume rm', app.domain, () => t.abra.volumeRemoveAll(app.domain));
+        await tryAbra(t, 'abra app secret rm', app.domain, () => t.abra.secretRemoveAll(app.domain));
+        if (existsSync(env)) await t.step('remove app .env', async () => rmSync(env, { force: true }), env);
+        m.fallback = true;
+      },
+    };
+  }
+  if (leftoverCount(left) > 0 && !m.swept) {
+    return {
+      kind: 'op',
+      label: 'sweep leftovers with docker',
+      run: async (t) => {
+        t.log('warn', `abra left ${describeLeftovers(left)} of ${app.stack}; removing them with docker`);
+        await t.step('sweep leftovers with docker', () => sweep(t.docker, left), describeLeftovers(left));
+        m.swept = true;
+      },
+    };
+  }
+  // Everything was tried and something is still there: say what, and start over in a while.
   const problems: string[] = [];
   if (leftoverCount(left) > 0) problems.push(describeLeftovers(left));
-  if (existsSync(env)) problems.push(`.env ${env} still exists`);
-  return problems.length ? problems.join('; ') : null;
+  if (envExists) problems.push(`.env ${env} still exists`);
+  Object.assign(m, newTeardownMemo(), { remaining: problems.join('; '), lastSeen: m.seen });
+  return { kind: 'wait', ms: PASS_AGAIN_MS };
 }
 
 /** A failing abra call during teardown is logged and teardown goes on: it must finish, or say
  *  exactly what it could not remove. */
-async function tryAbra(ctx: TeardownTools, name: string, domain: string, fn: () => Promise<void>): Promise<boolean> {
+async function tryAbra(t: TeardownTools, name: string, domain: string, fn: () => Promise<void>): Promise<boolean> {
   try {
-    await ctx.step(name, fn, domain);
+    await t.step(name, fn, domain);
     return true;
   } catch (e) {
-    // abra refusing, hanging past its call timeout or dying: the fallbacks below still run.
+    // abra refusing, hanging past its call timeout or dying: the fallbacks still run.
     if (!(e instanceof AbraError || e instanceof CallTimeoutError || e instanceof CallKilledError)) throw e;
-    ctx.log('warn', `${name} failed: ${e instanceof AbraError ? (e.fatal ?? e.message) : e.message}; continuing teardown`);
+    t.log('warn', `${name} failed: ${e instanceof AbraError ? (e.fatal ?? e.message) : e.message}; continuing teardown`);
     return false;
-  }
-}
-
-/** After a stack is removed its containers linger a while; volumes cannot go until they do. */
-async function waitForStackStop(ctx: TeardownTools, stack: string): Promise<StackLeftovers> {
-  const until = Date.now() + CONTAINER_WAIT_MS;
-  for (;;) {
-    const left = await ctx.docker.stackLeftovers(stack);
-    if ((left.services.length === 0 && left.containers.length === 0) || Date.now() > until) return left;
-    await ctx.sleep(1000);
   }
 }
 
@@ -168,4 +171,12 @@ async function sweep(docker: Docker, left: StackLeftovers): Promise<void> {
   if (left.secrets.length) await docker.removeSecrets(left.secrets);
   if (left.configs.length) await docker.removeConfigs(left.configs);
   if (left.networks.length) await docker.removeNetworks(left.networks);
+}
+
+/** Tears down one app of the run before the run ends (the upgrade tier frees the install app
+ *  first: one app at a time is enough for the ladder and halves what the swarm carries). */
+export async function releaseApp(ctx: RunContext, domain: string): Promise<void> {
+  const app = ctx.store.getApp(domain);
+  if (!app || app.state === 'released') return;
+  await ctx.apps.release(ctx, { domain: app.domain, stack: app.stack, server: app.server, run: ctx.name });
 }

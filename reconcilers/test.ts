@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tierSeconds } from '../controller/config.js';
 import { junitXml } from '../controller/junit.js';
 import { TIER_RUNNERS } from '../recipes/tiers.js';
 import type { TierName, TierRecord } from '../state/types.js';
@@ -76,14 +75,15 @@ export function writeTierJUnit(runDir: string, recipe: string, tier: TierName, o
   );
 }
 
-/** Runs one tier under its own deadline. Returns whether it passed. */
+/** Runs one tier under its own deadline: the Run reconciler, seeing the tier's recorded start
+ *  pass `timeouts.tiers.<tier>`, stops it through the handle given to `onTier`. Returns whether
+ *  it passed. */
 async function runTier(ctx: RunContext, tier: TierName): Promise<boolean> {
-  const limitS = tierSeconds(ctx.config, tier);
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new DeadlineError(`timed out in ${tier} after ${limitS}s`)), limitS * 1000);
   const tctx = ctx.withSignal(AbortSignal.any([ctx.signal, deadline.signal]));
   const recipe = ctx.spec.spec.recipe;
   ctx.store.startTier(ctx.name, tier);
+  ctx.onTier(tier, deadline);
   ctx.setPhase('Testing', `tier ${tier}`);
   ctx.log('tier', `${tier}: started`);
   const started = Date.now();
@@ -108,7 +108,7 @@ async function runTier(ctx: RunContext, tier: TierName): Promise<boolean> {
     await failureDiagnostics(ctx);
     return false;
   } finally {
-    clearTimeout(timer);
+    ctx.onTier(null, null);
   }
 }
 

@@ -3,7 +3,6 @@ import { basename } from 'node:path';
 import { runDoctor } from '../doctor.js';
 import { withoutCredentials } from '../redact.js';
 import { readForgeSecrets, SecretFileError, type ForgeSecrets } from '../forge/secrets.js';
-import type { Frontends } from '../http/frontends.js';
 import { Manager } from '../manager.js';
 import { invalidSpecs, listRunRows, runDetail } from '../run-view.js';
 import { parseSpecText } from '../spec.js';
@@ -16,46 +15,30 @@ import { followRun, formatEvent } from './follow.js';
 /** `cc-ci serve`: the controller, until SIGTERM/SIGINT. */
 export async function serveCommand(o: GlobalOptions): Promise<number> {
   const env = loadEnv(o);
-  // The HTTP server and the forge (intake, poller, reporter) run beside the manager; the forge
-  // reporter posts each verdict in the Reporting phase, before the run is Done. Bad secret files
-  // stop us before anything is claimed.
+  // Bad secret files stop us before anything is claimed.
   let secrets: ForgeSecrets | null;
   try {
     secrets = readForgeSecrets(env.config.forge);
   } catch (e) {
     throw e instanceof SecretFileError ? new UsageError(e.message) : e;
   }
-  // Imported lazily (fastify, gitea-js, prom-client would slow every other command), in parallel
-  // with the manager's start.
-  const loading = import('../http/frontends.js');
-  loading.catch(() => undefined);
-  let ready!: (front: Frontends | null) => void;
-  const frontReady = new Promise<Frontends | null>((resolve) => (ready = resolve));
-  const manager = new Manager({
-    paths: env.paths,
-    config: env.config,
-    logger: env.logger,
-    mode: 'serve',
-    report: async (run) => (await frontReady)?.report(run),
-  });
-  await manager.start();
-  let front: Frontends | undefined;
+  // Imported lazily (fastify, gitea-js, prom-client would slow every other command).
+  const { Frontends } = await import('../http/frontends.js');
+  const manager = new Manager({ paths: env.paths, config: env.config, logger: env.logger, mode: 'serve' });
   try {
-    front = new (await loading).Frontends({ ...env, store: manager.store, secrets });
-    ready(front);
-    await front.start();
+    // The forge and the HTTP server are runnables of the manager like its own: started after
+    // them, stopped before them. The forge reporter follows the runs; no run waits for it.
+    const front = new Frontends({ ...env, store: manager.store, secrets, registries: [manager.metrics.registry] });
+    await manager.start(front.runnables());
   } catch (e) {
-    ready(null);
-    await front?.stop();
     await manager.stop('cc-ci serve could not start');
     throw e instanceof Error && 'syscall' in e && e.syscall === 'listen' ? new UsageError(`cannot listen on ${env.config.http.host}:${env.config.http.port}: ${e.message}`) : e;
   }
-  const started = front;
   out(`cc-ci serving ${env.paths.root} (capacity ${env.config.capacity}); specs in ${env.paths.specs}`);
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       out(`${sig}: stopping (no new work; steps in flight are stopped and recorded)`);
-      void started.stop().then(() => manager.stop(`controller received ${sig}`)).then(resolve);
+      void manager.stop(`controller received ${sig}`).then(resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -1,4 +1,4 @@
-import { reconcileJanitor } from '../../reconcilers/janitor.js';
+import { janitorOnce } from '../../reconcilers/janitor.js';
 import { EXIT, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
 
 /** `cc-ci janitor [--dry-run]`: one janitor pass now, with what it found and did. */
@@ -6,7 +6,7 @@ export async function janitorCommand(o: GlobalOptions & { dryRun?: boolean; grac
   const env = loadEnv(o, true);
   const store = openStore(env.paths, true);
   try {
-    const findings = await reconcileJanitor(
+    const findings = await janitorOnce(
       { store, config: env.config, paths: env.paths, logger: env.logger },
       { dryRun: o.dryRun === true, ...(o.grace !== undefined ? { graceMs: Number(o.grace) * 1000 } : {}) },
     );

@@ -1,4 +1,5 @@
 import type { ForgeStore } from '../../state/forge-store.js';
+import { aborted, type Runnable } from '../runtime/runnable.js';
 import type { Logger } from '../log.js';
 import type { ForgeClient, ForgeComment } from './client.js';
 import type { EnrolledRepo, EnrolledRepos } from './enrolled.js';
@@ -31,28 +32,28 @@ export interface PollerDeps {
   pollSeconds: number;
 }
 
-export class Poller {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+export class Poller implements Runnable {
+  readonly name = 'forge poller';
   private stopped = false;
 
   constructor(private readonly d: PollerDeps) {}
 
-  start(): void {
+  /** Polls now and then every `pollSeconds` after the last poll ended, until stopped. */
+  async start(signal: AbortSignal, ready: () => void): Promise<void> {
+    const state: { timer: NodeJS.Timeout | null; running: Promise<void> | null } = { timer: null, running: null };
     const tick = (): void => {
       if (this.stopped) return;
-      this.running = this.pollOnce().finally(() => {
-        this.running = null;
-        if (!this.stopped) this.timer = setTimeout(tick, this.d.pollSeconds * 1000);
+      state.running = this.pollOnce().finally(() => {
+        state.running = null;
+        if (!this.stopped) state.timer = setTimeout(tick, this.d.pollSeconds * 1000);
       });
     };
     tick();
-  }
-
-  async stop(): Promise<void> {
+    ready();
+    await aborted(signal);
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+    if (state.timer) clearTimeout(state.timer);
+    await state.running;
   }
 
   /** One pass over every enrolled repository; one repository's failure does not stop the others. */

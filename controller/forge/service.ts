@@ -1,7 +1,7 @@
 import { ForgeReporter } from '../../reconcilers/report.js';
+import { aborted, every, type Runnable } from '../runtime/runnable.js';
 import { ForgeStore } from '../../state/forge-store.js';
 import type { Store } from '../../state/store.js';
-import type { RunRecord } from '../../state/types.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { StatePaths } from '../paths.js';
@@ -52,8 +52,6 @@ export class ForgeService {
   private readonly repos: EnrolledRepos;
   private readonly reporter: ForgeReporter;
   private readonly poller: Poller | null;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private retrying: Promise<void> | null = null;
 
   /** Builds everything; starts nothing. */
   constructor(private readonly o: ForgeServiceOptions & { config: Config & { forge: NonNullable<Config['forge']> } }) {
@@ -115,37 +113,47 @@ export class ForgeService {
     return forge && secrets ? new ForgeService({ ...o, secrets, config: { ...o.config, forge } }) : null;
   }
 
-  /** The Reporting phase's hook: the verdict is on the pull request before the run is Done. */
-  report(run: RunRecord): Promise<void> {
-    return this.reporter.reportFinal(run);
-  }
-
-  start(): void {
+  /** What runs for the forge, in start order: the reporter, the intake's retries, the poller. */
+  runnables(): Runnable[] {
     const log = this.o.logger.child({ component: 'forge' });
     const forge = this.o.config.forge;
-    for (const p of this.repos.problems) log.error({ problem: p }, 'enrolled repository cannot be served');
-    log.info({ url: forge.url, mode: forge.mode, repos: this.repos.list().map((r) => r.fullName) }, 'forge intake and reporting enabled');
-    this.bot.login().then(
-      (login) => log.info({ bot: login }, 'forge bot account'),
-      (e: unknown) => log.warn({ error: e instanceof Error ? e.message : String(e) }, 'cannot read the bot account yet (GET /user); will ask again when needed'),
-    );
-    this.reporter.start();
-    this.poller?.start();
-    const retry = (): void => {
-      this.retrying ??= this.intake.retryUnfinished().catch((e: unknown) => log.warn({ error: String(e) }, 'intake retry failed')).finally(() => {
-        this.retrying = null;
-      });
+    const intake = this.intake;
+    const greet: Runnable = {
+      name: 'forge bot',
+      start: async (signal, ready) => {
+        for (const p of this.repos.problems) log.error({ problem: p }, 'enrolled repository cannot be served');
+        log.info({ url: forge.url, mode: forge.mode, repos: this.repos.list().map((r) => r.fullName) }, 'forge intake and reporting enabled');
+        this.bot.login().then(
+          (login) => log.info({ bot: login }, 'forge bot account'),
+          (e: unknown) => log.warn({ error: e instanceof Error ? e.message : String(e) }, 'cannot read the bot account yet (GET /user); will ask again when needed'),
+        );
+        ready();
+        await aborted(signal);
+      },
     };
-    retry();
-    this.retryTimer = setInterval(retry, INTAKE_RETRY_TICK_MS);
-    this.retryTimer.unref();
-  }
-
-  async stop(): Promise<void> {
-    if (this.retryTimer) clearInterval(this.retryTimer);
-    await this.poller?.stop();
-    await this.retrying;
-    await this.intake.drain();
-    await this.reporter.stop();
+    // A deferred decision or an unposted reply is looked at again once its backoff is over.
+    let retrying: Promise<void> | null = null;
+    const retry = (): void => {
+      retrying ??= intake
+        .retryUnfinished()
+        .catch((e: unknown) => log.warn({ error: String(e) }, 'intake retry failed'))
+        .finally(() => {
+          retrying = null;
+        });
+    };
+    const retries: Runnable = {
+      name: 'forge intake retries',
+      start: async (signal, ready) => {
+        retry();
+        const inner = new AbortController();
+        const ticking = every('forge intake retries', INTAKE_RETRY_TICK_MS, retry).start(inner.signal, ready);
+        await aborted(signal);
+        inner.abort();
+        await ticking;
+        await retrying;
+        await intake.drain();
+      },
+    };
+    return [greet, this.reporter, retries, ...(this.poller ? [this.poller] : [])];
   }
 }

@@ -8,14 +8,16 @@ import type { Store } from '../../state/store.js';
  * store at scrape time; deliveries, intake decisions and forge reports are counted as they happen.
  */
 export class Metrics implements ForgeCounters {
-  readonly registry = new Registry();
+  private readonly own = new Registry();
+  /** What GET /metrics serves: ours, merged with the controller's (reconcile durations). */
+  readonly registry: Registry;
   private readonly deliveries: Counter<'outcome'>;
   private readonly decisions: Counter<'outcome'>;
   private readonly reports: Counter<'outcome'>;
 
-  constructor(store: Store) {
-    const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'ccci_' });
+  constructor(store: Store, others: Registry[] = []) {
+    const registers = [this.own];
+    collectDefaultMetrics({ register: this.own, prefix: 'ccci_' });
     new Gauge({
       name: 'ccci_runs',
       help: 'Runs in the state store, by phase and result',
@@ -49,6 +51,7 @@ export class Metrics implements ForgeCounters {
       labelNames: ['outcome'] as const,
       registers,
     });
+    this.registry = others.length ? Registry.merge([this.own, ...others]) : this.own;
   }
 
   delivery(outcome: string): void {

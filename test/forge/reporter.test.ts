@@ -239,7 +239,8 @@ describe('the forge reporter', () => {
       await new Promise((res) => setTimeout(res, 2));
     }
     const r = reporter();
-    r.start();
+    const stop = new AbortController();
+    const running = r.start(stop.signal, () => undefined);
     try {
       const bodyOf = (name: string) => ours().find((c) => c.body.includes(reportMarker(name)))?.body ?? '';
       await until(() => names.every((n, i) => bodyOf(n).includes(`position ${i + 1} in the queue`)));
@@ -251,7 +252,8 @@ describe('the forge reporter', () => {
       store.updateRun('webnotes-pr1-c10', { cancelRequested: true });
       await until(() => bodyOf('webnotes-pr1-c11').includes('position 1 in the queue'));
     } finally {
-      await r.stop();
+      stop.abort();
+      await running;
     }
   });
 
