@@ -329,9 +329,13 @@ export async function janitorOnce(deps: JanitorDeps, o: JanitorOptions = {}): Pr
   passController = new Controller({ name: 'janitor', concurrency: 1, logger: deps.logger, metrics, reconcile: () => pass.reconcile() });
   const running = [appsController.start(stop.signal, () => undefined), passController.start(stop.signal, () => undefined)];
   passController.enqueue('pass');
+  // The queues' timers do not keep a process alive (a stopped controller must be free to exit):
+  // this one command does, until its pass is over.
+  const keepAlive = setInterval(() => undefined, 60_000);
   try {
     return await pass.finished;
   } finally {
+    clearInterval(keepAlive);
     stop.abort(new Error('janitor pass done'));
     await apps.stop(new Error('janitor pass done'));
     await Promise.all(running);
