@@ -3,18 +3,18 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { loadConfig } from '../controller/config.js';
-import { createLogger } from '../controller/log.js';
-import { Manager } from '../controller/manager.js';
-import { statePaths } from '../controller/paths.js';
-import { projectRoot } from '../controller/project-root.js';
-import { writeSpecFile } from '../controller/spec-files.js';
-import { validateSpec } from '../controller/spec.js';
+import { loadConfig } from '../controller/model/config.js';
+import { createLogger } from '../controller/model/log.js';
+import { Manager } from '../controller/runtime/manager.js';
+import { statePaths } from '../controller/model/paths.js';
+import { projectRoot } from '../controller/model/project-root.js';
+import { writeSpecFile } from '../controller/model/spec-files.js';
+import { validateSpec } from '../controller/model/spec.js';
 import { ensureImages } from '../fixtures/images.js';
 import { buildRecipeRepo } from '../fixtures/recipe-repo.js';
 import { Store } from '../state/store.js';
 import { TIER_NAMES, type RunEvent, type StepRecord, type TierName } from '../state/types.js';
-import { WorkQueue } from '../controller/workqueue.js';
+import { WorkQueue } from '../controller/engine/workqueue.js';
 
 /**
  * Where a run's time goes, and how much of it is the controller's own. Runs the bundled

@@ -1,6 +1,6 @@
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { projectRoot } from '../controller/project-root.js';
+import { projectRoot } from '../controller/model/project-root.js';
 
 /**
  * Where the custom tier's tests come from. Three layers, lowest first:
@@ -9,7 +9,7 @@ import { projectRoot } from '../controller/project-root.js';
  *   3. `<config.recipesDir>/<recipe>/{playwright,functional}/` the operator's
  * Files are matched by name within a kind: a file in a higher layer replaces the same-named
  * file of a lower one; differently named files add up. A run reads the recipe repository's
- * layer from the copy of the head's `.cc-ci/` it took at prepare (controller/workspace.ts). docs/testing-custom.md says the same
+ * layer from the copy of the head's `.cc-ci/` it took at prepare (reconcilers/workspace.ts). docs/testing-custom.md says the same
  * for recipe maintainers; keep the two in step.
  */
 

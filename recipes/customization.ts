@@ -2,8 +2,8 @@ import { accessSync, chmodSync, constants, copyFileSync, existsSync, lstatSync, 
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { projectRoot } from '../controller/project-root.js';
-import { formatIssues } from '../controller/spec.js';
+import { projectRoot } from '../controller/model/project-root.js';
+import { formatIssues } from '../controller/model/spec.js';
 import { TIER_NAMES } from '../state/types.js';
 import { discoverCustomTests, recipeLayerOf, staysInside, type CustomTests, type RecipeLayer } from './custom-tests.js';
 

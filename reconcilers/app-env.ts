@@ -1,11 +1,12 @@
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ComposeError, splitComposeFile } from '../controller/compose-model.js';
-import { EnvFile } from '../controller/envfile.js';
-import { stackName } from '../controller/naming.js';
-import { deployEnv, readRecipeFacts, type RecipeFacts } from '../controller/recipe-facts.js';
+import { ComposeError, splitComposeFile } from '../controller/model/compose-model.js';
+import { EnvFile } from '../controller/model/envfile.js';
+import { stackName } from '../controller/model/naming.js';
+import { deployEnv, readRecipeFacts, type RecipeFacts } from '../controller/clients/recipe-facts.js';
 import { OVERLAY_FILE, type Settings } from '../recipes/customization.js';
-import { TestFailure, type RunContext } from './context.js';
+import { type RunContext } from './context.js';
+import { TestFailure } from './errors.js';
 
 /**
  * The env cc-ci gives a run's app, and what that app's compose files say with it. cc-ci writes

@@ -1,4 +1,4 @@
-import { updateSettled, type ServiceState } from '../controller/docker.js';
+import { updateSettled, type ServiceState } from '../controller/clients/docker.js';
 
 /**
  * Reading an app's state off its stack's services: whether it has converged, and whether it

@@ -1,11 +1,12 @@
-import type { Config } from '../controller/config.js';
-import type { ReconcileResult } from '../controller/runtime/controller.js';
-import { Operations } from '../controller/runtime/ops.js';
-import { describeLeftovers } from '../controller/docker.js';
+import type { Config } from '../controller/model/config.js';
+import type { ReconcileResult } from '../controller/engine/controller.js';
+import { Operations } from '../controller/engine/ops.js';
+import { describeLeftovers } from '../controller/clients/docker.js';
 import type { Store } from '../state/store.js';
 import type { AppRecord } from '../state/types.js';
 import { leaseFor, newDeployMemo, nextDeployStep, type AppStep, type DeployMemo, type DesiredApp, type ReadyApp } from './deploy.js';
-import { ShutdownError, type RunContext } from './context.js';
+import { type RunContext } from './context.js';
+import { ShutdownError } from './errors.js';
 import { newTeardownMemo, nextTeardownStep, type AppRef, type TeardownMemo, type TeardownStep, type TeardownTools } from './teardown.js';
 
 /**

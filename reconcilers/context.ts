@@ -1,53 +1,24 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Abra } from '../controller/abra.js';
-import type { Config } from '../controller/config.js';
-import { Docker } from '../controller/docker.js';
-import type { Logger } from '../controller/log.js';
-import { runAbraDir, runDir, type StatePaths } from '../controller/paths.js';
-import type { GitOptions } from '../controller/git.js';
-import type { ChildTracker, ProcessResult } from '../controller/process.js';
-import { Redactor } from '../controller/redact.js';
-import type { RunSpec } from '../controller/spec.js';
+import { Abra } from '../controller/clients/abra.js';
+import type { Config } from '../controller/model/config.js';
+import { Docker } from '../controller/clients/docker.js';
+import type { Logger } from '../controller/model/log.js';
+import { runAbraDir, runDir, type StatePaths } from '../controller/model/paths.js';
+import type { GitOptions } from '../controller/clients/git.js';
+import type { ChildTracker } from '../controller/clients/process.js';
+import { Redactor } from '../controller/model/redact.js';
+import type { RunSpec } from '../controller/model/spec.js';
 import type { Customization, Settings } from '../recipes/customization.js';
 import type { Store } from '../state/store.js';
 import type { EventKind, Phase, RunRecord } from '../state/types.js';
 import type { AppsApi } from './apps.js';
+import { callFault, CancelledError } from './errors.js';
 
 /**
  * Everything one attempt of one run needs: its record, its log, its step journal, its own
  * abra and docker clients (bound to its ABRA_DIR, its cancel signal and the child tracker).
  */
-
-/** The recipe failed a check: the tier fails, the run's verdict is `failed`. */
-export class TestFailure extends Error {}
-/** The run's input is wrong (unknown ref, bad settings, a repository that does not exist). */
-export class InputError extends Error {}
-/** The run was cancelled (spec deleted, `cc-ci delete run`, superseded). */
-export class CancelledError extends Error {}
-/** The run or a tier ran out of time. */
-export class DeadlineError extends Error {}
-/**
- * One external call (abra, docker, git) did not return within its own time limit and was
- * killed. The message names the tier it hung in. A hung tool is infrastructure, not the
- * recipe's verdict: the run ends `error` (not retried: a second try would hang as long).
- */
-export class CallTimeoutError extends DeadlineError {}
-/**
- * An external call was killed by a signal cc-ci did not send (the OOM killer, an operator, a
- * crash of the tool): infrastructure. The attempt is torn down and retried from a clean slate,
- * within maxAttempts, the reason on record.
- */
-export class CallKilledError extends Error {}
-/**
- * The swarm itself failed the app (a task rejected for a Docker networking fault, not for
- * anything in the recipe): infrastructure. The attempt is torn down and retried from a clean
- * slate, within maxAttempts, the reason on record.
- */
-export class SwarmFaultError extends Error {}
-/** The controller is shutting down: the attempt is interrupted, not failed; the next start
- *  tears it down and tries again. */
-export class ShutdownError extends Error {}
 
 export interface Workspace {
   /** The run's own ABRA_DIR. */
@@ -226,41 +197,4 @@ export class RunContext {
       throw callFault(e, name, this.where()) ?? e;
     }
   }
-}
-
-function resultOf(e: unknown): ProcessResult | null {
-  const r = e instanceof Error ? (e as { result?: unknown }).result : undefined;
-  if (!r || typeof r !== 'object') return null;
-  const p = r as Partial<ProcessResult>;
-  return typeof p.command === 'string' && typeof p.timedOut === 'boolean' ? (p as ProcessResult) : null;
-}
-
-/** `abra app deploy`, `docker service ls`, `git clone`: the program and its subcommand words. */
-export function shortCommand(command: string): string {
-  const [bin = '', ...args] = command.split(' ');
-  const words = [bin.split('/').pop() ?? bin];
-  for (const a of args) {
-    if (!/^[a-z][a-z-]*$/.test(a) || words.length >= 3) break;
-    words.push(a);
-  }
-  return words.join(' ');
-}
-
-/**
- * Tells an external call that did not end on its own from one that answered: a call that ran
- * out of its own time limit becomes a CallTimeoutError naming where the run was, one killed by a
- * signal nobody in cc-ci sent a CallKilledError. Anything else (abra's FATA, docker refusing) is
- * left as it is, for the caller to judge. `what` names the call when the caller knows better.
- */
-export function callFault(e: unknown, what: string | null, where: string): CallTimeoutError | CallKilledError | null {
-  if (e instanceof CallTimeoutError || e instanceof CallKilledError) return e;
-  const r = resultOf(e);
-  if (!r || r.aborted) return null;
-  const call = what && /^(abra|docker|git) /.test(what) ? what : shortCommand(r.command);
-  if (r.timedOut) {
-    const limit = Number(((r.timeoutMs ?? r.durationMs) / 1000).toFixed(1));
-    return new CallTimeoutError(`timed out in ${where}: ${call} did not return within ${limit}s (its call timeout) and was killed`);
-  }
-  if (r.signal) return new CallKilledError(`infrastructure: ${call} was killed by ${r.signal} in ${where} (not by cc-ci)`);
-  return null;
 }

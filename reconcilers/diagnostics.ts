@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ServiceState } from '../controller/docker.js';
+import type { ServiceState } from '../controller/clients/docker.js';
 import { serviceConverged } from './app-state.js';
 import type { RunContext } from './context.js';
 

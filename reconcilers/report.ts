@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { BotIdentity } from '../controller/forge/bot.js';
-import { ForgeError, type ForgeClient, type RepoRef } from '../controller/forge/client.js';
-import { renderComment, renderStatus, reportMarker, statusContext, type ReportView } from '../controller/forge/report-text.js';
-import type { Logger } from '../controller/log.js';
-import type { RunSpec } from '../controller/spec.js';
-import { aborted, type Runnable } from '../controller/runtime/runnable.js';
-import { WorkQueue } from '../controller/workqueue.js';
+import type { BotIdentity } from '../controller/clients/forge/bot.js';
+import { ForgeError, type ForgeClient, type RepoRef } from '../controller/clients/forge/client.js';
+import { renderComment, renderStatus, reportMarker, statusContext, type ReportView } from '../controller/clients/forge/report-text.js';
+import type { Logger } from '../controller/model/log.js';
+import { acceptedSpec } from '../controller/model/spec.js';
+import { aborted, type Runnable } from '../controller/engine/runnable.js';
+import { WorkQueue } from '../controller/engine/workqueue.js';
 import type { ForgeStore } from '../state/forge-store.js';
 import type { Store } from '../state/store.js';
 import type { RunRecord } from '../state/types.js';
@@ -55,7 +55,7 @@ export interface ForgeReporterDeps {
 const GIVE_UP_AFTER_MS = 7 * 24 * 3600 * 1000;
 
 export function forgeTarget(run: RunRecord): ForgeTarget | null {
-  const spec = JSON.parse(run.specJson) as RunSpec;
+  const spec = acceptedSpec(run);
   const t = spec.spec.trigger;
   if (t?.kind !== 'comment' || !t.forge) return null;
   return {
@@ -293,7 +293,7 @@ export class ForgeReporter implements Runnable {
 
   private viewOf(run: RunRecord, target: ForgeTarget): ReportView {
     const stage = run.phase === 'Pending' ? 'queued' : run.phase === 'Reporting' || run.phase === 'Done' ? 'verdict' : 'running';
-    // The same queue rules as the run pages (controller/run-view.ts).
+    // The same queue rules as the run pages (controller/views/run-view.ts).
     const pending = stage === 'queued' ? this.d.store.listRuns({ phases: ['Pending'] }).filter((r) => !r.cancelRequested) : [];
     const position = pending.findIndex((r) => r.name === run.name);
     const end = run.teardownStartedAt ?? run.finishedAt;

@@ -1,29 +1,20 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tierSeconds, type Config } from '../controller/config.js';
-import { DockerError } from '../controller/docker.js';
-import type { Logger } from '../controller/log.js';
-import { runDir, type StatePaths } from '../controller/paths.js';
-import type { ChildTracker } from '../controller/process.js';
-import type { ReconcileResult } from '../controller/runtime/controller.js';
-import { Operations } from '../controller/runtime/ops.js';
-import { runSpecSchema, type RunSpec } from '../controller/spec.js';
-import { prepareWorkspace } from '../controller/workspace.js';
+import { tierSeconds, type Config } from '../controller/model/config.js';
+import { DockerError } from '../controller/clients/docker.js';
+import type { Logger } from '../controller/model/log.js';
+import { runDir, type StatePaths } from '../controller/model/paths.js';
+import type { ChildTracker } from '../controller/clients/process.js';
+import type { ReconcileResult } from '../controller/engine/controller.js';
+import { Operations } from '../controller/engine/ops.js';
+import { acceptedSpec } from '../controller/model/spec.js';
+import { prepareWorkspace } from './workspace.js';
 import type { Store } from '../state/store.js';
 import { TIER_NAMES, type RunRecord, type RunResult } from '../state/types.js';
+import { whyNotAdmitted } from './admission.js';
 import type { Apps } from './apps.js';
-import {
-  callFault,
-  CallKilledError,
-  CallTimeoutError,
-  CancelledError,
-  DeadlineError,
-  InputError,
-  RunContext,
-  ShutdownError,
-  SwarmFaultError,
-  TestFailure,
-} from './context.js';
+import { RunContext } from './context.js';
+import { callFault, CallKilledError, CallTimeoutError, CancelledError, DeadlineError, InputError, ShutdownError, SwarmFaultError, TestFailure } from './errors.js';
 import { reconcileTiers, verdict, writeTierJUnit } from './test.js';
 import { understandRecipe } from './understand.js';
 
@@ -129,8 +120,7 @@ export class RunReconciler {
       return {};
     }
     const admitted = store.atomically(() => {
-      const active = store.countActiveRuns();
-      const why = active >= config.capacity ? `capacity full (${active}/${config.capacity} runs active)` : this.leaseHeld();
+      const why = whyNotAdmitted(store, config);
       if (why) {
         if (run.waitingReason !== why) store.updateRun(run.name, { waitingReason: why });
         return false;
@@ -148,28 +138,6 @@ export class RunReconciler {
     return { requeueAfterMs: 0 };
   }
 
-  /**
-   * Why a run cannot get what it will lease, if it cannot: in the local ingress mode every app
-   * holds a host port, so a run is admitted only while a port of the range is left for it — one
-   * for each live app, and one for each admitted run that has not leased its app yet. (A port
-   * something else on the host listens on is found only at lease time.)
-   */
-  private leaseHeld(): string | null {
-    const { store, config } = this.d;
-    if (config.ingress.mode === 'traefik') return null;
-    const [lo, hi] = config.ingress.portRange;
-    const held = [...store.livePorts()].filter((p) => p >= lo && p <= hi).length;
-    const leasing = store
-      .listRuns({ phases: ['Preparing', 'Deploying', 'Testing'] })
-      .filter((r) => !store.appsOfRun(r.name).some((a) => a.state !== 'released' && a.port !== null)).length;
-    const used = held + leasing;
-    return used >= hi - lo + 1 ? `lease held: no free ingress port in ${lo}-${hi} (${used} apps hold them)` : null;
-  }
-
-  private specOf(run: RunRecord): RunSpec {
-    return runSpecSchema.parse(JSON.parse(run.specJson));
-  }
-
   private context(run: RunRecord, signal: AbortSignal): RunContext {
     return new RunContext({
       store: this.d.store,
@@ -178,7 +146,7 @@ export class RunReconciler {
       paths: this.d.paths,
       logger: this.d.logger,
       run,
-      spec: this.specOf(run),
+      spec: acceptedSpec(run),
       signal,
       tracker: this.d.trackerFor(run.name),
     });
@@ -442,7 +410,7 @@ export interface RunSummary {
 }
 
 export function runSummary(run: RunRecord, tiers: { tier: string; result: string | null; reason: string | null; durationMs: number | null }[], domains: string[] = []): RunSummary {
-  const spec = JSON.parse(run.specJson) as RunSpec;
+  const spec = acceptedSpec(run);
   return {
     name: run.name,
     result: run.result,

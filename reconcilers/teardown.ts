@@ -1,10 +1,11 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { AbraError, type Abra } from '../controller/abra.js';
-import type { Config } from '../controller/config.js';
-import { describeLeftovers, leftoverCount, type Docker, type StackLeftovers } from '../controller/docker.js';
+import { AbraError, type Abra } from '../controller/clients/abra.js';
+import type { Config } from '../controller/model/config.js';
+import { describeLeftovers, leftoverCount, type Docker, type StackLeftovers } from '../controller/clients/docker.js';
 import type { EventKind } from '../state/types.js';
-import { CallKilledError, CallTimeoutError, type RunContext } from './context.js';
+import { type RunContext } from './context.js';
+import { CallKilledError, CallTimeoutError } from './errors.js';
 
 /**
  * The teardown reconciler: desired, nothing of one app left on the swarm or on disk. Observed

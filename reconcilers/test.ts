@@ -1,9 +1,10 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { junitXml } from '../controller/junit.js';
-import { TIER_RUNNERS } from '../recipes/tiers.js';
+import { junitXml } from '../controller/model/junit.js';
+import { TIER_RUNNERS } from './tiers/index.js';
 import type { TierName, TierRecord } from '../state/types.js';
-import { CancelledError, DeadlineError, ShutdownError, TestFailure, type RunContext } from './context.js';
+import { type RunContext } from './context.js';
+import { CancelledError, DeadlineError, ShutdownError, TestFailure } from './errors.js';
 import { diagnose, diagnosticsFile } from './deploy.js';
 
 /**

@@ -1,9 +1,10 @@
-import { stackName } from '../controller/naming.js';
-import type { RecipeFacts } from '../controller/recipe-facts.js';
-import { upgradeBase } from '../recipes/_generic/upgrade.js';
+import { stackName } from '../controller/model/naming.js';
+import type { RecipeFacts } from '../controller/clients/recipe-facts.js';
+import { upgradeBase } from './tiers/upgrade.js';
 import { TIER_NAMES } from '../state/types.js';
 import { PREDICTED_DOMAIN, predictedFacts } from './app-env.js';
-import { TestFailure, type RunContext } from './context.js';
+import { type RunContext } from './context.js';
+import { TestFailure } from './errors.js';
 
 /**
  * What cc-ci understood of the recipe before deploying anything, said in the run's log and kept

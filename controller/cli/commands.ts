@@ -1,16 +1,16 @@
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { basename } from 'node:path';
-import { runDoctor } from '../doctor.js';
-import { withoutCredentials } from '../redact.js';
-import { readForgeSecrets, SecretFileError, type ForgeSecrets } from '../forge/secrets.js';
-import { Manager } from '../manager.js';
-import { invalidSpecs, listRunRows, runDetail } from '../run-view.js';
-import { parseSpecText } from '../spec.js';
-import { writeSpecFile } from '../spec-files.js';
+import { runDoctor } from './doctor.js';
+import { withoutCredentials } from '../model/redact.js';
+import { readForgeSecrets, SecretFileError, type ForgeSecrets } from '../clients/forge/secrets.js';
+import { Manager } from '../runtime/manager.js';
+import { invalidSpecs, listRunRows, runDetail } from '../views/run-view.js';
+import { parseSpecText } from '../model/spec.js';
+import { writeSpecFile } from '../model/spec-files.js';
 import { EXIT, UsageError, ago, duration, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
 import { describeHolder, embeddedController } from './embedded.js';
 import { describeUnderstanding, type Understanding } from '../../reconcilers/understand.js';
-import { followRun, formatEvent } from './follow.js';
+import { followRun, formatEvent } from '../views/follow.js';
 
 /** `cc-ci serve`: the controller, until SIGTERM/SIGINT. */
 export async function serveCommand(o: GlobalOptions): Promise<number> {
@@ -23,13 +23,12 @@ export async function serveCommand(o: GlobalOptions): Promise<number> {
     throw e instanceof SecretFileError ? new UsageError(e.message) : e;
   }
   // Imported lazily (fastify, gitea-js, prom-client would slow every other command).
-  const { Frontends } = await import('../http/frontends.js');
+  const { serveRunnables } = await import('./serve.js');
   const manager = new Manager({ paths: env.paths, config: env.config, logger: env.logger, mode: 'serve' });
   try {
     // The forge and the HTTP server are runnables of the manager like its own: started after
     // them, stopped before them. The forge reporter follows the runs; no run waits for it.
-    const front = new Frontends({ ...env, store: manager.store, secrets, registries: [manager.metrics.registry] });
-    await manager.start(front.runnables());
+    await manager.start(serveRunnables({ ...env, store: manager.store, secrets, registries: [manager.metrics.registry] }));
   } catch (e) {
     await manager.stop('cc-ci serve could not start');
     throw e instanceof Error && 'syscall' in e && e.syscall === 'listen' ? new UsageError(`cannot listen on ${env.config.http.host}:${env.config.http.port}: ${e.message}`) : e;

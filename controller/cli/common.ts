@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { Store } from '../../state/store.js';
-import { ConfigError, loadConfig, type Config } from '../config.js';
-import { createLogger, type Logger } from '../log.js';
-import { defaultStateDir, ensureStateDirs, statePaths, type StatePaths } from '../paths.js';
+import { ConfigError, loadConfig, type Config } from '../model/config.js';
+import { createLogger, type Logger } from '../model/log.js';
+import { defaultStateDir, ensureStateDirs, statePaths, type StatePaths } from '../model/paths.js';
 
 /** Options every command takes. */
 export interface GlobalOptions {

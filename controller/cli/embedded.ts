@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Store } from '../../state/store.js';
 import type { InstanceRecord } from '../../state/types.js';
-import { AlreadyServingError, liveInstance } from '../instance.js';
-import { Manager } from '../manager.js';
+import { AlreadyServingError, liveInstance } from '../../state/instance.js';
+import { Manager } from '../runtime/manager.js';
 import type { Env } from './common.js';
 
 /**

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { AlreadyServingError } from '../instance.js';
+import { AlreadyServingError } from '../../state/instance.js';
 import { applyCommand, deleteRunCommand, describeRunCommand, doctorCommand, getRunsCommand, logsCommand, serveCommand } from './commands.js';
 import { EXIT, UsageError, err, type GlobalOptions } from './common.js';
 import { janitorCommand } from './janitor.js';

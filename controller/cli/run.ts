@@ -1,13 +1,13 @@
 import { resolve } from 'node:path';
 import { runSummary, type RunSummary } from '../../reconcilers/run.js';
 import { TIER_NAMES, type RunRecord, type TierName } from '../../state/types.js';
-import { cliRunName } from '../naming.js';
-import { withoutCredentials } from '../redact.js';
-import { validateSpec, type RunSpecInput } from '../spec.js';
-import { writeSpecFile } from '../spec-files.js';
+import { cliRunName } from '../model/naming.js';
+import { withoutCredentials } from '../model/redact.js';
+import { validateSpec, type RunSpecInput } from '../model/spec.js';
+import { writeSpecFile } from '../model/spec-files.js';
 import { EXIT, UsageError, duration, err, loadEnv, openStore, out, type GlobalOptions } from './common.js';
 import { describeHolder, embeddedController } from './embedded.js';
-import { followRun, formatEvent } from './follow.js';
+import { followRun, formatEvent } from '../views/follow.js';
 
 export interface RunCommandOptions extends GlobalOptions {
   repo: string;

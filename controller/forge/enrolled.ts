@@ -1,4 +1,4 @@
-import type { Config } from '../config.js';
+import type { Config } from '../model/config.js';
 
 /**
  * The repositories cc-ci serves (config `repos`). A comment anywhere else is ignored with a log

@@ -1,7 +1,7 @@
 import type { ForgeStore } from '../../state/forge-store.js';
-import { aborted, type Runnable } from '../runtime/runnable.js';
-import type { Logger } from '../log.js';
-import type { ForgeClient, ForgeComment } from './client.js';
+import { aborted, type Runnable } from '../engine/runnable.js';
+import type { Logger } from '../model/log.js';
+import type { ForgeClient, ForgeComment } from '../clients/forge/client.js';
 import type { EnrolledRepo, EnrolledRepos } from './enrolled.js';
 import type { CommentEvent, Intake } from './intake.js';
 import { parseTrigger } from './trigger.js';

@@ -5,7 +5,7 @@
  * commands are written as inline code, which the trigger parser never reads as a command.
  */
 
-import { noMentions } from './mentions.js';
+import { noMentions } from '../clients/forge/mentions.js';
 
 export type ReplyKind = 'help' | 'denied' | 'cannot-check' | 'closed' | 'no-source' | 'unreadable' | 'gave-up';
 

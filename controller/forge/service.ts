@@ -1,16 +1,16 @@
 import { ForgeReporter } from '../../reconcilers/report.js';
-import { aborted, every, type Runnable } from '../runtime/runnable.js';
+import { aborted, every, type Runnable } from '../engine/runnable.js';
 import { ForgeStore } from '../../state/forge-store.js';
 import type { Store } from '../../state/store.js';
-import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
-import type { StatePaths } from '../paths.js';
-import { BotIdentity } from './bot.js';
-import { ForgeClient } from './client.js';
+import type { Config } from '../model/config.js';
+import type { Logger } from '../model/log.js';
+import type { StatePaths } from '../model/paths.js';
+import { BotIdentity } from '../clients/forge/bot.js';
+import { ForgeClient } from '../clients/forge/client.js';
 import { EnrolledRepos } from './enrolled.js';
 import { Intake, type IntakeOutcome } from './intake.js';
 import { Poller } from './poller.js';
-import type { ForgeSecrets } from './secrets.js';
+import type { ForgeSecrets } from '../clients/forge/secrets.js';
 
 /**
  * Everything `cc-ci serve` runs for the forge, assembled from config: the client (token from

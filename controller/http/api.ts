@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
-import type { StatePaths } from '../paths.js';
-import { invalidSpecs, listRunRows, runDetail } from '../run-view.js';
+import type { StatePaths } from '../model/paths.js';
+import { invalidSpecs, listRunRows, runDetail } from '../views/run-view.js';
 import { withoutCredentials } from './html.js';
 import { isRunName } from './names.js';
 

@@ -1,7 +1,7 @@
 import { createReadStream, realpathSync, statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { runDir, type StatePaths } from '../paths.js';
+import { runDir, type StatePaths } from '../model/paths.js';
 import { isRunName } from './names.js';
 
 /**

@@ -12,7 +12,7 @@ export function esc(value: unknown): string {
     .replace(/'/g, '&#39;');
 }
 
-export { withoutCredentials } from '../redact.js';
+export { withoutCredentials } from '../model/redact.js';
 
 export function ago(ms: number, now = Date.now()): string {
   const s = Math.max(0, Math.round((now - ms) / 1000));

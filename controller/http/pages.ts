@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
-import { formatDuration } from '../forge/report-text.js';
-import type { InvalidSpecRow, RunDetail, RunRow } from '../run-view.js';
+import { formatDuration } from '../clients/forge/report-text.js';
+import type { InvalidSpecRow, RunDetail, RunRow } from '../views/run-view.js';
 import { ago, esc, page, withoutCredentials } from './html.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
 import type { RunRecord } from '../../state/types.js';
-import { formatDuration } from '../forge/report-text.js';
-import type { RunSpec } from '../spec.js';
+import { formatDuration } from '../clients/forge/report-text.js';
+import { acceptedSpec } from '../model/spec.js';
 import { ago, esc, page } from './html.js';
 import { isRecipeName } from './names.js';
 
@@ -133,7 +133,7 @@ function durationOf(r: RunRecord): number | null {
 }
 
 function triggerOf(r: RunRecord): string {
-  const t = (JSON.parse(r.specJson) as RunSpec).spec.trigger;
+  const t = acceptedSpec(r).spec.trigger;
   if (t?.forge) return esc(`${t.forge.owner}/${t.forge.repo}#${t.forge.pr}${t.forge.by ? ` by ${t.forge.by}` : ''}`);
   return esc(t?.kind ?? 'file');
 }
@@ -160,7 +160,7 @@ ${summaries.length ? `<table><thead><tr><th>recipe</th><th>badge</th><th>last ve
 export function recipePage(s: RecipeSummary, baseUrl: string | null, now = Date.now()): string {
   const rows = s.history
     .map((r) => {
-      const spec = JSON.parse(r.specJson) as RunSpec;
+      const spec = acceptedSpec(r);
       return `<tr><td><a href="${runLink(r.name)}">${esc(r.name)}</a></td><td><code>${esc(spec.spec.source.ref.slice(0, 12))}</code></td><td>${esc(r.lane)}</td>
 <td>${resultText(r)}</td><td>${esc(r.reason ?? '')}</td><td>${triggerOf(r)}</td><td>${esc(ago(r.createdAt, now))}</td><td>${esc(formatDuration(durationOf(r)))}</td></tr>`;
     })

@@ -1,13 +1,13 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
-import type { Config } from '../config.js';
+import type { Config } from '../model/config.js';
 import type { WebhookIntake } from '../forge/service.js';
-import type { Logger } from '../log.js';
-import type { StatePaths } from '../paths.js';
-import { invalidSpecs, listRunRows, runDetail } from '../run-view.js';
+import type { Logger } from '../model/log.js';
+import type { StatePaths } from '../model/paths.js';
+import { invalidSpecs, listRunRows, runDetail } from '../views/run-view.js';
 import { registerApi } from './api.js';
 import { registerArtifacts } from './artifacts.js';
-import { registerForgeHook } from './hooks.js';
+import { registerForgeHook } from './webhook-route.js';
 import type { Metrics } from './metrics.js';
 import { isRunName } from './names.js';
 import { runPage, runsPage } from './pages.js';

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
 import type { RunEvent } from '../../state/types.js';
-import { followRun, formatEvent } from '../cli/follow.js';
+import { followRun, formatEvent } from '../views/follow.js';
 import { isRunName } from './names.js';
 
 /**

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ForgeClient, ForgeError, type ForgeClientOptions, type ForgeLogger } from '../../controller/forge/client.js';
+import { ForgeClient, ForgeError, type ForgeClientOptions, type ForgeLogger } from '../../controller/clients/forge/client.js';
 import { startForgeDouble, type DoubleIssue, type ForgeDouble } from '../support/forge-double/index.js';
 
 const ref = { owner: 'recipes', repo: 'custom-html' };

@@ -2,7 +2,7 @@
 // and it behaves as the contract's handler notes say. Requests here are raw fetch calls, so the
 // double is tested independently of cc-ci's client.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ForgeOperation } from '../../controller/forge/client.js';
+import type { ForgeOperation } from '../../controller/clients/forge/client.js';
 import {
   operations,
   readExampleWebhookBytes,

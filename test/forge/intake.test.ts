@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { configSchema } from '../../controller/config.js';
-import { BotIdentity } from '../../controller/forge/bot.js';
-import { ForgeClient } from '../../controller/forge/client.js';
+import { configSchema } from '../../controller/model/config.js';
+import { BotIdentity } from '../../controller/clients/forge/bot.js';
+import { ForgeClient } from '../../controller/clients/forge/client.js';
 import { EnrolledRepos } from '../../controller/forge/enrolled.js';
 import {
   DEFAULT_INTAKE_RETRY,
@@ -18,8 +18,8 @@ import {
   type IntakeRetry,
 } from '../../controller/forge/intake.js';
 import { replyMarker } from '../../controller/forge/replies.js';
-import { createLogger } from '../../controller/log.js';
-import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/paths.js';
+import { createLogger } from '../../controller/model/log.js';
+import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/model/paths.js';
 import { ForgeStore } from '../../state/forge-store.js';
 import { Store } from '../../state/store.js';
 import { startForgeDouble, type DoubleIssue, type ForgeDouble } from '../support/forge-double/index.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseTrigger } from '../../controller/forge/trigger.js';
-import { renderComment, renderStatus, reportMarker, statusContext, type ReportView } from '../../controller/forge/report-text.js';
+import { renderComment, renderStatus, reportMarker, statusContext, type ReportView } from '../../controller/clients/forge/report-text.js';
 
 /** What cc-ci says on a pull request, from a view of the run. */
 

@@ -8,7 +8,7 @@ import {
   type ClassifiedDelivery,
   type PrCommentCreated,
 } from '../../controller/forge/webhook.js';
-import { ForgeClient } from '../../controller/forge/client.js';
+import { ForgeClient } from '../../controller/clients/forge/client.js';
 import {
   deliverWebhook,
   readExampleWebhookBytes,

@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
-import { playwrightConfig, playwrightInstall } from '../../recipes/_generic/custom.js';
+import { playwrightConfig, playwrightInstall } from '../../reconcilers/tiers/custom.js';
 import { describeCustomTests, discoverCustomTests } from '../../recipes/custom-tests.js';
 import {
   CLI,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
-import { groupMembers, isAlive, processStartTicks } from '../../controller/process.js';
+import { groupMembers, isAlive, processStartTicks } from '../../controller/clients/process.js';
 import {
   NOTHING,
   anyTestStacks,

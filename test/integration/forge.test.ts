@@ -4,7 +4,7 @@ import type { ResultPromise } from 'execa';
 import { parse, stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
-import { reportMarker } from '../../controller/forge/report-text.js';
+import { reportMarker } from '../../controller/clients/forge/report-text.js';
 import {
   NOTHING,
   anyTestStacks,

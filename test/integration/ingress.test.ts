@@ -1,9 +1,9 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../controller/config.js';
-import { Docker } from '../../controller/docker.js';
-import { resolveIngressMode } from '../../controller/ingress.js';
-import { createLogger } from '../../controller/log.js';
+import { loadConfig } from '../../controller/model/config.js';
+import { Docker } from '../../controller/clients/docker.js';
+import { resolveIngressMode } from '../../controller/runtime/ingress.js';
+import { createLogger } from '../../controller/model/log.js';
 import { BUSYBOX_IMAGE } from '../../fixtures/images.js';
 import { ensureSwarm } from '../support/harness.js';
 

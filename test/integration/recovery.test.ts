@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
-import { groupMembers, isAlive } from '../../controller/process.js';
+import { groupMembers, isAlive } from '../../controller/clients/process.js';
 import { Store } from '../../state/store.js';
 import type { ChildRecord, RunRecord } from '../../state/types.js';
 import {

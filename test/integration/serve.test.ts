@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAlive } from '../../controller/process.js';
+import { isAlive } from '../../controller/clients/process.js';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import {
   NOTHING,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
-import { groupMembers, isAlive, processStartTicks } from '../../controller/process.js';
+import { groupMembers, isAlive, processStartTicks } from '../../controller/clients/process.js';
 import { Store } from '../../state/store.js';
 import type { RunRecord } from '../../state/types.js';
 import {

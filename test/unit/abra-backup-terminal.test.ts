@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Abra, AbraError, jsonPart, parseSnapshots } from '../../controller/abra.js';
+import { Abra, AbraError, jsonPart, parseSnapshots } from '../../controller/clients/abra.js';
 
 /**
  * Every backup command of abra execs into the backup bot's container and wants a terminal

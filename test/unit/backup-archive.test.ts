@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { archiveListing, scanBackupArchive } from '../../controller/backup-archive.js';
+import { archiveListing, scanBackupArchive } from '../../controller/clients/backup-archive.js';
 
 /**
  * Reading what `abra app backup download` wrote (docs/abra-double.md, contract row 29): the

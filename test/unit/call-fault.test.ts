@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { AbraError } from '../../controller/abra.js';
-import { tierSeconds, configSchema } from '../../controller/config.js';
-import { DockerError } from '../../controller/docker.js';
-import { runProcess } from '../../controller/process.js';
-import { CallKilledError, CallTimeoutError, callFault, shortCommand } from '../../reconcilers/context.js';
+import { AbraError } from '../../controller/clients/abra.js';
+import { tierSeconds, configSchema } from '../../controller/model/config.js';
+import { DockerError } from '../../controller/clients/docker.js';
+import { runProcess } from '../../controller/clients/process.js';
+import { CallKilledError, CallTimeoutError, callFault, shortCommand } from '../../reconcilers/errors.js';
 
 describe('a call that did not end on its own', () => {
   it('names the tier when it ran out of its own time limit', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { releaseBelow } from '../../controller/git.js';
+import { releaseBelow } from '../../controller/clients/git.js';
 import { describeCustomization, loadCustomization, SettingsError, snapshotRecipeLayer, type CustomizationSources } from '../../recipes/customization.js';
 
 /**

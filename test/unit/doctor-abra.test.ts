@@ -2,8 +2,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Abra } from '../../controller/abra.js';
-import { ABRA_COMMANDS, checkAbraFlags } from '../../controller/doctor.js';
+import { Abra } from '../../controller/clients/abra.js';
+import { ABRA_COMMANDS, checkAbraFlags } from '../../controller/cli/doctor.js';
 
 /**
  * `cc-ci doctor`'s self-check of the pinned abra: every command cc-ci runs, the flags it needs,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EnvFile } from '../../controller/envfile.js';
+import { EnvFile } from '../../controller/model/envfile.js';
 
 const sample = `TYPE=bonfire
 LETS_ENCRYPT_ENV=production

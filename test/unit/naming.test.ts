@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newAppDomain, recipePrefix, testAppPattern } from '../../controller/naming.js';
+import { newAppDomain, recipePrefix, testAppPattern } from '../../controller/model/naming.js';
 
 describe('test app names', () => {
   const pattern = testAppPattern('ci.localhost');

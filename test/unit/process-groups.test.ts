@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cloneRepo, GitError, resolveRef } from '../../controller/git.js';
-import { groupMembers, isAlive, processStartTicks, runProcess, stopRecordedGroup } from '../../controller/process.js';
+import { cloneRepo, GitError, resolveRef } from '../../controller/clients/git.js';
+import { groupMembers, isAlive, processStartTicks, runProcess, stopRecordedGroup } from '../../controller/clients/process.js';
 
 function waitUntil(fn: () => boolean, ms = 5000): Promise<void> {
   const until = Date.now() + ms;

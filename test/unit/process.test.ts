@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeFailure, isAlive, ok, processStartTicks, runInTerminal, runProcess } from '../../controller/process.js';
+import { describeFailure, isAlive, ok, processStartTicks, runInTerminal, runProcess } from '../../controller/clients/process.js';
 
 describe('running external programs', () => {
   it('streams lines of both streams and collects them', async () => {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { composeModel } from '../../controller/compose-model.js';
-import { factsOf, type FactsInput } from '../../controller/recipe-facts.js';
-import { EnvFile } from '../../controller/envfile.js';
+import { composeModel } from '../../controller/model/compose-model.js';
+import { factsOf, type FactsInput } from '../../controller/clients/recipe-facts.js';
+import { EnvFile } from '../../controller/model/envfile.js';
 import { applyRunEnv, recipeComposeFiles } from '../../reconcilers/app-env.js';
 import { deployedState, sameCommit } from '../../reconcilers/deploy.js';
-import type { ServiceState } from '../../controller/docker.js';
+import type { ServiceState } from '../../controller/clients/docker.js';
 
 /**
  * What cc-ci reads of a recipe, on compose models in the long form `docker stack config` prints

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GitError } from '../../controller/git.js';
-import { Redactor, withoutCredentials } from '../../controller/redact.js';
+import { GitError } from '../../controller/clients/git.js';
+import { Redactor, withoutCredentials } from '../../controller/model/redact.js';
 
 describe('redaction', () => {
   it('masks every value it was given, wherever it stands, but not values too short to be secrets', () => {

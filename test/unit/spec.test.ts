@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSpecText, refProblem, repoProblem, validateSpec } from '../../controller/spec.js';
+import { parseSpecText, refProblem, repoProblem, validateSpec } from '../../controller/model/spec.js';
 
 const good = `apiVersion: cc-ci/v1
 kind: Run

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newerThan, supersedeKey } from '../../controller/manager.js';
+import { newerThan, supersedeKey } from '../../reconcilers/supersede.js';
 import type { RunRecord } from '../../state/types.js';
 
 function run(name: string, createdAt: number, forge?: { pr: number; comment?: number }, lane = 'cold'): RunRecord {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WorkQueue } from '../../controller/workqueue.js';
+import { WorkQueue } from '../../controller/engine/workqueue.js';
 
 const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
 

@@ -19,7 +19,7 @@
 //   required beyond the spec), for checking captured real deliveries.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import type { ForgeOperation } from '../../../controller/forge/client.js';
+import type { ForgeOperation } from '../../../controller/clients/forge/client.js';
 import { readContractSpecText } from './fixtures.js';
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module.

@@ -3,7 +3,7 @@
 // contract. See docs/forge-double.md for what it models and where it differs from a real forge.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
-import { REACTIONS, type AccessMode, type CommitStatusState, type ForgeOperation } from '../../../controller/forge/client.js';
+import { REACTIONS, type AccessMode, type CommitStatusState, type ForgeOperation } from '../../../controller/clients/forge/client.js';
 import { BASE_PATH, operations, type OperationContract } from './contract.js';
 import {
   atLeast,

@@ -5,7 +5,7 @@
 // models. Cloning keeps the forge's field set, key order, nulls and omissions; the contract tests
 // then check each rendered object against the `exact` schema profile.
 import { randomBytes } from 'node:crypto';
-import type { AccessMode, CommitStatusState } from '../../../controller/forge/client.js';
+import type { AccessMode, CommitStatusState } from '../../../controller/clients/forge/client.js';
 import { readExampleWebhookBytes } from './fixtures.js';
 
 export type JsonObject = { [key: string]: unknown };

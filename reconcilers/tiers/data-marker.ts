@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
-import type { MarkerCandidate } from '../../controller/recipe-facts.js';
-import { readTar, tarOneFile } from '../../controller/tar.js';
-import { appFacts } from '../../reconcilers/app-env.js';
-import { TestFailure, type RunContext, type SubjectApp } from '../../reconcilers/context.js';
+import type { MarkerCandidate } from '../../controller/clients/recipe-facts.js';
+import { readTar, tarOneFile } from '../../controller/model/tar.js';
+import { appFacts } from '../app-env.js';
+import { type RunContext, type SubjectApp } from '../context.js';
+import { TestFailure } from '../errors.js';
 import { runHook } from '../hooks.js';
 
 /**

@@ -1,6 +1,6 @@
-import type { RunContext } from '../../reconcilers/context.js';
-import { ensureApp } from '../../reconcilers/deploy.js';
-import type { TierRunner } from '../tiers.js';
+import type { RunContext } from '../context.js';
+import { ensureApp } from '../deploy.js';
+import type { TierRunner } from './runner.js';
 
 /**
  * install: the ref under test installs on a fresh app — new .env, new secrets, new volumes —

@@ -41,7 +41,7 @@ export const configSchema = z.strictObject({
   ingress: z
     .strictObject({
       /** local: publish the app port on the host (no Traefik); traefik: reach https://<domain>;
-       *  auto: traefik when a Traefik service runs on the swarm, else local (controller/ingress.ts). */
+       *  auto: traefik when a Traefik service runs on the swarm, else local (controller/runtime/ingress.ts). */
       mode: z.enum(['auto', 'local', 'traefik']).default('auto'),
       /** Host ports the local mode hands out, one per live app. */
       portRange: z

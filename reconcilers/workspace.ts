@@ -1,11 +1,12 @@
 import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { callFault, CancelledError, InputError, type RunContext, type Workspace } from '../reconcilers/context.js';
+import { type RunContext, type Workspace } from './context.js';
+import { callFault, CancelledError, InputError } from './errors.js';
 import { describeCustomization, loadCustomization, SettingsError, snapshotRecipeLayer } from '../recipes/customization.js';
 import { TIER_NAMES } from '../state/types.js';
-import { excludeCcciFiles } from '../reconcilers/app-env.js';
-import { checkout, cloneRepo, GitError, resolveRef, tagCommit } from './git.js';
-import { ComposeError, readComposeFile } from './compose-model.js';
+import { excludeCcciFiles } from './app-env.js';
+import { checkout, cloneRepo, GitError, resolveRef, tagCommit } from '../controller/clients/git.js';
+import { ComposeError, readComposeFile } from '../controller/model/compose-model.js';
 
 /**
  * Prepares a run (design §4 step 1): its own ABRA_DIR — `servers/` and `catalogue/` linked to

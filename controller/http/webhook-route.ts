@@ -3,7 +3,7 @@ import { eventFromWebhook } from '../forge/intake.js';
 import type { WebhookIntake } from '../forge/service.js';
 import { verifySignature } from '../forge/signature.js';
 import { classifyRawDelivery } from '../forge/webhook.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../model/log.js';
 import type { Metrics } from './metrics.js';
 
 /**

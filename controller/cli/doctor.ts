@@ -1,10 +1,10 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Abra, AbraError } from './abra.js';
-import type { Config } from './config.js';
-import { Docker } from './docker.js';
-import { ensureStateDirs, type StatePaths } from './paths.js';
-import { ok, runProcess } from './process.js';
+import { Abra, AbraError } from '../clients/abra.js';
+import type { Config } from '../model/config.js';
+import { Docker } from '../clients/docker.js';
+import { ensureStateDirs, type StatePaths } from '../model/paths.js';
+import { ok, runProcess } from '../clients/process.js';
 
 /**
  * `cc-ci doctor`: checks what a run needs and says exactly what is missing and how to fix it.
@@ -23,7 +23,7 @@ export interface Check {
 /**
  * Every abra command cc-ci runs, with the flags it cannot do without (`required`) and those it
  * passes where the command has them (`whereAvailable`: `--chaos`/`--offline` on the commands that
- * touch the recipe, `--volumes` on backup download — controller/abra.ts reads each command's
+ * touch the recipe, `--volumes` on backup download — controller/clients/abra.ts reads each command's
  * `--help` at run time; without one cc-ci leaves the flag out and checks the recipe out again
  * before each deploy).
  */

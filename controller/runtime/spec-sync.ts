@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Logger } from './log.js';
-import { parseSpecText } from './spec.js';
-import type { Store } from '../state/store.js';
+import type { Logger } from '../model/log.js';
+import { parseSpecText } from '../model/spec.js';
+import type { Store } from '../../state/store.js';
 
 /**
  * Keeps the store's view of `<state>/specs/` in step with the files. A valid file becomes a

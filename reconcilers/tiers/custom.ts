@@ -3,12 +3,13 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSy
 import { createRequire } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { z } from 'zod';
-import { junitXml, type JUnitCase } from '../../controller/junit.js';
-import { runProcess, type ProcessResult } from '../../controller/process.js';
-import { TestFailure, type RunContext, type SubjectApp } from '../../reconcilers/context.js';
-import { subjectApp } from '../../reconcilers/deploy.js';
-import { describeCustomTests, describeFile, type CustomTestFile, type CustomTests } from '../custom-tests.js';
-import type { TierRunner } from '../tiers.js';
+import { junitXml, type JUnitCase } from '../../controller/model/junit.js';
+import { runProcess, type ProcessResult } from '../../controller/clients/process.js';
+import { type RunContext, type SubjectApp } from '../context.js';
+import { TestFailure } from '../errors.js';
+import { subjectApp } from '../deploy.js';
+import { describeCustomTests, describeFile, type CustomTestFile, type CustomTests } from '../../recipes/custom-tests.js';
+import type { TierRunner } from './runner.js';
 
 /**
  * custom: the recipe's own tests against the app install (or upgrade) left serving —

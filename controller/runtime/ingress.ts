@@ -1,6 +1,6 @@
-import type { Config } from './config.js';
-import type { Docker } from './docker.js';
-import type { Logger } from './log.js';
+import type { Config } from '../model/config.js';
+import type { Docker } from '../clients/docker.js';
+import type { Logger } from '../model/log.js';
 
 /**
  * How a test app is reached. `traefik`: through the Traefik every Co-op Cloud server runs, at

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../model/log.js';
 
 /**
  * Everything that runs for as long as the controller does — the spec watcher, each controller's

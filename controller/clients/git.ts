@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { withoutCredentials } from './redact.js';
+import { withoutCredentials } from '../model/redact.js';
 import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult } from './process.js';
 
 /**

@@ -1,6 +1,6 @@
-import { TestFailure } from '../../reconcilers/context.js';
-import { subjectApp } from '../../reconcilers/deploy.js';
-import type { TierRunner } from '../tiers.js';
+import { TestFailure } from '../errors.js';
+import { subjectApp } from '../deploy.js';
+import type { TierRunner } from './runner.js';
 import { backupApplies, backupStep, failedHooks, settle, takeBackup } from './backup.js';
 import { checkMarker, mutateData } from './data-marker.js';
 

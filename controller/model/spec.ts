@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
-import { TIER_NAMES } from '../state/types.js';
+import { TIER_NAMES } from '../../state/types.js';
 
 /**
  * The Run spec (design §1): the one schema every entry point validates against — spec files,
@@ -170,4 +170,10 @@ function guessName(doc: unknown): string | null {
   if (!md || typeof md !== 'object') return null;
   const n = (md as { name?: unknown }).name;
   return typeof n === 'string' && NAME.test(n) && n.length <= 63 ? n : null;
+}
+
+/** The spec a run was accepted with. Spec sync validated it and stored the parsed, defaulted
+ *  form (controller/runtime/spec-sync.ts), so it is read back as stored. */
+export function acceptedSpec(run: { specJson: string }): RunSpec {
+  return JSON.parse(run.specJson) as RunSpec;
 }

@@ -1,23 +1,23 @@
 import { watch, type FSWatcher } from 'chokidar';
-import { Apps } from '../reconcilers/apps.js';
-import { CancelledError, ShutdownError } from '../reconcilers/context.js';
-import { Janitor } from '../reconcilers/janitor.js';
-import { RunReconciler } from '../reconcilers/run.js';
-import { Store } from '../state/store.js';
-import type { InstanceRecord, RunRecord } from '../state/types.js';
-import type { Config } from './config.js';
-import type { RunSpec } from './spec.js';
-import { Docker } from './docker.js';
+import { Apps } from '../../reconcilers/apps.js';
+import { CancelledError, ShutdownError } from '../../reconcilers/errors.js';
+import { Janitor } from '../../reconcilers/janitor.js';
+import { RunReconciler } from '../../reconcilers/run.js';
+import { Store } from '../../state/store.js';
+import type { InstanceRecord, RunRecord } from '../../state/types.js';
+import type { Config } from '../model/config.js';
+import { Docker } from '../clients/docker.js';
 import { resolveIngressMode } from './ingress.js';
-import { acquireInstance } from './instance.js';
-import type { Logger } from './log.js';
-import { ensureStateDirs, type StatePaths } from './paths.js';
-import { ACTIVE_PHASES } from '../state/types.js';
-import { processStartTicks, stopRecordedGroup, type ChildTracker } from './process.js';
-import { Controller } from './runtime/controller.js';
-import { RuntimeMetrics } from './runtime/metrics.js';
-import { aborted, every, RunGroup, type Runnable } from './runtime/runnable.js';
+import { acquireInstance } from '../../state/instance.js';
+import type { Logger } from '../model/log.js';
+import { ensureStateDirs, type StatePaths } from '../model/paths.js';
+import { ACTIVE_PHASES } from '../../state/types.js';
+import { processStartTicks, stopRecordedGroup, type ChildTracker } from '../clients/process.js';
+import { Controller } from '../engine/controller.js';
+import { RuntimeMetrics } from '../engine/metrics.js';
+import { aborted, every, RunGroup, type Runnable } from '../engine/runnable.js';
 import { SpecSync } from './spec-sync.js';
+import { superseded } from '../../reconcilers/supersede.js';
 
 /**
  * The manager: one per state directory (controller-runtime's Manager). It claims the directory,
@@ -157,16 +157,7 @@ export class Manager {
    * running (Prow's trigger aborts presubmits on a new push; Zuul's dequeue-on-new-patchset).
    */
   supersedeOlder(name: string): void {
-    const run = this.store.getRun(name);
-    const key = run ? supersedeKey(run) : null;
-    if (!run || !key) return;
-    // The newest of the group wins, whichever was accepted last: after downtime the resync
-    // accepts spec files in directory order, not in the order the comments were made.
-    const group = this.store.listRuns().filter((r) => r.phase !== 'Done' && !r.cancelRequested && supersedeKey(r) === key);
-    const newest = group.reduce((a, b) => (newerThan(b, a) ? b : a), run);
-    for (const other of group) {
-      if (other.name !== newest.name) this.cancel(other.name, `superseded by ${newest.name}`);
-    }
+    for (const s of superseded(this.store, name)) this.cancel(s.name, `superseded by ${s.by}`);
   }
 
   private enqueueWaiting(): void {
@@ -260,29 +251,4 @@ function stopping(controller: Controller, beforeStop: () => Promise<void>): Runn
       await done;
     },
   };
-}
-
-/**
- * Whether run `a` is newer than run `b` of the same supersede group: by the forge comment that
- * triggered it (comment ids only grow on one forge), then by when cc-ci accepted it.
- */
-export function newerThan(a: RunRecord, b: RunRecord): boolean {
-  const ca = forgeTriggerOf(a)?.comment ?? null;
-  const cb = forgeTriggerOf(b)?.comment ?? null;
-  if (ca !== null && cb !== null && ca !== cb) return ca > cb;
-  if (a.createdAt !== b.createdAt) return a.createdAt > b.createdAt;
-  return a.name > b.name;
-}
-
-type ForgeTrigger = NonNullable<NonNullable<RunSpec['spec']['trigger']>['forge']>;
-
-/** The pull request comment a run came from, if it came from the forge. */
-function forgeTriggerOf(run: RunRecord): ForgeTrigger | null {
-  return (JSON.parse(run.specJson) as RunSpec).spec.trigger?.forge ?? null;
-}
-
-/** Runs that answer the same question: one recipe, one pull request, one lane. */
-export function supersedeKey(run: RunRecord): string | null {
-  const f = forgeTriggerOf(run);
-  return f ? `${run.recipe}|${f.owner}/${f.repo}#${f.pr}|${run.lane}` : null;
 }

@@ -1,6 +1,6 @@
-import { ok, runProcess } from '../controller/process.js';
-import type { RunContext, SubjectApp } from '../reconcilers/context.js';
-import type { HookName } from './customization.js';
+import { ok, runProcess } from '../controller/clients/process.js';
+import type { RunContext, SubjectApp } from './context.js';
+import type { HookName } from '../recipes/customization.js';
 
 /**
  * Runs a recipe's hook: an executable file from the customisation layers, started with an

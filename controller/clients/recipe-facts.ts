@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { composeModel, ComposeError, readComposeFile, type ComposeModel, type ComposeService } from './compose-model.js';
+import { composeModel, ComposeError, readComposeFile, type ComposeModel, type ComposeService } from '../model/compose-model.js';
 import { DockerError, type Docker } from './docker.js';
 
 /**

@@ -1,5 +1,5 @@
-import type { Logger } from '../log.js';
-import { WorkQueue, type ReconcileResult } from '../workqueue.js';
+import type { Logger } from '../model/log.js';
+import { WorkQueue, type ReconcileResult } from './workqueue.js';
 import type { RuntimeMetrics } from './metrics.js';
 import { aborted, type Runnable } from './runnable.js';
 
@@ -11,7 +11,7 @@ import { aborted, type Runnable } from './runnable.js';
  * backoff, a TerminalError is logged and not retried.
  */
 
-export type { ReconcileResult } from '../workqueue.js';
+export type { ReconcileResult } from './workqueue.js';
 
 /** A failure that trying again cannot fix (controller-runtime's TerminalError). */
 export class TerminalError extends Error {}

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Store } from '../state/store.js';
-import type { InstanceRecord } from '../state/types.js';
-import { isAlive, processStartTicks } from './process.js';
+import type { Store } from './store.js';
+import type { InstanceRecord } from './types.js';
+import { isAlive, processStartTicks } from '../controller/clients/process.js';
 
 /**
  * At most one controller serves a state directory. The claim is a row in the store naming the

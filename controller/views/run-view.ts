@@ -1,9 +1,9 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { Store } from '../state/store.js';
-import type { AppRecord, RunRecord, SpecFileRecord, StepRecord, TierRecord } from '../state/types.js';
-import { runDir, type StatePaths } from './paths.js';
-import type { RunSpec } from './spec.js';
+import type { Store } from '../../state/store.js';
+import type { AppRecord, RunRecord, SpecFileRecord, StepRecord, TierRecord } from '../../state/types.js';
+import { runDir, type StatePaths } from '../model/paths.js';
+import { type RunSpec, acceptedSpec } from '../model/spec.js';
 
 /**
  * What a person (CLI) or a page (HTTP) is shown of runs: one place computes queue position,
@@ -42,7 +42,7 @@ export function listRunRows(store: Store): RunRow[] {
 }
 
 function toRow(store: Store, r: RunRecord, pending: RunRecord[]): RunRow {
-  const spec = JSON.parse(r.specJson) as RunSpec;
+  const spec = acceptedSpec(r);
   const pos = pending.findIndex((p) => p.name === r.name);
   const end = r.finishedAt ?? (r.phase === 'Done' ? r.updatedAt : null);
   return {
@@ -90,7 +90,7 @@ export function runDetail(store: Store, paths: StatePaths, name: string): RunDet
   return {
     row: toRow(store, run, pending),
     run,
-    spec: JSON.parse(run.specJson) as RunSpec,
+    spec: acceptedSpec(run),
     tiers: store.getTiers(name),
     apps: store.appsOfRun(name),
     steps: store.getSteps(name),

@@ -1,8 +1,9 @@
-import { isLightweightTag, releaseBelow, tagCommit } from '../../controller/git.js';
-import { InputError, TestFailure, type RunContext } from '../../reconcilers/context.js';
-import { deployedState, ensureApp } from '../../reconcilers/deploy.js';
-import { releaseApp } from '../../reconcilers/teardown.js';
-import type { TierRunner } from '../tiers.js';
+import { isLightweightTag, releaseBelow, tagCommit } from '../../controller/clients/git.js';
+import { type RunContext } from '../context.js';
+import { InputError, TestFailure } from '../errors.js';
+import { deployedState, ensureApp } from '../deploy.js';
+import { releaseApp } from '../teardown.js';
+import type { TierRunner } from './runner.js';
 import { checkMarker, newMarker, seedMarker } from './data-marker.js';
 
 /**

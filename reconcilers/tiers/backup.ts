@@ -1,12 +1,13 @@
 import { mkdirSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AbraError } from '../../controller/abra.js';
-import { archiveListing, scanBackupArchive, type ArchiveScan } from '../../controller/backup-archive.js';
-import { appFacts, predictedFacts } from '../../reconcilers/app-env.js';
-import { TestFailure, type RunContext, type SubjectApp } from '../../reconcilers/context.js';
-import { ensureApp, subjectApp } from '../../reconcilers/deploy.js';
+import { AbraError } from '../../controller/clients/abra.js';
+import { archiveListing, scanBackupArchive, type ArchiveScan } from '../../controller/clients/backup-archive.js';
+import { appFacts, predictedFacts } from '../app-env.js';
+import { type RunContext, type SubjectApp } from '../context.js';
+import { TestFailure } from '../errors.js';
+import { ensureApp, subjectApp } from '../deploy.js';
 import { runHook } from '../hooks.js';
-import type { TierRunner } from '../tiers.js';
+import type { TierRunner } from './runner.js';
 import { MARKER_FILE, lastLines, newMarker, seedMarker } from './data-marker.js';
 
 /**
