@@ -1,4 +1,19 @@
-import { accessSync, chmodSync, constants, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -42,7 +57,10 @@ export const settingsFileSchema = z.strictObject({
   /** Tiers that are known not to apply to this recipe, with the reason. */
   expectedNA: z.partialRecord(z.enum(TIER_NAMES), z.string().min(1)).optional(),
   /** The service that serves the web, when cc-ci cannot tell it from the Traefik labels. */
-  webService: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a compose service name').optional(),
+  webService: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a compose service name')
+    .optional(),
   /** The port that service serves HTTP on (its container port). */
   webPort: z.number().int().min(1).max(65535).optional(),
 });
@@ -255,9 +273,7 @@ function checkNames(dir: string, known: readonly string[], what: string): void {
   for (const name of entries.sort()) {
     if (known.includes(name) || name.startsWith('.') || /^README/i.test(name)) continue;
     const near = closest(name, known);
-    throw new SettingsError(
-      `${join(dir, name)}: unknown ${what} "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known: ${known.join(', ')}`,
-    );
+    throw new SettingsError(`${join(dir, name)}: unknown ${what} "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known: ${known.join(', ')}`);
   }
 }
 

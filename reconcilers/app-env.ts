@@ -7,6 +7,7 @@ import { deployEnv, readRecipeFacts, type RecipeFacts } from '../controller/clie
 import { OVERLAY_FILE, type Settings } from '../recipes/customization.js';
 import { type RunContext } from './context.js';
 import { TestFailure } from './errors.js';
+import { appEnvPath } from '../controller/model/paths.js';
 
 /**
  * The env cc-ci gives a run's app, and what that app's compose files say with it. cc-ci writes
@@ -98,14 +99,9 @@ export async function factsUnder(ctx: RunContext, env: EnvFile, stack: string): 
   }
 }
 
-/** The app's `.env` in the canonical ABRA_DIR (the run's `servers/` links there). */
-export function appEnvPath(ctx: RunContext, server: string, domain: string): string {
-  return join(ctx.config.abra.dir, 'servers', server, `${domain}.env`);
-}
-
 /** The facts of a deployed app, under its own `.env`. */
 export async function appFacts(ctx: RunContext, app: { domain: string; stack: string }): Promise<RecipeFacts> {
-  const path = appEnvPath(ctx, ctx.config.abra.server, app.domain);
+  const path = appEnvPath(ctx.config, ctx.config.abra.server, app.domain);
   if (!existsSync(path)) return predictedFacts(ctx);
   return factsUnder(ctx, new EnvFile(path), app.stack);
 }

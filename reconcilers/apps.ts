@@ -65,7 +65,11 @@ export class Apps implements AppsApi {
   async ensure(ctx: RunContext, want: DesiredApp): Promise<ReadyApp> {
     const lease = await leaseFor(ctx, want.purpose);
     const entry = this.entry(lease, ctx.name);
-    return this.ask(entry, { kind: 'ready', want, ctx, memo: entry.want.kind === 'ready' ? entry.want.memo : newDeployMemo() }, ctx.signal) as Promise<ReadyApp>;
+    return this.ask(
+      entry,
+      { kind: 'ready', want, ctx, memo: entry.want.kind === 'ready' ? entry.want.memo : newDeployMemo() },
+      ctx.signal,
+    ) as Promise<ReadyApp>;
   }
 
   /** Nothing of the app left. Resolves when that is so; a pass that leaves something starts over. */

@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Abra } from '../controller/clients/abra.js';
 import type { Config } from '../controller/model/config.js';
-import { Docker } from '../controller/clients/docker.js';
+import { Docker, dockerFromConfig } from '../controller/clients/docker.js';
 import type { Logger } from '../controller/model/log.js';
 import { runAbraDir, runDir, type StatePaths } from '../controller/model/paths.js';
 import type { GitOptions } from '../controller/clients/git.js';
@@ -62,7 +62,6 @@ export interface RunContextOptions {
 export class RunContext {
   readonly store: Store;
   readonly config: Config;
-  readonly paths: StatePaths;
   readonly logger: Logger;
   readonly spec: RunSpec;
   readonly signal: AbortSignal;
@@ -93,7 +92,6 @@ export class RunContext {
     this.store = o.store;
     this.apps = o.apps;
     this.config = o.config;
-    this.paths = o.paths;
     this.logger = o.logger.child({ run: o.run.name });
     this.spec = o.spec;
     this.signal = o.signal;
@@ -103,16 +101,13 @@ export class RunContext {
     this.abraDir = runAbraDir(o.paths, o.run.name);
     mkdirSync(this.dir, { recursive: true });
     this.logFile = join(this.dir, 'log.txt');
-    this.abra = new Abra({
-      bin: o.config.abra.bin,
+    this.abra = Abra.fromConfig(o.config, {
       abraDir: this.abraDir,
-      server: o.config.abra.server,
-      callTimeoutMs: o.config.abra.callTimeoutSeconds * 1000,
       signal: o.signal,
       tracker: o.tracker,
       onLine: (stream, line) => this.log(stream, `  ${line}`),
     });
-    this.docker = new Docker({ timeoutMs: o.config.timeouts.dockerSeconds * 1000, signal: o.signal, tracker: o.tracker });
+    this.docker = dockerFromConfig(o.config, { signal: o.signal, tracker: o.tracker });
   }
 
   /** The same run under another signal (a tier's deadline), sharing its log, secrets and workspace. */
@@ -146,12 +141,6 @@ export class RunContext {
   }
 
   get run(): RunRecord {
-    return this._run;
-  }
-
-  refresh(): RunRecord {
-    const r = this.store.getRun(this.name);
-    if (r) this._run = r;
     return this._run;
   }
 

@@ -10,11 +10,12 @@ import { pickFreePort } from '../controller/clients/ports.js';
 import type { RecipeFacts, WebFacts } from '../controller/clients/recipe-facts.js';
 import { runHook } from './hooks.js';
 import type { AppRecord } from '../state/types.js';
-import { applyRunEnv, appEnvPath, copyRecipeOverlay, factsUnder, INGRESS_OVERLAY, RUN_MARKER, runEnvOf } from './app-env.js';
+import { applyRunEnv, copyRecipeOverlay, factsUnder, INGRESS_OVERLAY, RUN_MARKER, runEnvOf } from './app-env.js';
 import { converged, deployedState } from './app-state.js';
 import { type RunContext, type SubjectApp } from './context.js';
 import { InputError, SwarmFaultError, TestFailure } from './errors.js';
 import { diagnose } from './diagnostics.js';
+import { appEnvPath } from '../controller/model/paths.js';
 
 export { INGRESS_OVERLAY } from './app-env.js';
 export { deployedState, sameCommit, serviceConverged } from './app-state.js';
@@ -101,7 +102,7 @@ const DID_NOT_MOVE_GRACE_MS = 10_000;
 const op = (label: string, run: (ctx: RunContext) => Promise<void>, observes = false): AppStep => ({ kind: 'op', label, run, observes });
 
 async function observeApp(ctx: RunContext, lease: AppRecord): Promise<AppObservation> {
-  const envPath = appEnvPath(ctx, lease.server, lease.domain);
+  const envPath = appEnvPath(ctx.config, lease.server, lease.domain);
   let env: EnvFile | null = null;
   try {
     env = new EnvFile(envPath);
@@ -182,7 +183,10 @@ export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppReco
       // `docker stack deploy` relabels the services before abra returns, so a stack that still
       // shows another commit a little later was not moved, whatever abra said.
       if (Date.now() - (m.deployedAt ?? 0) > DID_NOT_MOVE_GRACE_MS) {
-        return { kind: 'fail', error: new TestFailure(`abra app deploy of ${want.describe} reported success, but the stack did not move: it shows ${state.shows}`) };
+        return {
+          kind: 'fail',
+          error: new TestFailure(`abra app deploy of ${want.describe} reported success, but the stack did not move: it shows ${state.shows}`),
+        };
       }
       return { kind: 'wait', ms: 1000 };
     }

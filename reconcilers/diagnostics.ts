@@ -32,7 +32,12 @@ export interface Diagnosis {
 /** Which services did not converge, their last task errors and the tail of their logs. The
  *  full text — every service of the stack, the unconverged first — goes to the run's evidence
  *  (and, unless quiet, to its log); the summary goes into the tier's reason. */
-export async function diagnose(ctx: Pick<RunContext, 'docker' | 'dir' | 'redactor' | 'log'>, stack: string, services: ServiceState[], o: { quiet?: boolean } = {}): Promise<Diagnosis> {
+export async function diagnose(
+  ctx: Pick<RunContext, 'docker' | 'dir' | 'redactor' | 'log'>,
+  stack: string,
+  services: ServiceState[],
+  o: { quiet?: boolean } = {},
+): Promise<Diagnosis> {
   const isBad = (s: ServiceState) => !serviceConverged(s);
   const bad = services.filter(isBad);
   const summaries: string[] = [];

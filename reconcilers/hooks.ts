@@ -14,15 +14,15 @@ export interface HookResult {
   output: string;
 }
 
-export function hookEnv(ctx: RunContext, app: SubjectApp | null, extra: Record<string, string> = {}): Record<string, string> {
+/** What every hook and custom test is told about the run and its app, as environment variables
+ *  (docs/testing.md lists them). */
+export function scriptEnv(ctx: RunContext, app: SubjectApp | null, extra: Record<string, string> = {}): Record<string, string> {
   return {
     CCCI_RUN: ctx.name,
     RECIPE: ctx.spec.spec.recipe,
     RECIPE_DIR: ctx.workspace?.recipeDir ?? '',
     ABRA_DIR: ctx.abraDir,
-    ...(app
-      ? { BASE_URL: app.baseUrl, APP_HOST: app.host, DOMAIN: app.domain, STACK_NAME: app.stack }
-      : {}),
+    ...(app ? { BASE_URL: app.baseUrl, APP_HOST: app.host, DOMAIN: app.domain, STACK_NAME: app.stack } : {}),
     ...extra,
   };
 }
@@ -43,7 +43,7 @@ export async function runHook(
       runProcess({
         cmd: file.path,
         args,
-        env: hookEnv(ctx, app, extraEnv),
+        env: scriptEnv(ctx, app, extraEnv),
         timeoutMs: limitSeconds * 1000,
         signal: ctx.signal,
         tracker: ctx.tracker,

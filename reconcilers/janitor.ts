@@ -2,11 +2,11 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Abra } from '../controller/clients/abra.js';
 import type { Config } from '../controller/model/config.js';
-import { Docker } from '../controller/clients/docker.js';
+import { Docker, dockerFromConfig } from '../controller/clients/docker.js';
 import { instanceAlive } from '../state/instance.js';
 import type { Logger } from '../controller/model/log.js';
 import { escapeRegExp, stackName, TEST_APP_LABEL, testAppPattern } from '../controller/model/naming.js';
-import { runAbraDir, type StatePaths } from '../controller/model/paths.js';
+import { runAbraDir, type StatePaths, abraServerDir } from '../controller/model/paths.js';
 import type { ChildTracker } from '../controller/clients/process.js';
 import type { Store } from '../state/store.js';
 import type { AppRecord, EventKind } from '../state/types.js';
@@ -27,10 +27,7 @@ import type { TeardownTools } from './teardown.js';
  * cc-ci's pattern are ever candidates: warm and infrastructure apps cannot match it.
  */
 
-export type Verdict =
-  | { action: 'keep'; why: string }
-  | { action: 'reap'; why: string }
-  | { action: 'wait'; why: string };
+export type Verdict = { action: 'keep'; why: string } | { action: 'reap'; why: string } | { action: 'wait'; why: string };
 
 export interface JanitorFinding {
   domain: string;
@@ -73,7 +70,7 @@ async function observe(docker: Docker, config: Config): Promise<Candidate[]> {
     if (createdAt !== null && (c.createdAt === null || createdAt < c.createdAt)) c.createdAt = createdAt;
     found.set(domain, c);
   };
-  const envDir = join(config.abra.dir, 'servers', config.abra.server);
+  const envDir = abraServerDir(config);
   if (existsSync(envDir)) {
     for (const f of readdirSync(envDir)) {
       const domain = f.replace(/\.env$/, '');
@@ -102,7 +99,8 @@ function judge(store: Store, config: Config, c: Candidate, now: number): Verdict
     const run = store.getRun(lease.run);
     if (!run) return { action: 'reap', why: `its run ${lease.run} no longer exists` };
     if (run.phase === 'Done') return { action: 'reap', why: `its run ${run.name} is done (${run.result}) but the app was left behind` };
-    if (lease.attempt < run.attempt) return { action: 'reap', why: `it belongs to attempt ${lease.attempt} of ${run.name}, which is on attempt ${run.attempt}` };
+    if (lease.attempt < run.attempt)
+      return { action: 'reap', why: `it belongs to attempt ${lease.attempt} of ${run.name}, which is on attempt ${run.attempt}` };
     const owner = run.owner ? store.listLiveInstances().find((i) => i.id === run.owner) : undefined;
     if (owner && instanceAlive(owner)) return { action: 'keep', why: `owned by ${run.name}, run by live controller pid ${owner.pid}` };
     // The run's own recovery tears it down when its controller comes back; the janitor does not
@@ -114,28 +112,16 @@ function judge(store: Store, config: Config, c: Candidate, now: number): Verdict
   }
   const ageS = c.createdAt === null ? null : (now - c.createdAt) / 1000;
   const limit = config.janitor.unknownOwnerAgeSeconds;
-  if (ageS !== null && ageS >= limit) return { action: 'reap', why: `no run owns it and it is ${Math.round(ageS / 60)} min old (limit ${Math.round(limit / 60)} min)` };
+  if (ageS !== null && ageS >= limit)
+    return { action: 'reap', why: `no run owns it and it is ${Math.round(ageS / 60)} min old (limit ${Math.round(limit / 60)} min)` };
   return { action: 'wait', why: `no run owns it; reaped once ${Math.round(limit / 60)} min old${ageS === null ? '' : ` (now ${Math.round(ageS / 60)} min)`}` };
 }
 
 function tools(deps: JanitorDeps, signal?: AbortSignal): TeardownTools {
   const log = deps.logger.child({ reconciler: 'janitor' });
-  const abra = new Abra({
-    bin: deps.config.abra.bin,
-    abraDir: deps.config.abra.dir,
-    server: deps.config.abra.server,
-    callTimeoutMs: deps.config.abra.callTimeoutSeconds * 1000,
-    ...(signal ? { signal } : {}),
-    ...(deps.tracker ? { tracker: deps.tracker } : {}),
-    onLine: (stream, line) => log.info({ stream }, line),
-  });
   return {
-    abra,
-    docker: new Docker({
-      timeoutMs: deps.config.timeouts.dockerSeconds * 1000,
-      ...(signal ? { signal } : {}),
-      ...(deps.tracker ? { tracker: deps.tracker } : {}),
-    }),
+    abra: Abra.fromConfig(deps.config, { signal, tracker: deps.tracker, onLine: (stream, line) => log.info({ stream }, line) }),
+    docker: dockerFromConfig(deps.config, { signal, tracker: deps.tracker }),
     config: deps.config,
     log: (kind: EventKind, text: string) => (kind === 'warn' || kind === 'error' ? log.warn(text) : log.info(text)),
     step: async (name, fn, detail) => {
@@ -191,7 +177,10 @@ export class JanitorPass {
         if (!this.findings.some((f) => f.verdict.action === 'reap')) return this.end();
         this.firstLookAt = Date.now();
         this.stage = 'grace';
-        deps.logger.info({ candidates: this.toReap().map((f) => f.domain), graceMs: this.graceMs() }, 'janitor: looking again after the grace period before deleting');
+        deps.logger.info(
+          { candidates: this.toReap().map((f) => f.domain), graceMs: this.graceMs() },
+          'janitor: looking again after the grace period before deleting',
+        );
         return { requeueAfterMs: this.graceMs() };
       case 'grace':
         // Stopping (the controller shuts down): delete nothing on a first look alone.
@@ -295,17 +284,19 @@ export class Janitor implements Runnable {
     if (!this.pass) {
       const pass = new JanitorPass(this.deps, { signal: this.signal, enqueue: () => this.controller.enqueue('pass') });
       this.pass = pass;
-      pass.finished.then(
-        (findings) => {
-          const reaped = findings.filter((f) => f.outcome === 'reaped');
-          if (reaped.length) this.deps.logger.warn({ reaped: reaped.map((f) => `${f.domain}: ${f.verdict.why}`) }, 'janitor reaped orphaned test apps');
-          this.deps.logger.info({ testApps: findings.length, reaped: reaped.length }, 'janitor pass done');
-        },
-        (err: unknown) => this.deps.logger.error({ error: (err as Error).message }, 'janitor pass failed'),
-      ).finally(() => {
-        this.pass = null;
-        this.controller.enqueueAfter('pass', this.deps.config.janitor.intervalSeconds * 1000);
-      });
+      pass.finished
+        .then(
+          (findings) => {
+            const reaped = findings.filter((f) => f.outcome === 'reaped');
+            if (reaped.length) this.deps.logger.warn({ reaped: reaped.map((f) => `${f.domain}: ${f.verdict.why}`) }, 'janitor reaped orphaned test apps');
+            this.deps.logger.info({ testApps: findings.length, reaped: reaped.length }, 'janitor pass done');
+          },
+          (err: unknown) => this.deps.logger.error({ error: (err as Error).message }, 'janitor pass failed'),
+        )
+        .finally(() => {
+          this.pass = null;
+          this.controller.enqueueAfter('pass', this.deps.config.janitor.intervalSeconds * 1000);
+        });
     }
     return this.pass.reconcile();
   }

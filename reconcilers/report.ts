@@ -271,10 +271,7 @@ export class ForgeReporter implements Runnable {
   }
 
   private async findOwnComment(ref: RepoRef, pr: number, run: string): Promise<number | null> {
-    const bot = (await this.d.bot.login()).toLowerCase();
-    const marker = reportMarker(run);
-    const mine = (await this.d.client.listIssueComments(ref, pr)).find((c) => c.user?.login.toLowerCase() === bot && c.body.includes(marker));
-    return mine?.id ?? null;
+    return (await this.d.bot.findOwnComment(this.d.client, ref, pr, reportMarker(run)))?.id ?? null;
   }
 
   private newerRunOnSameCommit(run: RunRecord, target: ForgeTarget): boolean {
@@ -282,12 +279,7 @@ export class ForgeReporter implements Runnable {
       if (other.name === run.name || other.lane !== run.lane || other.createdAt < run.createdAt) return false;
       if (other.createdAt === run.createdAt && other.name < run.name) return false;
       const t = forgeTarget(other);
-      return (
-        t !== null &&
-        t.sha === target.sha &&
-        t.owner.toLowerCase() === target.owner.toLowerCase() &&
-        t.repo.toLowerCase() === target.repo.toLowerCase()
-      );
+      return t !== null && t.sha === target.sha && t.owner.toLowerCase() === target.owner.toLowerCase() && t.repo.toLowerCase() === target.repo.toLowerCase();
     });
   }
 

@@ -14,7 +14,17 @@ import { TIER_NAMES, type RunRecord, type RunResult } from '../state/types.js';
 import { whyNotAdmitted } from './admission.js';
 import type { Apps } from './apps.js';
 import { RunContext } from './context.js';
-import { callFault, CallKilledError, CallTimeoutError, CancelledError, DeadlineError, InputError, ShutdownError, SwarmFaultError, TestFailure } from './errors.js';
+import {
+  callFault,
+  CallKilledError,
+  CallTimeoutError,
+  CancelledError,
+  DeadlineError,
+  InputError,
+  ShutdownError,
+  SwarmFaultError,
+  TestFailure,
+} from './errors.js';
 import { reconcileTiers, verdict, writeTierJUnit } from './test.js';
 import { understandRecipe } from './understand.js';
 
@@ -44,9 +54,7 @@ export interface RunReconcilerDeps {
 }
 
 /** What an attempt ended with. */
-type AttemptOutcome =
-  | { kind: 'outcome'; result: RunResult | null; reason: string; retry?: boolean }
-  | { kind: 'shutdown' };
+type AttemptOutcome = { kind: 'outcome'; result: RunResult | null; reason: string; retry?: boolean } | { kind: 'shutdown' };
 
 /** The attempt's handle: which tier it is climbing, to stop that tier alone at its deadline. */
 interface Attempt {
@@ -173,7 +181,9 @@ export class RunReconciler {
       const ended = this.ops.take<AttemptOutcome>(run.name);
       if (ended) {
         this.attempts.delete(run.name);
-        const outcome: AttemptOutcome = ended.ok ? ended.value : { kind: 'outcome', result: 'error', reason: `infrastructure: ${(ended.error as Error).message}` };
+        const outcome: AttemptOutcome = ended.ok
+          ? ended.value
+          : { kind: 'outcome', result: 'error', reason: `infrastructure: ${(ended.error as Error).message}` };
         if (outcome.kind === 'shutdown') return {};
         return this.toTeardown(store.getRun(run.name) ?? run, outcome);
       }
@@ -192,7 +202,10 @@ export class RunReconciler {
       this.ops.abort(run.name, new CancelledError(run.cancelReason ?? 'cancelled'));
     } else if (now >= runLimit) {
       const step = store.getRun(run.name)?.step;
-      this.ops.abort(run.name, new DeadlineError(`run timed out in ${tier?.tier ?? 'preparation'} after ${config.timeouts.runSeconds}s (step: ${step ?? run.phase})`));
+      this.ops.abort(
+        run.name,
+        new DeadlineError(`run timed out in ${tier?.tier ?? 'preparation'} after ${config.timeouts.runSeconds}s (step: ${step ?? run.phase})`),
+      );
     } else if (tier?.startedAt && attempt?.tier?.name === tier.tier) {
       const limitS = tierSeconds(config, tier.tier);
       if (now >= tier.startedAt + limitS * 1000) attempt.tier.abort.abort(new DeadlineError(`timed out in ${tier.tier} after ${limitS}s`));
@@ -296,7 +309,12 @@ export class RunReconciler {
       for (const app of left) this.d.apps.abandon(app.domain, new DeadlineError(`teardown of ${app.domain} ran out of time`));
       const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${remaining}`;
       const fresh = store.getRun(run.name) ?? run;
-      store.updateRun(run.name, { phase: 'Reporting', result: 'error', reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`, retryPending: false });
+      store.updateRun(run.name, {
+        phase: 'Reporting',
+        result: 'error',
+        reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`,
+        retryPending: false,
+      });
       ctx.log('error', what);
       this.d.onCapacityFreed();
       return { requeueAfterMs: 0 };
@@ -309,7 +327,12 @@ export class RunReconciler {
       if (Date.now() - startedAt >= limitMs) {
         const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${ctx.abraDir}`;
         const fresh = store.getRun(run.name) ?? run;
-        store.updateRun(run.name, { phase: 'Reporting', result: 'error', reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`, retryPending: false });
+        store.updateRun(run.name, {
+          phase: 'Reporting',
+          result: 'error',
+          reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`,
+          retryPending: false,
+        });
         ctx.log('error', what);
         this.d.onCapacityFreed();
         return { requeueAfterMs: 0 };
@@ -409,7 +432,11 @@ export interface RunSummary {
   understanding: unknown;
 }
 
-export function runSummary(run: RunRecord, tiers: { tier: string; result: string | null; reason: string | null; durationMs: number | null }[], domains: string[] = []): RunSummary {
+export function runSummary(
+  run: RunRecord,
+  tiers: { tier: string; result: string | null; reason: string | null; durationMs: number | null }[],
+  domains: string[] = [],
+): RunSummary {
   const spec = acceptedSpec(run);
   return {
     name: run.name,
@@ -421,9 +448,7 @@ export function runSummary(run: RunRecord, tiers: { tier: string; result: string
     lane: run.lane,
     attempt: run.attempt,
     retries: run.retries,
-    tiers: Object.fromEntries(
-      tiers.map((t) => [t.tier, { result: t.result ?? 'skipped', reason: t.reason, durationMs: t.durationMs }]),
-    ),
+    tiers: Object.fromEntries(tiers.map((t) => [t.tier, { result: t.result ?? 'skipped', reason: t.reason, durationMs: t.durationMs }])),
     domains,
     durationMs: run.finishedAt && run.startedAt ? run.finishedAt - run.startedAt : null,
     customization: run.customization,

@@ -1,11 +1,11 @@
 import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { AbraError, type Abra } from '../controller/clients/abra.js';
 import type { Config } from '../controller/model/config.js';
 import { describeLeftovers, leftoverCount, type Docker, type StackLeftovers } from '../controller/clients/docker.js';
 import type { EventKind } from '../state/types.js';
 import { type RunContext } from './context.js';
 import { CallKilledError, CallTimeoutError } from './errors.js';
+import { appEnvPath } from '../controller/model/paths.js';
 
 /**
  * The teardown reconciler: desired, nothing of one app left on the swarm or on disk. Observed
@@ -57,16 +57,10 @@ const CONTAINER_WAIT_MS = 60_000;
 const PASS_AGAIN_MS = 5_000;
 
 export type TeardownStep =
-  | { kind: 'op'; label: string; observes?: boolean; run(t: TeardownTools): Promise<void> }
-  | { kind: 'wait'; ms: number }
-  | { kind: 'gone' };
-
-export function envPathOf(config: Config, app: AppRef): string {
-  return join(config.abra.dir, 'servers', app.server, `${app.domain}.env`);
-}
+  { kind: 'op'; label: string; observes?: boolean; run(t: TeardownTools): Promise<void> } | { kind: 'wait'; ms: number } | { kind: 'gone' };
 
 export function nextTeardownStep(config: Config, app: AppRef, m: TeardownMemo): TeardownStep {
-  const env = envPathOf(config, app);
+  const env = appEnvPath(config, app.server, app.domain);
   if (!m.seen) {
     return {
       kind: 'op',

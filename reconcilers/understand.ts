@@ -47,7 +47,11 @@ function fromFacts(f: RecipeFacts): Omit<Understanding, 'upgradeBase'> {
 }
 
 function secretText(s: Understanding['secrets'][number]): string {
-  const how = !s.generate ? 'not generated: generate=false, for the install-steps hook to insert' : /length=/.test(s.modifiers) ? s.modifiers : `${s.modifiers ? `${s.modifiers}, ` : ''}a passphrase`;
+  const how = !s.generate
+    ? 'not generated: generate=false, for the install-steps hook to insert'
+    : /length=/.test(s.modifiers)
+      ? s.modifiers
+      : `${s.modifiers ? `${s.modifiers}, ` : ''}a passphrase`;
   return `${s.key} ${s.version ?? 'v1'} (${how})`;
 }
 
@@ -61,7 +65,11 @@ export function describeUnderstanding(u: Understanding): string[] {
   lines.push('service' in u.web ? `web: ${u.web.service} on port ${u.web.port}: ${u.web.why}` : `web: ${u.web.problem}`);
   lines.push(`backup: ${u.backup.why}`);
   lines.push(`secrets: ${u.secrets.length ? u.secrets.map(secretText).join('; ') : 'none that abra generates'}`);
-  lines.push('tag' in u.upgradeBase ? `upgrade base: ${u.upgradeBase.tag} (${u.upgradeBase.commit.slice(0, 8)}) ${u.upgradeBase.why}` : `upgrade base: none: ${u.upgradeBase.none}`);
+  lines.push(
+    'tag' in u.upgradeBase
+      ? `upgrade base: ${u.upgradeBase.tag} (${u.upgradeBase.commit.slice(0, 8)}) ${u.upgradeBase.why}`
+      : `upgrade base: none: ${u.upgradeBase.none}`,
+  );
   return lines;
 }
 

@@ -24,21 +24,25 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
   const evidence = join(ctx.dir, 'evidence');
   if (ctx.attempt > 1 && existsSync(evidence)) renameSync(evidence, join(ctx.dir, `evidence-attempt-${ctx.attempt - 1}`));
 
-  await ctx.step('make ABRA_DIR', async () => {
-    const servers = join(canonical, 'servers');
-    if (!existsSync(join(servers, config.abra.server))) {
-      throw new Error(
-        `abra server "${config.abra.server}" is not set up in ${canonical} (no servers/${config.abra.server}/): ` +
-          'run `abra server add --local` there, or check `cc-ci doctor`',
-      );
-    }
-    // A directory left by an interrupted attempt is stale: start from nothing.
-    rmSync(ctx.abraDir, { recursive: true, force: true });
-    mkdirSync(join(ctx.abraDir, 'recipes'), { recursive: true });
-    symlinkSync(servers, join(ctx.abraDir, 'servers'));
-    mkdirSync(join(canonical, 'catalogue'), { recursive: true });
-    symlinkSync(join(canonical, 'catalogue'), join(ctx.abraDir, 'catalogue'));
-  }, ctx.abraDir);
+  await ctx.step(
+    'make ABRA_DIR',
+    async () => {
+      const servers = join(canonical, 'servers');
+      if (!existsSync(join(servers, config.abra.server))) {
+        throw new Error(
+          `abra server "${config.abra.server}" is not set up in ${canonical} (no servers/${config.abra.server}/): ` +
+            'run `abra server add --local` there, or check `cc-ci doctor`',
+        );
+      }
+      // A directory left by an interrupted attempt is stale: start from nothing.
+      rmSync(ctx.abraDir, { recursive: true, force: true });
+      mkdirSync(join(ctx.abraDir, 'recipes'), { recursive: true });
+      symlinkSync(servers, join(ctx.abraDir, 'servers'));
+      mkdirSync(join(canonical, 'catalogue'), { recursive: true });
+      symlinkSync(join(canonical, 'catalogue'), join(ctx.abraDir, 'catalogue'));
+    },
+    ctx.abraDir,
+  );
 
   await ctx.step(
     'clone recipe',

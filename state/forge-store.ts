@@ -122,9 +122,7 @@ export class ForgeStore {
     const now = Date.now();
     return this.store.atomically(() => {
       this.db.prepare('DELETE FROM forge_deliveries WHERE received_at < ?').run(now - DELIVERY_RETENTION_MS);
-      const info = this.db
-        .prepare('INSERT OR IGNORE INTO forge_deliveries (delivery, comment_id, received_at) VALUES (?, ?, ?)')
-        .run(delivery, commentId, now);
+      const info = this.db.prepare('INSERT OR IGNORE INTO forge_deliveries (delivery, comment_id, received_at) VALUES (?, ?, ?)').run(delivery, commentId, now);
       return info.changes === 1;
     });
   }
@@ -169,34 +167,26 @@ export class ForgeStore {
 
   decideComment(commentId: number, d: { decision: CommentDecision; detail: string; run?: string; reply?: boolean }): void {
     this.db
-      .prepare(
-        'UPDATE forge_comments SET decision = ?, detail = ?, run = ?, reply_state = ?, attempts = 0, updated_at = ? WHERE comment_id = ?',
-      )
+      .prepare('UPDATE forge_comments SET decision = ?, detail = ?, run = ?, reply_state = ?, attempts = 0, updated_at = ? WHERE comment_id = ?')
       .run(d.decision, d.detail, d.run ?? null, d.reply ? 'pending' : null, Date.now(), commentId);
   }
 
   /** The forge could not be asked: count the attempt; the intake tries again later. */
   noteCommentFailure(commentId: number, error: string): void {
-    this.db
-      .prepare('UPDATE forge_comments SET attempts = attempts + 1, last_error = ?, updated_at = ? WHERE comment_id = ?')
-      .run(error, Date.now(), commentId);
+    this.db.prepare('UPDATE forge_comments SET attempts = attempts + 1, last_error = ?, updated_at = ? WHERE comment_id = ?').run(error, Date.now(), commentId);
   }
 
   setReply(commentId: number, state: ReplyState, replyCommentId: number | null = null): void {
     this.db
-      .prepare(
-        'UPDATE forge_comments SET reply_state = ?, reply_comment_id = COALESCE(?, reply_comment_id), updated_at = ? WHERE comment_id = ?',
-      )
+      .prepare('UPDATE forge_comments SET reply_state = ?, reply_comment_id = COALESCE(?, reply_comment_id), updated_at = ? WHERE comment_id = ?')
       .run(state, replyCommentId, Date.now(), commentId);
   }
 
   /** Comments still waiting for a decision or for their reply to be posted. */
   listUnfinishedComments(): CommentRecord[] {
-    return (
-      this.db
-        .prepare("SELECT * FROM forge_comments WHERE decision IS NULL OR reply_state = 'pending' ORDER BY created_at")
-        .all() as Row[]
-    ).map(toComment);
+    return (this.db.prepare("SELECT * FROM forge_comments WHERE decision IS NULL OR reply_state = 'pending' ORDER BY created_at").all() as Row[]).map(
+      toComment,
+    );
   }
 
   // ---- poll checkpoints ---------------------------------------------------------------------

@@ -191,7 +191,7 @@ export const migrations: Migration[] = [
   },
   {
     version: 3,
-    name: "runs: what cc-ci understood of the recipe before deploying it",
+    name: 'runs: what cc-ci understood of the recipe before deploying it',
     sql: `
       -- Compose files, web service and port, backup service and volumes, secrets and their
       -- generation modifiers, the upgrade base and why (reconcilers/understand.ts).

@@ -167,17 +167,21 @@ export class Store {
     const newest = this.schemaVersion();
     if (newest > known) {
       this.db.close();
-      throw new Error(`the state database ${this.db.name} has schema version ${newest}, newer than this cc-ci knows (${known}); run the newer cc-ci, or use another state directory`);
+      throw new Error(
+        `the state database ${this.db.name} has schema version ${newest}, newer than this cc-ci knows (${known}); run the newer cc-ci, or use another state directory`,
+      );
     }
     // An up-to-date database (every open but the first) takes no write lock here.
     for (const m of migrations.filter((x) => !isApplied.get(x.version))) {
       // Looked at again under the write lock: two processes opening a new database at once must
       // not both apply a migration (the second would fail with "table already exists").
-      this.db.transaction(() => {
-        if (isApplied.get(m.version)) return;
-        this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
-      }).immediate();
+      this.db
+        .transaction(() => {
+          if (isApplied.get(m.version)) return;
+          this.db.exec(m.sql);
+          this.db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+        })
+        .immediate();
     }
   }
 
@@ -193,15 +197,7 @@ export class Store {
 
   // ---- runs -------------------------------------------------------------------------------
 
-  insertRun(r: {
-    name: string;
-    specJson: string;
-    specHash: string;
-    specPath: string | null;
-    recipe: string;
-    lane: string;
-    phase?: Phase;
-  }): void {
+  insertRun(r: { name: string; specJson: string; specHash: string; specPath: string | null; recipe: string; lane: string; phase?: Phase }): void {
     const now = Date.now();
     this.db
       .prepare(
@@ -236,11 +232,6 @@ export class Store {
     const sets = keys.map((k) => `${PATCH_COLUMNS[k]} = ?`).join(', ');
     const values = keys.map((k) => patchValue(k, patch[k]));
     this.db.prepare(`UPDATE runs SET ${sets}, updated_at = ? WHERE name = ?`).run(...values, Date.now(), name);
-    this.changes.emit('run', name);
-  }
-
-  deleteRun(name: string): void {
-    this.db.prepare('DELETE FROM runs WHERE name = ?').run(name);
     this.changes.emit('run', name);
   }
 
@@ -297,11 +288,9 @@ export class Store {
   }
 
   eventsSince(run: string, afterSeq: number, limit = 1000): RunEvent[] {
-    return (
-      this.db
-        .prepare('SELECT seq, ts, kind, text FROM events WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?')
-        .all(run, afterSeq, limit) as Row[]
-    ).map((r) => ({ seq: Number(r.seq), ts: Number(r.ts), kind: str(r.kind) as EventKind, text: str(r.text) }));
+    return (this.db.prepare('SELECT seq, ts, kind, text FROM events WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?').all(run, afterSeq, limit) as Row[]).map(
+      (r) => ({ seq: Number(r.seq), ts: Number(r.ts), kind: str(r.kind) as EventKind, text: str(r.text) }),
+    );
   }
 
   // ---- step journal -----------------------------------------------------------------------
@@ -315,9 +304,7 @@ export class Store {
   }
 
   endStep(id: number, state: 'done' | 'failed', detail?: string): void {
-    this.db
-      .prepare('UPDATE steps SET state = ?, finished_at = ?, detail = COALESCE(?, detail) WHERE id = ?')
-      .run(state, Date.now(), detail ?? null, id);
+    this.db.prepare('UPDATE steps SET state = ?, finished_at = ?, detail = COALESCE(?, detail) WHERE id = ?').run(state, Date.now(), detail ?? null, id);
   }
 
   getSteps(run: string): StepRecord[] {
@@ -354,7 +341,7 @@ export class Store {
 
   setAppState(domain: string, state: AppState): void {
     this.db
-      .prepare('UPDATE apps SET state = ?, released_at = CASE WHEN ? = \'released\' THEN ? ELSE released_at END WHERE domain = ?')
+      .prepare("UPDATE apps SET state = ?, released_at = CASE WHEN ? = 'released' THEN ? ELSE released_at END WHERE domain = ?")
       .run(state, state, Date.now(), domain);
   }
 
@@ -365,10 +352,6 @@ export class Store {
 
   appsOfRun(run: string): AppRecord[] {
     return (this.db.prepare('SELECT * FROM apps WHERE run = ? ORDER BY leased_at').all(run) as Row[]).map(toApp);
-  }
-
-  liveApps(): AppRecord[] {
-    return (this.db.prepare("SELECT * FROM apps WHERE state != 'released' ORDER BY leased_at").all() as Row[]).map(toApp);
   }
 
   livePorts(): Set<number> {

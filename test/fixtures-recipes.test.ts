@@ -140,9 +140,7 @@ async function stackConfig(dir: string, e: DeployEnv): Promise<Record<string, an
 function labelsOf(service: Record<string, any>): Record<string, string> {
   const raw = service.deploy?.labels ?? {};
   if (!Array.isArray(raw)) return raw as Record<string, string>;
-  return Object.fromEntries(
-    (raw as string[]).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
+  return Object.fromEntries((raw as string[]).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 }
 
 // --------------------------------------------------------------------------------------------
@@ -150,9 +148,7 @@ function labelsOf(service: Record<string, any>): Record<string, string> {
 describe('history snippets', () => {
   const text = 'a:\n  b:\n    - x\n    - y\n  c:\n    - x\n';
   it('re-indents multi-line snippets to the line they match on', () => {
-    expect(replaceOnce(text, '- x\n- y\n', '- x\n- z\n- y\n', 't')).toBe(
-      'a:\n  b:\n    - x\n    - z\n    - y\n  c:\n    - x\n',
-    );
+    expect(replaceOnce(text, '- x\n- y\n', '- x\n- z\n- y\n', 't')).toBe('a:\n  b:\n    - x\n    - z\n    - y\n  c:\n    - x\n');
   });
   it('refuses a snippet that matches twice or never', () => {
     expect(() => replaceOnce(text, '- x', '- w', 't')).toThrow(/found 2/);
@@ -174,9 +170,7 @@ describe('recipe repositories', () => {
         let parent: string | undefined;
         for (const tag of want.tags) {
           expect(await git(r.path, ['cat-file', '-t', tag])).toBe('tag'); // annotated, not lightweight
-          expect(await git(r.path, ['tag', '--list', '--format=%(contents:subject)', tag])).toBe(
-            `chore: publish ${tag} release`,
-          );
+          expect(await git(r.path, ['tag', '--list', '--format=%(contents:subject)', tag])).toBe(`chore: publish ${tag} release`);
           const commit = await git(r.path, ['rev-parse', `${tag}^{commit}`]);
           expect(r.tagCommits[tag]).toBe(commit);
           const parents = (await git(r.path, ['rev-list', '--parents', '-n1', commit])).split(' ').slice(1);
@@ -191,9 +185,7 @@ describe('recipe repositories', () => {
         expect(await git(r.path, ['rev-parse', 'main'])).toBe(r.head);
         expect(await git(r.path, ['rev-parse', 'main^'])).toBe(r.tagCommits[want.tags.at(-1)!]);
         expect(await git(r.path, ['tag', '--points-at', 'main'])).toBe('');
-        expect(await git(r.path, ['describe', '--tags', 'main'])).toMatch(
-          new RegExp(`^${want.tags.at(-1)!.replace(/[.+]/g, '\\$&')}-1-g[0-9a-f]+$`),
-        );
+        expect(await git(r.path, ['describe', '--tags', 'main'])).toMatch(new RegExp(`^${want.tags.at(-1)!.replace(/[.+]/g, '\\$&')}-1-g[0-9a-f]+$`));
         expect(await git(r.path, ['status', '--porcelain'])).toBe('');
         expect(await git(r.path, ['log', '-1', '--format=%an <%ae> %cn <%ce>', 'main'])).toBe(
           'cc-ci fixtures <fixtures@cc-ci.invalid> cc-ci fixtures <fixtures@cc-ci.invalid>',
@@ -267,9 +259,7 @@ describe('recipe contents at every commit', () => {
         }
         const envSample = await readFile(path.join(dir, '.env.sample'), 'utf8');
         expect(envSample, where).toMatch(new RegExp(`^TYPE=${recipe}$`, 'm'));
-        expect(await readFile(path.join(dir, 'README.md'), 'utf8'), where).toMatch(
-          /<!-- metadata -->[\s\S]*<!-- endmetadata -->/,
-        );
+        expect(await readFile(path.join(dir, 'README.md'), 'utf8'), where).toMatch(/<!-- metadata -->[\s\S]*<!-- endmetadata -->/);
       }
     });
 
@@ -282,9 +272,7 @@ describe('recipe contents at every commit', () => {
         const compose = parseYaml(await show('compose.yml')) as Record<string, any>;
         const exports = parseDotenv(await show('abra.sh')).env;
         for (const [key, cfg] of Object.entries<Record<string, any>>(compose.configs ?? {})) {
-          const name = String(cfg.name).replace(/\$\{([A-Z_]+)\}/g, (_, v: string) =>
-            v === 'STACK_NAME' ? '' : (exports[v] ?? `<${v} unset>`),
-          );
+          const name = String(cfg.name).replace(/\$\{([A-Z_]+)\}/g, (_, v: string) => (v === 'STACK_NAME' ? '' : (exports[v] ?? `<${v} unset>`)));
           expect(name, `${recipe}@${ref} config ${key}`).not.toContain('unset');
           const content = await show(cfg.file);
           const before = seen.get(`${key}:${name}`);
@@ -336,7 +324,6 @@ describe('recipe contents at every commit', () => {
 // --------------------------------------------------------------------------------------------
 // On the real swarm
 
-
 /** A free port in 31000-31999 (not bound on the host right now). */
 async function freePort(): Promise<number> {
   for (let i = 0; i < 50; i++) {
@@ -355,10 +342,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function http(
-  url: string,
-  init: RequestInit = {},
-): Promise<{ status: number; body: string } | undefined> {
+async function http(url: string, init: RequestInit = {}): Promise<{ status: number; body: string } | undefined> {
   try {
     const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
     return { status: res.status, body: await res.text() };
@@ -415,25 +399,19 @@ class TestStack {
       };
       await writeFile(path.join(this.overlayDir, 'compose.ports.yml'), JSON.stringify(overlay, null, 2));
     }
-    return execa(
-      'docker',
-      [
-        'stack', 'deploy',
-        ...composeArgs(this.e),
-        '-c', path.join(this.overlayDir, 'compose.ports.yml'),
-        '--detach=true',
-        this.e.stack,
-      ],
-      { cwd: dir, env: this.e.env, timeout: 60_000, reject: opts.reject ?? true, all: true },
-    );
+    return execa('docker', ['stack', 'deploy', ...composeArgs(this.e), '-c', path.join(this.overlayDir, 'compose.ports.yml'), '--detach=true', this.e.stack], {
+      cwd: dir,
+      env: this.e.env,
+      timeout: 60_000,
+      reject: opts.reject ?? true,
+      all: true,
+    });
   }
 
   async services(): Promise<Array<{ name: string; replicas: string }>> {
-    const r = await execa(
-      'docker',
-      ['service', 'ls', '--filter', `label=com.docker.stack.namespace=${this.e.stack}`, '--format', '{{.Name}} {{.Replicas}}'],
-      { timeout: T },
-    );
+    const r = await execa('docker', ['service', 'ls', '--filter', `label=com.docker.stack.namespace=${this.e.stack}`, '--format', '{{.Name}} {{.Replicas}}'], {
+      timeout: T,
+    });
     return r.stdout
       .split('\n')
       .filter(Boolean)
@@ -457,11 +435,7 @@ class TestStack {
   }
 
   async serviceLabels(service: string): Promise<Record<string, string>> {
-    const r = await execa(
-      'docker',
-      ['service', 'inspect', `${this.e.stack}_${service}`, '--format', '{{json .Spec.Labels}}'],
-      { timeout: T },
-    );
+    const r = await execa('docker', ['service', 'inspect', `${this.e.stack}_${service}`, '--format', '{{json .Spec.Labels}}'], { timeout: T });
     return JSON.parse(r.stdout) as Record<string, string>;
   }
 
@@ -565,7 +539,10 @@ describe('on the swarm', () => {
       expect((await http(`${s.url}/`))?.body).toContain('<h1 id="notes-title">Webnotes</h1>');
       await http(`${s.url}/cgi-bin/notes?key=kept`, { method: 'POST', body: 'survives upgrades' });
 
-      for (const [ref, version] of [[v110, v110], ['main', 'head']] as const) {
+      for (const [ref, version] of [
+        [v110, v110],
+        ['main', 'head'],
+      ] as const) {
         // Same app, the new checkout's .env.sample and abra.sh: a new ENTRYPOINT_VERSION
         // means a new config name (swarm configs are immutable).
         s.e = await deployEnv(dirs[ref]!, 'fxup', s.e.domain);
@@ -591,11 +568,9 @@ describe('on the swarm', () => {
       while (Date.now() < until) {
         const app = (await s.services()).find((x) => x.name === `${s.e.stack}_app`);
         expect(app?.replicas, 'app must never converge').not.toBe('1/1');
-        const health = await execa(
-          'docker',
-          ['ps', '-a', '--filter', `label=com.docker.swarm.service.name=${s.e.stack}_app`, '--format', '{{.Status}}'],
-          { timeout: T },
-        );
+        const health = await execa('docker', ['ps', '-a', '--filter', `label=com.docker.swarm.service.name=${s.e.stack}_app`, '--format', '{{.Status}}'], {
+          timeout: T,
+        });
         expect(health.stdout).not.toContain('(healthy)');
         served ||= (await http(`${s.url}/`))?.status === 200;
         await sleep(1_000);

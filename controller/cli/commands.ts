@@ -31,7 +31,9 @@ export async function serveCommand(o: GlobalOptions): Promise<number> {
     await manager.start(serveRunnables({ ...env, store: manager.store, secrets, registries: [manager.metrics.registry] }));
   } catch (e) {
     await manager.stop('cc-ci serve could not start');
-    throw e instanceof Error && 'syscall' in e && e.syscall === 'listen' ? new UsageError(`cannot listen on ${env.config.http.host}:${env.config.http.port}: ${e.message}`) : e;
+    throw e instanceof Error && 'syscall' in e && e.syscall === 'listen'
+      ? new UsageError(`cannot listen on ${env.config.http.host}:${env.config.http.port}: ${e.message}`)
+      : e;
   }
   out(`cc-ci serving ${env.paths.root} (capacity ${env.config.capacity}); specs in ${env.paths.specs}`);
   await new Promise<void>((resolve) => {
@@ -151,7 +153,13 @@ export function describeRunCommand(name: string, o: GlobalOptions): number {
       : '  (none)',
   );
   out('Understood:');
-  out(run.understanding ? describeUnderstanding(run.understanding as Understanding).map((l) => `  ${l}`).join('\n') : '  (not read yet)');
+  out(
+    run.understanding
+      ? describeUnderstanding(run.understanding as Understanding)
+          .map((l) => `  ${l}`)
+          .join('\n')
+      : '  (not read yet)',
+  );
   out('Customisation:');
   out(`  ${run.customization ? JSON.stringify(run.customization) : '(not loaded yet)'}`);
   out(`Evidence (${d.dir}):`);
@@ -177,10 +185,15 @@ export async function logsCommand(name: string, o: GlobalOptions & { follow?: bo
   let t0: number | null = null;
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort());
-  await followRun(store, name, (e) => {
-    t0 ??= e.ts;
-    out(formatEvent(e, t0));
-  }, { follow: o.follow === true, signal: ac.signal });
+  await followRun(
+    store,
+    name,
+    (e) => {
+      t0 ??= e.ts;
+      out(formatEvent(e, t0));
+    },
+    { follow: o.follow === true, signal: ac.signal },
+  );
   store.close();
   return EXIT.passed;
 }

@@ -1,9 +1,8 @@
 import { accessSync, constants, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Abra, AbraError } from '../clients/abra.js';
 import type { Config } from '../model/config.js';
 import { Docker } from '../clients/docker.js';
-import { ensureStateDirs, type StatePaths } from '../model/paths.js';
+import { ensureStateDirs, type StatePaths, abraServerDir } from '../model/paths.js';
 import { ok, runProcess } from '../clients/process.js';
 
 /**
@@ -141,7 +140,7 @@ export async function runDoctor(config: Config, paths: StatePaths): Promise<Chec
       name: 'abra',
       ok: false,
       required: true,
-      detail: `${config.abra.bin}: ${e instanceof AbraError ? e.result.spawnError ?? e.fatal ?? e.message : String(e)}`,
+      detail: `${config.abra.bin}: ${e instanceof AbraError ? (e.result.spawnError ?? e.fatal ?? e.message) : String(e)}`,
       fix: 'install the pinned abra binary, or point CCCI_ABRA / abra.bin in the config at it',
     });
   }
@@ -151,9 +150,7 @@ export async function runDoctor(config: Config, paths: StatePaths): Promise<Chec
       name: 'abra commands',
       ok: report.missing.length === 0,
       required: true,
-      detail: report.missing.length
-        ? `missing: ${report.missing.join('; ')}`
-        : `${ABRA_COMMANDS.length} commands, every flag cc-ci needs is present`,
+      detail: report.missing.length ? `missing: ${report.missing.join('; ')}` : `${ABRA_COMMANDS.length} commands, every flag cc-ci needs is present`,
       fix: 'use the abra version cc-ci is pinned to (see docs/install.md)',
     });
     checks.push({
@@ -167,7 +164,7 @@ export async function runDoctor(config: Config, paths: StatePaths): Promise<Chec
     });
     checks.push(await backupBotCheck(docker, abraVersion));
   }
-  const serverDir = join(config.abra.dir, 'servers', config.abra.server);
+  const serverDir = abraServerDir(config);
   checks.push({
     name: 'abra server',
     ok: existsSync(serverDir),

@@ -39,25 +39,23 @@ async function main(argv: string[]): Promise<number> {
     code = await serveCommand(o);
   });
 
-  withGlobals(
-    program.command('apply').description('submit a run spec file').requiredOption('-f, --file <file>', 'YAML or JSON run spec'),
-  ).action((o: GlobalOptions & { file: string }) => {
-    code = applyCommand(o.file, o);
-  });
-
-  const get = program.command('get').description('list objects');
-  withGlobals(
-    get.command('runs').description('list runs, queue positions and invalid spec files').option('-o, --output <format>', 'json | wide'),
-  ).action((o: GlobalOptions & { output?: string }) => {
-    code = getRunsCommand(o);
-  });
-
-  const describe = program.command('describe').description('show one object in detail');
-  withGlobals(describe.command('run <name>').description('status, tiers, apps, evidence and steps of a run')).action(
-    (name: string, o: GlobalOptions) => {
-      code = describeRunCommand(name, o);
+  withGlobals(program.command('apply').description('submit a run spec file').requiredOption('-f, --file <file>', 'YAML or JSON run spec')).action(
+    (o: GlobalOptions & { file: string }) => {
+      code = applyCommand(o.file, o);
     },
   );
+
+  const get = program.command('get').description('list objects');
+  withGlobals(get.command('runs').description('list runs, queue positions and invalid spec files').option('-o, --output <format>', 'json | wide')).action(
+    (o: GlobalOptions & { output?: string }) => {
+      code = getRunsCommand(o);
+    },
+  );
+
+  const describe = program.command('describe').description('show one object in detail');
+  withGlobals(describe.command('run <name>').description('status, tiers, apps, evidence and steps of a run')).action((name: string, o: GlobalOptions) => {
+    code = describeRunCommand(name, o);
+  });
 
   withGlobals(program.command('logs <name>').description("print a run's log").option('-f, --follow', 'follow until the run is done')).action(
     async (name: string, o: GlobalOptions & { follow?: boolean }) => {
@@ -66,11 +64,9 @@ async function main(argv: string[]): Promise<number> {
   );
 
   const del = program.command('delete').description('delete an object');
-  withGlobals(del.command('run <name>').description('cancel a run, tear it down and forget its spec')).action(
-    async (name: string, o: GlobalOptions) => {
-      code = await deleteRunCommand(name, o);
-    },
-  );
+  withGlobals(del.command('run <name>').description('cancel a run, tear it down and forget its spec')).action(async (name: string, o: GlobalOptions) => {
+    code = await deleteRunCommand(name, o);
+  });
 
   withGlobals(
     program
@@ -82,11 +78,9 @@ async function main(argv: string[]): Promise<number> {
     code = await janitorCommand(o);
   });
 
-  withGlobals(program.command('doctor').description('check docker, the swarm, the proxy network and abra')).action(
-    async (o: GlobalOptions) => {
-      code = await doctorCommand(o);
-    },
-  );
+  withGlobals(program.command('doctor').description('check docker, the swarm, the proxy network and abra')).action(async (o: GlobalOptions) => {
+    code = await doctorCommand(o);
+  });
 
   try {
     await program.parseAsync(argv);

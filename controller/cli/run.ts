@@ -21,7 +21,10 @@ export interface RunCommandOptions extends GlobalOptions {
 /** Builds the spec for `cc-ci run`, validated by the same schema as every spec file. */
 export function cliSpec(recipe: string, o: RunCommandOptions, cwd = process.cwd()): RunSpecInput {
   const looksLikeUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(o.repo) || /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.test(o.repo);
-  const tiers = o.tiers?.split(',').map((t) => t.trim()).filter(Boolean);
+  const tiers = o.tiers
+    ?.split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   if (tiers) {
     const bad = tiers.filter((t) => !(TIER_NAMES as readonly string[]).includes(t));
     if (bad.length) throw new UsageError(`unknown tier ${bad.join(', ')} (tiers: ${TIER_NAMES.join(', ')})`);
@@ -116,7 +119,11 @@ export async function runCommand(recipe: string, o: RunCommandOptions): Promise<
 }
 
 function summarize(store: ReturnType<typeof openStore>, run: RunRecord): RunSummary {
-  return runSummary(run, store.getTiers(run.name), store.appsOfRun(run.name).map((a) => a.domain));
+  return runSummary(
+    run,
+    store.getTiers(run.name),
+    store.appsOfRun(run.name).map((a) => a.domain),
+  );
 }
 
 /** The `--json` shape the issue names: name, result, tiers, domain, durationMs (and a little more). */

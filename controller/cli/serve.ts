@@ -15,7 +15,14 @@ import type { Store } from '../../state/store.js';
  * The token and secret come in already read (readForgeSecrets); nothing listens or polls until
  * the manager starts them.
  */
-export function serveRunnables(o: { config: Config; paths: StatePaths; logger: Logger; store: Store; secrets: ForgeSecrets | null; registries?: Registry[] }): Runnable[] {
+export function serveRunnables(o: {
+  config: Config;
+  paths: StatePaths;
+  logger: Logger;
+  store: Store;
+  secrets: ForgeSecrets | null;
+  registries?: Registry[];
+}): Runnable[] {
   const log = o.logger.child({ component: 'http' });
   const metrics = new Metrics(o.store, o.registries ?? []);
   // Run links on pull requests name the server's address, known once it listens (read lazily).

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Config } from '../model/config.js';
 import { describeFailure, ok, runInTerminal, runProcess, type ChildTracker, type ProcessResult, type Stream } from './process.js';
 
 /**
@@ -28,7 +29,10 @@ export class AbraError extends Error {
 
   /** The `FATA …` message abra printed, if any. */
   get fatal(): string | null {
-    const line = this.result.stderr.split('\n').reverse().find((l) => l.startsWith('FATA'));
+    const line = this.result.stderr
+      .split('\n')
+      .reverse()
+      .find((l) => l.startsWith('FATA'));
     return line ? line.replace(/^FATA\s*/, '') : null;
   }
 }
@@ -58,6 +62,12 @@ const helpCache = new Map<string, Promise<string | null>>();
 export class Abra {
   constructor(private readonly o: AbraOptions) {}
 
+  /** The abra of cc-ci's config (binary, server, call timeout); `abraDir` defaults to the canonical one. */
+  static fromConfig(config: Pick<Config, 'abra'>, o: Partial<Pick<AbraOptions, 'abraDir'>> & Pick<AbraOptions, 'signal' | 'tracker' | 'onLine'> = {}): Abra {
+    const { abraDir = config.abra.dir, ...rest } = o;
+    return new Abra({ bin: config.abra.bin, abraDir, server: config.abra.server, callTimeoutMs: config.abra.callTimeoutSeconds * 1000, ...rest });
+  }
+
   /** Whether `abra <path…> --help` lists `flag` (cached per binary and command). */
   async supports(path: readonly string[], flag: string): Promise<boolean> {
     const key = `${this.o.bin}\0${path.join(' ')}`;
@@ -77,10 +87,6 @@ export class Abra {
     if (await this.supports(path, '--chaos')) flags.push('--chaos');
     if (await this.supports(path, '--offline')) flags.push('--offline');
     return flags;
-  }
-
-  get abraDir(): string {
-    return this.o.abraDir;
   }
 
   private async call(
@@ -114,10 +120,6 @@ export class Abra {
   async help(path: readonly string[]): Promise<string> {
     const r = await this.call(`${path.join(' ')} --help`, [...path, '--help'], { timeoutMs: 15_000, quiet: true });
     return `${r.stdout}\n${r.stderr}`;
-  }
-
-  async serverAddLocal(): Promise<void> {
-    await this.call('server add', ['server', 'add', '--local']);
   }
 
   async appNew(recipe: string, domain: string, f: { version?: string; chaos?: boolean; offline?: boolean } = {}): Promise<void> {
@@ -183,7 +185,10 @@ export class Abra {
   /** Returns what abra printed: backup-bot-two reports a hook that failed there and carries on. */
   async backupCreate(domain: string, timeoutMs?: number): Promise<string> {
     const path = ['app', 'backup', 'create'];
-    const r = await this.call('app backup create', [...path, domain, ...(await this.recipeFlags(path))], { terminal: true, ...(timeoutMs ? { timeoutMs } : {}) });
+    const r = await this.call('app backup create', [...path, domain, ...(await this.recipeFlags(path))], {
+      terminal: true,
+      ...(timeoutMs ? { timeoutMs } : {}),
+    });
     return r.stdout;
   }
 
@@ -222,7 +227,11 @@ export class Abra {
     const volumesOnly = await this.supports(path, '--volumes');
     const args = [...path, domain, '--snapshot', snapshot, ...(volumesOnly ? ['--volumes'] : []), ...(await this.recipeFlags(path))];
     const r = await this.call('app backup download', args, { cwd: dir, terminal: true, quiet: true });
-    const said = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/') && existsSync(l)).pop();
+    const said = r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('/') && existsSync(l))
+      .pop();
     if (said) return { file: said, volumesOnly };
     const fresh = readdirSync(dir).filter((f) => !before.has(f));
     if (fresh.length === 1 && fresh[0]) return { file: join(dir, fresh[0]), volumesOnly };

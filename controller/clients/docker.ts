@@ -1,3 +1,4 @@
+import type { Config } from '../model/config.js';
 import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult } from './process.js';
 
 /**
@@ -10,6 +11,11 @@ export interface DockerOptions {
   timeoutMs: number;
   signal?: AbortSignal;
   tracker?: ChildTracker;
+}
+
+/** The docker client of cc-ci's config (its call timeout), under the caller's signal and tracker. */
+export function dockerFromConfig(config: Pick<Config, 'timeouts'>, o: Pick<DockerOptions, 'signal' | 'tracker'> = {}): Docker {
+  return new Docker({ timeoutMs: config.timeouts.dockerSeconds * 1000, ...o });
 }
 
 export class DockerError extends Error {
@@ -81,7 +87,17 @@ export function updateSettled(state: string): boolean {
 
 /** What the docker CLI itself reads from its environment: always the controller's, never an
  *  app's (a recipe's `.env.sample` may set DOCKER_HOST for its own containers). */
-export const DOCKER_CLIENT_ENV = ['PATH', 'HOME', 'TMPDIR', 'DOCKER_HOST', 'DOCKER_CONFIG', 'DOCKER_CONTEXT', 'DOCKER_CERT_PATH', 'DOCKER_TLS_VERIFY', 'DOCKER_API_VERSION'] as const;
+export const DOCKER_CLIENT_ENV = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'DOCKER_HOST',
+  'DOCKER_CONFIG',
+  'DOCKER_CONTEXT',
+  'DOCKER_CERT_PATH',
+  'DOCKER_TLS_VERIFY',
+  'DOCKER_API_VERSION',
+] as const;
 
 export class Docker {
   constructor(private readonly o: DockerOptions) {}
@@ -107,7 +123,10 @@ export class Docker {
 
   private async lines(args: string[]): Promise<string[]> {
     const r = await this.run(args);
-    return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    return r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
   }
 
   async info(): Promise<{ swarm: string; serverVersion: string; isManager: boolean }> {
@@ -154,10 +173,6 @@ export class Docker {
       const [name = '', image = ''] = l.split('\t');
       return { name, image };
     });
-  }
-
-  async imageExists(ref: string): Promise<boolean> {
-    return ok(await this.run(['image', 'inspect', ref, '--format', '{{.Id}}'], { allowFail: true }));
   }
 
   /** Every service of a stack with replica counts, update state and labels. */
@@ -211,11 +226,6 @@ export class Docker {
   /** Every secret's name on the swarm. */
   async secretNames(): Promise<string[]> {
     return this.lines(['secret', 'ls', '--format', '{{.Name}}']);
-  }
-
-  /** Secrets named `<stack>_…`: how abra names an app's secrets (reference §8). */
-  async stackSecrets(stack: string): Promise<string[]> {
-    return (await this.lines(['secret', 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(`${stack}_`));
   }
 
   /** Everything of a stack that exists, found both by the namespace label and by name prefix:

@@ -63,7 +63,10 @@ async function gitOut(dir: string | undefined, args: string[], o: GitOptions, wh
 
 function reason(r: ProcessResult): string {
   if (r.timedOut || r.aborted || r.spawnError || r.signal) return describeFailure(r);
-  const lines = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = r.stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines.find((l) => l.startsWith('fatal:')) ?? lines[lines.length - 1] ?? `exit ${r.exitCode}`;
 }
 
@@ -105,22 +108,12 @@ export async function checkout(dir: string, sha: string, o: GitOptions): Promise
 
 /** The commit the checkout is at now (abra checks versions out in place: this says where it left it). */
 export async function headCommit(dir: string, o: GitOptions): Promise<string> {
-  return (await gitOut(dir, ['rev-parse', '--verify', 'HEAD^{commit}'], o, 'could not read the checkout\'s HEAD')).trim();
+  return (await gitOut(dir, ['rev-parse', '--verify', 'HEAD^{commit}'], o, "could not read the checkout's HEAD")).trim();
 }
 
 /** Whether a tag is a plain ref to a commit (lightweight) rather than a tag object (annotated). */
 export async function isLightweightTag(dir: string, tag: string, o: GitOptions): Promise<boolean> {
   return (await gitOut(dir, ['cat-file', '-t', `refs/tags/${tag}`], o, `no tag ${tag}`)).trim() === 'commit';
-}
-
-/** Release tags of the form X.Y.Z+U (or X.Y.Z), semver-sorted ascending. */
-export async function releaseTags(dir: string, o: GitOptions): Promise<string[]> {
-  const out = await gitOut(dir, ['tag', '--list'], o, 'could not list tags');
-  return out
-    .split('\n')
-    .map((t) => t.trim())
-    .filter((t) => semver.valid(t) !== null)
-    .sort(compareVersions);
 }
 
 /** semver order, with build metadata (the `+upstream` part) as a tie-breaker. */
@@ -131,12 +124,6 @@ export function compareVersions(a: string, b: string): number {
 
 export async function tagCommit(dir: string, tag: string, o: GitOptions): Promise<string> {
   return (await gitOut(dir, ['rev-parse', '--verify', '--end-of-options', `refs/tags/${tag}^{commit}`], o, `no tag ${tag}`)).trim();
-}
-
-export async function isAncestor(dir: string, ancestor: string, of: string, o: GitOptions): Promise<boolean> {
-  const r = await git(dir, ['merge-base', '--is-ancestor', ancestor, of], o);
-  if (interrupted(r)) throw new GitError(`could not compare ${ancestor} and ${of}: ${describeFailure(r)}`, r);
-  return r.exitCode === 0;
 }
 
 /** The highest release tag reachable from `commit` that is not on `commit` itself: the last

@@ -243,10 +243,7 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
       stream.once('error', () => res());
     });
   };
-  const reading = Promise.all([
-    o.binaryStdout ? collectBytes(child.stdout) : collect(child.stdout, stdout, 'out'),
-    collect(child.stderr, stderr, 'err'),
-  ]);
+  const reading = Promise.all([o.binaryStdout ? collectBytes(child.stdout) : collect(child.stdout, stdout, 'out'), collect(child.stderr, stderr, 'err')]);
 
   const watch = superviseGroup(pid, o);
 
@@ -266,9 +263,10 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
       timeoutMs: o.timeoutMs,
       aborted,
       durationMs: Date.now() - started,
-      spawnError: result.failed && result.exitCode === undefined && !result.signal && !timedOut && !aborted
-        ? (result.originalMessage || result.shortMessage || 'unknown error')
-        : null,
+      spawnError:
+        result.failed && result.exitCode === undefined && !result.signal && !timedOut && !aborted
+          ? result.originalMessage || result.shortMessage || 'unknown error'
+          : null,
     };
   } finally {
     watch.finish();

@@ -209,9 +209,13 @@ function webFacts(services: ComposeService[], input: FactsInput): RecipeFacts['w
   const orders = (s: ComposeService) => ({ updateOrder: s.updateOrder, rollbackOrder: s.rollbackOrder });
   const wanted = input.web?.service ? services.find((s) => s.name === input.web?.service) : undefined;
   if (input.web?.service && !wanted) {
-    return { service: null, problem: `the settings name webService "${input.web.service}", which the compose files do not have (services: ${services.map((s) => s.name).join(', ')})` };
+    return {
+      service: null,
+      problem: `the settings name webService "${input.web.service}", which the compose files do not have (services: ${services.map((s) => s.name).join(', ')})`,
+    };
   }
-  if (wanted && input.web?.port) return { service: wanted.name, port: input.web.port, why: "named by the recipe's settings (webService, webPort)", ...orders(wanted) };
+  if (wanted && input.web?.port)
+    return { service: wanted.name, port: input.web.port, why: "named by the recipe's settings (webService, webPort)", ...orders(wanted) };
 
   const domain = input.env.DOMAIN ?? '';
   const score = (r: Route): number =>
@@ -222,7 +226,8 @@ function webFacts(services: ComposeService[], input: FactsInput): RecipeFacts['w
     if (s.labels['traefik.enable'] !== undefined && !truthy(s.labels['traefik.enable'])) continue;
     const { routes, ports } = routesOf(s);
     for (const r of routes) if (!best || score(r) > score(best)) best = r;
-    if (routes.length === 0 && ports.size > 0) seen.push(`${s.name} has loadbalancer.server.port ${[...ports.values()].map((v) => `"${v}"`).join(', ')}, not a port number cc-ci can use`);
+    if (routes.length === 0 && ports.size > 0)
+      seen.push(`${s.name} has loadbalancer.server.port ${[...ports.values()].map((v) => `"${v}"`).join(', ')}, not a port number cc-ci can use`);
   }
   if (best) {
     const routers = routesOf(best.service).routes.length;
@@ -271,12 +276,12 @@ function backupFacts(services: ComposeService[], volumeKeys: readonly string[]):
   const candidates = [...whole, ...limited];
   let why: string;
   if (labelled.length === 0) {
-    why = disabled.length
-      ? `backupbot.backup is not true on ${disabled.join(', ')} with this app's env`
-      : 'no service carries backupbot.backup labels';
+    why = disabled.length ? `backupbot.backup is not true on ${disabled.join(', ')} with this app's env` : 'no service carries backupbot.backup labels';
   } else if (candidates.length) {
     const c = candidates[0] as MarkerCandidate;
-    why = `backed up: ${labelled.map((s) => s.name).join(', ')}; test data goes into volume ${c.volume} of ${c.service}` + (c.paths ? ` (within ${c.paths.join(', ')})` : '');
+    why =
+      `backed up: ${labelled.map((s) => s.name).join(', ')}; test data goes into volume ${c.volume} of ${c.service}` +
+      (c.paths ? ` (within ${c.paths.join(', ')})` : '');
   } else {
     why =
       `backed up: ${labelled.map((s) => s.name).join(', ')}, but no backed-up volume can hold test data (` +
@@ -288,7 +293,10 @@ function backupFacts(services: ComposeService[], volumeKeys: readonly string[]):
 
 function splitPaths(v: string | undefined): string[] | null {
   if (v === undefined) return null;
-  const paths = v.split(',').map((p) => p.trim().replace(/^\/+/, '')).filter(Boolean);
+  const paths = v
+    .split(',')
+    .map((p) => p.trim().replace(/^\/+/, ''))
+    .filter(Boolean);
   return paths.length ? paths : null;
 }
 

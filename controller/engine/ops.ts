@@ -67,12 +67,6 @@ export class Operations {
     return true;
   }
 
-  /** Forgets `key` (its object is gone); a running operation is aborted first. */
-  forget(key: string, reason: Error): void {
-    this.abort(key, reason);
-    this.ops.delete(key);
-  }
-
   /** Stops every running operation and waits for them all to finish. */
   async stopAll(reason: Error): Promise<void> {
     const running = [...this.ops.values()].filter((o) => o.outcome === null);

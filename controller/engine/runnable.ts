@@ -30,8 +30,17 @@ export class RunGroup {
     let markReady!: () => void;
     const isReady = new Promise<void>((resolve) => (markReady = resolve));
     const done = r.start(abort.signal, markReady);
-    this.running.push({ runnable: r, abort, done: done.catch((e: unknown) => this.logger.error({ runnable: r.name, error: (e as Error).message }, 'runnable failed')) });
-    await Promise.race([isReady, done.then(() => { throw new Error(`${r.name} stopped before it was ready`); })]);
+    this.running.push({
+      runnable: r,
+      abort,
+      done: done.catch((e: unknown) => this.logger.error({ runnable: r.name, error: (e as Error).message }, 'runnable failed')),
+    });
+    await Promise.race([
+      isReady,
+      done.then(() => {
+        throw new Error(`${r.name} stopped before it was ready`);
+      }),
+    ]);
   }
 
   /** Stops every runnable, the last started first, each given `reason`. */
@@ -65,4 +74,3 @@ export function every(name: string, ms: number, tick: () => void): Runnable {
     },
   };
 }
-

@@ -65,16 +65,8 @@ export class WorkQueue {
     this.timers.set(key, { at, timer });
   }
 
-  isProcessing(key: string): boolean {
-    return this.processing.has(key);
-  }
-
   get pending(): number {
     return this.dirty.size;
-  }
-
-  get active(): number {
-    return this.processing.size;
   }
 
   /** Resolves when nothing is queued or running (delayed keys do not count). */

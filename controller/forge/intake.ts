@@ -74,10 +74,7 @@ export function eventFromWebhook(d: PrCommentCreated): CommentEvent {
 }
 
 export type IntakeOutcome =
-  | { kind: 'run'; run: string }
-  | { kind: 'replied'; reply: ReplyKind }
-  | { kind: 'ignored'; reason: string }
-  | { kind: 'deferred'; error: string };
+  { kind: 'run'; run: string } | { kind: 'replied'; reply: ReplyKind } | { kind: 'ignored'; reason: string } | { kind: 'deferred'; error: string };
 
 export interface IntakeDeps {
   store: Store;
@@ -250,7 +247,13 @@ export class Intake {
 
       const permission = await this.permission(event);
       if (permission !== 'allowed') {
-        return await this.refuse(event, permission, permission === 'cannot-check' ? 'cannot-check: the bot may not read collaborator permissions (give it admin)' : `${event.commenter} has no write access`);
+        return await this.refuse(
+          event,
+          permission,
+          permission === 'cannot-check'
+            ? 'cannot-check: the bot may not read collaborator permissions (give it admin)'
+            : `${event.commenter} has no write access`,
+        );
       }
       return await this.startRun(event, enrolled, trigger.lane);
     } catch (e) {
@@ -279,7 +282,10 @@ export class Intake {
         return this.log(event, { kind: 'ignored', reason: 'not a pull request' });
       }
       if (!isFinalRefusal(e)) throw e;
-      this.d.logger.error({ repo: `${event.owner}/${event.repo}`, pr: event.pr, comment: event.commentId, status: e.status, error: e.message }, 'forge comment: the forge refused to show the pull request');
+      this.d.logger.error(
+        { repo: `${event.owner}/${event.repo}`, pr: event.pr, comment: event.commentId, status: e.status, error: e.message },
+        'forge comment: the forge refused to show the pull request',
+      );
       return await this.refuse(event, 'unreadable', `unreadable: cannot read pull request #${event.pr} (${e.message})`, 'error');
     }
   }
@@ -348,7 +354,11 @@ export class Intake {
 
   /** Decides the comment as refused (`decision`, by default the kind itself) and posts the one reply. */
   private async refuse(event: CommentEvent, kind: ReplyKind, detail: string, decision?: CommentDecision): Promise<IntakeOutcome> {
-    this.d.forgeStore.decideComment(event.commentId, { decision: decision ?? (kind === 'cannot-check' ? 'denied' : (kind as CommentDecision)), detail, reply: true });
+    this.d.forgeStore.decideComment(event.commentId, {
+      decision: decision ?? (kind === 'cannot-check' ? 'denied' : (kind as CommentDecision)),
+      detail,
+      reply: true,
+    });
     const outcome: IntakeOutcome = { kind: 'replied', reply: kind };
     this.log(event, outcome);
     await this.postReply(event, kind).catch((e: unknown) => {
@@ -361,11 +371,7 @@ export class Intake {
   /** Posts the reply once: an earlier post (e.g. one that timed out but arrived) is found by its marker. */
   private async postReply(event: CommentEvent, kind: ReplyKind): Promise<void> {
     const ref: RepoRef = { owner: event.owner, repo: event.repo };
-    const bot = (await this.d.bot.login()).toLowerCase();
-    const marker = replyMarker(event.commentId);
-    const existing = (await this.d.client.listIssueComments(ref, event.pr)).find(
-      (c) => c.user?.login.toLowerCase() === bot && c.body.includes(marker),
-    );
+    const existing = await this.d.bot.findOwnComment(this.d.client, ref, event.pr, replyMarker(event.commentId));
     const trigger = parseTrigger(event.body);
     const text = replyText(kind, {
       commentId: event.commentId,

@@ -63,7 +63,10 @@ export class Poller implements Runnable {
       try {
         await this.pollRepo(repo);
       } catch (e) {
-        this.d.logger.warn({ repo: repo.fullName, error: e instanceof Error ? e.message : String(e) }, 'poll failed; the next poll tries again from the same checkpoint');
+        this.d.logger.warn(
+          { repo: repo.fullName, error: e instanceof Error ? e.message : String(e) },
+          'poll failed; the next poll tries again from the same checkpoint',
+        );
       }
     }
   }

@@ -125,7 +125,8 @@ export class ForgeService {
         log.info({ url: forge.url, mode: forge.mode, repos: this.repos.list().map((r) => r.fullName) }, 'forge intake and reporting enabled');
         this.bot.login().then(
           (login) => log.info({ bot: login }, 'forge bot account'),
-          (e: unknown) => log.warn({ error: e instanceof Error ? e.message : String(e) }, 'cannot read the bot account yet (GET /user); will ask again when needed'),
+          (e: unknown) =>
+            log.warn({ error: e instanceof Error ? e.message : String(e) }, 'cannot read the bot account yet (GET /user); will ask again when needed'),
         );
         ready();
         await aborted(signal);

@@ -64,9 +64,7 @@ export function verifySignature(secret: string, rawBody: Buffer, headers: Header
     // Both buffers are 32 bytes here (regex above), which timingSafeEqual requires.
     const expected = createHmac('sha256', secret).update(rawBody).digest();
     const received = Buffer.from(hex, 'hex');
-    return timingSafeEqual(expected, received)
-      ? { valid: true, header: name }
-      : { valid: false, reason: 'mismatch', header: name };
+    return timingSafeEqual(expected, received) ? { valid: true, header: name } : { valid: false, reason: 'mismatch', header: name };
   }
   return { valid: false, reason: 'missing-header' };
 }

@@ -24,10 +24,7 @@
 
 export type TriggerLane = 'cold' | 'quick';
 
-export type Trigger =
-  | { kind: 'run'; lane: TriggerLane }
-  | { kind: 'help'; got: string }
-  | { kind: 'none' };
+export type Trigger = { kind: 'run'; lane: TriggerLane } | { kind: 'help'; got: string } | { kind: 'none' };
 
 export const TRIGGER_COMMAND = '!testme';
 export const QUICK_FLAG = '--quick';

@@ -79,9 +79,7 @@ const branchSchema = z.object({
   ref: z.string().min(1),
   sha: commitShaSchema,
   repo_id: z.number().int(),
-  repo: z
-    .object({ id: z.number().int(), full_name: z.string().min(1), clone_url: z.string().min(1) })
-    .nullable(),
+  repo: z.object({ id: z.number().int(), full_name: z.string().min(1), clone_url: z.string().min(1) }).nullable(),
 });
 
 const prCommentPayloadSchema = z.object({

@@ -3,7 +3,7 @@ import type { Store } from '../../state/store.js';
 import type { StatePaths } from '../model/paths.js';
 import { invalidSpecs, listRunRows, runDetail } from '../views/run-view.js';
 import { withoutCredentials } from './html.js';
-import { isRunName } from './names.js';
+import { isName } from '../model/spec.js';
 
 /** GET /api/runs and /api/runs/:name: the same views as the pages and `cc-ci get -o json`, as JSON. */
 export function registerApi(app: FastifyInstance, o: { store: Store; paths: StatePaths }): void {
@@ -11,7 +11,7 @@ export function registerApi(app: FastifyInstance, o: { store: Store; paths: Stat
 
   app.get<{ Params: { name: string } }>('/api/runs/:name', async (request, reply) => {
     const { name } = request.params;
-    const d = isRunName(name) ? runDetail(o.store, o.paths, name) : undefined;
+    const d = isName(name) ? runDetail(o.store, o.paths, name) : undefined;
     if (!d) return reply.code(404).send({ error: `no run named ${name}` });
     const spec = { ...d.spec, spec: { ...d.spec.spec, source: { ...d.spec.spec.source, repo: withoutCredentials(d.spec.spec.source.repo) } } };
     return {

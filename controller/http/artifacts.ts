@@ -2,7 +2,7 @@ import { createReadStream, realpathSync, statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { runDir, type StatePaths } from '../model/paths.js';
-import { isRunName } from './names.js';
+import { isName } from '../model/spec.js';
 
 /**
  * GET /runs/:name/artifacts/*: files under the run's evidence/ directory and nothing else. The
@@ -25,7 +25,7 @@ const TYPES: Record<string, string> = {
 };
 
 export function evidenceFile(paths: StatePaths, name: string, rel: string): string | null {
-  if (!isRunName(name) || rel === '' || rel.includes('\0')) return null;
+  if (!isName(name) || rel === '' || rel.includes('\0')) return null;
   const root = join(runDir(paths, name), 'evidence');
   const target = resolve(root, rel);
   if (!target.startsWith(root + sep)) return null;

@@ -4,7 +4,7 @@
  */
 
 export function esc(value: unknown): string {
-  return (typeof value === 'string' ? value : value === null || value === undefined ? '' : JSON.stringify(value) ?? '')
+  return (typeof value === 'string' ? value : value === null || value === undefined ? '' : (JSON.stringify(value) ?? ''))
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')

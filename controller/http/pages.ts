@@ -24,16 +24,22 @@ export function runsPage(rows: RunRow[], invalid: InvalidSpecRow[], now = Date.n
 <td>${esc(r.lane)}</td><td>${esc(r.phase)}</td><td>${resultCell(r.result)}</td><td>${esc(info)}</td><td>${esc(ago(r.createdAt, now))}</td><td>${esc(formatDuration(r.durationMs))}</td></tr>`;
     })
     .join('\n');
-  const bad = invalid
-    .map((i) => `<tr><td><code>${esc(basename(i.file))}</code></td><td>${esc(i.name ?? '–')}</td><td>${esc(i.error)}</td></tr>`)
-    .join('\n');
+  const bad = invalid.map((i) => `<tr><td><code>${esc(basename(i.file))}</code></td><td>${esc(i.name ?? '–')}</td><td>${esc(i.error)}</td></tr>`).join('\n');
   return page(
     'runs',
     `<h1>Runs</h1>
-${rows.length ? `<table><thead><tr><th>name</th><th>recipe</th><th>ref</th><th>lane</th><th>phase</th><th>result</th><th>queue / reason</th><th>created</th><th>duration</th></tr></thead>
-<tbody>${body}</tbody></table>` : '<p>No runs yet.</p>'}
-${invalid.length ? `<h2>Invalid spec files</h2><p class="muted">Left where they are in the specs directory; fix or delete them.</p>
-<table><thead><tr><th>file</th><th>name</th><th>error</th></tr></thead><tbody>${bad}</tbody></table>` : ''}`,
+${
+  rows.length
+    ? `<table><thead><tr><th>name</th><th>recipe</th><th>ref</th><th>lane</th><th>phase</th><th>result</th><th>queue / reason</th><th>created</th><th>duration</th></tr></thead>
+<tbody>${body}</tbody></table>`
+    : '<p>No runs yet.</p>'
+}
+${
+  invalid.length
+    ? `<h2>Invalid spec files</h2><p class="muted">Left where they are in the specs directory; fix or delete them.</p>
+<table><thead><tr><th>file</th><th>name</th><th>error</th></tr></thead><tbody>${bad}</tbody></table>`
+    : ''
+}`,
     '<meta http-equiv="refresh" content="10">',
   );
 }
@@ -58,12 +64,16 @@ es.addEventListener('end', (m) => {
 export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now()): string {
   const { run, spec, row } = d;
   const forge = spec.spec.trigger?.forge;
-  const prUrl = forge && forgeUrl ? `${forgeUrl.replace(/\/+$/, '')}/${encodeURIComponent(forge.owner)}/${encodeURIComponent(forge.repo)}/pulls/${forge.pr}` : null;
+  const prUrl =
+    forge && forgeUrl ? `${forgeUrl.replace(/\/+$/, '')}/${encodeURIComponent(forge.owner)}/${encodeURIComponent(forge.repo)}/pulls/${forge.pr}` : null;
   const trigger = forge
     ? `${prUrl ? `<a href="${esc(prUrl)}">${esc(`${forge.owner}/${forge.repo}#${forge.pr}`)}</a>` : esc(`${forge.owner}/${forge.repo}#${forge.pr}`)}${forge.by ? ` by ${esc(forge.by)}` : ''}`
     : esc(spec.spec.trigger?.kind ?? 'file');
   const tiers = d.tiers
-    .map((t) => `<tr><td>${esc(t.tier)}</td><td class="${esc(t.result ?? '')}">${esc(t.result ?? (t.startedAt ? 'running' : 'pending'))}</td><td>${esc(formatDuration(t.durationMs))}</td><td>${esc(t.reason ?? '')}</td></tr>`)
+    .map(
+      (t) =>
+        `<tr><td>${esc(t.tier)}</td><td class="${esc(t.result ?? '')}">${esc(t.result ?? (t.startedAt ? 'running' : 'pending'))}</td><td>${esc(formatDuration(t.durationMs))}</td><td>${esc(t.reason ?? '')}</td></tr>`,
+    )
     .join('\n');
   const evidence = d.evidence
     .filter((e) => e.path.startsWith('evidence/'))

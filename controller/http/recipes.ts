@@ -2,9 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
 import type { RunRecord } from '../../state/types.js';
 import { formatDuration } from '../clients/forge/report-text.js';
-import { acceptedSpec } from '../model/spec.js';
+import { acceptedSpec, isName } from '../model/spec.js';
 import { ago, esc, page } from './html.js';
-import { isRecipeName } from './names.js';
 
 /**
  * The recipe overview (design §8): per recipe its latest runs and pass rate, a history page, and
@@ -150,8 +149,12 @@ export function recipesPage(summaries: RecipeSummary[], now = Date.now()): strin
   return page(
     'recipes',
     `<h1>Recipes</h1>
-${summaries.length ? `<table><thead><tr><th>recipe</th><th>badge</th><th>last verdict</th><th>pass rate</th><th>runs</th><th>latest runs (newest first)</th></tr></thead>
-<tbody>${rows}</tbody></table>` : '<p>No runs yet.</p>'}
+${
+  summaries.length
+    ? `<table><thead><tr><th>recipe</th><th>badge</th><th>last verdict</th><th>pass rate</th><th>runs</th><th>latest runs (newest first)</th></tr></thead>
+<tbody>${rows}</tbody></table>`
+    : '<p>No runs yet.</p>'
+}
 <p class="muted">The pass rate counts passed and failed runs; errors and cancelled runs say nothing about a recipe.</p>`,
     '<meta http-equiv="refresh" content="30">',
   );
@@ -191,7 +194,7 @@ export function registerRecipes(app: FastifyInstance, o: { store: Store; baseUrl
 
   app.get<{ Params: { recipe: string } }>('/recipes/:recipe', async (request, reply) => {
     const { recipe } = request.params;
-    const summary = isRecipeName(recipe) ? recipeSummary(o.store, recipe) : null;
+    const summary = isName(recipe) ? recipeSummary(o.store, recipe) : null;
     if (!summary) return reply.code(404).type('text/plain; charset=utf-8').send(`no runs of a recipe named ${recipe}\n`);
     return reply.type('text/html; charset=utf-8').send(recipePage(summary, o.baseUrl()));
   });
@@ -199,9 +202,12 @@ export function registerRecipes(app: FastifyInstance, o: { store: Store; baseUrl
   app.get<{ Params: { recipe: string }; Querystring: { lane?: string } }>('/badge/:recipe.svg', async (request, reply) => {
     const { recipe } = request.params;
     const lane = request.query.lane ?? null;
-    if (!isRecipeName(recipe)) return reply.code(404).type('text/plain; charset=utf-8').send('not a recipe name\n');
+    if (!isName(recipe)) return reply.code(404).type('text/plain; charset=utf-8').send('not a recipe name\n');
     if (lane !== null && !(LANES as readonly string[]).includes(lane)) {
-      return reply.code(400).type('text/plain; charset=utf-8').send(`lane must be one of ${LANES.join(', ')}\n`);
+      return reply
+        .code(400)
+        .type('text/plain; charset=utf-8')
+        .send(`lane must be one of ${LANES.join(', ')}\n`);
     }
     // A recipe without runs still gets a badge ("no runs"): a README must not show a broken image.
     return reply

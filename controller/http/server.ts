@@ -9,10 +9,10 @@ import { registerApi } from './api.js';
 import { registerArtifacts } from './artifacts.js';
 import { registerForgeHook } from './webhook-route.js';
 import type { Metrics } from './metrics.js';
-import { isRunName } from './names.js';
 import { runPage, runsPage } from './pages.js';
 import { registerRecipes } from './recipes.js';
 import { registerEvents } from './sse.js';
+import { isName } from '../model/spec.js';
 
 /**
  * The HTTP server of `cc-ci serve` (design §8): the forge webhook, the runs list and run pages
@@ -73,7 +73,7 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
   app.get('/runs', async (_request, reply) => reply.type('text/html; charset=utf-8').send(runsPage(listRunRows(o.store), invalidSpecs(o.store))));
   app.get<{ Params: { name: string } }>('/runs/:name', async (request, reply) => {
     const { name } = request.params;
-    const d = isRunName(name) ? runDetail(o.store, o.paths, name) : undefined;
+    const d = isName(name) ? runDetail(o.store, o.paths, name) : undefined;
     if (!d) return reply.code(404).type('text/plain; charset=utf-8').send(`no run named ${name}\n`);
     return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl));
   });

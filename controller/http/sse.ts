@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
 import type { RunEvent } from '../../state/types.js';
 import { followRun, formatEvent } from '../views/follow.js';
-import { isRunName } from './names.js';
+import { isName } from '../model/spec.js';
 
 /**
  * GET /runs/:name/events: the run's log as server-sent events (Woodpecker's stream endpoint).
@@ -16,7 +16,7 @@ const PING_MS = 15_000;
 export function registerEvents(app: FastifyInstance, o: { store: Store; closing: AbortSignal }): void {
   app.get<{ Params: { name: string }; Querystring: { after?: string } }>('/runs/:name/events', async (request, reply) => {
     const { name } = request.params;
-    const run = isRunName(name) ? o.store.getRun(name) : undefined;
+    const run = isName(name) ? o.store.getRun(name) : undefined;
     if (!run) return reply.code(404).send({ error: `no run named ${name}` });
     const lastId = Number(request.headers['last-event-id'] ?? request.query.after ?? 0);
     const fromSeq = Number.isInteger(lastId) && lastId > 0 ? lastId : 0;

@@ -172,6 +172,9 @@ export function composeModel(mergedYaml: string, rawDocs: readonly Dict[]): Comp
 
 /** COMPOSE_FILE is colon-separated; abra defaults to compose.yml. */
 export function splitComposeFile(value: string | undefined): string[] {
-  const files = (value ?? '').split(':').map((s) => s.trim()).filter(Boolean);
+  const files = (value ?? '')
+    .split(':')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return files.length > 0 ? files : ['compose.yml'];
 }

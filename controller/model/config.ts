@@ -20,7 +20,10 @@ export const configSchema = z.strictObject({
       /** The abra binary. `CCCI_ABRA` overrides it. */
       bin: z.string().min(1).default('abra'),
       /** The canonical ABRA_DIR whose servers/ and catalogue/ every run shares. */
-      dir: z.string().min(1).default(process.env.ABRA_DIR ?? join(homedir(), '.abra')),
+      dir: z
+        .string()
+        .min(1)
+        .default(process.env.ABRA_DIR ?? join(homedir(), '.abra')),
       /** The abra server name apps are created on (`abra server add --local` names it "default"). */
       server: z.string().min(1).default('default'),
       /** Wall-clock limit of one abra call that does not say otherwise. A call that runs out
@@ -132,7 +135,10 @@ export const configSchema = z.strictObject({
         z.strictObject({
           name: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'must be owner/name'),
           /** The recipe name, when it is not the repository's name. */
-          recipe: z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/).optional(),
+          recipe: z
+            .string()
+            .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/)
+            .optional(),
           /** Clone from here instead of the pull request's head repository. */
           cloneUrl: z.string().min(1).optional(),
         }),

@@ -10,7 +10,10 @@ const ASSIGN = /^(\s*)(export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/;
 export class EnvFile {
   private lines: string[];
 
-  constructor(private readonly path: string, text?: string) {
+  constructor(
+    private readonly path: string,
+    text?: string,
+  ) {
     this.lines = (text ?? readFileSync(path, 'utf8')).split('\n');
     if (this.lines.length > 0 && this.lines[this.lines.length - 1] === '') this.lines.pop();
   }
@@ -61,8 +64,9 @@ export class EnvFile {
       const raw = stripComment(m[4] ?? '');
       const value = raw.startsWith("'")
         ? unquote(raw)
-        : unquote(raw).replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, a: string | undefined, b: string | undefined) =>
-            vars.get((a ?? b) as string) ?? '',
+        : unquote(raw).replace(
+            /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+            (_, a: string | undefined, b: string | undefined) => vars.get((a ?? b) as string) ?? '',
           );
       vars.set(m[3], value);
     }
@@ -75,19 +79,12 @@ export class EnvFile {
     let comment = '';
     for (const line of this.lines) {
       const m = ASSIGN.exec(line);
-      if (m && m[3] === key) comment = trailingComment(m[4] ?? '').replace(/^\s*#\s*/, '').trim();
+      if (m && m[3] === key)
+        comment = trailingComment(m[4] ?? '')
+          .replace(/^\s*#\s*/, '')
+          .trim();
     }
     return comment;
-  }
-
-  /** Every active key, in order. */
-  keys(): string[] {
-    const out: string[] = [];
-    for (const line of this.lines) {
-      const m = ASSIGN.exec(line);
-      if (m?.[3] && !out.includes(m[3])) out.push(m[3]);
-    }
-    return out;
   }
 
   toString(): string {

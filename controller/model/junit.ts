@@ -18,7 +18,12 @@ export interface JUnitCase {
 
 function esc(s: string): string {
   // XML 1.0 cannot carry most control characters at all: drop them.
-  return s.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f]/g, '').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  return s
+    .replace(/[\x00-\x08\x0b\x0c\x0e-\x1f]/g, '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;');
 }
 
 export function junitXml(suite: string, cases: JUnitCase[], timestamp = new Date()): string {

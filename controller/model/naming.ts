@@ -41,20 +41,14 @@ export function stackName(domain: string): string {
   return domain.replace(/\./g, '_').slice(0, MAX_STACK_NAME);
 }
 
-/** The longest secret name a recipe's compose would create for this stack, if any is too long. */
-export function secretNameProblem(stack: string, secretKeys: readonly string[], version = 'v1'): string | null {
-  for (const key of secretKeys) {
-    const name = `${stack}_${key}_${version}`;
-    if (name.length > MAX_SECRET_NAME) {
-      return `secret name ${name} would be ${name.length} characters; Docker allows ${MAX_SECRET_NAME}`;
-    }
-  }
-  return null;
-}
-
 /** A run name from the CLI: `<recipe>-<ref slug>-<4 hex>`, valid as metadata.name. */
 export function cliRunName(recipe: string, ref: string): string {
-  const slug = ref.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 12).replace(/-+$/, '');
+  const slug = ref
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 12)
+    .replace(/-+$/, '');
   const suffix = randomBytes(3).toString('hex');
   const head = `${recipe}-${slug || 'ref'}`.slice(0, 63 - suffix.length - 1).replace(/-+$/, '');
   return `${head}-${suffix}`;

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { expandHome } from './config.js';
+import { expandHome, type Config } from './config.js';
 
 /** Where everything lives under one state directory. `cc-ci` needs nothing but this directory. */
 export interface StatePaths {
@@ -30,6 +30,17 @@ export function ensureStateDirs(p: StatePaths): void {
 /** A run's directory: its log, evidence, and its own ABRA_DIR (removed at teardown). */
 export function runDir(p: StatePaths, run: string): string {
   return join(p.runs, run);
+}
+
+/** Where abra keeps a server's app `.env` files: ABRA_DIR/servers/<server> (the canonical ABRA_DIR;
+ *  a run's own ABRA_DIR links its `servers/` here). */
+export function abraServerDir(config: Pick<Config, 'abra'>, server = config.abra.server): string {
+  return join(config.abra.dir, 'servers', server);
+}
+
+/** An app's `.env` file, named by its domain. */
+export function appEnvPath(config: Pick<Config, 'abra'>, server: string, domain: string): string {
+  return join(abraServerDir(config, server), `${domain}.env`);
 }
 
 export function runAbraDir(p: StatePaths, run: string): string {

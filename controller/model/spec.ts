@@ -10,6 +10,12 @@ import { TIER_NAMES } from '../../state/types.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
+/** A run or recipe name as the spec allows it (at most 63 characters of [a-z0-9-]): checked
+ *  before a name from a URL or a file touches the store, the disk or a page. */
+export function isName(name: string): boolean {
+  return name.length <= 63 && NAME.test(name);
+}
+
 /** A git ref as a user may write it: a commit, tag or branch. Mirrors `git check-ref-format`
  *  closely enough that nothing reaching git can be read as an option or a revision range. */
 export function refProblem(ref: string): string | null {
@@ -49,7 +55,10 @@ const forgeTrigger = z.strictObject({
   pr: z.number().int().positive(),
   comment: z.number().int().nonnegative().optional(),
   by: z.string().min(1).optional(),
-  sha: z.string().regex(/^[0-9a-f]{7,64}$/).optional(),
+  sha: z
+    .string()
+    .regex(/^[0-9a-f]{7,64}$/)
+    .optional(),
   delivery: z.string().optional(),
 });
 
@@ -61,10 +70,7 @@ export const runSpecSchema = z.strictObject({
     labels: z.record(z.string(), z.string()).optional(),
   }),
   spec: z.strictObject({
-    recipe: z
-      .string()
-      .max(63, 'must be at most 63 characters')
-      .regex(NAME, 'must be lowercase letters, digits and "-" (a Co-op Cloud recipe name)'),
+    recipe: z.string().max(63, 'must be at most 63 characters').regex(NAME, 'must be lowercase letters, digits and "-" (a Co-op Cloud recipe name)'),
     source: z.strictObject({
       repo: z.string().superRefine((v, ctx) => {
         const p = repoProblem(v);
@@ -96,9 +102,7 @@ export type RunSpecInput = z.input<typeof runSpecSchema>;
 /** A run spec is a dozen lines; anything this large is a mistake, not a spec. */
 export const MAX_SPEC_CHARS = 256 * 1024;
 
-export type SpecParse =
-  | { ok: true; spec: RunSpec; hash: string }
-  | { ok: false; error: string; name: string | null };
+export type SpecParse = { ok: true; spec: RunSpec; hash: string } | { ok: false; error: string; name: string | null };
 
 /** Formats zod issues as `field.path: message` lines a person can act on. */
 export function formatIssues(error: z.ZodError): string {
@@ -169,7 +173,7 @@ function guessName(doc: unknown): string | null {
   const md = (doc as { metadata?: unknown }).metadata;
   if (!md || typeof md !== 'object') return null;
   const n = (md as { name?: unknown }).name;
-  return typeof n === 'string' && NAME.test(n) && n.length <= 63 ? n : null;
+  return typeof n === 'string' && isName(n) ? n : null;
 }
 
 /** The spec a run was accepted with. Spec sync validated it and stored the parsed, defaulted

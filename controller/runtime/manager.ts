@@ -55,10 +55,6 @@ export class Manager {
     this.group = new RunGroup(o.logger);
   }
 
-  get instanceId(): string | null {
-    return this.instance?.id ?? null;
-  }
-
   /** Claims the state directory and starts the controller's own runnables, then `extra` in order. */
   async start(extra: Runnable[] = []): Promise<void> {
     const { store, o } = this;
@@ -88,7 +84,13 @@ export class Manager {
     });
     const reconciler = this.reconciler;
     // Reconciles are quick (an attempt is an operation, not a wait): a few workers serve many runs.
-    this.runs = new Controller({ name: 'run', concurrency: 4, logger: log, metrics: this.metrics, reconcile: async (key) => (this.inScope(key) ? reconciler.reconcile(key) : {}) });
+    this.runs = new Controller({
+      name: 'run',
+      concurrency: 4,
+      logger: log,
+      metrics: this.metrics,
+      reconcile: async (key) => (this.inScope(key) ? reconciler.reconcile(key) : {}),
+    });
     this.specSync = new SpecSync(store, o.paths.specs, log, {
       enqueue: (name) => this.enqueue(name),
       accepted: (name) => this.supersedeOlder(name),
@@ -102,7 +104,9 @@ export class Manager {
       this.specWatcher(log),
       every('resync', o.config.resyncSeconds * 1000, () => this.resync()),
       every('heartbeat', HEARTBEAT_MS, () => this.instance && store.heartbeat(this.instance.id)),
-      ...(o.mode === 'serve' ? [new Janitor({ store, config: o.config, paths: o.paths, logger: log, tracker: this.tracker(null), apps, metrics: this.metrics })] : []),
+      ...(o.mode === 'serve'
+        ? [new Janitor({ store, config: o.config, paths: o.paths, logger: log, tracker: this.tracker(null), apps, metrics: this.metrics })]
+        : []),
       ...extra,
     ];
     for (const r of runnables) await this.group.start(r);
@@ -115,7 +119,11 @@ export class Manager {
       name: 'spec watcher',
       start: async (signal, ready) => {
         this.specSync?.resync();
-        const watcher: FSWatcher = watch(this.o.paths.specs, { ignoreInitial: true, depth: 0, awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 50 } });
+        const watcher: FSWatcher = watch(this.o.paths.specs, {
+          ignoreInitial: true,
+          depth: 0,
+          awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 50 },
+        });
         watcher.on('add', (p) => this.specSync?.syncFile(p));
         watcher.on('change', (p) => this.specSync?.syncFile(p));
         watcher.on('unlink', (p) => this.specSync?.removed(p));

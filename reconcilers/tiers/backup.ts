@@ -55,7 +55,10 @@ export async function takeBackup(ctx: RunContext): Promise<TakenBackup> {
   const app = await settle(ctx, await subjectApp(ctx));
   const marker = newMarker('backup');
   const place = await seedMarker(ctx, app, 'backup', marker, true);
-  ctx.log(place.how === 'none' ? 'warn' : 'info', `test data before the backup: ${place.how === 'none' ? `none can be written: ${place.describe}` : place.describe}`);
+  ctx.log(
+    place.how === 'none' ? 'warn' : 'info',
+    `test data before the backup: ${place.how === 'none' ? `none can be written: ${place.describe}` : place.describe}`,
+  );
 
   const said = await backupStep(ctx, 'abra app backup create', () => ctx.abra.backupCreate(app.domain), app.domain);
   const hooks = failedHooks(said);

@@ -1,5 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { z } from 'zod';
@@ -10,6 +22,7 @@ import { TestFailure } from '../errors.js';
 import { subjectApp } from '../deploy.js';
 import { describeCustomTests, describeFile, type CustomTestFile, type CustomTests } from '../../recipes/custom-tests.js';
 import type { TierRunner } from './runner.js';
+import { scriptEnv } from '../hooks.js';
 
 /**
  * custom: the recipe's own tests against the app install (or upgrade) left serving —
@@ -65,9 +78,7 @@ export const customTier: TierRunner = {
   async applies(ctx: RunContext) {
     const tests = discover(ctx);
     if (tests.specs.length + tests.functional.length > 0) return { applies: true };
-    const ignored = tests.ignored.length
-      ? ` (ignored: ${tests.ignored.map((i) => `${describeFile(i, tests.layers)}: ${i.why}`).join('; ')})`
-      : '';
+    const ignored = tests.ignored.length ? ` (ignored: ${tests.ignored.map((i) => `${describeFile(i, tests.layers)}: ${i.why}`).join('; ')})` : '';
     return { applies: false, reason: `no Playwright specs or functional checks found for ${ctx.spec.spec.recipe}${ignored}` };
   },
 
@@ -81,7 +92,7 @@ export const customTier: TierRunner = {
     rmSync(evidence, { recursive: true, force: true });
     rmSync(join(ctx.dir, 'evidence', 'junit-custom.xml'), { force: true });
     mkdirSync(evidence, { recursive: true });
-    const env = appEnv(ctx, app);
+    const env = scriptEnv(ctx, app);
 
     const outcomes: Outcome[] = [];
     for (const f of tests.functional) outcomes.push(await runFunctional(ctx, f, tests, env, evidence));
@@ -93,18 +104,6 @@ export const customTier: TierRunner = {
     return { reason: passReason(outcomes) };
   },
 };
-
-/** What every test is told about the app, as environment variables. */
-function appEnv(ctx: RunContext, app: SubjectApp): Record<string, string> {
-  return {
-    BASE_URL: app.baseUrl,
-    APP_HOST: app.host,
-    DOMAIN: app.domain,
-    STACK_NAME: app.stack,
-    ABRA_DIR: ctx.abraDir,
-    RECIPE_DIR: ctx.workspace!.recipeDir,
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Functional checks
@@ -164,7 +163,12 @@ function functionalProblem(r: ProcessResult): string | null {
   if (r.spawnError) return `could not start: ${r.spawnError}`;
   if (r.timedOut) return `did not finish within ${FUNCTIONAL_TIMEOUT_MS / 1000}s and was killed`;
   if (r.exitCode === 0) return null;
-  const last = (text: string) => text.split('\n').map((l) => l.trim()).filter(Boolean).pop();
+  const last = (text: string) =>
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .pop();
   const line = last(r.stderr) ?? last(r.stdout);
   const how = r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
   return `${how}${line ? `: ${line}` : ''}`;
@@ -390,8 +394,15 @@ function playwrightOutcomes(ctx: RunContext, r: ProcessResult, reportFile: strin
   // no tests at all, the global timeout — or no report because the runner itself failed.
   const general = (report?.errors ?? []).map((e) => stripAnsi(e.message ?? e.stack ?? 'error'));
   if (!report && r.exitCode !== 0) {
-    const last = stripAnsi(r.stderr || r.stdout).split('\n').map((l) => l.trim()).filter(Boolean);
-    general.push(r.timedOut ? `did not finish within ${PLAYWRIGHT_TIMEOUT_MS / 1000}s and was killed` : (last.find((l) => /error/i.test(l)) ?? last.pop() ?? `exit ${r.exitCode}`));
+    const last = stripAnsi(r.stderr || r.stdout)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
+    general.push(
+      r.timedOut
+        ? `did not finish within ${PLAYWRIGHT_TIMEOUT_MS / 1000}s and was killed`
+        : (last.find((l) => /error/i.test(l)) ?? last.pop() ?? `exit ${r.exitCode}`),
+    );
   }
   for (const [i, message] of general.entries()) {
     outcomes.push({
@@ -448,7 +459,9 @@ function passReason(outcomes: Outcome[]): string {
 }
 
 function failureReason(ctx: RunContext, outcomes: Outcome[], failed: Outcome[]): string {
-  const named = failed.slice(0, 3).map((o) => `${o.kind === 'playwright' ? 'Playwright test' : 'functional check'} "${o.title}" failed: ${o.error?.line ?? 'failed'}`);
+  const named = failed
+    .slice(0, 3)
+    .map((o) => `${o.kind === 'playwright' ? 'Playwright test' : 'functional check'} "${o.title}" failed: ${o.error?.line ?? 'failed'}`);
   if (failed.length > 3) named.push(`and ${failed.length - 3} more`);
   const files = failed.flatMap((o) => o.evidence);
   const shot = files.find((f) => f.endsWith('.png'));
@@ -464,7 +477,10 @@ function failureReason(ctx: RunContext, outcomes: Outcome[], failed: Outcome[]):
 /** The first line of a Playwright error, with what an expect said it looked for and found:
  *  `Error: expect(locator).toBeVisible() failed; Locator: locator('#x'); Expected: visible; Error: element(s) not found`. */
 function errorSummary(message: string): string {
-  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const first = lines[0] ?? message;
   const cut = lines.findIndex((l) => /^Call log:/.test(l));
   const detail = (cut >= 0 ? lines.slice(1, cut) : lines.slice(1, 8)).filter((l) => /^(Locator|Expected|Received|Error):/.test(l));
@@ -472,7 +488,12 @@ function errorSummary(message: string): string {
 }
 
 function firstLine(text: string): string {
-  return (text.split('\n').map((l) => l.trim()).find(Boolean) ?? text).slice(0, 300);
+  return (
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .find(Boolean) ?? text
+  ).slice(0, 300);
 }
 
 function stripAnsi(text: string): string {

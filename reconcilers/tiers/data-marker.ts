@@ -79,7 +79,11 @@ export async function seedMarker(ctx: RunContext, app: SubjectApp, op: string, v
   }
   const { target, why } = await genericTarget(ctx, app, forBackup);
   if (!target) return { how: 'none', describe: why };
-  await ctx.step('write marker', () => ctx.docker.copyIn(target.container, target.dir, tarOneFile(MARKER_FILE, Buffer.from(`${value}\n`))), `${target.volume}:${target.dir}/${MARKER_FILE}`);
+  await ctx.step(
+    'write marker',
+    () => ctx.docker.copyIn(target.container, target.dir, tarOneFile(MARKER_FILE, Buffer.from(`${value}\n`))),
+    `${target.volume}:${target.dir}/${MARKER_FILE}`,
+  );
   return { how: 'generic', describe: `marker file ${posix.join(target.dir, MARKER_FILE)} in volume ${target.volume}` };
 }
 
@@ -93,7 +97,12 @@ export async function checkMarker(ctx: RunContext, app: SubjectApp, op: string, 
   const { target, why } = await genericTarget(ctx, app, forBackup);
   if (!target) return { ok: false, found: why };
   const tar = await ctx.docker.copyOut(target.container, posix.join(target.dir, MARKER_FILE));
-  const content = tar ? readTar(tar).find((e) => e.type === 'file')?.content.toString('utf8').trim() : undefined;
+  const content = tar
+    ? readTar(tar)
+        .find((e) => e.type === 'file')
+        ?.content.toString('utf8')
+        .trim()
+    : undefined;
   if (content === undefined) return { ok: false, found: `no ${MARKER_FILE} in ${target.dir}` };
   return { ok: content === value, found: content === value ? 'present' : `"${content}" instead of "${value}"` };
 }
@@ -112,5 +121,10 @@ export async function mutateData(ctx: RunContext, app: SubjectApp, op: string, o
 }
 
 export function lastLines(text: string, n = 3): string {
-  return text.split('\n').map((l) => l.trim()).filter(Boolean).slice(-n).join(' | ');
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-n)
+    .join(' | ');
 }

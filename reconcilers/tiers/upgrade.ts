@@ -62,12 +62,16 @@ export const upgradeTier: TierRunner = {
       ctx.subject.current = null;
     }
 
-    const baseApp = await ensureApp(ctx, { purpose: 'upgrade', commit: base.commit, describe: `release ${base.tag}`, release: base.tag }).catch((e: unknown) => {
-      if (e instanceof TestFailure && base.lightweight) {
-        throw new TestFailure(`${e.message} — an operator cannot install release ${base.tag}: it is a lightweight tag; publish releases as annotated tags (git tag -a, as abra recipe release does)`);
-      }
-      throw e;
-    });
+    const baseApp = await ensureApp(ctx, { purpose: 'upgrade', commit: base.commit, describe: `release ${base.tag}`, release: base.tag }).catch(
+      (e: unknown) => {
+        if (e instanceof TestFailure && base.lightweight) {
+          throw new TestFailure(
+            `${e.message} — an operator cannot install release ${base.tag}: it is a lightweight tag; publish releases as annotated tags (git tag -a, as abra recipe release does)`,
+          );
+        }
+        throw e;
+      },
+    );
     const marker = newMarker('upgrade');
     const place = await seedMarker(ctx, baseApp, 'upgrade', marker, false);
     ctx.log('info', `test data before the upgrade: ${place.describe}`);

@@ -43,7 +43,9 @@ async function snapshots(): Promise<Snapshot[]> {
 }
 
 async function tarList(file: string, opts: { gzip: boolean }): Promise<string[]> {
-  return String((await execa('tar', [opts.gzip ? '-tzf' : '-tf', file], { timeout: 30_000 })).stdout).split('\n').filter(Boolean);
+  return String((await execa('tar', [opts.gzip ? '-tzf' : '-tf', file], { timeout: 30_000 })).stdout)
+    .split('\n')
+    .filter(Boolean);
 }
 
 beforeAll(async () => {

@@ -49,20 +49,41 @@ describe('global behaviour (§3, §4)', () => {
   it('documents every flag cc-ci relies on in --help (cobra layout)', async () => {
     // §4.1/§4.2/§8: the flags a controller self-checks before use
     const expected: Array<[string[], string[]]> = [
-      [['app', 'new'], ['-s, --server string', '-D, --domain string', '-S, --secrets', '-C, --chaos']],
-      [['app', 'deploy'], ['-C, --chaos', '-f, --force', '-c, --no-converge-checks', '-D, --no-domain-checks', '-i, --ignore-env-version']],
+      [
+        ['app', 'new'],
+        ['-s, --server string', '-D, --domain string', '-S, --secrets', '-C, --chaos'],
+      ],
+      [
+        ['app', 'deploy'],
+        ['-C, --chaos', '-f, --force', '-c, --no-converge-checks', '-D, --no-domain-checks', '-i, --ignore-env-version'],
+      ],
       [['app', 'undeploy'], []],
       [['app', 'rm'], ['-f, --force']],
-      [['app', 'ls'], ['-s, --server string', '-r, --recipe string', '-S, --status', '-m, --machine']],
-      [['app', 'secret', 'generate'], ['-a, --all', '-m, --machine', '-C, --chaos']],
+      [
+        ['app', 'ls'],
+        ['-s, --server string', '-r, --recipe string', '-S, --status', '-m, --machine'],
+      ],
+      [
+        ['app', 'secret', 'generate'],
+        ['-a, --all', '-m, --machine', '-C, --chaos'],
+      ],
       [['app', 'secret', 'rm'], ['-a, --all']],
       [['app', 'secret', 'ls'], ['-m, --machine']],
       [['app', 'volume', 'ls'], ['-m, --machine']],
       [['app', 'volume', 'rm'], ['-f, --force']],
       [['app', 'backup', 'create'], ['-C, --chaos']],
-      [['app', 'backup', 'snapshots'], ['-s, --snapshot string', '-C, --chaos']],
-      [['app', 'backup', 'download'], ['-s, --snapshot string', '-v, --volumes', '-c, --secrets', '-C, --chaos']],
-      [['app', 'restore'], ['-s, --snapshot string', '-C, --chaos']],
+      [
+        ['app', 'backup', 'snapshots'],
+        ['-s, --snapshot string', '-C, --chaos'],
+      ],
+      [
+        ['app', 'backup', 'download'],
+        ['-s, --snapshot string', '-v, --volumes', '-c, --secrets', '-C, --chaos'],
+      ],
+      [
+        ['app', 'restore'],
+        ['-s, --snapshot string', '-C, --chaos'],
+      ],
       [['recipe', 'fetch'], []],
       [['server', 'add'], ['-l, --local']],
       [['server', 'ls'], ['-m, --machine']],
@@ -207,7 +228,12 @@ describe('stack name (§7.2)', () => {
     stacks.add(custom);
     sb.editEnv(domain, { STACK_NAME: custom });
     const ls2 = await sb.abra(['app', 'secret', 'ls', domain, '-m']);
-    expect(JSON.parse(ls2.stdout)).toContainEqual({ name: 'api_token', version: 'v1', 'generated-name': `${custom}_api_token_v1`, 'created-on-server': 'false' });
+    expect(JSON.parse(ls2.stdout)).toContainEqual({
+      name: 'api_token',
+      version: 'v1',
+      'generated-name': `${custom}_api_token_v1`,
+      'created-on-server': 'false',
+    });
   });
 });
 

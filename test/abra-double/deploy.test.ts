@@ -70,7 +70,10 @@ async function shortHead(): Promise<string> {
 }
 
 async function serviceNames(stack: string): Promise<string[]> {
-  return (await docker(['service', 'ls', '--filter', `label=${NS}=${stack}`, '--format', '{{.Name}}'])).split('\n').filter((l) => l !== '').sort();
+  return (await docker(['service', 'ls', '--filter', `label=${NS}=${stack}`, '--format', '{{.Name}}']))
+    .split('\n')
+    .filter((l) => l !== '')
+    .sort();
 }
 
 describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () => {

@@ -31,7 +31,9 @@ export async function docker(args: string[], opts: { input?: string; reject?: bo
 }
 
 async function git(dir: string, args: string[]): Promise<void> {
-  await execa('git', ['-C', dir, '-c', 'user.name=cc-ci tests', '-c', 'user.email=ci@example.invalid', '-c', 'init.defaultBranch=main', ...args], { timeout: 60_000 });
+  await execa('git', ['-C', dir, '-c', 'user.name=cc-ci tests', '-c', 'user.email=ci@example.invalid', '-c', 'init.defaultBranch=main', ...args], {
+    timeout: 60_000,
+  });
 }
 
 /** The test image (built once for the whole suite by test/global-setup.ts; this only makes sure,
@@ -218,7 +220,9 @@ export async function serviceEnv(service: string): Promise<string[]> {
 
 /** Runs a shell command in the first running container of a service. */
 export async function execIn(service: string, script: string): Promise<string> {
-  const ids = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`, '--filter', 'status=running'])).split('\n').filter((l) => l !== '');
+  const ids = (await docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`, '--filter', 'status=running']))
+    .split('\n')
+    .filter((l) => l !== '');
   const id = ids[0];
   if (!id) throw new Error(`no running container for ${service}`);
   return docker(['exec', id, '/bin/sh', '-c', script]);

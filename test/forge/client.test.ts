@@ -63,7 +63,11 @@ describe('every operation round-trips against the double with no contract violat
     expect(pull).toMatchObject({ number: pr.index, state: 'open', headSha: sha, headRef: 'bump-2.1.0', baseRef: 'main', isFork: false, author: 'bob' });
     expect(pull.cloneUrl).toBe(`${double.url}/${REPO}.git`);
 
-    expect(await forge.getCollaboratorPermission(ref, 'alice')).toEqual({ permission: 'write', roleName: 'write', user: { id: expect.any(Number), login: 'alice' } });
+    expect(await forge.getCollaboratorPermission(ref, 'alice')).toEqual({
+      permission: 'write',
+      roleName: 'write',
+      user: { id: expect.any(Number), login: 'alice' },
+    });
 
     expect(await forge.addCommentReaction(ref, trigger.id, 'eyes')).toMatchObject({ content: 'eyes', created: true, user: { login: 'cc-ci' } });
     expect(await forge.addCommentReaction(ref, trigger.id, 'eyes')).toMatchObject({ created: false });
@@ -74,8 +78,19 @@ describe('every operation round-trips against the double with no contract violat
     const edited = await forge.editComment(ref, report.id, '✅ passed');
     expect(edited).toMatchObject({ id: report.id, body: '✅ passed', updatedAt: '2026-07-01T10:01:00Z', createdAt: '2026-07-01T10:00:00Z' });
 
-    const pending = await forge.createCommitStatus(ref, sha, { state: 'pending', context: 'cc-ci/cold', description: 'queued', targetUrl: 'https://ci.example.org/runs/1' });
-    expect(pending).toMatchObject({ state: 'pending', context: 'cc-ci/cold', description: 'queued', targetUrl: 'https://ci.example.org/runs/1', creator: 'cc-ci' });
+    const pending = await forge.createCommitStatus(ref, sha, {
+      state: 'pending',
+      context: 'cc-ci/cold',
+      description: 'queued',
+      targetUrl: 'https://ci.example.org/runs/1',
+    });
+    expect(pending).toMatchObject({
+      state: 'pending',
+      context: 'cc-ci/cold',
+      description: 'queued',
+      targetUrl: 'https://ci.example.org/runs/1',
+      creator: 'cc-ci',
+    });
     await forge.createCommitStatus(ref, sha, { state: 'success', context: 'cc-ci/cold' });
     const statuses = await forge.listCommitStatuses(ref, sha, { sort: 'oldest' });
     expect(statuses.items.map((s) => s.state)).toEqual(['pending', 'success']);
@@ -122,7 +137,11 @@ describe('every operation round-trips against the double with no contract violat
   it('a PR from a fork', async () => {
     double.addRepo({ owner: 'bob', name: 'custom-html', parent: REPO });
     const fork = double.addPullRequest({ repo: REPO, author: 'bob', headRepo: 'bob/custom-html', headRef: 'patch-1' });
-    expect(await client().getPullRequest(ref, fork.index)).toMatchObject({ isFork: true, headRepoFullName: 'bob/custom-html', cloneUrl: `${double.url}/bob/custom-html.git` });
+    expect(await client().getPullRequest(ref, fork.index)).toMatchObject({
+      isFork: true,
+      headRepoFullName: 'bob/custom-html',
+      cloneUrl: `${double.url}/bob/custom-html.git`,
+    });
     expect(double.violations).toEqual([]);
   });
 

@@ -77,7 +77,12 @@ describe('every operation answers within the contract', () => {
       ['issueCreateComment', await call('POST', `/repos/${REPO}/issues/${pr.index}/comments`, { body: { body: 'queued <b>&</b>' } })],
       ['issueEditComment', await call('PATCH', `/repos/${REPO}/issues/comments/${aliceComment}`, { body: { body: 'edited by an admin' } })],
       ['issuePostCommentReaction', await call('POST', `/repos/${REPO}/issues/comments/${aliceComment}/reactions`, { body: { content: 'eyes' } })],
-      ['repoCreateStatus', await call('POST', `/repos/${REPO}/statuses/${sha}`, { body: { state: 'pending', context: 'cc-ci/cold', description: 'queued', target_url: 'https://ci.example.org/runs/1' } })],
+      [
+        'repoCreateStatus',
+        await call('POST', `/repos/${REPO}/statuses/${sha}`, {
+          body: { state: 'pending', context: 'cc-ci/cold', description: 'queued', target_url: 'https://ci.example.org/runs/1' },
+        }),
+      ],
       ['repoListStatuses', await call('GET', `/repos/${REPO}/statuses/${sha}?sort=oldest&state=pending&page=1&limit=5`)],
       ['repoGetRepoPermissions', await call('GET', `/repos/${REPO}/collaborators/alice/permission`)],
     ];
@@ -102,7 +107,11 @@ describe('every operation answers within the contract', () => {
       ['issuePostCommentReaction', await call('POST', `/repos/${REPO}/issues/comments/${aliceComment}/reactions`, { body: { content: 'thumbsup' } }), 403],
       ['issuePostCommentReaction', await call('POST', `/repos/${REPO}/issues/comments/424242/reactions`, { body: { content: 'eyes' } }), 404],
       ['repoCreateStatus', await call('POST', `/repos/${REPO}/statuses/${'0'.repeat(40)}`, { body: { state: 'success', context: 'c' } }), 500],
-      ['repoCreateStatus', await call('POST', `/repos/${REPO}/statuses/${pr.pull?.headSha}`, { token: 'bob-token', body: { state: 'success', context: 'c' } }), 403],
+      [
+        'repoCreateStatus',
+        await call('POST', `/repos/${REPO}/statuses/${pr.pull?.headSha}`, { token: 'bob-token', body: { state: 'success', context: 'c' } }),
+        403,
+      ],
       ['repoGetRepoPermissions', await call('GET', `/repos/${REPO}/collaborators/bob/permission`, { token: 'alice-token' }), 403],
       ['repoGetRepoPermissions', await call('GET', `/repos/${REPO}/collaborators/nobody/permission`), 404],
     ];
@@ -115,7 +124,7 @@ describe('every operation answers within the contract', () => {
     expect(double.violations.map((v) => v.operation)).toEqual(['issueGetComments']);
   });
 
-  it('the 403 for editing somebody else\'s comment has an empty body, like the forge', async () => {
+  it("the 403 for editing somebody else's comment has an empty body, like the forge", async () => {
     const answer = await call('PATCH', `/repos/${REPO}/issues/comments/${aliceComment}`, { token: 'bob-token', body: { body: 'x' } });
     expect(answer).toMatchObject({ status: 403, body: null });
   });
@@ -179,15 +188,35 @@ describe('requests that break the contract get 422 and are recorded', () => {
   const cases: Array<[string, ForgeOperation, () => Promise<Answer>]> = [
     ['a status without state', 'repoCreateStatus', () => call('POST', `/repos/${REPO}/statuses/${sha()}`, { body: { context: 'cc-ci/cold' } })],
     ['a status without context', 'repoCreateStatus', () => call('POST', `/repos/${REPO}/statuses/${sha()}`, { body: { state: 'pending' } })],
-    ['a status with state "skipped" (Gitea only)', 'repoCreateStatus', () => call('POST', `/repos/${REPO}/statuses/${sha()}`, { body: { state: 'skipped', context: 'c' } })],
-    ['a status with an unknown state', 'repoCreateStatus', () => call('POST', `/repos/${REPO}/statuses/${sha()}`, { body: { state: 'running', context: 'c' } })],
-    ['a status sent with the response key `status`', 'repoCreateStatus', () => call('POST', `/repos/${REPO}/statuses/${sha()}`, { body: { status: 'pending', context: 'c' } })],
+    [
+      'a status with state "skipped" (Gitea only)',
+      'repoCreateStatus',
+      () => call('POST', `/repos/${REPO}/statuses/${sha()}`, { body: { state: 'skipped', context: 'c' } }),
+    ],
+    [
+      'a status with an unknown state',
+      'repoCreateStatus',
+      () => call('POST', `/repos/${REPO}/statuses/${sha()}`, { body: { state: 'running', context: 'c' } }),
+    ],
+    [
+      'a status sent with the response key `status`',
+      'repoCreateStatus',
+      () => call('POST', `/repos/${REPO}/statuses/${sha()}`, { body: { status: 'pending', context: 'c' } }),
+    ],
     ['a reaction without content', 'issuePostCommentReaction', () => call('POST', `/repos/${REPO}/issues/comments/${aliceComment}/reactions`, { body: {} })],
-    ['a reaction with a number', 'issuePostCommentReaction', () => call('POST', `/repos/${REPO}/issues/comments/${aliceComment}/reactions`, { body: { content: 1 } })],
+    [
+      'a reaction with a number',
+      'issuePostCommentReaction',
+      () => call('POST', `/repos/${REPO}/issues/comments/${aliceComment}/reactions`, { body: { content: 1 } }),
+    ],
     ['a comment without body', 'issueCreateComment', () => call('POST', `/repos/${REPO}/issues/${pr.index}/comments`, { body: {} })],
     ['an empty comment', 'issueCreateComment', () => call('POST', `/repos/${REPO}/issues/${pr.index}/comments`, { body: { body: '' } })],
     ['a comment that is not JSON', 'issueCreateComment', () => call('POST', `/repos/${REPO}/issues/${pr.index}/comments`, { rawBody: '{"body":' })],
-    ['a comment sent as text/plain', 'issueCreateComment', () => call('POST', `/repos/${REPO}/issues/${pr.index}/comments`, { rawBody: 'hello', contentType: 'text/plain' })],
+    [
+      'a comment sent as text/plain',
+      'issueCreateComment',
+      () => call('POST', `/repos/${REPO}/issues/${pr.index}/comments`, { rawBody: 'hello', contentType: 'text/plain' }),
+    ],
     ['an edit with no body at all', 'issueEditComment', () => call('PATCH', `/repos/${REPO}/issues/comments/${aliceComment}`)],
     ['a non-numeric index', 'repoGetPullRequest', () => call('GET', `/repos/${REPO}/pulls/abc`)],
     ['a fractional comment id', 'issueEditComment', () => call('PATCH', `/repos/${REPO}/issues/comments/1.5`, { body: { body: 'x' } })],
@@ -232,7 +261,7 @@ describe('authentication', () => {
     expectContract('userGetCurrent', answer);
   });
 
-  it("each token acts as its user", async () => {
+  it('each token acts as its user', async () => {
     expect((await call('GET', '/user')).body).toMatchObject({ login: 'cc-ci', username: 'cc-ci' });
     expect((await call('GET', '/user', { token: 'alice-token' })).body).toMatchObject({ login: 'alice' });
   });
@@ -320,7 +349,7 @@ describe('commit statuses', () => {
     const oldest = await call('GET', `/repos/${REPO}/statuses/${sha()}?sort=oldest&limit=1&page=2`);
     expect((oldest.body as JsonObject[]).map((s) => s['context'])).toEqual(['cc-ci/quick']);
     const successes = await call('GET', `/repos/${REPO}/statuses/${sha()}?state=success`);
-    expect((successes.body as JsonObject[])).toHaveLength(1);
+    expect(successes.body as JsonObject[]).toHaveLength(1);
     expect(successes.headers.get('x-total-count')).toBe('1');
   });
 
@@ -400,7 +429,9 @@ describe('comments', () => {
   it('a comment created through the API fires a `created` event', async () => {
     const answer = await call('POST', `/repos/${REPO}/issues/${pr.index}/comments`, { body: { body: 'queued' } });
     expect(answer.status).toBe(201);
-    expect(double.events).toEqual([expect.objectContaining({ eventType: 'pull_request_comment', action: 'created', commentId: (answer.body as JsonObject)['id'] })]);
+    expect(double.events).toEqual([
+      expect.objectContaining({ eventType: 'pull_request_comment', action: 'created', commentId: (answer.body as JsonObject)['id'] }),
+    ]);
   });
 });
 

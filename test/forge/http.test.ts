@@ -84,7 +84,12 @@ function post(body: Buffer, headers: Record<string, string>) {
 }
 
 function addRun(name: string, reason: string): void {
-  const spec = { apiVersion: 'cc-ci/v1', kind: 'Run', metadata: { name }, spec: { recipe: 'webnotes', source: { repo: 'https://bot:sekrit-token@git.example.org/r.git', ref: 'main' }, lane: 'cold' } };
+  const spec = {
+    apiVersion: 'cc-ci/v1',
+    kind: 'Run',
+    metadata: { name },
+    spec: { recipe: 'webnotes', source: { repo: 'https://bot:sekrit-token@git.example.org/r.git', ref: 'main' }, lane: 'cold' },
+  };
   store.insertRun({ name, specJson: JSON.stringify(spec), specHash: 'h', specPath: null, recipe: 'webnotes', lane: 'cold' });
   for (const text of ['one', 'two', 'three']) store.appendEvent(name, 'info', text);
   store.updateRun(name, { phase: 'Done', result: 'failed', reason });
@@ -268,7 +273,9 @@ describe('timeouts of the listening server', () => {
     const { port } = await listening({ hookMs: 200, requestMs: 10_000, headersMs: 10_000, idleMs: 10_000 });
     const body = readExampleWebhookBytes();
     const headers = webhookHeaders(body, { secret: SECRET, deliveryId: 'd-slow' });
-    const head = [`POST /hooks/forge HTTP/1.1`, 'Host: x', `content-length: ${body.length}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+    const head = [`POST /hooks/forge HTTP/1.1`, 'Host: x', `content-length: ${body.length}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join(
+      '\r\n',
+    );
     const answer = await rawExchange(port, `${head}\r\n\r\n${body.subarray(0, 10).toString()}`, '\r\n\r\n');
     expect(answer).toMatch(/^HTTP\/1\.1 503/);
     expect(deliveries()).toBe(0);
@@ -353,7 +360,15 @@ describe('recipes and badges', () => {
     const r = await app.inject('/recipes/webnotes');
     expect(r.statusCode).toBe(200);
     const history = r.body.slice(r.body.indexOf('<h2>History</h2>'));
-    expect([...history.matchAll(/<tr><td><a href="\/runs\/([^"]+)"/g)].map((m) => m[1])).toEqual(['web-7', 'web-6', 'web-5', 'web-4', 'web-3', 'web-2', 'web-1']);
+    expect([...history.matchAll(/<tr><td><a href="\/runs\/([^"]+)"/g)].map((m) => m[1])).toEqual([
+      'web-7',
+      'web-6',
+      'web-5',
+      'web-4',
+      'web-3',
+      'web-2',
+      'web-1',
+    ]);
     expect(history).toContain('recipes/webnotes#7 by alice');
     expect(r.body).toMatch(/<dt>Last cold<\/dt><dd><a href="\/runs\/web-5"><span class="passed">passed/);
     expect(r.body).toMatch(/<dt>Last quick<\/dt><dd><a href="\/runs\/web-6"><span class="failed">failed/);

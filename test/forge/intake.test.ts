@@ -85,7 +85,11 @@ function comment(author: string, body: string): CommentEvent {
 }
 
 const specFiles = (): string[] => readdirSync(paths.specs).filter((f) => !f.startsWith('.'));
-const botComments = (): string[] => double.commentsOn(REPO, pr.index).filter((c) => c.author === 'cc-ci').map((c) => c.body);
+const botComments = (): string[] =>
+  double
+    .commentsOn(REPO, pr.index)
+    .filter((c) => c.author === 'cc-ci')
+    .map((c) => c.body);
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ccci-intake-'));
@@ -120,7 +124,10 @@ describe('the intake', () => {
         recipe: 'custom-html',
         lane: 'cold',
         source: { repo: 'https://git.example.org/recipes/custom-html.git', ref: SHA },
-        trigger: { kind: 'comment', forge: { owner: 'recipes', repo: 'custom-html', pr: pr.index, comment: e.commentId, by: 'alice', sha: SHA, delivery: 'd-1' } },
+        trigger: {
+          kind: 'comment',
+          forge: { owner: 'recipes', repo: 'custom-html', pr: pr.index, comment: e.commentId, by: 'alice', sha: SHA, delivery: 'd-1' },
+        },
       },
     });
     // The same comment again (a redelivery, or the poller seeing it too) makes nothing new.
@@ -185,7 +192,10 @@ describe('the intake', () => {
     expect(await intake().handle(comment('cc-ci', '!testme'))).toEqual({ kind: 'ignored', reason: 'the bot’s own comment' });
     const other = double.addPullRequest({ repo: 'recipes/elsewhere', author: 'alice' });
     const c = double.addComment({ repo: 'recipes/elsewhere', index: other.index, author: 'alice', body: '!testme' }).comment;
-    expect(await intake().handle(eventFor(c, { repo: 'elsewhere', pr: other.index }))).toMatchObject({ kind: 'ignored', reason: expect.stringContaining('not enrolled') });
+    expect(await intake().handle(eventFor(c, { repo: 'elsewhere', pr: other.index }))).toMatchObject({
+      kind: 'ignored',
+      reason: expect.stringContaining('not enrolled'),
+    });
     expect(await intake().handle({ ...comment('alice', '!testme'), prState: 'closed' })).toEqual({ kind: 'replied', reply: 'closed' });
     expect(specFiles()).toEqual([]);
     // The bot's own '!testme' aside, one reply: the one about the closed pull request.
@@ -262,7 +272,9 @@ describe('the intake', () => {
     await tick();
     await i.retryUnfinished();
     expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: 'error', replyState: 'posted' });
-    expect(botComments()).toEqual([expect.stringContaining('@alice I could not start a test run for this comment: the forge did not answer cc-ci for a long time')]);
+    expect(botComments()).toEqual([
+      expect.stringContaining('@alice I could not start a test run for this comment: the forge did not answer cc-ci for a long time'),
+    ]);
     expect(specFiles()).toEqual([]);
   });
 
@@ -296,7 +308,9 @@ describe('the intake', () => {
     const repos = [{ name: REPO, cloneUrl: 'https://mirror.example.org/custom-html.git' }];
     const out = await intake({ repos }).handle(withUrl);
     expect(out).toMatchObject({ kind: 'run' });
-    const spec = parse(readFileSync(join(paths.specs, `${runNameFor('custom-html', pr.index, withUrl.commentId)}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
+    const spec = parse(readFileSync(join(paths.specs, `${runNameFor('custom-html', pr.index, withUrl.commentId)}.yaml`), 'utf8')) as {
+      spec: Record<string, unknown>;
+    };
     expect(spec.spec).toMatchObject({ source: { repo: 'https://mirror.example.org/custom-html.git', ref: SHA } });
 
     const without = { ...comment('alice', '!testme'), cloneUrl: null };
@@ -324,7 +338,9 @@ describe('the intake', () => {
     });
     const run = polled('!testme', pr.index);
     expect(await intake().handle(run)).toEqual({ kind: 'run', run: runNameFor('custom-html', pr.index, run.commentId) });
-    const spec = parse(readFileSync(join(paths.specs, `${runNameFor('custom-html', pr.index, run.commentId)}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
+    const spec = parse(readFileSync(join(paths.specs, `${runNameFor('custom-html', pr.index, run.commentId)}.yaml`), 'utf8')) as {
+      spec: Record<string, unknown>;
+    };
     expect(spec.spec).toMatchObject({ source: { ref: SHA } });
 
     const issue = double.addIssue({ repo: REPO, author: 'alice' });

@@ -122,9 +122,12 @@ describe('the poller', () => {
     expect(forgeStore.getComment(failing.id)).toMatchObject({ decision: null, attempts: 1 });
     expect(specFiles()).toEqual([`webnotes-pr${pr.index}-c${fine.id}.yaml`]);
     expect(forgeStore.getCheckpoint(REPO)).toBe(new Date(fine.updated * 1000).toISOString());
-    expect(double.commentsOn(REPO, pr.index).filter((c) => c.author === 'cc-ci').map((c) => c.body)).toEqual([
-      expect.stringContaining('the forge would not let me read this pull request'),
-    ]);
+    expect(
+      double
+        .commentsOn(REPO, pr.index)
+        .filter((c) => c.author === 'cc-ci')
+        .map((c) => c.body),
+    ).toEqual([expect.stringContaining('the forge would not let me read this pull request')]);
 
     // The next poll leaves the deferred comment to the retry loop, which makes its run.
     const reads = double.requestsFor('repoGetPullRequest').length;

@@ -128,7 +128,11 @@ describe('the PR comment', () => {
   });
 
   it('never reads as a command to cc-ci itself', () => {
-    for (const v of [base, verdict({ result: 'passed' }), verdict({ lane: 'quick', result: 'failed', tiers: [{ tier: 'install', result: 'fail', reason: '!testme', durationMs: 1 }] })]) {
+    for (const v of [
+      base,
+      verdict({ result: 'passed' }),
+      verdict({ lane: 'quick', result: 'failed', tiers: [{ tier: 'install', result: 'fail', reason: '!testme', durationMs: 1 }] }),
+    ]) {
       expect(parseTrigger(renderComment(v))).toEqual({ kind: 'none' });
     }
   });

@@ -71,7 +71,8 @@ const statuses = () => double.statusesFor(REPO, sha).map((s) => `${s.context} ${
 async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > end) throw new Error(`condition not reached: ${JSON.stringify(ours().map((c) => c.body.split('\n').filter((l) => /run=|Queued|Running/.test(l))))}`);
+    if (Date.now() > end)
+      throw new Error(`condition not reached: ${JSON.stringify(ours().map((c) => c.body.split('\n').filter((l) => /run=|Queued|Running/.test(l))))}`);
     await new Promise((res) => setTimeout(res, 20));
   }
 }
@@ -148,7 +149,12 @@ describe('the forge reporter', () => {
     double.setDown(true);
     await reporter().reportFinal(run);
     expect(forgeStore.getReport('webnotes-pr1-c3')).toMatchObject({ final: false, failed: true });
-    expect(store.eventsSince('webnotes-pr1-c3', 0).map((e) => e.text).join('\n')).toMatch(/could not report the verdict to the forge/);
+    expect(
+      store
+        .eventsSince('webnotes-pr1-c3', 0)
+        .map((e) => e.text)
+        .join('\n'),
+    ).toMatch(/could not report the verdict to the forge/);
     expect(forgeStore.runsToReport(60_000)).toEqual(['webnotes-pr1-c3']);
 
     double.setDown(false);
@@ -184,7 +190,12 @@ describe('the forge reporter', () => {
     expect(ours()).toHaveLength(1);
     expect(statuses()).toEqual(['cc-ci/cold pending Queued']);
     expect(forgeStore.getReport('webnotes-pr1-c6')).toMatchObject({ reaction: 'given-up' });
-    expect(store.eventsSince('webnotes-pr1-c6', 0).map((e) => e.text).join('\n')).toMatch(/the forge refused the 👀 reaction on the trigger comment \(404/);
+    expect(
+      store
+        .eventsSince('webnotes-pr1-c6', 0)
+        .map((e) => e.text)
+        .join('\n'),
+    ).toMatch(/the forge refused the 👀 reaction on the trigger comment \(404/);
 
     // Given up means not asked again: the next passes go on without it, to the verdict.
     finish('webnotes-pr1-c6', 'passed', 'passed: install');
@@ -215,7 +226,10 @@ describe('the forge reporter', () => {
     expect(ours()).toHaveLength(1);
     expect(ours()[0]?.body).toContain('❌ **Failed**');
     expect(forgeStore.getReport('webnotes-pr1-c7')).toMatchObject({ final: true, reaction: 'given-up' });
-    const log = store.eventsSince('webnotes-pr1-c7', 0).map((e) => e.text).join('\n');
+    const log = store
+      .eventsSince('webnotes-pr1-c7', 0)
+      .map((e) => e.text)
+      .join('\n');
     expect(log).toMatch(/the forge refused the cc-ci\/cold commit status "Queued" \(403/);
   });
 
@@ -260,7 +274,12 @@ describe('the forge reporter', () => {
   it('ignores runs that did not come from a forge comment', async () => {
     store.insertRun({
       name: 'by-hand',
-      specJson: JSON.stringify({ apiVersion: 'cc-ci/v1', kind: 'Run', metadata: { name: 'by-hand' }, spec: { recipe: 'webnotes', source: { repo: '/x', ref: 'main' }, lane: 'cold' } }),
+      specJson: JSON.stringify({
+        apiVersion: 'cc-ci/v1',
+        kind: 'Run',
+        metadata: { name: 'by-hand' },
+        spec: { recipe: 'webnotes', source: { repo: '/x', ref: 'main' }, lane: 'cold' },
+      }),
       specHash: 'x',
       specPath: null,
       recipe: 'webnotes',

@@ -1,13 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../controller/forge/signature.js';
-import {
-  classifyDelivery,
-  classifyRawDelivery,
-  isFromBot,
-  type ClassifiedDelivery,
-  type PrCommentCreated,
-} from '../../controller/forge/webhook.js';
+import { classifyDelivery, classifyRawDelivery, isFromBot, type ClassifiedDelivery, type PrCommentCreated } from '../../controller/forge/webhook.js';
 import { ForgeClient } from '../../controller/clients/forge/client.js';
 import {
   deliverWebhook,
@@ -264,7 +258,9 @@ describe('deliveries built by the forge double', () => {
     for (const flavour of ['gitea', 'forgejo'] as const) {
       const edited = double.commentPayload(comment.id, 'edited', { previousBody: 'typo', flavour });
       expect(validateDefinition('IssueCommentPayload', edited)).toEqual([]);
-      expect(edited['changes']).toEqual(flavour === 'gitea' ? { body: { from: 'typo' }, added_labels: null, removed_labels: null } : { body: { from: 'typo' } });
+      expect(edited['changes']).toEqual(
+        flavour === 'gitea' ? { body: { from: 'typo' }, added_labels: null, removed_labels: null } : { body: { from: 'typo' } },
+      );
       expect(classifyObject(edited, { flavour })).toMatchObject({ kind: 'ignored', reason: 'comment-edited' });
     }
   });
@@ -370,11 +366,21 @@ describe('end to end: signed delivery to a receiver', () => {
     expect(Object.keys(headers).sort()).toEqual(
       [
         'Content-Type',
-        'X-Gitea-Delivery', 'X-Gogs-Delivery', 'X-GitHub-Delivery',
-        'X-Gitea-Event', 'X-Gogs-Event', 'X-GitHub-Event',
-        'X-Gitea-Event-Type', 'X-Gogs-Event-Type', 'X-GitHub-Event-Type',
-        'X-Gitea-Signature', 'X-Gogs-Signature', 'X-Hub-Signature-256', 'X-Hub-Signature',
-        'X-Gitea-Hook-Installation-Target-Type', 'X-GitHub-Hook-Installation-Target-Type',
+        'X-Gitea-Delivery',
+        'X-Gogs-Delivery',
+        'X-GitHub-Delivery',
+        'X-Gitea-Event',
+        'X-Gogs-Event',
+        'X-GitHub-Event',
+        'X-Gitea-Event-Type',
+        'X-Gogs-Event-Type',
+        'X-GitHub-Event-Type',
+        'X-Gitea-Signature',
+        'X-Gogs-Signature',
+        'X-Hub-Signature-256',
+        'X-Hub-Signature',
+        'X-Gitea-Hook-Installation-Target-Type',
+        'X-GitHub-Hook-Installation-Target-Type',
       ].sort(),
     );
     expect(headers['X-Gitea-Event']).toBe('issue_comment');

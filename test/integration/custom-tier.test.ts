@@ -127,14 +127,19 @@ describe('custom test discovery', () => {
     put(join(copy, 'functional', 'check.sh'), '#!/bin/sh\n', 0o755);
     put(join(dir, 'r3', 'outside.sh'), '#!/bin/sh\n', 0o755);
     symlinkSync(join(dir, 'r3', 'outside.sh'), join(copy, 'functional', 'escape.sh'));
-    const t = discoverCustomTests({ recipe: 'app', recipeDir: join(dir, 'r3', 'moved-on'), recipeLayer: { dir: copy, root: copy }, bundledDir: join(dir, 'r3', 'none') });
+    const t = discoverCustomTests({
+      recipe: 'app',
+      recipeDir: join(dir, 'r3', 'moved-on'),
+      recipeLayer: { dir: copy, root: copy },
+      bundledDir: join(dir, 'r3', 'none'),
+    });
     expect(t.layers[0]).toEqual({ source: 'recipe-repo', dir: copy });
     expect(t.functional.map((f) => [f.name, f.path])).toEqual([['check.sh', join(copy, 'functional', 'check.sh')]]);
     expect(t.ignored.map((i) => i.why)).toEqual(['a link that leaves the recipe repository']);
     expect(describeCustomTests(t)).toContain('functional: .cc-ci/functional/check.sh (recipe-repo)');
   });
 
-  it('resolves cc-ci\'s own Playwright Test and writes a config with the closed-network Chromium flags', () => {
+  it("resolves cc-ci's own Playwright Test and writes a config with the closed-network Chromium flags", () => {
     const pw = playwrightInstall();
     expect(pw.cli).toBe(join(ROOT, 'node_modules', '@playwright', 'test', 'cli.js'));
     expect(pw.nodeModules).toBe(join(ROOT, 'node_modules'));
@@ -145,7 +150,16 @@ describe('custom test discovery', () => {
     expect(use.extraHTTPHeaders).toBeUndefined();
     expect(use.launchOptions).toEqual({
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--m'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--m',
+      ],
     });
     expect(c.reporter).toContainEqual(['junit', { outputFile: '/e/playwright-junit.xml' }]);
   });
@@ -266,8 +280,12 @@ describe('the custom tier on the real swarm', () => {
     const reason = json.tiers.custom?.reason ?? '';
     expect(json.tiers.custom?.result).toBe('fail');
     expect(reason).toMatch(/^1 of 3 custom test\(s\) failed: Playwright test "notes\.spec\.ts › the page shows the notes title" failed: /);
-    expect(reason).toMatch(/: Error: expect\(locator\)\.toBeVisible\(\) failed; Locator: locator\('#notes-title'\); Expected: visible; .*\(notes\.spec\.ts:\d+\)\. /);
-    expect(reason).toMatch(/Evidence in evidence\/custom\/: screenshot evidence\/custom\/playwright\/.*\.png, trace evidence\/custom\/playwright\/.*trace\.zip/);
+    expect(reason).toMatch(
+      /: Error: expect\(locator\)\.toBeVisible\(\) failed; Locator: locator\('#notes-title'\); Expected: visible; .*\(notes\.spec\.ts:\d+\)\. /,
+    );
+    expect(reason).toMatch(
+      /Evidence in evidence\/custom\/: screenshot evidence\/custom\/playwright\/.*\.png, trace evidence\/custom\/playwright\/.*trace\.zip/,
+    );
     expect(reason).not.toContain('notes written through the API');
 
     const evidence = join(runDirOf(t, json.name), 'evidence', 'custom');
@@ -321,7 +339,7 @@ describe('the custom tier on the real swarm', () => {
         "test('the recipe repository\\'s own spec sees the app', async ({ request, page }) => {",
         '  const health = await request.get(healthPath);',
         "  expect((await health.text()).trim()).toBe('ok');",
-        "  expect(process.env.DOMAIN).toMatch(/^webn-[0-9a-f]{6}\\.ci\\.localhost$/);",
+        '  expect(process.env.DOMAIN).toMatch(/^webn-[0-9a-f]{6}\\.ci\\.localhost$/);',
         "  await page.goto('/');",
         '  await expect(page.locator("#domain")).toContainText(process.env.DOMAIN!);',
         '});',
@@ -366,7 +384,9 @@ describe('the custom tier on the real swarm', () => {
       ['notes-list.sh', 'recipe-repo'],
     ]);
     const described = await cli(t, ['describe', 'run', json.name]);
-    expect(described.stdout).toMatch(/Customisation:\n .*"tests":\{.*"name":"own\.spec\.ts","path":"[^"]*\/recipe-cc-ci\/playwright\/own\.spec\.ts","source":"recipe-repo"/);
+    expect(described.stdout).toMatch(
+      /Customisation:\n .*"tests":\{.*"name":"own\.spec\.ts","path":"[^"]*\/recipe-cc-ci\/playwright\/own\.spec\.ts","source":"recipe-repo"/,
+    );
     await expectNothingLeft(json);
   });
 
@@ -391,10 +411,19 @@ describe('the custom tier on the real swarm', () => {
     });
     const runDir = runDirOf(t, name);
     const config = join(runDir, 'custom', 'playwright.config.cjs');
-    const marker = await waitFor('the Playwright config', async () => (existsSync(config) ? /--ccci-playwright=[0-9a-f-]+/.exec(readFileSync(config, 'utf8'))?.[0] : null), 240_000);
+    const marker = await waitFor(
+      'the Playwright config',
+      async () => (existsSync(config) ? /--ccci-playwright=[0-9a-f-]+/.exec(readFileSync(config, 'utf8'))?.[0] : null),
+      240_000,
+    );
     // The browser carries the run's marker; its renderers and helpers share its process group.
     const browser = await waitFor('Chromium to start', async () => processes().find((p) => p.argv.includes(marker)), 120_000);
-    await waitFor('the test to be running', async () => /waits for ever/.test(readFileSync(join(runDir, 'log.txt'), 'utf8')) || processes().some((p) => p.pgid === browser.pgid && p.pid !== browser.pid), 60_000);
+    await waitFor(
+      'the test to be running',
+      async () =>
+        /waits for ever/.test(readFileSync(join(runDir, 'log.txt'), 'utf8')) || processes().some((p) => p.pgid === browser.pgid && p.pid !== browser.pid),
+      60_000,
+    );
     expect(processes().filter((p) => p.pgid === browser.pgid).length).toBeGreaterThan(0);
 
     child.kill('SIGINT');

@@ -69,21 +69,36 @@ describe('a Docker daemon restart in the middle of a run', () => {
     try {
       dropSpec(t, 'daemon-restart', { repo: repo.path, ref: 'main' });
       // Stop the daemon once the stack is deployed and the controller waits for convergence.
-      await waitFor('the deploy to be issued', async () => {
-        for (const c of withStore(t, (s) => s.listChildren())) children.set(c.pid, c.startTicks);
-        const r = readRun(t, 'daemon-restart');
-        return r && r.phase !== 'Done' && r.step === 'abra app deploy' ? r : undefined;
-      }, 120_000, 100);
-      await waitFor('services to exist', async () => (await envStacks(t)).length > 0 && (await anyTestStacks()).some((s) => s.startsWith('webn-')), 60_000, 200);
+      await waitFor(
+        'the deploy to be issued',
+        async () => {
+          for (const c of withStore(t, (s) => s.listChildren())) children.set(c.pid, c.startTicks);
+          const r = readRun(t, 'daemon-restart');
+          return r && r.phase !== 'Done' && r.step === 'abra app deploy' ? r : undefined;
+        },
+        120_000,
+        100,
+      );
+      await waitFor(
+        'services to exist',
+        async () => (await envStacks(t)).length > 0 && (await anyTestStacks()).some((s) => s.startsWith('webn-')),
+        60_000,
+        200,
+      );
       await daemonDown();
       await new Promise((r) => setTimeout(r, 5_000));
       await daemonUp();
 
-      const done = await waitFor('the run to be done', async () => {
-        for (const c of withStore(t, (s) => s.listChildren())) children.set(c.pid, c.startTicks);
-        const r = readRun(t, 'daemon-restart');
-        return r?.phase === 'Done' ? r : undefined;
-      }, 600_000, 250);
+      const done = await waitFor(
+        'the run to be done',
+        async () => {
+          for (const c of withStore(t, (s) => s.listChildren())) children.set(c.pid, c.startTicks);
+          const r = readRun(t, 'daemon-restart');
+          return r?.phase === 'Done' ? r : undefined;
+        },
+        600_000,
+        250,
+      );
       // The controller polls the swarm every second while the deploy converges, so it meets the
       // dead daemon: an infrastructure fault. The attempt is torn down once the daemon answers
       // again, and the run retried from a clean slate — with the reason on record.

@@ -112,7 +112,11 @@ const reportComments = () => double.commentsOn(REPO, pr.index).filter((c) => c.a
 const replies = () => double.commentsOn(REPO, pr.index).filter((c) => c.author === 'cc-ci' && c.body.includes('<!-- cc-ci:reply'));
 const coldStatuses = () => double.statusesFor(REPO, repo.head).filter((s) => s.context === 'cc-ci/cold');
 /** The forge's status rows oldest first (the double keeps them in the order they were posted). */
-const statusLog = (context: string) => double.statusesFor(REPO, repo.head).filter((s) => s.context === context).map((s) => `${s.state} ${s.description}`);
+const statusLog = (context: string) =>
+  double
+    .statusesFor(REPO, repo.head)
+    .filter((s) => s.context === context)
+    .map((s) => `${s.state} ${s.description}`);
 
 /**
  * Stacks this test's controller put on the swarm: leased apps (its store) and .env files (its
@@ -121,7 +125,11 @@ const statusLog = (context: string) => double.statusesFor(REPO, repo.head).filte
 async function deployedByThisEnv(): Promise<string[]> {
   const leased = new Set(await envStacks(t));
   const envDir = join(t.abraDir, 'servers', 'default');
-  const envFiles = existsSync(envDir) ? readdirSync(envDir).filter((f) => f.endsWith('.env')).map((f) => f.slice(0, -'.env'.length).replace(/\./g, '_').slice(0, 45)) : [];
+  const envFiles = existsSync(envDir)
+    ? readdirSync(envDir)
+        .filter((f) => f.endsWith('.env'))
+        .map((f) => f.slice(0, -'.env'.length).replace(/\./g, '_').slice(0, 45))
+    : [];
   for (const s of envFiles) leased.add(s);
   const live = (await anyTestStacks()).filter((s) => leased.has(s));
   return [...new Set([...leased, ...live])];
@@ -136,7 +144,12 @@ async function verdictOf(name: string): Promise<void> {
   const run = await waitFor(`${name} to finish`, async () => (await getRunsJson(t)).runs.find((r) => r.name === name && r.phase === 'Done'), 600_000, 1_000);
   expect(run, `${run.result}: ${run.reason ?? ''}`).toMatchObject({ result: 'passed' });
   for (const d of run.domains) expect(await leftoversOf(t, d)).toEqual(NOTHING);
-  await waitFor('the verdict on the pull request', async () => coldStatuses().at(-1)?.state === 'success' && reportComments()[0]?.body.includes('✅ **Passed**'), 120_000, 500);
+  await waitFor(
+    'the verdict on the pull request',
+    async () => coldStatuses().at(-1)?.state === 'success' && reportComments()[0]?.body.includes('✅ **Passed**'),
+    120_000,
+    500,
+  );
 }
 
 /** The PR as the forge shows it after one passed run of `name` triggered by `commentId`. */
@@ -182,44 +195,51 @@ async function stopServe(): Promise<{ stdout: string; stderr: string }> {
 }
 
 describe('!testme over a webhook', () => {
-  it('a signed !testme makes one run whose verdict is reported on the pull request', async () => {
-    const url = await startServe('webhook');
-    const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
-    const name = `webnotes-pr${pr.index}-c${comment.id}`;
+  it(
+    'a signed !testme makes one run whose verdict is reported on the pull request',
+    async () => {
+      const url = await startServe('webhook');
+      const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
+      const name = `webnotes-pr${pr.index}-c${comment.id}`;
 
-    const first = await deliver(url, payload, { deliveryId: 'delivery-1' });
-    expect(first.status).toBe(202);
-    // The same delivery replayed, and the same comment redelivered under a new id: still one run.
-    expect((await deliver(url, payload, { deliveryId: 'delivery-1' })).status).toBe(200);
-    expect((await deliver(url, payload, { deliveryId: 'delivery-2' })).status).toBe(202);
+      const first = await deliver(url, payload, { deliveryId: 'delivery-1' });
+      expect(first.status).toBe(202);
+      // The same delivery replayed, and the same comment redelivered under a new id: still one run.
+      expect((await deliver(url, payload, { deliveryId: 'delivery-1' })).status).toBe(200);
+      expect((await deliver(url, payload, { deliveryId: 'delivery-2' })).status).toBe(202);
 
-    await waitFor('the 👀 reaction', async () => double.comment(comment.id)?.reactions.length === 1, 30_000, 200);
-    await waitFor('the pending status', async () => coldStatuses()[0]?.state === 'pending', 30_000, 200);
-    await verdictOf(name);
-    expectReported(name, comment.id, url);
-    expect(await runNames()).toEqual([name]);
-    expect(specFiles()).toEqual([`${name}.yaml`]);
+      await waitFor('the 👀 reaction', async () => double.comment(comment.id)?.reactions.length === 1, 30_000, 200);
+      await waitFor('the pending status', async () => coldStatuses()[0]?.state === 'pending', 30_000, 200);
+      await verdictOf(name);
+      expectReported(name, comment.id, url);
+      expect(await runNames()).toEqual([name]);
+      expect(specFiles()).toEqual([`${name}.yaml`]);
 
-    // The spec pins the PR head at comment time and says where it came from.
-    const spec = parse(readFileSync(join(t.stateDir, 'specs', `${name}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
-    expect(spec.spec).toMatchObject({
-      recipe: 'webnotes',
-      lane: 'cold',
-      source: { repo: repo.path, ref: repo.head },
-      trigger: { kind: 'comment', forge: { owner: 'recipes', repo: 'webnotes', pr: pr.index, comment: comment.id, by: 'alice', sha: repo.head, delivery: 'delivery-1' } },
-    });
+      // The spec pins the PR head at comment time and says where it came from.
+      const spec = parse(readFileSync(join(t.stateDir, 'specs', `${name}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
+      expect(spec.spec).toMatchObject({
+        recipe: 'webnotes',
+        lane: 'cold',
+        source: { repo: repo.path, ref: repo.head },
+        trigger: {
+          kind: 'comment',
+          forge: { owner: 'recipes', repo: 'webnotes', pr: pr.index, comment: comment.id, by: 'alice', sha: repo.head, delivery: 'delivery-1' },
+        },
+      });
 
-    await expectNoSecrets(url, name);
-    const logs = await stopServe();
-    expect(logs.stdout + logs.stderr).not.toContain(TOKEN);
-    expect(logs.stdout + logs.stderr).not.toContain(SECRET);
+      await expectNoSecrets(url, name);
+      const logs = await stopServe();
+      expect(logs.stdout + logs.stderr).not.toContain(TOKEN);
+      expect(logs.stdout + logs.stderr).not.toContain(SECRET);
 
-    // A restart never double-posts: the report state is stored.
-    const writes = double.requests.filter((r) => r.method !== 'GET').length;
-    await startServe('webhook');
-    await new Promise((r) => setTimeout(r, 5_000));
-    expect(double.requests.filter((r) => r.method !== 'GET').length).toBe(writes);
-  }, RUN_TEST_MS);
+      // A restart never double-posts: the report state is stored.
+      const writes = double.requests.filter((r) => r.method !== 'GET').length;
+      await startServe('webhook');
+      await new Promise((r) => setTimeout(r, 5_000));
+      expect(double.requests.filter((r) => r.method !== 'GET').length).toBe(writes);
+    },
+    RUN_TEST_MS,
+  );
 
   it('starts no run for anything else, answering only where an answer helps', async () => {
     const url = await startServe('webhook');
@@ -275,80 +295,114 @@ describe('!testme over a webhook', () => {
     expect(await deployedByThisEnv()).toEqual([]);
   });
 
-  it('answers a forge that was down when the comment came: the intake’s calls fail for a while, then one run', async () => {
-    // GET /user and the permission check fail more often than one call retries (4 attempts), so
-    // the decision is deferred and made on the intake's backoff.
-    double.failNext('userGetCurrent', 500, 8);
-    double.failNext('repoGetRepoPermissions', 500, 6);
-    const url = await startServe('webhook');
-    // serve asks GET /user once at start (4 attempts); the comment comes after, to its own 4.
-    await waitFor('serve’s own GET /user attempts', async () => double.requestsFor('userGetCurrent').length >= 4, 60_000, 200);
-    const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
-    const name = `webnotes-pr${pr.index}-c${comment.id}`;
-    expect((await deliver(url, payload)).status).toBe(202);
-    // A redelivery while the decision is deferred is still one comment.
-    expect((await deliver(url, payload)).status).toBe(202);
+  it(
+    'answers a forge that was down when the comment came: the intake’s calls fail for a while, then one run',
+    async () => {
+      // GET /user and the permission check fail more often than one call retries (4 attempts), so
+      // the decision is deferred and made on the intake's backoff.
+      double.failNext('userGetCurrent', 500, 8);
+      double.failNext('repoGetRepoPermissions', 500, 6);
+      const url = await startServe('webhook');
+      // serve asks GET /user once at start (4 attempts); the comment comes after, to its own 4.
+      await waitFor('serve’s own GET /user attempts', async () => double.requestsFor('userGetCurrent').length >= 4, 60_000, 200);
+      const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
+      const name = `webnotes-pr${pr.index}-c${comment.id}`;
+      expect((await deliver(url, payload)).status).toBe(202);
+      // A redelivery while the decision is deferred is still one comment.
+      expect((await deliver(url, payload)).status).toBe(202);
 
-    await waitFor('the run, once the forge answers', async () => (await runNames()).includes(name), 400_000, 1_000);
-    await verdictOf(name);
-    expectReported(name, comment.id, url);
-    expect(await runNames()).toEqual([name]);
-    const injected = double.requests.filter((r) => r.injected).map((r) => r.operation);
-    expect(injected.filter((op) => op === 'userGetCurrent')).toHaveLength(8);
-    expect(injected.filter((op) => op === 'repoGetRepoPermissions')).toHaveLength(6);
-    expect(replies()).toEqual([]);
-  }, RUN_TEST_MS);
+      await waitFor('the run, once the forge answers', async () => (await runNames()).includes(name), 400_000, 1_000);
+      await verdictOf(name);
+      expectReported(name, comment.id, url);
+      expect(await runNames()).toEqual([name]);
+      const injected = double.requests.filter((r) => r.injected).map((r) => r.operation);
+      expect(injected.filter((op) => op === 'userGetCurrent')).toHaveLength(8);
+      expect(injected.filter((op) => op === 'repoGetRepoPermissions')).toHaveLength(6);
+      expect(replies()).toEqual([]);
+    },
+    RUN_TEST_MS,
+  );
 
-  it('a restart while the run is queued and again while it runs posts nothing twice', async () => {
-    const port = nextPort++;
-    const url = await startServe('webhook', port);
-    // Capacity is 1: a run by hand takes it, so the forge run has to wait in the queue.
-    dropSpec(t, 'blocker', { repo: repo.path, ref: repo.head, tiers: ['install'] });
-    await waitFor('the blocker to be admitted', async () => (await getRunsJson(t)).runs.find((r) => r.name === 'blocker' && r.phase !== 'Pending'), 60_000, 500);
-    const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
-    const name = `webnotes-pr${pr.index}-c${comment.id}`;
-    expect((await deliver(url, payload)).status).toBe(202);
-    await waitFor('the queued report', async () => reportComments()[0]?.body.includes('⏳ **Queued**: position 1') && statusLog('cc-ci/cold').length === 1, 60_000, 200);
-    expect((await getRunsJson(t)).runs.find((r) => r.name === name)?.phase).toBe('Pending');
+  it(
+    'a restart while the run is queued and again while it runs posts nothing twice',
+    async () => {
+      const port = nextPort++;
+      const url = await startServe('webhook', port);
+      // Capacity is 1: a run by hand takes it, so the forge run has to wait in the queue.
+      dropSpec(t, 'blocker', { repo: repo.path, ref: repo.head, tiers: ['install'] });
+      await waitFor(
+        'the blocker to be admitted',
+        async () => (await getRunsJson(t)).runs.find((r) => r.name === 'blocker' && r.phase !== 'Pending'),
+        60_000,
+        500,
+      );
+      const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
+      const name = `webnotes-pr${pr.index}-c${comment.id}`;
+      expect((await deliver(url, payload)).status).toBe(202);
+      await waitFor(
+        'the queued report',
+        async () => reportComments()[0]?.body.includes('⏳ **Queued**: position 1') && statusLog('cc-ci/cold').length === 1,
+        60_000,
+        200,
+      );
+      expect((await getRunsJson(t)).runs.find((r) => r.name === name)?.phase).toBe('Pending');
 
-    await stopServe();
-    await startServe('webhook', port);
-    await waitFor('the forge run to be running', async () => reportComments()[0]?.body.includes('🏃 **Running**') && (await getRunsJson(t)).runs.find((r) => r.name === name && ['Deploying', 'Testing'].includes(r.phase)), 300_000, 500);
+      await stopServe();
+      await startServe('webhook', port);
+      await waitFor(
+        'the forge run to be running',
+        async () =>
+          reportComments()[0]?.body.includes('🏃 **Running**') &&
+          (await getRunsJson(t)).runs.find((r) => r.name === name && ['Deploying', 'Testing'].includes(r.phase)),
+        300_000,
+        500,
+      );
 
-    await stopServe();
-    await startServe('webhook', port);
-    await verdictOf(name);
-    expectReported(name, comment.id, url);
-    const log = statusLog('cc-ci/cold');
-    // Pending while queued and running (again running after the interrupted attempt), the verdict once.
-    expect(log.filter((x) => !x.startsWith('pending '))).toEqual(['success Passed']);
-    expect(log.at(-1)).toBe('success Passed');
-    expect(log[0]).toBe('pending Queued');
-    for (let i = 1; i < log.length; i++) expect(log[i], `status ${i} repeats the one before`).not.toBe(log[i - 1]);
-    expect(double.requestsFor('issuePostCommentReaction').filter((r) => r.status < 300)).toHaveLength(1);
-    expect(double.requestsFor('issueCreateComment')).toHaveLength(1);
-    expect((await getRunsJson(t)).runs.find((r) => r.name === name)?.attempt).toBe(2);
-  }, RUN_TEST_MS);
+      await stopServe();
+      await startServe('webhook', port);
+      await verdictOf(name);
+      expectReported(name, comment.id, url);
+      const log = statusLog('cc-ci/cold');
+      // Pending while queued and running (again running after the interrupted attempt), the verdict once.
+      expect(log.filter((x) => !x.startsWith('pending '))).toEqual(['success Passed']);
+      expect(log.at(-1)).toBe('success Passed');
+      expect(log[0]).toBe('pending Queued');
+      for (let i = 1; i < log.length; i++) expect(log[i], `status ${i} repeats the one before`).not.toBe(log[i - 1]);
+      expect(double.requestsFor('issuePostCommentReaction').filter((r) => r.status < 300)).toHaveLength(1);
+      expect(double.requestsFor('issueCreateComment')).toHaveLength(1);
+      expect((await getRunsJson(t)).runs.find((r) => r.name === name)?.attempt).toBe(2);
+    },
+    RUN_TEST_MS,
+  );
 
-  it('!testme --quick runs the quick lane and says its result is lower-confidence', async () => {
-    const url = await startServe('webhook');
-    const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: 'Only a quick look, please.\n\n!testme --quick' });
-    const name = `webnotes-pr${pr.index}-c${comment.id}`;
-    expect((await deliver(url, payload)).status).toBe(202);
-    const run = await waitFor(`${name} to finish`, async () => (await getRunsJson(t)).runs.find((r) => r.name === name && r.phase === 'Done'), 600_000, 1_000);
-    expect(run, `${run.result}: ${run.reason ?? ''}`).toMatchObject({ result: 'passed' });
-    await waitFor('the quick verdict', async () => statusLog('cc-ci/quick').at(-1) === 'success Passed (quick lane: lower confidence)', 120_000, 500);
-    expect(statusLog('cc-ci/cold')).toEqual([]);
-    expect(statusLog('cc-ci/quick').filter((x) => !x.startsWith('pending '))).toEqual(['success Passed (quick lane: lower confidence)']);
-    expect(double.statusesFor(REPO, repo.head).every((x) => x.targetUrl === `${url}/runs/${name}`)).toBe(true);
-    const [ours, ...more] = reportComments();
-    expect(more).toEqual([]);
-    expect(ours?.body).toContain('quick lane');
-    expect(ours?.body).toContain('✅ **Passed**');
-    expect(ours?.body).toContain('⚠️ **Quick lane**: a lower-confidence result that does not gate a merge.');
-    const spec = parse(readFileSync(join(t.stateDir, 'specs', `${name}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
-    expect(spec.spec).toMatchObject({ lane: 'quick' });
-  }, RUN_TEST_MS);
+  it(
+    '!testme --quick runs the quick lane and says its result is lower-confidence',
+    async () => {
+      const url = await startServe('webhook');
+      const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: 'Only a quick look, please.\n\n!testme --quick' });
+      const name = `webnotes-pr${pr.index}-c${comment.id}`;
+      expect((await deliver(url, payload)).status).toBe(202);
+      const run = await waitFor(
+        `${name} to finish`,
+        async () => (await getRunsJson(t)).runs.find((r) => r.name === name && r.phase === 'Done'),
+        600_000,
+        1_000,
+      );
+      expect(run, `${run.result}: ${run.reason ?? ''}`).toMatchObject({ result: 'passed' });
+      await waitFor('the quick verdict', async () => statusLog('cc-ci/quick').at(-1) === 'success Passed (quick lane: lower confidence)', 120_000, 500);
+      expect(statusLog('cc-ci/cold')).toEqual([]);
+      expect(statusLog('cc-ci/quick').filter((x) => !x.startsWith('pending '))).toEqual(['success Passed (quick lane: lower confidence)']);
+      expect(double.statusesFor(REPO, repo.head).every((x) => x.targetUrl === `${url}/runs/${name}`)).toBe(true);
+      const [ours, ...more] = reportComments();
+      expect(more).toEqual([]);
+      expect(ours?.body).toContain('quick lane');
+      expect(ours?.body).toContain('✅ **Passed**');
+      expect(ours?.body).toContain('⚠️ **Quick lane**: a lower-confidence result that does not gate a merge.');
+      const spec = parse(readFileSync(join(t.stateDir, 'specs', `${name}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
+      expect(spec.spec).toMatchObject({ lane: 'quick' });
+    },
+    RUN_TEST_MS,
+  );
 });
 
 describe('configuration', () => {
@@ -365,50 +419,58 @@ describe('configuration', () => {
 });
 
 describe('!testme by polling', () => {
-  it('picks a new !testme up from the comment list and reports like the webhook does, even when reading the PR fails for a while', async () => {
-    // More failures than one call's retries: a read is deferred to the intake's backoff, and the
-    // poll goes on (the checkpoint moves) rather than waiting for it.
-    double.failNext('repoGetPullRequest', 500, 6);
-    const url = await startServe('poll');
-    const known = await runNames();
-    // An issue (not a PR) with a !testme, and a PR comment by someone without access: no run.
-    const issue = double.addIssue({ repo: REPO, author: 'alice' });
-    double.addComment({ repo: REPO, index: issue.index, author: 'alice', body: '!testme' });
-    double.addComment({ repo: REPO, index: pr.index, author: 'bob', body: '!testme' });
-    const { comment } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
-    const name = `webnotes-pr${pr.index}-c${comment.id}`;
+  it(
+    'picks a new !testme up from the comment list and reports like the webhook does, even when reading the PR fails for a while',
+    async () => {
+      // More failures than one call's retries: a read is deferred to the intake's backoff, and the
+      // poll goes on (the checkpoint moves) rather than waiting for it.
+      double.failNext('repoGetPullRequest', 500, 6);
+      const url = await startServe('poll');
+      const known = await runNames();
+      // An issue (not a PR) with a !testme, and a PR comment by someone without access: no run.
+      const issue = double.addIssue({ repo: REPO, author: 'alice' });
+      double.addComment({ repo: REPO, index: issue.index, author: 'alice', body: '!testme' });
+      double.addComment({ repo: REPO, index: pr.index, author: 'bob', body: '!testme' });
+      const { comment } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
+      const name = `webnotes-pr${pr.index}-c${comment.id}`;
 
-    await waitFor('the run from the poll', async () => (await runNames()).includes(name), 30_000, 500);
-    await verdictOf(name);
-    expectReported(name, comment.id, url);
-    expect((await runNames()).filter((n) => !known.includes(n))).toEqual([name]);
-    expect(double.commentsOn(REPO, issue.index).filter((c) => c.author === 'cc-ci')).toEqual([]);
-    expect(replies().map((c) => c.body)).toEqual([expect.stringContaining('@bob thank you for asking!')]);
-    expect(double.requestsFor('issueGetRepoComments').length).toBeGreaterThan(1);
-    expect(double.requests.filter((r) => r.injected && r.operation === 'repoGetPullRequest')).toHaveLength(6);
-    await expectNoSecrets(url, name);
-  }, RUN_TEST_MS);
+      await waitFor('the run from the poll', async () => (await runNames()).includes(name), 30_000, 500);
+      await verdictOf(name);
+      expectReported(name, comment.id, url);
+      expect((await runNames()).filter((n) => !known.includes(n))).toEqual([name]);
+      expect(double.commentsOn(REPO, issue.index).filter((c) => c.author === 'cc-ci')).toEqual([]);
+      expect(replies().map((c) => c.body)).toEqual([expect.stringContaining('@bob thank you for asking!')]);
+      expect(double.requestsFor('issueGetRepoComments').length).toBeGreaterThan(1);
+      expect(double.requests.filter((r) => r.injected && r.operation === 'repoGetPullRequest')).toHaveLength(6);
+      await expectNoSecrets(url, name);
+    },
+    RUN_TEST_MS,
+  );
 });
 
 describe('a forge that answers 500 for a while', () => {
-  it('still ends with the reaction, one comment with the verdict and the success status', async () => {
-    const url = await startServe('webhook');
-    const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
-    const name = `webnotes-pr${pr.index}-c${comment.id}`;
-    double.failNext('issuePostCommentReaction', 500, 10);
-    double.failNext('issueCreateComment', 500, 4);
-    double.failNext('repoCreateStatus', 500, 20);
-    expect((await deliver(url, payload)).status).toBe(202);
+  it(
+    'still ends with the reaction, one comment with the verdict and the success status',
+    async () => {
+      const url = await startServe('webhook');
+      const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
+      const name = `webnotes-pr${pr.index}-c${comment.id}`;
+      double.failNext('issuePostCommentReaction', 500, 10);
+      double.failNext('issueCreateComment', 500, 4);
+      double.failNext('repoCreateStatus', 500, 20);
+      expect((await deliver(url, payload)).status).toBe(202);
 
-    await verdictOf(name);
-    await waitFor('the reaction', async () => double.comment(comment.id)?.reactions.length === 1, 120_000, 500);
-    expect(double.comment(comment.id)?.reactions.map((r) => r.content)).toEqual(['eyes']);
-    expect(reportComments()).toHaveLength(1);
-    expect(reportComments()[0]?.body).toContain('✅ **Passed**');
-    expect(coldStatuses().at(-1)?.state).toBe('success');
-    const injected = double.requests.filter((r) => r.injected).map((r) => r.operation);
-    expect(new Set(injected)).toEqual(new Set(['issuePostCommentReaction', 'issueCreateComment', 'repoCreateStatus']));
-    expect(injected.filter((op) => op === 'repoCreateStatus')).toHaveLength(20);
-    expect(await runNames()).toEqual([name]);
-  }, RUN_TEST_MS);
+      await verdictOf(name);
+      await waitFor('the reaction', async () => double.comment(comment.id)?.reactions.length === 1, 120_000, 500);
+      expect(double.comment(comment.id)?.reactions.map((r) => r.content)).toEqual(['eyes']);
+      expect(reportComments()).toHaveLength(1);
+      expect(reportComments()[0]?.body).toContain('✅ **Passed**');
+      expect(coldStatuses().at(-1)?.state).toBe('success');
+      const injected = double.requests.filter((r) => r.injected).map((r) => r.operation);
+      expect(new Set(injected)).toEqual(new Set(['issuePostCommentReaction', 'issueCreateComment', 'repoCreateStatus']));
+      expect(injected.filter((op) => op === 'repoCreateStatus')).toHaveLength(20);
+      expect(await runNames()).toEqual([name]);
+    },
+    RUN_TEST_MS,
+  );
 });

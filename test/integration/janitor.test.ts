@@ -72,10 +72,15 @@ function configWith(patch: { domain?: object; janitor?: object }): string {
 
 /** Waits until the run's app exists with its secret generated and abra hangs in the deploy. */
 async function hungInDeploy(name: string, env: Record<string, string>): Promise<string> {
-  return waitFor(`${name} hanging in abra app deploy`, async () => {
-    const app = withStore(t, (s) => s.appsOfRun(name)[0]);
-    return callsOf(env, 'app.deploy') >= 1 && app ? app.domain : undefined;
-  }, 120_000, 200);
+  return waitFor(
+    `${name} hanging in abra app deploy`,
+    async () => {
+      const app = withStore(t, (s) => s.appsOfRun(name)[0]);
+      return callsOf(env, 'app.deploy') >= 1 && app ? app.domain : undefined;
+    },
+    120_000,
+    200,
+  );
 }
 
 function janitorTable(stdout: string, domain: string): string {
@@ -170,10 +175,15 @@ describe('the janitor', () => {
 
     const again = serve(t, env);
     try {
-      const done = await waitFor('orphaned to finish', async () => withStore(t, (s) => {
-        const run = s.getRun('orphaned');
-        return run?.phase === 'Done' ? run : undefined;
-      }), 240_000);
+      const done = await waitFor(
+        'orphaned to finish',
+        async () =>
+          withStore(t, (s) => {
+            const run = s.getRun('orphaned');
+            return run?.phase === 'Done' ? run : undefined;
+          }),
+        240_000,
+      );
       expect(done.result).toBe('passed');
       for (const a of withStore(t, (s) => s.appsOfRun('orphaned'))) expect(await leftoversOf(t, a.domain)).toEqual(NOTHING);
     } finally {
@@ -204,10 +214,15 @@ describe('the janitor', () => {
       expect(janitorTable(r.stdout, domain)).toMatch(
         /reap +changed .*(on a second look: owned by regrace, whose controller died; the serving controller recovers it|gone on a second look)/,
       );
-      const done = await waitFor('regrace to finish', async () => withStore(t, (s) => {
-        const run = s.getRun('regrace');
-        return run?.phase === 'Done' ? run : undefined;
-      }), 240_000);
+      const done = await waitFor(
+        'regrace to finish',
+        async () =>
+          withStore(t, (s) => {
+            const run = s.getRun('regrace');
+            return run?.phase === 'Done' ? run : undefined;
+          }),
+        240_000,
+      );
       // The controller's own recovery tore the first attempt down, not the janitor.
       expect(done.result).toBe('passed');
       expect(done.attempt).toBe(2);
@@ -229,7 +244,9 @@ describe('the janitor', () => {
     await handMadeApp(warm);
     await handMadeApp(infra);
     try {
-      const young = await cli(t, ['janitor', '--grace', '0'], { CCCI_CONFIG: configWith({ domain: { base: BASE }, janitor: { unknownOwnerAgeSeconds: 7200 } }) });
+      const young = await cli(t, ['janitor', '--grace', '0'], {
+        CCCI_CONFIG: configWith({ domain: { base: BASE }, janitor: { unknownOwnerAgeSeconds: 7200 } }),
+      });
       expect(janitorTable(young.stdout, orphan)).toMatch(/wait .*no run owns it; reaped once 120 min old/);
       expect(young.stdout).not.toContain(warm);
       expect(young.stdout).not.toContain(infra);
@@ -271,7 +288,12 @@ describe('the janitor', () => {
       await handMadeApp(late);
       // Two more passes: the second of them surely began after the app existed.
       await logged(server, 'janitor pass done', 2, 180_000);
-      await waitFor(`${late} to be reaped by a periodic pass`, async () => JSON.stringify(await leftoversOf(t, late)) === JSON.stringify(NOTHING), 120_000, 500);
+      await waitFor(
+        `${late} to be reaped by a periodic pass`,
+        async () => JSON.stringify(await leftoversOf(t, late)) === JSON.stringify(NOTHING),
+        120_000,
+        500,
+      );
       expect((await leftoversOf(t, warm)).services).toHaveLength(1);
     } finally {
       server.kill('SIGTERM');

@@ -149,7 +149,7 @@ describe('a run on the real swarm', () => {
     await expectNothingLeft(json);
   });
 
-  it('fails when abra cannot deploy the recipe at all, with abra\'s reason', async () => {
+  it("fails when abra cannot deploy the recipe at all, with abra's reason", async () => {
     const r = await run('deploy-fails');
     expect(r.exitCode, r.stderr).toBe(1);
     const json = r.json!;
@@ -218,7 +218,7 @@ describe('where the state directory, the config and abra come from', () => {
     expect(missing.stderr).toMatch(/no-such-config\.yaml/);
   });
 
-  it('abra is CCCI_ABRA, else the config\'s abra.bin, else abra on PATH', async () => {
+  it("abra is CCCI_ABRA, else the config's abra.bin, else abra on PATH", async () => {
     const bin = join(t.dir, 'bin');
     mkdirSync(bin, { recursive: true });
     const onPath = join(bin, 'abra');
@@ -246,7 +246,18 @@ describe('cc-ci doctor', () => {
   it('passes on this host with the abra double, having checked every flag cc-ci passes', async () => {
     const r = await cli(t, ['doctor']);
     expect(r.exitCode, r.stdout).toBe(0);
-    for (const check of ['git', 'docker daemon', 'swarm', 'proxy network', 'abra', 'abra commands', 'abra recipe flags', 'backup-bot-two', 'abra server', 'state directory']) {
+    for (const check of [
+      'git',
+      'docker daemon',
+      'swarm',
+      'proxy network',
+      'abra',
+      'abra commands',
+      'abra recipe flags',
+      'backup-bot-two',
+      'abra server',
+      'state directory',
+    ]) {
       expect(r.stdout).toMatch(new RegExp(`^ok +${check}:`, 'm'));
     }
     expect(r.stdout).toMatch(/abra commands: 12 commands, every flag cc-ci needs is present/);

@@ -88,9 +88,10 @@ function configWith(patch: Record<string, unknown>): string {
     const out = { ...a };
     for (const [k, v] of Object.entries(b)) {
       const cur = out[k];
-      out[k] = v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)
-        ? merge(cur as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
+      out[k] =
+        v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)
+          ? merge(cur as Record<string, unknown>, v as Record<string, unknown>)
+          : v;
     }
     return out;
   };
@@ -106,19 +107,29 @@ function drop(name: string, ref: string, extra: Record<string, unknown> = {}, ti
 const forge = (pr: number, comment: number) => ({ trigger: { kind: 'comment', forge: { owner: 'recipes', repo: 'webnotes', pr, comment } } });
 
 async function untilStep(name: string, step: string, timeoutMs = 120_000): Promise<RunRecord> {
-  return waitFor(`${name} to reach step "${step}"`, async () => {
-    const r = readRun(t, name);
-    return r && r.step === step && r.phase !== 'Done' ? r : undefined;
-  }, timeoutMs, 100);
+  return waitFor(
+    `${name} to reach step "${step}"`,
+    async () => {
+      const r = readRun(t, name);
+      return r && r.step === step && r.phase !== 'Done' ? r : undefined;
+    },
+    timeoutMs,
+    100,
+  );
 }
 
 /** The recorded child of a run whose command contains `what`, once its group has a grandchild
  *  (the hanging double or git shim started one): then the call really hangs. */
 async function hungChild(name: string, what: string): Promise<ChildRecord> {
-  return waitFor(`the hung "${what}" of ${name} with its grandchild`, async () => {
-    const c = withStore(t, (s) => s.listChildren()).find((x) => x.run === name && x.command.includes(what));
-    return c && groupMembers(c.pid).length >= 2 ? c : undefined;
-  }, 60_000, 100);
+  return waitFor(
+    `the hung "${what}" of ${name} with its grandchild`,
+    async () => {
+      const c = withStore(t, (s) => s.listChildren()).find((x) => x.run === name && x.command.includes(what));
+      return c && groupMembers(c.pid).length >= 2 ? c : undefined;
+    },
+    60_000,
+    100,
+  );
 }
 
 async function expectClean(name: string, groups: number[] = []): Promise<void> {
@@ -164,37 +175,40 @@ describe('kill -9 of cc-ci serve, then a restart', () => {
     ['Deploying', 'abra app deploy', 'app.deploy:1:hang', true, true],
     ['Deploying', 'abra app new', 'app.new:1:hang', true, false],
     ['Testing', 'abra app backup create', 'app.backup.create:1:hang', null, false],
-  ])('in %s (step %s): the orphaned abra group is stopped, the attempt torn down, and the retry reaches a verdict', async (phase, step, fault, outlives, killLeader) => {
-    const env = faults(fault);
-    const name = `crash-${n}`;
-    const tiers = step.includes('backup') ? ['install', 'backup'] : ['install'];
-    const first = serve(t, env);
-    drop(name, 'main', {}, tiers);
-    const during = await untilStep(name, step);
-    expect(during.phase).toBe(phase);
-    const orphan = await hungChild(name, step.replace('abra ', ''));
-    expect(callsOf(env, fault.split(':')[0]!)).toBe(1);
-    await stop(first, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 500));
-    if (outlives !== null) expect(isAlive(orphan.pid, orphan.startTicks)).toBe(outlives);
-    if (killLeader) {
-      process.kill(orphan.pid, 'SIGKILL');
-      await waitFor('the abra leader to die', async () => !isAlive(orphan.pid, orphan.startTicks), 10_000, 100);
-      expect(groupMembers(orphan.pid).length, 'its grandchild lives on in the group').toBeGreaterThan(0);
-    }
+  ])(
+    'in %s (step %s): the orphaned abra group is stopped, the attempt torn down, and the retry reaches a verdict',
+    async (phase, step, fault, outlives, killLeader) => {
+      const env = faults(fault);
+      const name = `crash-${n}`;
+      const tiers = step.includes('backup') ? ['install', 'backup'] : ['install'];
+      const first = serve(t, env);
+      drop(name, 'main', {}, tiers);
+      const during = await untilStep(name, step);
+      expect(during.phase).toBe(phase);
+      const orphan = await hungChild(name, step.replace('abra ', ''));
+      expect(callsOf(env, fault.split(':')[0]!)).toBe(1);
+      await stop(first, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 500));
+      if (outlives !== null) expect(isAlive(orphan.pid, orphan.startTicks)).toBe(outlives);
+      if (killLeader) {
+        process.kill(orphan.pid, 'SIGKILL');
+        await waitFor('the abra leader to die', async () => !isAlive(orphan.pid, orphan.startTicks), 10_000, 100);
+        expect(groupMembers(orphan.pid).length, 'its grandchild lives on in the group').toBeGreaterThan(0);
+      }
 
-    const second = serve(t, env);
-    try {
-      const done = await untilDone(t, name);
-      expect(isAlive(orphan.pid, orphan.startTicks)).toBe(false);
-      expect(done.result).toBe('passed');
-      expect(done.attempt).toBe(2);
-      expect(done.retries[0]?.reason).toMatch(new RegExp(`interrupted: the controller stopped while the run was ${phase}`));
-      await expectClean(name, [orphan.pid]);
-    } finally {
-      await stop(second);
-    }
-  });
+      const second = serve(t, env);
+      try {
+        const done = await untilDone(t, name);
+        expect(isAlive(orphan.pid, orphan.startTicks)).toBe(false);
+        expect(done.result).toBe('passed');
+        expect(done.attempt).toBe(2);
+        expect(done.retries[0]?.reason).toMatch(new RegExp(`interrupted: the controller stopped while the run was ${phase}`));
+        await expectClean(name, [orphan.pid]);
+      } finally {
+        await stop(second);
+      }
+    },
+  );
 
   it('in Preparing (step clone recipe): the hung git and its group are stopped, and the retry passes', async () => {
     const name = `crash-prep-${++n}`;
@@ -251,10 +265,15 @@ describe('kill -9 of cc-ci serve, then a restart', () => {
     await waitFor('the hung abra call', async () => callsOf(env, 'app.deploy') >= 1, 30_000, 100);
     await stop(server, 'SIGKILL');
     server = serve(t, env);
-    await waitFor('attempt 2 to deploy', async () => {
-      const r = readRun(t, name);
-      return r?.attempt === 2 && r.step === 'abra app deploy' && callsOf(env, 'app.deploy') >= 2;
-    }, 180_000, 100);
+    await waitFor(
+      'attempt 2 to deploy',
+      async () => {
+        const r = readRun(t, name);
+        return r?.attempt === 2 && r.step === 'abra app deploy' && callsOf(env, 'app.deploy') >= 2;
+      },
+      180_000,
+      100,
+    );
     await stop(server, 'SIGKILL');
     server = serve(t, env);
     try {
@@ -498,11 +517,15 @@ describe('cancel, supersede, timeouts, queue', () => {
       await waitFor('both hung abra calls', async () => callsOf(env, 'app.deploy') >= 2, 30_000, 100);
       drop('q-3', 'main');
       drop('q-4', 'main');
-      const rows = await waitFor('q-4 to be queued', async () => {
-        const r = await cli(t, ['get', 'runs', '-o', 'json']);
-        const runs = (JSON.parse(r.stdout) as { runs: { name: string; queuePosition: number | null; waiting: string | null }[] }).runs;
-        return runs.find((x) => x.name === 'q-4')?.waiting?.startsWith('capacity') ? runs : undefined;
-      }, 30_000);
+      const rows = await waitFor(
+        'q-4 to be queued',
+        async () => {
+          const r = await cli(t, ['get', 'runs', '-o', 'json']);
+          const runs = (JSON.parse(r.stdout) as { runs: { name: string; queuePosition: number | null; waiting: string | null }[] }).runs;
+          return runs.find((x) => x.name === 'q-4')?.waiting?.startsWith('capacity') ? runs : undefined;
+        },
+        30_000,
+      );
       expect(rows.find((x) => x.name === 'q-3')).toMatchObject({ queuePosition: 1, waiting: 'capacity full (2/2 runs active)' });
       expect(rows.find((x) => x.name === 'q-4')).toMatchObject({ queuePosition: 2, waiting: 'capacity full (2/2 runs active)' });
       const table = await cli(t, ['get', 'runs']);
@@ -522,11 +545,16 @@ describe('cancel, supersede, timeouts, queue', () => {
     try {
       drop('lh-1', 'main');
       drop('lh-2', 'main');
-      const waiting = await waitFor('a run to wait for the port', async () => {
-        const runs = (await cli(t, ['get', 'runs', '-o', 'json'])).stdout;
-        const rows = (JSON.parse(runs) as { runs: { name: string; queuePosition: number | null; waiting: string | null }[] }).runs;
-        return rows.find((x) => ['lh-1', 'lh-2'].includes(x.name) && x.waiting?.startsWith('lease held'));
-      }, 60_000, 200);
+      const waiting = await waitFor(
+        'a run to wait for the port',
+        async () => {
+          const runs = (await cli(t, ['get', 'runs', '-o', 'json'])).stdout;
+          const rows = (JSON.parse(runs) as { runs: { name: string; queuePosition: number | null; waiting: string | null }[] }).runs;
+          return rows.find((x) => ['lh-1', 'lh-2'].includes(x.name) && x.waiting?.startsWith('lease held'));
+        },
+        60_000,
+        200,
+      );
       expect(waiting).toMatchObject({ queuePosition: 1, waiting: 'lease held: no free ingress port in 21690-21690 (1 apps hold them)' });
       for (const name of ['lh-1', 'lh-2']) {
         const done = await untilDone(t, name);

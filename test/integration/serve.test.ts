@@ -80,9 +80,11 @@ describe('cc-ci serve', () => {
       // Re-writing the same spec does nothing; a changed spec under the same name is refused.
       writeFileSync(join(t.stateDir, 'specs', 'by-hand.json'), JSON.stringify(specFor('by-hand', 'main')));
       writeFileSync(join(t.stateDir, 'specs', 'by-hand-2.yaml'), stringify(specFor('by-hand', '1.0.0+1.35.0')));
-      const invalid = await waitFor('the duplicate to be recorded', async () =>
-        (await getRunsJson(t)).invalidSpecs.find((i) => i.file.endsWith('by-hand-2.yaml')),
-      30_000);
+      const invalid = await waitFor(
+        'the duplicate to be recorded',
+        async () => (await getRunsJson(t)).invalidSpecs.find((i) => i.file.endsWith('by-hand-2.yaml')),
+        30_000,
+      );
       expect(invalid.error).toMatch(/already used by by-hand\.json/);
       expect((await getRunsJson(t)).runs.filter((r) => r.name === 'by-hand')).toHaveLength(1);
     } finally {
@@ -132,9 +134,11 @@ async function sigtermWhileHung(run: string, command: string, words: string, han
     await serving(first);
     dropSpec(t, run, { repo: repo.path, ref: 'main' });
     await waitFor(`abra ${words} to hang`, async () => callsOf(faults, command) >= 1, hangWithinMs);
-    const hung = await waitFor(`the hung ${words} to be recorded as a child`, async () =>
-      withStore(t, (s) => s.listChildren().find((c) => c.command.includes(words))),
-    30_000);
+    const hung = await waitFor(
+      `the hung ${words} to be recorded as a child`,
+      async () => withStore(t, (s) => s.listChildren().find((c) => c.command.includes(words))),
+      30_000,
+    );
     expect(isAlive(hung.pid, hung.startTicks)).toBe(true);
     first.kill('SIGTERM');
     const r = await first;

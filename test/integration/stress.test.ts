@@ -74,7 +74,12 @@ function writeSpec(p: Planned): void {
   const repo = p.recipe === 'webnotes' ? webnotes : plainpage;
   writeFileSync(
     join(t.stateDir, 'specs', `${p.name}.yaml`),
-    stringify({ apiVersion: 'cc-ci/v1', kind: 'Run', metadata: { name: p.name }, spec: { recipe: p.recipe, source: { repo: repo.path, ref: p.ref }, tiers: p.tiers } }),
+    stringify({
+      apiVersion: 'cc-ci/v1',
+      kind: 'Run',
+      metadata: { name: p.name },
+      spec: { recipe: p.recipe, source: { repo: repo.path, ref: p.ref }, tiers: p.tiers },
+    }),
   );
 }
 
@@ -89,15 +94,63 @@ describe('stress', () => {
     const wave1: Planned[] = [
       { name: 's-main-1', recipe: 'webnotes', ref: 'main', tiers: install, expect: 'passed', commit: head, deploys: [head] },
       { name: 's-rel-110', recipe: 'webnotes', ref: '1.1.0+1.35.0', tiers: install, expect: 'passed', commit: base, deploys: [base] },
-      { name: 's-rel-100', recipe: 'webnotes', ref: '1.0.0+1.35.0', tiers: install, expect: 'passed', commit: webnotes.tagCommits['1.0.0+1.35.0']!, deploys: [webnotes.tagCommits['1.0.0+1.35.0']!] },
+      {
+        name: 's-rel-100',
+        recipe: 'webnotes',
+        ref: '1.0.0+1.35.0',
+        tiers: install,
+        expect: 'passed',
+        commit: webnotes.tagCommits['1.0.0+1.35.0']!,
+        deploys: [webnotes.tagCommits['1.0.0+1.35.0']!],
+      },
     ];
     const wave2: Planned[] = [
-      ...[1, 2].map((i): Planned => ({ name: `s-upgrade-${i}`, recipe: 'webnotes', ref: 'main', tiers: upgrade, expect: 'passed', commit: head, deploys: [head, base, head] })),
+      ...[1, 2].map((i): Planned => ({
+        name: `s-upgrade-${i}`,
+        recipe: 'webnotes',
+        ref: 'main',
+        tiers: upgrade,
+        expect: 'passed',
+        commit: head,
+        deploys: [head, base, head],
+      })),
       { name: 's-wipes-data', recipe: 'webnotes', ref: 'wipes-data', tiers: upgrade, expect: 'failed', commit: wipes, deploys: [wipes, base, wipes] },
-      ...[1, 2].map((i): Planned => ({ name: `s-unhealthy-${i}`, recipe: 'webnotes', ref: 'unhealthy', tiers: install, expect: 'failed', commit: webnotes.branches.unhealthy!, deploys: null })),
-      { name: 's-deploy-fails', recipe: 'webnotes', ref: 'deploy-fails', tiers: install, expect: 'failed', commit: webnotes.branches['deploy-fails']!, deploys: null },
-      ...[2, 3].map((i): Planned => ({ name: `s-main-${i}`, recipe: 'webnotes', ref: 'main', tiers: install, expect: 'passed', commit: head, deploys: [head] })),
-      ...[1, 2].map((i): Planned => ({ name: `s-plain-${i}`, recipe: 'plainpage', ref: 'main', tiers: install, expect: 'passed', commit: plainpage.head, deploys: [plainpage.head] })),
+      ...[1, 2].map((i): Planned => ({
+        name: `s-unhealthy-${i}`,
+        recipe: 'webnotes',
+        ref: 'unhealthy',
+        tiers: install,
+        expect: 'failed',
+        commit: webnotes.branches.unhealthy!,
+        deploys: null,
+      })),
+      {
+        name: 's-deploy-fails',
+        recipe: 'webnotes',
+        ref: 'deploy-fails',
+        tiers: install,
+        expect: 'failed',
+        commit: webnotes.branches['deploy-fails']!,
+        deploys: null,
+      },
+      ...[2, 3].map((i): Planned => ({
+        name: `s-main-${i}`,
+        recipe: 'webnotes',
+        ref: 'main',
+        tiers: install,
+        expect: 'passed',
+        commit: head,
+        deploys: [head],
+      })),
+      ...[1, 2].map((i): Planned => ({
+        name: `s-plain-${i}`,
+        recipe: 'plainpage',
+        ref: 'main',
+        tiers: install,
+        expect: 'passed',
+        commit: plainpage.head,
+        deploys: [plainpage.head],
+      })),
     ];
     const plan = [...wave1, ...wave2];
 
@@ -112,16 +165,31 @@ describe('stress', () => {
     try {
       mkdirSync(join(t.stateDir, 'specs'), { recursive: true });
       for (const p of wave1) writeSpec(p);
-      await waitFor('wave 1 to be admitted together', async () => withState((s) => {
-        sample(s);
-        return wave1.every((p) => { const r = s.getRun(p.name); return r && r.phase !== 'Pending'; });
-      }), 120_000, 250);
+      await waitFor(
+        'wave 1 to be admitted together',
+        async () =>
+          withState((s) => {
+            sample(s);
+            return wave1.every((p) => {
+              const r = s.getRun(p.name);
+              return r && r.phase !== 'Pending';
+            });
+          }),
+        120_000,
+        250,
+      );
       for (const p of wave2) writeSpec(p);
-      const runs = await waitFor('every run to be done', async () => withState((s) => {
-        sample(s);
-        const all = plan.map((p) => s.getRun(p.name));
-        return all.every((r) => r?.phase === 'Done') ? (all as RunRecord[]) : undefined;
-      }), 1_800_000, 250);
+      const runs = await waitFor(
+        'every run to be done',
+        async () =>
+          withState((s) => {
+            sample(s);
+            const all = plan.map((p) => s.getRun(p.name));
+            return all.every((r) => r?.phase === 'Done') ? (all as RunRecord[]) : undefined;
+          }),
+        1_800_000,
+        250,
+      );
       const wallMs = Date.now() - started;
 
       // Verdicts, commits and what was deployed, per run.
@@ -151,7 +219,9 @@ describe('stress', () => {
         expect(`${p.name}: ${r.commitSha}`).toBe(`${p.name}: ${p.commit}`);
         if (p.deploys) {
           expect(deployed.length, `${p.name} deployed ${deployed.join(', ')}`).toBe(p.deploys.length);
-          p.deploys.forEach((c, i) => expect(deployed[i]?.startsWith(c.slice(0, 8)), `${p.name} deploy ${i + 1}: ${deployed[i]} is not ${c.slice(0, 8)}`).toBe(true));
+          p.deploys.forEach((c, i) =>
+            expect(deployed[i]?.startsWith(c.slice(0, 8)), `${p.name} deploy ${i + 1}: ${deployed[i]} is not ${c.slice(0, 8)}`).toBe(true),
+          );
         } else {
           for (const d of deployed) expect(d.startsWith(p.commit.slice(0, 8)), `${p.name} deployed ${d}`).toBe(true);
         }

@@ -150,7 +150,16 @@ export async function serving(server: ResultPromise, timeoutMs = 60_000): Promis
 }
 
 export async function getRunsJson(t: TestEnv): Promise<{
-  runs: { name: string; phase: string; result: string | null; reason: string | null; domains: string[]; queuePosition: number | null; waiting: string | null; attempt: number }[];
+  runs: {
+    name: string;
+    phase: string;
+    result: string | null;
+    reason: string | null;
+    domains: string[];
+    queuePosition: number | null;
+    waiting: string | null;
+    attempt: number;
+  }[];
   invalidSpecs: { file: string; name: string | null; error: string }[];
 }> {
   const r = await cli(t, ['get', 'runs', '-o', 'json']);
@@ -170,7 +179,10 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 
 async function lines(args: string[]): Promise<string[]> {
   const r = await execa('docker', args, { timeout: 60_000 });
-  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 export interface Leftovers {
@@ -190,12 +202,27 @@ export async function leftoversOf(t: TestEnv, domain: string): Promise<Leftovers
   const pre = (xs: string[]) => xs.filter((x) => x.startsWith(`${stack}_`));
   const envDir = join(t.abraDir, 'servers', 'default');
   return {
-    services: [...new Set([...(await lines(['service', 'ls', '--filter', label, '--format', '{{.Name}}'])), ...pre(await lines(['service', 'ls', '--format', '{{.Name}}']))])],
+    services: [
+      ...new Set([
+        ...(await lines(['service', 'ls', '--filter', label, '--format', '{{.Name}}'])),
+        ...pre(await lines(['service', 'ls', '--format', '{{.Name}}'])),
+      ]),
+    ],
     containers: await lines(['ps', '-a', '--filter', label, '--format', '{{.Names}}']),
-    volumes: [...new Set([...(await lines(['volume', 'ls', '--filter', label, '--format', '{{.Name}}'])), ...pre(await lines(['volume', 'ls', '--format', '{{.Name}}']))])],
+    volumes: [
+      ...new Set([
+        ...(await lines(['volume', 'ls', '--filter', label, '--format', '{{.Name}}'])),
+        ...pre(await lines(['volume', 'ls', '--format', '{{.Name}}'])),
+      ]),
+    ],
     secrets: pre(await lines(['secret', 'ls', '--format', '{{.Name}}'])),
     configs: pre(await lines(['config', 'ls', '--format', '{{.Name}}'])),
-    networks: [...new Set([...(await lines(['network', 'ls', '--filter', label, '--format', '{{.Name}}'])), ...pre(await lines(['network', 'ls', '--format', '{{.Name}}']))])],
+    networks: [
+      ...new Set([
+        ...(await lines(['network', 'ls', '--filter', label, '--format', '{{.Name}}'])),
+        ...pre(await lines(['network', 'ls', '--format', '{{.Name}}'])),
+      ]),
+    ],
     envFiles: existsSync(envDir) ? readdirSync(envDir).filter((f) => f.startsWith(domain)) : [],
   };
 }
@@ -313,8 +340,13 @@ export function readRun(t: TestEnv, name: string): RunRecord | undefined {
 }
 
 export function untilDone(t: TestEnv, name: string, timeoutMs = 300_000): Promise<RunRecord> {
-  return waitFor(`${name} to be done`, async () => {
-    const r = readRun(t, name);
-    return r?.phase === 'Done' ? r : undefined;
-  }, timeoutMs, 500);
+  return waitFor(
+    `${name} to be done`,
+    async () => {
+      const r = readRun(t, name);
+      return r?.phase === 'Done' ? r : undefined;
+    },
+    timeoutMs,
+    500,
+  );
 }

@@ -57,7 +57,13 @@ describe('abra backup commands', () => {
   });
 
   it("reads backup-bot-two's text listing as well as a JSON one, skipping abra's own lines", () => {
-    const text = ['INFO fetching snapshots', '2026-05-01 12:00:00 1a2b3c4d', '\x1b[33mWARN\x1b[0m something', '2026-05-02T08:30:00 5e6f7a8b9c0d', 'No Snapshots found'].join('\n');
+    const text = [
+      'INFO fetching snapshots',
+      '2026-05-01 12:00:00 1a2b3c4d',
+      '\x1b[33mWARN\x1b[0m something',
+      '2026-05-02T08:30:00 5e6f7a8b9c0d',
+      'No Snapshots found',
+    ].join('\n');
     expect(parseSnapshots(text)).toEqual([
       { id: '1a2b3c4d', time: '2026-05-01 12:00:00' },
       { id: '5e6f7a8b9c0d', time: '2026-05-02T08:30:00' },

@@ -8,7 +8,11 @@ import { CallKilledError, CallTimeoutError, callFault, shortCommand } from '../.
 describe('a call that did not end on its own', () => {
   it('names the tier when it ran out of its own time limit', async () => {
     const r = await runProcess({ cmd: 'sleep', args: ['30'], timeoutMs: 300, killGraceMs: 100 });
-    const f = callFault(new AbraError('app deploy', { ...r, command: '/opt/abra app deploy webn-0a1b2c.ci.localhost --chaos -n' }), 'abra app deploy', 'install');
+    const f = callFault(
+      new AbraError('app deploy', { ...r, command: '/opt/abra app deploy webn-0a1b2c.ci.localhost --chaos -n' }),
+      'abra app deploy',
+      'install',
+    );
     expect(f).toBeInstanceOf(CallTimeoutError);
     expect(f?.message).toBe('timed out in install: abra app deploy did not return within 0.3s (its call timeout) and was killed');
     const d = callFault(new DockerError({ ...r, command: 'docker service ls --filter label=x' }), null, 'backup');

@@ -62,7 +62,7 @@ describe('loading the customisation layers', () => {
     expect(c.tests.specs.length + c.tests.functional.length).toBe(0);
   });
 
-  it('layers generic < recipe repo < bundled < operator: scalars replace, extraEnv and expectedNA extend, a hook or overlay is the highest layer\'s whole', () => {
+  it("layers generic < recipe repo < bundled < operator: scalars replace, extraEnv and expectedNA extend, a hook or overlay is the highest layer's whole", () => {
     const l = layout('layered');
     put(join(l.bundled, '_generic', 'settings.yaml'), 'healthPath: /\nhealthStatuses: [200]\nextraEnv: { A: g, B: g }\nexpectedNA: { backup: generic says }\n');
     put(join(l.repo, '.cc-ci', 'settings.yaml'), 'healthPath: /from-repo\ndeployTimeoutSeconds: 10\nextraEnv: { B: repo }\nwebPort: 8081\n');
@@ -159,7 +159,7 @@ describe("the run's copy of the head's .cc-ci/", () => {
     mkdirSync(join(l.repo, '.cc-ci', 'functional'), { recursive: true });
     symlinkSync('../../scripts/check.sh', join(l.repo, '.cc-ci', 'hooks', 'check'));
     symlinkSync('../../scripts/check.sh', join(l.repo, '.cc-ci', 'functional', 'shared.sh'));
-    put(join(l.root, 'outside.spec.ts'), '// not the repository\'s');
+    put(join(l.root, 'outside.spec.ts'), "// not the repository's");
     mkdirSync(join(l.repo, '.cc-ci', 'playwright'), { recursive: true });
     symlinkSync(join(l.root, 'outside.spec.ts'), join(l.repo, '.cc-ci', 'playwright', 'escape.spec.ts'));
     put(join(l.repo, '.cc-ci', 'compose.ccci.yml'), 'version: "3.8"\n');
@@ -187,7 +187,9 @@ describe("the run's copy of the head's .cc-ci/", () => {
     mkdirSync(join(l.repo, '.cc-ci', 'hooks'), { recursive: true });
     symlinkSync(join(l.root, 'elsewhere'), join(l.repo, '.cc-ci', 'hooks', 'install-steps'));
     const layer = snapshotRecipeLayer(l.repo, join(l.root, 'copy'));
-    expect(() => loadCustomization({ ...l.sources, recipeLayer: layer! })).toThrow(/hooks\/install-steps: a hook in the recipe repository must not be a link that leaves it/);
+    expect(() => loadCustomization({ ...l.sources, recipeLayer: layer! })).toThrow(
+      /hooks\/install-steps: a hook in the recipe repository must not be a link that leaves it/,
+    );
   });
 
   it('is nothing when the repository has no .cc-ci/, and leaves no stale copy behind', () => {

@@ -19,7 +19,8 @@ const input = (o: Partial<FactsInput> = {}): FactsInput => ({
   ...o,
 });
 
-const facts = (merged: string, o: Partial<FactsInput> = {}, raw: Record<string, unknown>[] = [{ version: '3.8' }]) => factsOf(composeModel(merged, raw), input(o));
+const facts = (merged: string, o: Partial<FactsInput> = {}, raw: Record<string, unknown>[] = [{ version: '3.8' }]) =>
+  factsOf(composeModel(merged, raw), input(o));
 
 describe('the web service and its port', () => {
   it('is the service whose Traefik router names the domain — `web`, not `app` (llamenos)', () => {
@@ -72,7 +73,9 @@ services:
         traefik.http.services.o.loadbalancer.server.port: "80"
 `);
     expect(f.web.service).toBeNull();
-    expect((f.web as { problem: string }).problem).toMatch(/app has loadbalancer.server.port "web", not a port number cc-ci can use; set webService and webPort/);
+    expect((f.web as { problem: string }).problem).toMatch(
+      /app has loadbalancer.server.port "web", not a port number cc-ci can use; set webService and webPort/,
+    );
   });
 
   it('without Traefik labels, the one service that publishes one port (agora)', () => {
@@ -189,8 +192,14 @@ secrets:
   });
 });
 
-describe("the app env cc-ci writes", () => {
-  const run = { run: 'r1', domain: 'abcd-123456.ci.example', settings: { deployTimeoutSeconds: 60, extraEnv: { X: 'y' } }, overlay: false, ingressOverlay: true };
+describe('the app env cc-ci writes', () => {
+  const run = {
+    run: 'r1',
+    domain: 'abcd-123456.ci.example',
+    settings: { deployTimeoutSeconds: 60, extraEnv: { X: 'y' } },
+    overlay: false,
+    ingressOverlay: true,
+  };
 
   it('spells COMPOSE_FILE out when .env.sample has none: compose.yml first, then the overlay (7 of 10 recipes)', () => {
     const env = new EnvFile('/dev/null', 'TYPE=gaseous\nDOMAIN=gaseous.example.com\n');
@@ -225,7 +234,10 @@ describe('whether the stack runs what was deployed', () => {
   });
 
   it('says "no chaos-version label" when that is what is missing, and "no app service" when that is', () => {
-    expect(deployedState(svc({ 'coop-cloud.s.version': '1.0.0' }), 's', { commit })).toEqual({ at: false, shows: 'no chaos-version label on s_app (version 1.0.0)' });
+    expect(deployedState(svc({ 'coop-cloud.s.version': '1.0.0' }), 's', { commit })).toEqual({
+      at: false,
+      shows: 'no chaos-version label on s_app (version 1.0.0)',
+    });
     expect(deployedState([{ ...svc({})[0]!, name: 's_web' }], 's', { commit }).shows).toBe('no app service');
     expect(deployedState([], 's', { commit }).shows).toBe('nothing deployed');
     expect(deployedState(svc({ 'coop-cloud.s.chaos-version': '1a2b3c4' }), 's', { commit }).at).toBe(true);
@@ -233,7 +245,12 @@ describe('whether the stack runs what was deployed', () => {
 
   it('a release is at its version label, and not when the stack shows a chaos deploy', () => {
     expect(deployedState(svc({ 'coop-cloud.s.version': 'v1.1.0', 'coop-cloud.s.chaos': 'false' }), 's', { commit, release: 'v1.1.0' }).at).toBe(true);
-    expect(deployedState(svc({ 'coop-cloud.s.version': 'v1.1.0', 'coop-cloud.s.chaos': 'true', 'coop-cloud.s.chaos-version': 'abc' }), 's', { commit, release: 'v1.1.0' })).toEqual({
+    expect(
+      deployedState(svc({ 'coop-cloud.s.version': 'v1.1.0', 'coop-cloud.s.chaos': 'true', 'coop-cloud.s.chaos-version': 'abc' }), 's', {
+        commit,
+        release: 'v1.1.0',
+      }),
+    ).toEqual({
       at: false,
       shows: 'a chaos deploy (chaos-version abc)',
     });

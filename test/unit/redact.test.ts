@@ -21,7 +21,7 @@ describe('redaction', () => {
     expect(new Redactor().apply('clone https://t:tok123456@h/r')).toBe('clone https://***@h/r');
   });
 
-  it('git errors never carry a URL\'s credentials', () => {
+  it("git errors never carry a URL's credentials", () => {
     expect(new GitError('could not clone https://bot:tok@h/r.git').message).toBe('could not clone https://***@h/r.git');
   });
 });

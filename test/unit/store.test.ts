@@ -61,7 +61,7 @@ describe('state store', () => {
     expect(() => new Store(file)).toThrow(/schema version 999, newer than this cc-ci knows/);
   });
 
-  it('numbers a run\'s log without gaps or repeats when two handles write in turn', () => {
+  it("numbers a run's log without gaps or repeats when two handles write in turn", () => {
     const a = new Store(file);
     const b = new Store(file);
     insert(a, 'r1');

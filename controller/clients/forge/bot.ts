@@ -1,4 +1,4 @@
-import type { ForgeClient } from './client.js';
+import type { ForgeClient, ForgeComment, RepoRef } from './client.js';
 
 /**
  * The bot's own login (GET /user), asked once and cached: the intake ignores the bot's comments
@@ -25,8 +25,10 @@ export class BotIdentity {
     return this.asking;
   }
 
-  /** The login if it is known already (for a page or a log line), without asking. */
-  get known(): string | null {
-    return this.cached;
+  /** The bot's own comment on a pull request that carries `marker`, if there is one: how a post
+   *  that timed out but arrived is found before it is posted again. */
+  async findOwnComment(client: Pick<ForgeClient, 'listIssueComments'>, ref: RepoRef, pr: number, marker: string): Promise<ForgeComment | null> {
+    const bot = (await this.login()).toLowerCase();
+    return (await client.listIssueComments(ref, pr)).find((c) => c.user?.login.toLowerCase() === bot && c.body.includes(marker)) ?? null;
   }
 }

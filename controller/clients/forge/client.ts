@@ -300,14 +300,7 @@ function totalCount(response: Response): number | null {
 
 /** What gitea-js throws for a non-2xx answer: the Response, with the parsed body in `error`. */
 function isHttpFailure(thrown: unknown): thrown is { status: number; error: unknown } {
-  return (
-    typeof thrown === 'object' &&
-    thrown !== null &&
-    'status' in thrown &&
-    typeof thrown.status === 'number' &&
-    'ok' in thrown &&
-    thrown.ok === false
-  );
+  return typeof thrown === 'object' && thrown !== null && 'status' in thrown && typeof thrown.status === 'number' && 'ok' in thrown && thrown.ok === false;
 }
 
 function serverMessage(body: unknown): string {
@@ -349,11 +342,15 @@ export class ForgeClient {
   // ---- the ten operations -----------------------------------------------------------------------
 
   async getCurrentUser(): Promise<ForgeUser> {
-    return this.call('userGetCurrent', (params) => this.api.user.userGetCurrent(params), (response) => {
-      const user = toUser(parseBody('userGetCurrent', userSchema, response));
-      if (user === null) throw invalidResponse('userGetCurrent', response.status, 'no user');
-      return user;
-    });
+    return this.call(
+      'userGetCurrent',
+      (params) => this.api.user.userGetCurrent(params),
+      (response) => {
+        const user = toUser(parseBody('userGetCurrent', userSchema, response));
+        if (user === null) throw invalidResponse('userGetCurrent', response.status, 'no user');
+        return user;
+      },
+    );
   }
 
   async getPullRequest(ref: RepoRef, index: number): Promise<ForgePullRequest> {
@@ -377,10 +374,7 @@ export class ForgeClient {
   }
 
   /** One page of the comments on every issue and PR of a repository. */
-  async listRepoComments(
-    ref: RepoRef,
-    options: { since?: Date; before?: Date; page?: number; limit?: number } = {},
-  ): Promise<Page<ForgeComment>> {
+  async listRepoComments(ref: RepoRef, options: { since?: Date; before?: Date; page?: number; limit?: number } = {}): Promise<Page<ForgeComment>> {
     const { owner, repo } = encodeRef(ref);
     const query = {
       since: options.since && rfc3339(options.since),
@@ -506,10 +500,7 @@ export class ForgeClient {
       }
       if (!failure.retryable || attempt >= this.retry.attempts) throw failure;
       const delayMs = this.backoff(attempt);
-      this.logger?.warn(
-        { operation, attempt, status: failure.status, kind: failure.kind, delayMs },
-        'forge call failed, retrying',
-      );
+      this.logger?.warn({ operation, attempt, status: failure.status, kind: failure.kind, delayMs }, 'forge call failed, retrying');
       await sleep(delayMs);
     }
   }

@@ -50,8 +50,7 @@ export function formatDuration(ms: number | null): string {
 
 const TIER_ICON: Record<string, string> = { pass: '✅', fail: '❌', 'n/a': '➖', skipped: '⏭️' };
 
-const QUICK_NOTE =
-  '> ⚠️ **Quick lane**: a lower-confidence result that does not gate a merge. Comment `!testme` for the full cold lane.';
+const QUICK_NOTE = '> ⚠️ **Quick lane**: a lower-confidence result that does not gate a merge. Comment `!testme` for the full cold lane.';
 
 const RERUN = 'To run again, comment `!testme` (or `!testme --quick` for the quick lane).';
 

@@ -43,10 +43,7 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
   { long: 'offline', short: 'o', kind: 'bool', desc: 'prefer offline & filesystem access' },
 ];
 
-export type ParseOutcome =
-  | { kind: 'help'; path: CommandSpec[] }
-  | { kind: 'version' }
-  | { kind: 'run'; path: CommandSpec[]; inv: Invocation };
+export type ParseOutcome = { kind: 'help'; path: CommandSpec[] } | { kind: 'version' } | { kind: 'run'; path: CommandSpec[]; inv: Invocation };
 
 function helpFlag(cmd: CommandSpec): FlagSpec {
   return { long: 'help', short: 'h', kind: 'bool', desc: `help for ${cmd.name}` };
@@ -153,7 +150,11 @@ export function parse(root: CommandSpec, argv: readonly string[]): ParseOutcome 
   const min = cmd.minArgs ?? 0;
   if (positional.length < min) {
     const missing = cmd.argNames?.[positional.length];
-    fatal(missing ? `no ${missing} provided (usage: ${commandPath(path)} ${cmd.usage ?? ''})`.trimEnd() : `accepts at least ${min} arg(s), received ${positional.length}`);
+    fatal(
+      missing
+        ? `no ${missing} provided (usage: ${commandPath(path)} ${cmd.usage ?? ''})`.trimEnd()
+        : `accepts at least ${min} arg(s), received ${positional.length}`,
+    );
   }
   if (cmd.maxArgs !== undefined && positional.length > cmd.maxArgs) {
     fatal(`accepts at most ${cmd.maxArgs} arg(s), received ${positional.length}`);

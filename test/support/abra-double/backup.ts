@@ -85,7 +85,10 @@ async function firstRunning(service: string): Promise<string> {
 async function backupTargets(app: App): Promise<Target[]> {
   const rows = await stackServices(app.stack);
   if (rows.length === 0) fatal(`${app.domain} is not deployed`);
-  const services = await inspect(rows.map((r) => r.id), 'service');
+  const services = await inspect(
+    rows.map((r) => r.id),
+    'service',
+  );
   const labelled = services.filter((s) => labelsOf(s)['backupbot.backup'] === 'true');
   if (labelled.length === 0) fatal(`no service of ${app.domain} has the label backupbot.backup=true: nothing to back up`);
   if (labelled.length > 1) {
@@ -261,7 +264,9 @@ export async function restoreBackup(app: App, snapshot: Snapshot): Promise<void>
     for (const [i, v] of volumes.entries()) {
       const target = mounts.get(v);
       if (!target) continue;
-      const res = await run('docker', ['cp', '-a', `${resolve(volumesRoot, v, '_data')}/.`, `${target.container}:${target.mount}`], { timeoutMs: COPY_TIMEOUT_MS });
+      const res = await run('docker', ['cp', '-a', `${resolve(volumesRoot, v, '_data')}/.`, `${target.container}:${target.mount}`], {
+        timeoutMs: COPY_TIMEOUT_MS,
+      });
       if (!res.ok) fatal(`restoring ${v} failed: ${failure(res)}`);
       log.info(`restored ${v}`);
       if (i === 0) crashPoint('app restore: after restoring the first volume, before the post-hooks');
@@ -278,7 +283,10 @@ async function appSecretValues(app: App): Promise<Record<string, string>> {
   for (const c of await stackContainers(app.stack)) {
     const names = await run('docker', ['exec', c, 'ls', '/run/secrets'], { timeoutMs: 30_000 });
     if (!names.ok) continue;
-    for (const name of names.stdout.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    for (const name of names.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)) {
       if (values[name] !== undefined) continue;
       const v = await run('docker', ['exec', c, 'cat', `/run/secrets/${name}`], { timeoutMs: 30_000 });
       if (v.ok) values[name] = v.stdout;

@@ -6,11 +6,26 @@ import { log } from './log.js';
 // Command modules are imported when their command runs: `--help`/`--version` and cheap commands
 // do not pay for loading execa, yaml and semver (a noticeable share of each call's time).
 type Run = (inv: Invocation) => Promise<void>;
-const appCmd = (name: 'appDeploy' | 'appList' | 'appNew' | 'appRemove' | 'appUndeploy'): Run => async (inv) => (await import('./cmd-app.js'))[name](inv);
-const backupCmd = (name: 'appRestore' | 'backupCreate' | 'backupDownload' | 'backupSnapshots'): Run => async (inv) => (await import('./cmd-backup.js'))[name](inv);
-const miscCmd = (name: 'recipeFetch' | 'serverAdd' | 'serverList'): Run => async (inv) => (await import('./cmd-misc.js'))[name](inv);
-const secretCmd = (name: 'secretGenerate' | 'secretList' | 'secretRemove'): Run => async (inv) => (await import('./cmd-secret.js'))[name](inv);
-const volumeCmd = (name: 'volumeList' | 'volumeRemove'): Run => async (inv) => (await import('./cmd-volume.js'))[name](inv);
+const appCmd =
+  (name: 'appDeploy' | 'appList' | 'appNew' | 'appRemove' | 'appUndeploy'): Run =>
+  async (inv) =>
+    (await import('./cmd-app.js'))[name](inv);
+const backupCmd =
+  (name: 'appRestore' | 'backupCreate' | 'backupDownload' | 'backupSnapshots'): Run =>
+  async (inv) =>
+    (await import('./cmd-backup.js'))[name](inv);
+const miscCmd =
+  (name: 'recipeFetch' | 'serverAdd' | 'serverList'): Run =>
+  async (inv) =>
+    (await import('./cmd-misc.js'))[name](inv);
+const secretCmd =
+  (name: 'secretGenerate' | 'secretList' | 'secretRemove'): Run =>
+  async (inv) =>
+    (await import('./cmd-secret.js'))[name](inv);
+const volumeCmd =
+  (name: 'volumeList' | 'volumeRemove'): Run =>
+  async (inv) =>
+    (await import('./cmd-volume.js'))[name](inv);
 
 export const VERSION = '0.13.0-beta-ccci-double';
 
@@ -81,7 +96,7 @@ const app: CommandSpec = {
       name: 'remove',
       aliases: ['rm'],
       usage: '<domain> [flags]',
-      short: "Remove all app data, locally and remotely (volumes, secrets, configs and the .env)",
+      short: 'Remove all app data, locally and remotely (volumes, secrets, configs and the .env)',
       minArgs: 1,
       maxArgs: 1,
       argNames: ['app'],

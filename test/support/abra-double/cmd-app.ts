@@ -174,7 +174,21 @@ export async function appDeploy(inv: Invocation): Promise<void> {
   for (const [k, v] of env) if (!appService.environment.has(k)) environment.set(k, v);
   const overlay = writeOverlay(model.version, { labels, environment });
 
-  out(table(['APP', 'RECIPE', 'VERSION', 'CHAOS', 'STACK', 'COMPOSE FILES'], [[domain, app.recipe, chaos ? (model.services.get('app')?.labels.get(`coop-cloud.${s}.version`) ?? 'unknown') : chosen.version, chaos ? (chosen.chaosVersion ?? 'true') : 'false', s, files.map((f) => f.slice(app.recipeDir.length + 1)).join(':')]]));
+  out(
+    table(
+      ['APP', 'RECIPE', 'VERSION', 'CHAOS', 'STACK', 'COMPOSE FILES'],
+      [
+        [
+          domain,
+          app.recipe,
+          chaos ? (model.services.get('app')?.labels.get(`coop-cloud.${s}.version`) ?? 'unknown') : chosen.version,
+          chaos ? (chosen.chaosVersion ?? 'true') : 'false',
+          s,
+          files.map((f) => f.slice(app.recipeDir.length + 1)).join(':'),
+        ],
+      ],
+    ),
+  );
 
   const since = Date.now();
   const res = await stackDeploy(s, [...files, overlay], dockerEnv(env), app.recipeDir);
@@ -292,7 +306,7 @@ export async function appRemove(inv: Invocation): Promise<void> {
   if ((await stackServices(app.stack)).length > 0) fatal(`${domain} is still deployed; run "abra app undeploy ${domain}" first`);
   const foreign = longerStacksSharingPrefix(app);
 
-  const volumes = (await listNames('volume', [`label=${NAMESPACE_LABEL}=${app.stack}`]));
+  const volumes = await listNames('volume', [`label=${NAMESPACE_LABEL}=${app.stack}`]);
   await removeWithRetry('volume', volumes);
   crashPoint('app rm: after removing volumes, before secrets, configs and the .env');
 
@@ -403,9 +417,7 @@ export async function appList(inv: Invocation): Promise<void> {
       recipeDir: recipeDir(recipe),
       stack: stackNameOf(f.domain, env),
     };
-    const status = withStatus
-      ? await statusOf(app)
-      : { status: '', chaos: '', chaosVersion: '', autoUpdate: '', version: '', upgrade: '' };
+    const status = withStatus ? await statusOf(app) : { status: '', chaos: '', chaosVersion: '', autoUpdate: '', version: '', upgrade: '' };
     const entry: AppListEntry = { server: f.server, recipe, appName: f.domain, domain: f.domain, ...status };
     const list = (result[f.server] ??= { apps: [], appCount: 0, versionCount: 0, unversionedCount: 0, latestCount: 0, upgradeCount: 0 });
     list.apps.push(entry);

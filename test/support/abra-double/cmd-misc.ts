@@ -29,7 +29,12 @@ export async function serverList(inv: Invocation): Promise<void> {
     out(JSON.stringify(rows));
     return;
   }
-  out(table(['NAME', 'HOST'], rows.map((r) => [r.name, r.host])));
+  out(
+    table(
+      ['NAME', 'HOST'],
+      rows.map((r) => [r.name, r.host]),
+    ),
+  );
 }
 
 export async function recipeFetch(inv: Invocation): Promise<void> {

@@ -84,7 +84,12 @@ export function printGenerated(generated: readonly Generated[], machine: boolean
     log.warn('no secrets generated');
     return;
   }
-  out(table(['NAME', 'VALUE'], generated.map((g) => [g.name, g.value])));
+  out(
+    table(
+      ['NAME', 'VALUE'],
+      generated.map((g) => [g.name, g.value]),
+    ),
+  );
   log.warn('generated secrets are shown above; they are not saved anywhere else');
 }
 
@@ -140,5 +145,10 @@ export async function secretList(inv: Invocation): Promise<void> {
     out(JSON.stringify(rows));
     return;
   }
-  out(table(['NAME', 'VERSION', 'GENERATED NAME', 'CREATED ON SERVER'], rows.map((r) => [r.name, r.version, r['generated-name'], r['created-on-server']])));
+  out(
+    table(
+      ['NAME', 'VERSION', 'GENERATED NAME', 'CREATED ON SERVER'],
+      rows.map((r) => [r.name, r.version, r['generated-name'], r['created-on-server']]),
+    ),
+  );
 }

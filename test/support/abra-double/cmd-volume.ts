@@ -24,7 +24,12 @@ export async function volumeList(inv: Invocation): Promise<void> {
     out(JSON.stringify(vols));
     return;
   }
-  out(table(['NAME', 'DRIVER'], vols.map((v) => [v.name, v.driver])));
+  out(
+    table(
+      ['NAME', 'DRIVER'],
+      vols.map((v) => [v.name, v.driver]),
+    ),
+  );
 }
 
 export async function volumeRemove(inv: Invocation): Promise<void> {

@@ -76,7 +76,12 @@ function toModel(doc: Dict): ComposeModel {
  * are kept (`${STACK_NAME}_x_${SECRET_X_VERSION}`), which is how secrets are mapped to their
  * SECRET_*_VERSION variable.
  */
-export async function loadCompose(files: readonly string[], env: ReadonlyMap<string, string>, cwd: string, opts: { interpolate: boolean }): Promise<ComposeModel> {
+export async function loadCompose(
+  files: readonly string[],
+  env: ReadonlyMap<string, string>,
+  cwd: string,
+  opts: { interpolate: boolean },
+): Promise<ComposeModel> {
   const args = ['stack', 'config', ...files.flatMap((f) => ['--compose-file', f])];
   if (!opts.interpolate) args.push('--skip-interpolation');
   const res = await run('docker', args, { env: dockerEnv(env), cwd, timeoutMs: 60_000 });

@@ -99,7 +99,10 @@ export async function waitForConvergence(stack: string, timeoutSeconds: number, 
   for (;;) {
     const rows = await stackServices(stack);
     const byName = new Map(rows.map((r) => [r.name, r.replicas]));
-    const services = await inspect(rows.map((r) => r.id), 'service');
+    const services = await inspect(
+      rows.map((r) => r.id),
+      'service',
+    );
     const states: ServiceState[] = [];
     for (const svc of services) {
       states.push(await serviceState(svc, byName.get(str(dict(svc.Spec).Name) ?? '') ?? '', since));
@@ -120,7 +123,9 @@ export async function waitForConvergence(stack: string, timeoutSeconds: number, 
     }
     if (Date.now() >= deadline) {
       const pending = states.filter((s) => !converged(s));
-      fatal(`deploy timed out after ${timeoutSeconds}s; services not converged: ${(pending.length > 0 ? pending : states).map(describe).join('; ') || 'no services found'}`);
+      fatal(
+        `deploy timed out after ${timeoutSeconds}s; services not converged: ${(pending.length > 0 ? pending : states).map(describe).join('; ') || 'no services found'}`,
+      );
     }
     await sleep(1000);
   }

@@ -24,10 +24,12 @@ export interface ServiceRow {
 
 export async function stackServices(stack: string): Promise<ServiceRow[]> {
   const text = await dockerOk(['service', 'ls', '--filter', `label=${NAMESPACE_LABEL}=${stack}`, '--format', '{{json .}}']);
-  return jsonLines(text)
-    .map((r) => ({ id: str(r.ID) ?? '', name: str(r.Name) ?? '', replicas: str(r.Replicas) ?? '', mode: str(r.Mode) ?? '' }))
-    // the label filter matches on the namespace label; double-check the name prefix too
-    .filter((r) => r.name.startsWith(`${stack}_`));
+  return (
+    jsonLines(text)
+      .map((r) => ({ id: str(r.ID) ?? '', name: str(r.Name) ?? '', replicas: str(r.Replicas) ?? '', mode: str(r.Mode) ?? '' }))
+      // the label filter matches on the namespace label; double-check the name prefix too
+      .filter((r) => r.name.startsWith(`${stack}_`))
+  );
 }
 
 export async function inspect(ids: readonly string[], type?: 'service' | 'task' | 'container' | 'volume'): Promise<Dict[]> {
@@ -43,25 +45,37 @@ export async function inspect(ids: readonly string[], type?: 'service' | 'task' 
 export async function serviceTaskIds(service: string): Promise<string[]> {
   const res = await docker(['service', 'ps', service, '--no-trunc', '-q']);
   if (!res.ok) return [];
-  return res.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return res.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
 }
 
 export async function stackContainers(stack: string, opts: { all?: boolean } = {}): Promise<string[]> {
   const args = ['ps', '-q', '--no-trunc', '--filter', `label=${NAMESPACE_LABEL}=${stack}`];
   if (opts.all) args.splice(1, 0, '-a');
   const text = await dockerOk(args);
-  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
 }
 
 export async function runningContainersOfService(serviceName: string): Promise<string[]> {
   const text = await dockerOk(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${serviceName}`, '--filter', 'status=running']);
-  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
 }
 
 export async function listNames(kind: 'secret' | 'config' | 'volume' | 'network', filters: string[] = []): Promise<string[]> {
   const args = [kind, 'ls', ...filters.flatMap((f) => ['--filter', f]), '--format', '{{.Name}}'];
   const text = await dockerOk(args);
-  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
 }
 
 export async function secretCreate(name: string, value: string): Promise<void> {

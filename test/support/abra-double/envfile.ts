@@ -97,12 +97,15 @@ export class EnvFile {
   static parse(text: string): EnvFile {
     const trailingNewline = text.endsWith('\n');
     const body = trailingNewline ? text.slice(0, -1) : text;
-    const lines: Line[] = body === '' && !trailingNewline ? [] : body.split('\n').map((raw) => {
-      const m = KEY_RE.exec(raw);
-      if (!m || raw.trimStart().startsWith('#')) return { raw };
-      const { rawValue, tail } = splitValue(m[4] ?? '');
-      return { raw, key: m[2] ?? '', head: `${m[1] ?? ''}${m[2] ?? ''}${m[3] ?? ''}`, rawValue, tail };
-    });
+    const lines: Line[] =
+      body === '' && !trailingNewline
+        ? []
+        : body.split('\n').map((raw) => {
+            const m = KEY_RE.exec(raw);
+            if (!m || raw.trimStart().startsWith('#')) return { raw };
+            const { rawValue, tail } = splitValue(m[4] ?? '');
+            return { raw, key: m[2] ?? '', head: `${m[1] ?? ''}${m[2] ?? ''}${m[3] ?? ''}`, rawValue, tail };
+          });
     return new EnvFile(lines, trailingNewline);
   }
 

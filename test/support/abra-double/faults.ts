@@ -35,7 +35,10 @@ export interface FaultRule {
 
 export function parseFaults(spec: string): FaultRule[] {
   const rules: FaultRule[] = [];
-  for (const part of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  for (const part of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
     const m = /^([a-z][a-z.-]*):(\d+):(fail|hang|crash|noop|moves)$/.exec(part);
     if (!m) fatal(`invalid ABRA_DOUBLE_FAULTS entry "${part}" (want <command>:<n>:fail|hang|crash|noop|moves, e.g. app.deploy:1:fail)`);
     const call = Number.parseInt(m[2] ?? '0', 10);

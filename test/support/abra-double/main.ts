@@ -30,7 +30,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-
 /** The `moves` fault: checks the app's recipe out at its latest release, as abra's recipe check
  *  does on a call that is not chaos [R], before the command itself runs. */
 async function checkoutLatestRelease(domain: string): Promise<void> {

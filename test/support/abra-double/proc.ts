@@ -43,11 +43,8 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     stripFinalNewline: true,
     ...(opts.env ? { env: opts.env, extendEnv: false } : {}),
   } as const;
-  const stdin = opts.stdinFile !== undefined
-    ? { stdin: { file: opts.stdinFile } }
-    : opts.input !== undefined
-      ? { input: opts.input }
-      : { stdin: 'ignore' as const };
+  const stdin =
+    opts.stdinFile !== undefined ? { stdin: { file: opts.stdinFile } } : opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const };
   const stdout = opts.stdoutFile !== undefined ? { stdout: { file: opts.stdoutFile } } : {};
   const result = await execa(file, [...args], { ...base, ...stdin, ...stdout });
   const exitCode = typeof result.exitCode === 'number' ? result.exitCode : -1;

@@ -31,8 +31,7 @@ type JsonObject = { [key: string]: Json };
 export type Profile = 'exact' | 'wire';
 export type HttpMethod = 'GET' | 'POST' | 'PATCH';
 
-const isObject = (value: Json | undefined): value is JsonObject =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: Json | undefined): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function asObject(value: Json | undefined, what: string): JsonObject {
   if (!isObject(value)) throw new Error(`contract: ${what} is not an object`);
@@ -239,7 +238,7 @@ function objectSchema(params: readonly SwaggerParameter[]): JsonObject {
 /** The body schema of the cc-ci profile: the definition's exact schema plus REQUEST_PROFILE. */
 function requestBodySchema(param: SwaggerParameter): JsonObject {
   const ref = param.schema['$ref'];
-  const name = typeof ref === 'string' ? ref.split('/').pop() ?? '' : '';
+  const name = typeof ref === 'string' ? (ref.split('/').pop() ?? '') : '';
   const extra = REQUEST_PROFILE[name];
   const exact = definitionSchema(name, 'wire', docId('exact'));
   exact['additionalProperties'] = false;

@@ -406,12 +406,21 @@ export class ForgeDouble {
       answer = this.handle(contract.operation, { caller, params: checked.params, query: checked.query, body: parsedBody });
     } catch (thrown) {
       if (!(thrown instanceof HttpFailure)) throw thrown;
-      const body = thrown.emptyBody ? null : { message: thrown.message, url: this.swaggerUrl(), ...(thrown.status === 404 ? { errors: [thrown.message] } : {}) };
+      const body = thrown.emptyBody
+        ? null
+        : { message: thrown.message, url: this.swaggerUrl(), ...(thrown.status === 404 ? { errors: [thrown.message] } : {}) };
       answer = { status: thrown.status, body };
     }
     const responseErrors = contract.validateResponse(answer.status, answer.body);
     if (responseErrors.length > 0) {
-      this.violations.push({ direction: 'response', operation: contract.operation, method: request.method, url: request.url, status: answer.status, errors: responseErrors });
+      this.violations.push({
+        direction: 'response',
+        operation: contract.operation,
+        method: request.method,
+        url: request.url,
+        status: answer.status,
+        errors: responseErrors,
+      });
     }
     record(answer.status, caller.login);
     return send(answer.status, answer.body, answer.headers);
@@ -633,8 +642,7 @@ function paginate<T>(items: readonly T[], query: Record<string, unknown>): T[] {
 
 /** Gitea's GetCommitStatuses orders; the default is newest first. */
 function sortStatuses(statuses: readonly DoubleStatus[], sort: unknown): DoubleStatus[] {
-  const by = (key: (s: DoubleStatus) => number, direction: 1 | -1) => (a: DoubleStatus, b: DoubleStatus) =>
-    direction * (key(a) - key(b) || a.id - b.id);
+  const by = (key: (s: DoubleStatus) => number, direction: 1 | -1) => (a: DoubleStatus, b: DoubleStatus) => direction * (key(a) - key(b) || a.id - b.id);
   switch (sort) {
     case 'oldest':
       return [...statuses].sort(by((s) => s.created, 1));

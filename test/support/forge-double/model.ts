@@ -26,8 +26,7 @@ export function formatTime(unixSeconds: number): string {
 }
 
 const ACCESS_ORDER: readonly AccessMode[] = ['none', 'read', 'write', 'admin', 'owner'];
-export const atLeast = (mode: AccessMode, wanted: AccessMode): boolean =>
-  ACCESS_ORDER.indexOf(mode) >= ACCESS_ORDER.indexOf(wanted);
+export const atLeast = (mode: AccessMode, wanted: AccessMode): boolean => ACCESS_ORDER.indexOf(mode) >= ACCESS_ORDER.indexOf(wanted);
 
 export interface DoubleUser {
   id: number;
@@ -155,7 +154,11 @@ export class ForgeState {
     return user;
   }
 
-  addRepo(owner: string, name: string, options: { private?: boolean; archived?: boolean; description?: string; parent?: string; defaultBranch?: string } = {}): DoubleRepo {
+  addRepo(
+    owner: string,
+    name: string,
+    options: { private?: boolean; archived?: boolean; description?: string; parent?: string; defaultBranch?: string } = {},
+  ): DoubleRepo {
     const key = repoKey(owner, name);
     if (this.repos.has(key)) throw new Error(`repository ${owner}/${name} exists`);
     const ownerUser = this.user(owner) ?? this.addUser(owner, { isOrganization: true });
@@ -239,7 +242,12 @@ export class ForgeState {
     return comment;
   }
 
-  addStatus(repo: DoubleRepo, sha: string, creator: string, fields: { state: CommitStatusState; context: string; description: string; targetUrl: string }): DoubleStatus {
+  addStatus(
+    repo: DoubleRepo,
+    sha: string,
+    creator: string,
+    fields: { state: CommitStatusState; context: string; description: string; targetUrl: string },
+  ): DoubleStatus {
     const status: DoubleStatus = {
       id: this.nextId.status++,
       repo: repoKey(repo.owner, repo.name),
@@ -430,9 +438,7 @@ export class ForgeState {
 
   /** Plain comments of one issue, in the forge's order: creation time, then id. */
   commentsOf(issue: DoubleIssue): DoubleComment[] {
-    return [...this.comments.values()]
-      .filter((c) => c.repo === issue.repo && c.index === issue.index)
-      .sort(byCreationThenId);
+    return [...this.comments.values()].filter((c) => c.repo === issue.repo && c.index === issue.index).sort(byCreationThenId);
   }
 }
 
