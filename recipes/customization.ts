@@ -23,7 +23,7 @@ import { TIER_NAMES } from '../state/types.js';
 import { discoverCustomTests, recipeLayerOf, staysInside, type CustomTests, type RecipeLayer } from './custom-tests.js';
 
 /**
- * Per-recipe customisation (design §5). Layers, lowest first:
+ * Per-recipe customisation (docs/testing.md, Customising: layers). Layers, lowest first:
  *   1. `recipes/_generic/`            the floor every recipe gets (bundled with cc-ci)
  *   2. `<recipe repo>/.cc-ci/`        what the recipe's maintainers ship in their repository
  *   3. `recipes/<recipe>/`            cc-ci's bundled customisation of that recipe

@@ -47,7 +47,7 @@ export function recipeComposeFiles(env: EnvFile): string[] {
 
 /**
  * The run's edits to an app env: its domain (abra's `app new` replaces only
- * `<recipe>.example.com`, and recipes ship `.env.sample`s with other domains — reference §4.1),
+ * `<recipe>.example.com`, and recipes ship `.env.sample`s with other domains — docs/abra-double.md, The contract),
  * no ACME, the deploy timeout where the recipe reads TIMEOUT, the settings' extra env, and
  * COMPOSE_FILE spelled out in full with cc-ci's overlays after the recipe's files (an unset
  * COMPOSE_FILE means compose.yml, which `"$COMPOSE_FILE:x"` would have lost).

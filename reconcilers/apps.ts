@@ -56,8 +56,8 @@ export class Apps implements AppsApi {
   private readonly entries = new Map<string, Entry>();
   readonly ops: Operations;
 
-  constructor(private readonly d: AppsDeps) {
-    this.ops = new Operations((domain) => d.enqueue(domain));
+  constructor(private readonly deps: AppsDeps) {
+    this.ops = new Operations((domain) => deps.enqueue(domain));
   }
 
   /** The app of `want.purpose` in the attempt of `ctx`, leased if it has none, deployed at
@@ -79,7 +79,7 @@ export class Apps implements AppsApi {
       await this.waitFor(entry);
       return;
     }
-    if (app.run) this.d.store.setAppState(app.domain, 'tearing-down');
+    if (app.run) this.deps.store.setAppState(app.domain, 'tearing-down');
     await this.ask(entry, { kind: 'absent', tools, memo: newTeardownMemo(), orphan: app.run === null }, null);
   }
 
@@ -134,7 +134,7 @@ export class Apps implements AppsApi {
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     }
-    this.d.enqueue(e.ref.domain);
+    this.deps.enqueue(e.ref.domain);
     return p;
   }
 
@@ -175,11 +175,11 @@ export class Apps implements AppsApi {
     }
     if (want.kind === 'idle') return {};
     if (want.kind === 'ready') return this.deployStep(e, want, nextDeployStep(want.ctx, want.want, this.lease(e), want.memo));
-    return this.teardownStep(e, want, nextTeardownStep(this.d.config, e.ref, want.memo));
+    return this.teardownStep(e, want, nextTeardownStep(this.deps.config, e.ref, want.memo));
   }
 
   private lease(e: Entry): AppRecord {
-    const lease = this.d.store.getApp(e.ref.domain);
+    const lease = this.deps.store.getApp(e.ref.domain);
     if (!lease) throw new Error(`no lease on record for ${e.ref.domain}`);
     return lease;
   }
@@ -210,16 +210,16 @@ export class Apps implements AppsApi {
         return {};
       case 'wait':
         want.memo.seen = null;
-        if (want.memo.remaining && e.run) this.d.released(e.run);
+        if (want.memo.remaining && e.run) this.deps.released(e.run);
         return { requeueAfterMs: step.ms };
       case 'gone':
-        if (e.run && this.d.store.getApp(e.ref.domain)) {
-          this.d.store.setAppState(e.ref.domain, 'released');
+        if (e.run && this.deps.store.getApp(e.ref.domain)) {
+          this.deps.store.setAppState(e.ref.domain, 'released');
           want.tools.log('info', `${e.ref.domain}: nothing left (services, containers, volumes, secrets, configs, networks: 0; .env gone)`);
         }
         this.entries.delete(e.ref.domain);
         this.settle(e, { value: undefined });
-        if (e.run) this.d.released(e.run);
+        if (e.run) this.deps.released(e.run);
         return {};
     }
   }
@@ -234,7 +234,7 @@ export class Apps implements AppsApi {
       if (error instanceof ShutdownError) return {};
       want.tools.log('warn', `teardown of ${e.ref.domain} incomplete, looking again: ${msg}`);
       Object.assign(want.memo, newTeardownMemo(), { remaining: want.memo.remaining });
-      if (e.run) this.d.released(e.run);
+      if (e.run) this.deps.released(e.run);
       return { requeueAfterMs: 5_000 };
     }
     e.want = { kind: 'idle' };

@@ -85,34 +85,34 @@ export class RunContext {
   backup: { current: { snapshot: string; marker: string; where: string; checked: boolean } | null } = { current: null };
 
   constructor(
-    private readonly o: RunContextOptions,
+    private readonly options: RunContextOptions,
     redactor?: Redactor,
   ) {
     this.redactor = redactor ?? new Redactor();
-    this.store = o.store;
-    this.apps = o.apps;
-    this.config = o.config;
-    this.logger = o.logger.child({ run: o.run.name });
-    this.spec = o.spec;
-    this.signal = o.signal;
-    this.tracker = o.tracker;
-    this._run = o.run;
-    this.dir = runDir(o.paths, o.run.name);
-    this.abraDir = runAbraDir(o.paths, o.run.name);
+    this.store = options.store;
+    this.apps = options.apps;
+    this.config = options.config;
+    this.logger = options.logger.child({ run: options.run.name });
+    this.spec = options.spec;
+    this.signal = options.signal;
+    this.tracker = options.tracker;
+    this._run = options.run;
+    this.dir = runDir(options.paths, options.run.name);
+    this.abraDir = runAbraDir(options.paths, options.run.name);
     mkdirSync(this.dir, { recursive: true });
     this.logFile = join(this.dir, 'log.txt');
-    this.abra = Abra.fromConfig(o.config, {
+    this.abra = Abra.fromConfig(options.config, {
       abraDir: this.abraDir,
-      signal: o.signal,
-      tracker: o.tracker,
+      signal: options.signal,
+      tracker: options.tracker,
       onLine: (stream, line) => this.log(stream, `  ${line}`),
     });
-    this.docker = dockerFromConfig(o.config, { signal: o.signal, tracker: o.tracker });
+    this.docker = dockerFromConfig(options.config, { signal: options.signal, tracker: options.tracker });
   }
 
   /** The same run under another signal (a tier's deadline), sharing its log, secrets and workspace. */
   withSignal(signal: AbortSignal): RunContext {
-    const c = new RunContext({ ...this.o, run: this._run, signal }, this.redactor);
+    const c = new RunContext({ ...this.options, run: this._run, signal }, this.redactor);
     c.workspace = this.workspace;
     c.subject = this.subject;
     c.backup = this.backup;

@@ -151,10 +151,10 @@ export class JanitorPass {
 
   constructor(
     private readonly deps: JanitorDeps & { apps: AppsApi },
-    private readonly o: JanitorOptions & { enqueue(): void },
+    private readonly options: JanitorOptions & { enqueue(): void },
   ) {
-    this.ops = new Operations(() => o.enqueue());
-    this.t = tools(deps, o.signal);
+    this.ops = new Operations(() => options.enqueue());
+    this.t = tools(deps, options.signal);
     this.finished = new Promise((resolve, reject) => {
       this.finish = resolve;
       this.fail = reject;
@@ -169,7 +169,7 @@ export class JanitorPass {
       this.fail(done.error);
       return {};
     }
-    const { deps, o } = this;
+    const { deps, options: o } = this;
     switch (this.stage) {
       case 'first':
         if (!done) return this.look();
@@ -241,17 +241,17 @@ export class JanitorPass {
   }
 
   private graceMs(): number {
-    return this.o.graceMs ?? this.deps.config.janitor.graceSeconds * 1000;
+    return this.options.graceMs ?? this.deps.config.janitor.graceSeconds * 1000;
   }
 
   private look(): ReconcileResult {
-    this.ops.start('pass', 'look', () => observe(this.t.docker, this.deps.config), this.o.signal);
+    this.ops.start('pass', 'look', () => observe(this.t.docker, this.deps.config), this.options.signal);
     return {};
   }
 
   private end(sweep = true): ReconcileResult {
     this.stage = 'done';
-    if (sweep && !this.o.dryRun) sweepRunDirs(this.deps);
+    if (sweep && !this.options.dryRun) sweepRunDirs(this.deps);
     this.finish(this.findings);
     return {};
   }

@@ -88,40 +88,40 @@ export class ForgeReporter implements Runnable {
     this.queue.add(name);
     // A run that leaves the queue (admitted, cancelled, deleted) moves every run behind it up one.
     if (!this.queued.has(name)) return;
-    const run = this.d.store.getRun(name);
+    const run = this.deps.store.getRun(name);
     if (run?.phase === 'Pending' && !run.cancelRequested) return;
     this.queued.delete(name);
     for (const other of this.queued) this.queue.add(other);
   };
 
-  constructor(private readonly d: ForgeReporterDeps) {
+  constructor(private readonly deps: ForgeReporterDeps) {
     this.queue = new WorkQueue({
       concurrency: 4,
       // One backoff policy, the queue's: a failed pass is tried again after it.
-      baseBackoffMs: d.finalBackoffMs ?? 2_000,
+      baseBackoffMs: deps.finalBackoffMs ?? 2_000,
       maxBackoffMs: 60_000,
       reconcile: async (name) => this.reconcile(name),
-      onError: (name, e, retryInMs) => this.d.logger.warn({ run: name, error: message(e), retryInMs }, 'forge report failed; will retry'),
+      onError: (name, e, retryInMs) => this.deps.logger.warn({ run: name, error: message(e), retryInMs }, 'forge report failed; will retry'),
     });
   }
 
   /** Every change of a run is a hint to look at it; a resync catches up with a forge that was down. */
   async start(signal: AbortSignal, ready: () => void): Promise<void> {
-    this.d.store.changes.on('run', this.onRun);
+    this.deps.store.changes.on('run', this.onRun);
     this.resync();
-    const timer = setInterval(() => this.resync(), this.d.resyncSeconds * 1000);
+    const timer = setInterval(() => this.resync(), this.deps.resyncSeconds * 1000);
     timer.unref();
     ready();
     await aborted(signal);
     clearInterval(timer);
-    this.d.store.changes.off('run', this.onRun);
+    this.deps.store.changes.off('run', this.onRun);
     await this.queue.shutdown();
     for (const name of [...this.waiters.keys()]) this.release(name);
   }
 
   /** Every run whose final state is not on the forge yet gets another look. */
   resync(): void {
-    for (const name of this.d.forgeStore.runsToReport(GIVE_UP_AFTER_MS)) this.queue.add(name);
+    for (const name of this.deps.forgeStore.runsToReport(GIVE_UP_AFTER_MS)) this.queue.add(name);
   }
 
   /**
@@ -148,19 +148,19 @@ export class ForgeReporter implements Runnable {
     try {
       await this.locked(name, () => this.sync(name));
       this.failures.delete(name);
-      if (this.d.forgeStore.getReport(name)?.final || !this.d.store.getRun(name)) this.release(name);
+      if (this.deps.forgeStore.getReport(name)?.final || !this.deps.store.getRun(name)) this.release(name);
     } catch (e) {
-      this.d.onReport?.('error');
+      this.deps.onReport?.('error');
       const attempt = (this.failures.get(name) ?? 0) + 1;
       this.failures.set(name, attempt);
-      const run = this.d.store.getRun(name);
-      if (run) this.d.forgeStore.updateReport(name, { attempts: attempt, lastError: message(e) });
-      if (attempt < (this.d.finalAttempts ?? 3)) throw e;
+      const run = this.deps.store.getRun(name);
+      if (run) this.deps.forgeStore.updateReport(name, { attempts: attempt, lastError: message(e) });
+      if (attempt < (this.deps.finalAttempts ?? 3)) throw e;
       this.failures.delete(name);
-      if ((run?.phase === 'Reporting' || run?.phase === 'Done') && !this.d.forgeStore.getReport(name)?.failed) {
-        this.d.forgeStore.updateReport(name, { failed: true });
-        this.d.store.appendEvent(name, 'warn', `could not report the verdict to the forge (${message(e)}); cc-ci keeps trying in the background`);
-        this.d.logger.warn({ run: name, error: message(e) }, 'final forge report failed; the resync keeps trying');
+      if ((run?.phase === 'Reporting' || run?.phase === 'Done') && !this.deps.forgeStore.getReport(name)?.failed) {
+        this.deps.forgeStore.updateReport(name, { failed: true });
+        this.deps.store.appendEvent(name, 'warn', `could not report the verdict to the forge (${message(e)}); cc-ci keeps trying in the background`);
+        this.deps.logger.warn({ run: name, error: message(e) }, 'final forge report failed; the resync keeps trying');
       }
       this.release(name);
     }
@@ -180,7 +180,7 @@ export class ForgeReporter implements Runnable {
 
   /** One level-triggered pass over one run. Throws on a forge failure (the caller retries). */
   async sync(name: string): Promise<void> {
-    const { store, forgeStore, client } = this.d;
+    const { store, forgeStore, client } = this.deps;
     const run = store.getRun(name);
     const target = run ? forgeTarget(run) : null;
     if (!run || !target) return;
@@ -223,7 +223,7 @@ export class ForgeReporter implements Runnable {
               state: status.state,
               context: statusContext(run.lane),
               description: status.description,
-              targetUrl: this.d.runUrl(name),
+              targetUrl: this.deps.runUrl(name),
             }),
           );
         }
@@ -233,8 +233,8 @@ export class ForgeReporter implements Runnable {
     }
     if (view.stage === 'verdict') {
       forgeStore.updateReport(name, { final: true, failed: false, lastError: null });
-      this.d.onReport?.('ok');
-      this.d.logger.info({ run: name, result: view.result }, 'verdict reported to the forge');
+      this.deps.onReport?.('ok');
+      this.deps.logger.info({ run: name, result: view.result }, 'verdict reported to the forge');
     }
   }
 
@@ -248,15 +248,15 @@ export class ForgeReporter implements Runnable {
       return { value: await call() };
     } catch (e) {
       if (!isFinalRefusal(e)) throw e;
-      this.d.store.appendEvent(run, 'warn', `the forge refused ${what} (${e.status ?? ''}: ${e.message}); cc-ci does not ask again and reports the rest`);
-      this.d.logger.warn({ run, status: e.status, error: e.message }, `forge refused ${what}; given up, the rest of the report goes on`);
+      this.deps.store.appendEvent(run, 'warn', `the forge refused ${what} (${e.status ?? ''}: ${e.message}); cc-ci does not ask again and reports the rest`);
+      this.deps.logger.warn({ run, status: e.status, error: e.message }, `forge refused ${what}; given up, the rest of the report goes on`);
       return null;
     }
   }
 
   /** Edits our comment, or finds it by its marker, or creates it. Returns its id. */
   private async putComment(ref: RepoRef, pr: number, run: string, known: number | null, body: string): Promise<number> {
-    const { client, createClient } = this.d;
+    const { client, createClient } = this.deps;
     const id = known ?? (await this.findOwnComment(ref, pr, run));
     if (id !== null) {
       try {
@@ -271,11 +271,11 @@ export class ForgeReporter implements Runnable {
   }
 
   private async findOwnComment(ref: RepoRef, pr: number, run: string): Promise<number | null> {
-    return (await this.d.bot.findOwnComment(this.d.client, ref, pr, reportMarker(run)))?.id ?? null;
+    return (await this.deps.bot.findOwnComment(this.deps.client, ref, pr, reportMarker(run)))?.id ?? null;
   }
 
   private newerRunOnSameCommit(run: RunRecord, target: ForgeTarget): boolean {
-    return this.d.store.listRuns().some((other) => {
+    return this.deps.store.listRuns().some((other) => {
       if (other.name === run.name || other.lane !== run.lane || other.createdAt < run.createdAt) return false;
       if (other.createdAt === run.createdAt && other.name < run.name) return false;
       const t = forgeTarget(other);
@@ -286,7 +286,7 @@ export class ForgeReporter implements Runnable {
   private viewOf(run: RunRecord, target: ForgeTarget): ReportView {
     const stage = run.phase === 'Pending' ? 'queued' : run.phase === 'Reporting' || run.phase === 'Done' ? 'verdict' : 'running';
     // The same queue rules as the run pages (controller/views/run-view.ts).
-    const pending = stage === 'queued' ? this.d.store.listRuns({ phases: ['Pending'] }).filter((r) => !r.cancelRequested) : [];
+    const pending = stage === 'queued' ? this.deps.store.listRuns({ phases: ['Pending'] }).filter((r) => !r.cancelRequested) : [];
     const position = pending.findIndex((r) => r.name === run.name);
     const end = run.teardownStartedAt ?? run.finishedAt;
     return {
@@ -300,9 +300,9 @@ export class ForgeReporter implements Runnable {
       waiting: position >= 0 ? (run.waitingReason ?? 'waiting for the controller to admit it') : null,
       result: stage === 'verdict' ? (run.result ?? 'error') : null,
       reason: run.reason,
-      tiers: stage === 'verdict' ? this.d.store.getTiers(run.name) : [],
+      tiers: stage === 'verdict' ? this.deps.store.getTiers(run.name) : [],
       testedMs: run.startedAt !== null && end !== null ? end - run.startedAt : null,
-      runUrl: this.d.runUrl(run.name),
+      runUrl: this.deps.runUrl(run.name),
     };
   }
 }

@@ -71,16 +71,16 @@ export class RunReconciler {
   /** Aborted when the controller stops: every teardown and attempt in flight stops, recorded. */
   private readonly shutdownController = new AbortController();
 
-  constructor(private readonly d: RunReconcilerDeps) {
-    this.ops = new Operations((name) => d.enqueue(name));
+  constructor(private readonly deps: RunReconcilerDeps) {
+    this.ops = new Operations((name) => deps.enqueue(name));
   }
 
   /** The controller is stopping: stop every attempt and teardown in flight (the next start
    *  continues from the record). */
   async shutdown(reason: string): Promise<void> {
     const error = new ShutdownError(reason);
-    for (const run of this.d.store.listRuns({ phases: ['TearingDown'] })) {
-      if (this.d.store.appsOfRun(run.name).some((a) => this.d.apps.releasing(a.domain))) {
+    for (const run of this.deps.store.listRuns({ phases: ['TearingDown'] })) {
+      if (this.deps.store.appsOfRun(run.name).some((a) => this.deps.apps.releasing(a.domain))) {
         this.context(run, this.shutdownController.signal).log('warn', 'teardown paused by the controller stopping; it continues on the next start');
       }
     }
@@ -98,7 +98,7 @@ export class RunReconciler {
   }
 
   async reconcile(name: string): Promise<ReconcileResult> {
-    const run = this.d.store.getRun(name);
+    const run = this.deps.store.getRun(name);
     if (!run) return {};
     switch (run.phase) {
       case 'Pending':
@@ -117,11 +117,11 @@ export class RunReconciler {
   }
 
   private log(run: string, kind: 'phase' | 'info' | 'warn' | 'error' | 'result', text: string): void {
-    this.d.store.appendEvent(run, kind, text);
+    this.deps.store.appendEvent(run, kind, text);
   }
 
   private admit(run: RunRecord): ReconcileResult {
-    const { store, config } = this.d;
+    const { store, config } = this.deps;
     if (run.cancelRequested) {
       store.updateRun(run.name, { phase: 'Done', result: 'cancelled', reason: run.cancelReason ?? 'cancelled', finishedAt: Date.now() });
       this.log(run.name, 'result', `cancelled before it started: ${run.cancelReason ?? ''}`);
@@ -135,7 +135,7 @@ export class RunReconciler {
       }
       store.updateRun(run.name, {
         phase: 'Preparing',
-        owner: this.d.instanceId,
+        owner: this.deps.instanceId,
         waitingReason: null,
         startedAt: run.startedAt ?? Date.now(),
       });
@@ -148,15 +148,15 @@ export class RunReconciler {
 
   private context(run: RunRecord, signal: AbortSignal): RunContext {
     return new RunContext({
-      store: this.d.store,
-      apps: this.d.apps,
-      config: this.d.config,
-      paths: this.d.paths,
-      logger: this.d.logger,
+      store: this.deps.store,
+      apps: this.deps.apps,
+      config: this.deps.config,
+      paths: this.deps.paths,
+      logger: this.deps.logger,
       run,
       spec: acceptedSpec(run),
       signal,
-      tracker: this.d.trackerFor(run.name),
+      tracker: this.deps.trackerFor(run.name),
     });
   }
 
@@ -166,8 +166,8 @@ export class RunReconciler {
    * to teardown with its verdict.
    */
   private attempt(run: RunRecord): ReconcileResult {
-    const { store, config } = this.d;
-    if (run.owner !== this.d.instanceId) {
+    const { store, config } = this.deps;
+    if (run.owner !== this.deps.instanceId) {
       // The attempt belonged to a controller that is gone: what it was doing is unknown, so
       // nothing of it is trusted. Tear down what the record knows of, then start again.
       return this.toTeardown(run, {
@@ -215,7 +215,7 @@ export class RunReconciler {
 
   /** How long until the run's or its tier's deadline, at most LOOK_AGAIN_MS. */
   private untilDeadline(run: RunRecord): number {
-    const { store, config } = this.d;
+    const { store, config } = this.deps;
     const now = Date.now();
     const limits = [(run.startedAt ?? now) + config.timeouts.runSeconds * 1000];
     const tier = store.runningTier(run.name);
@@ -225,10 +225,10 @@ export class RunReconciler {
 
   /** The attempt (an operation): prepare, then climb the ladder. Always ends with an outcome. */
   private async runAttempt(ctx: RunContext, attempt: Attempt): Promise<AttemptOutcome> {
-    const { store } = this.d;
+    const { store } = this.deps;
     ctx.onTier = (name, abort) => {
       attempt.tier = name && abort ? { name, abort } : null;
-      if (name) this.d.enqueue(ctx.name); // look at its deadline
+      if (name) this.deps.enqueue(ctx.name); // look at its deadline
     };
     try {
       if (ctx.spec.spec.lane === 'quick') {
@@ -261,7 +261,7 @@ export class RunReconciler {
 
   private toTeardown(run: RunRecord, o: { result: RunResult | null; reason: string; retry?: boolean }): ReconcileResult {
     if (!o.retry) this.skipRemainingTiers(run, o.result, o.reason);
-    this.d.store.updateRun(run.name, {
+    this.deps.store.updateRun(run.name, {
       phase: 'TearingDown',
       result: o.result,
       reason: o.reason,
@@ -276,11 +276,11 @@ export class RunReconciler {
 
   /** The tiers the run did not finish are `skipped`, each with its reason and its JUnit file. */
   private skipRemainingTiers(run: RunRecord, result: RunResult | null, reason: string): void {
-    for (const t of this.d.store.getTiers(run.name)) {
+    for (const t of this.deps.store.getTiers(run.name)) {
       if (t.result !== null) continue;
       const why = t.startedAt ? `interrupted: the run ended ${result ?? 'early'} while this tier ran` : `not run: the run ended ${result ?? 'early'}`;
-      this.d.store.finishTier(run.name, t.tier, 'skipped', why);
-      writeTierJUnit(runDir(this.d.paths, run.name), run.recipe, t.tier, { skipped: `${why}: ${reason}` }, 0);
+      this.deps.store.finishTier(run.name, t.tier, 'skipped', why);
+      writeTierJUnit(runDir(this.deps.paths, run.name), run.recipe, t.tier, { skipped: `${why}: ${reason}` }, 0);
     }
   }
 
@@ -290,7 +290,7 @@ export class RunReconciler {
    * left; its apps stay on record for the janitor.
    */
   private teardown(run: RunRecord): ReconcileResult {
-    const { store, config } = this.d;
+    const { store, config } = this.deps;
     const limitMs = config.timeouts.teardownSeconds * 1000;
     const startedAt = run.teardownStartedAt ?? Date.now();
     if (this.shutdownController.signal.aborted) return {};
@@ -298,15 +298,15 @@ export class RunReconciler {
     const left = store.appsOfRun(run.name).filter((a) => a.state !== 'released');
     if (left.length > 0) {
       for (const app of left) {
-        if (!this.d.apps.releasing(app.domain)) {
-          this.d.apps.release(ctx, { domain: app.domain, stack: app.stack, server: app.server, run: run.name }).catch(() => undefined);
+        if (!this.deps.apps.releasing(app.domain)) {
+          this.deps.apps.release(ctx, { domain: app.domain, stack: app.stack, server: app.server, run: run.name }).catch(() => undefined);
         }
       }
       if (Date.now() - startedAt < limitMs) return { requeueAfterMs: Math.min(LOOK_AGAIN_MS, startedAt + limitMs - Date.now() + 10) };
       // Out of time: say exactly what is left and stop holding capacity; the janitor reaps it
       // once the run is done (its leases are still on record).
-      const remaining = left.map((a) => `${a.domain}: ${this.d.apps.remaining(a.domain) ?? 'not looked at yet'}`).join('; ');
-      for (const app of left) this.d.apps.abandon(app.domain, new DeadlineError(`teardown of ${app.domain} ran out of time`));
+      const remaining = left.map((a) => `${a.domain}: ${this.deps.apps.remaining(a.domain) ?? 'not looked at yet'}`).join('; ');
+      for (const app of left) this.deps.apps.abandon(app.domain, new DeadlineError(`teardown of ${app.domain} ran out of time`));
       const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${remaining}`;
       const fresh = store.getRun(run.name) ?? run;
       store.updateRun(run.name, {
@@ -316,7 +316,7 @@ export class RunReconciler {
         retryPending: false,
       });
       ctx.log('error', what);
-      this.d.onCapacityFreed();
+      this.deps.onCapacityFreed();
       return { requeueAfterMs: 0 };
     }
 
@@ -334,7 +334,7 @@ export class RunReconciler {
           retryPending: false,
         });
         ctx.log('error', what);
-        this.d.onCapacityFreed();
+        this.deps.onCapacityFreed();
         return { requeueAfterMs: 0 };
       }
       this.ops.start(run.name, 'remove ABRA_DIR', (signal) =>
@@ -343,7 +343,7 @@ export class RunReconciler {
       return {};
     }
     ctx.log('info', 'teardown verified: nothing of the run is left on the swarm or on disk');
-    this.d.onCapacityFreed();
+    this.deps.onCapacityFreed();
 
     const fresh = store.getRun(run.name) ?? run;
     if (fresh.retryPending) {
@@ -378,7 +378,7 @@ export class RunReconciler {
   /** Reporting: the run's result is written down and the run is Done. Reporters (the forge's)
    *  are controllers of their own, driven by the record: the run never waits for them. */
   private report(run: RunRecord): ReconcileResult {
-    const { store, paths } = this.d;
+    const { store, paths } = this.deps;
     const finishedAt = Date.now();
     store.updateRun(run.name, { phase: 'Done', finishedAt, step: null });
     const done = store.getRun(run.name) ?? run;

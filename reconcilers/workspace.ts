@@ -9,7 +9,7 @@ import { checkout, cloneRepo, GitError, resolveRef, tagCommit } from '../control
 import { ComposeError, readComposeFile } from '../controller/model/compose-model.js';
 
 /**
- * Prepares a run (design §4 step 1): its own ABRA_DIR — `servers/` and `catalogue/` linked to
+ * Prepares a run (docs/architecture.md, A run): its own ABRA_DIR — `servers/` and `catalogue/` linked to
  * the canonical abra dir so the janitor and abra see every app, a fresh `recipes/` holding a
  * clone of the recipe at the ref — and the customisation it will use.
  */

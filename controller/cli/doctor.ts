@@ -8,7 +8,7 @@ import { ok, runProcess } from '../clients/process.js';
 /**
  * `cc-ci doctor`: checks what a run needs and says exactly what is missing and how to fix it.
  * It also self-checks the pinned abra: every flag cc-ci passes must appear in that
- * subcommand's `--help` (flag spellings changed across abra versions, reference §0).
+ * subcommand's `--help` (flag spellings changed across abra versions, docs/abra-double.md, The contract).
  */
 
 export interface Check {
@@ -64,7 +64,7 @@ export async function checkAbraFlags(abra: Abra): Promise<AbraFlagReport> {
 }
 
 /**
- * backup-bot-two on the swarm: abra's backup commands exec into its container (reference §10).
+ * backup-bot-two on the swarm: abra's backup commands exec into its container (docs/abra-double.md, The contract).
  * Found by its image or service name; the abra test double keeps backups itself.
  */
 async function backupBotCheck(docker: Docker, abraVersion: string): Promise<Check> {

@@ -60,7 +60,7 @@ export interface BackupSnapshot {
 const helpCache = new Map<string, Promise<string | null>>();
 
 export class Abra {
-  constructor(private readonly o: AbraOptions) {}
+  constructor(private readonly options: AbraOptions) {}
 
   /** The abra of cc-ci's config (binary, server, call timeout); `abraDir` defaults to the canonical one. */
   static fromConfig(config: Pick<Config, 'abra'>, o: Partial<Pick<AbraOptions, 'abraDir'>> & Pick<AbraOptions, 'signal' | 'tracker' | 'onLine'> = {}): Abra {
@@ -70,7 +70,7 @@ export class Abra {
 
   /** Whether `abra <path…> --help` lists `flag` (cached per binary and command). */
   async supports(path: readonly string[], flag: string): Promise<boolean> {
-    const key = `${this.o.bin}\0${path.join(' ')}`;
+    const key = `${this.options.bin}\0${path.join(' ')}`;
     let help = helpCache.get(key);
     if (!help) {
       help = this.help(path).catch(() => null);
@@ -81,7 +81,7 @@ export class Abra {
   }
 
   /** `--chaos` and `--offline` for a recipe-touching command, where the command has them: abra
-   *  then neither checks out another version nor fetches (reference §3, §12.8–9). */
+   *  then neither checks out another version nor fetches (docs/abra-double.md, The contract). */
   private async recipeFlags(path: readonly string[]): Promise<string[]> {
     const flags: string[] = [];
     if (await this.supports(path, '--chaos')) flags.push('--chaos');
@@ -96,13 +96,13 @@ export class Abra {
   ): Promise<ProcessResult> {
     const r = await (extra.terminal ? runInTerminal : runProcess)({
       ...(extra.cwd ? { cwd: extra.cwd } : {}),
-      cmd: this.o.bin,
+      cmd: this.options.bin,
       args: [...args, '-n'],
-      timeoutMs: extra.timeoutMs ?? this.o.callTimeoutMs,
-      env: { ABRA_DIR: this.o.abraDir, LANG: 'C', LC_ALL: 'C', NO_COLOR: '1', TERM: 'dumb' },
-      ...(this.o.signal ? { signal: this.o.signal } : {}),
-      ...(this.o.tracker ? { tracker: this.o.tracker } : {}),
-      ...(this.o.onLine && !extra.quiet ? { onLine: this.o.onLine } : {}),
+      timeoutMs: extra.timeoutMs ?? this.options.callTimeoutMs,
+      env: { ABRA_DIR: this.options.abraDir, LANG: 'C', LC_ALL: 'C', NO_COLOR: '1', TERM: 'dumb' },
+      ...(this.options.signal ? { signal: this.options.signal } : {}),
+      ...(this.options.tracker ? { tracker: this.options.tracker } : {}),
+      ...(this.options.onLine && !extra.quiet ? { onLine: this.options.onLine } : {}),
       sensitive: extra.sensitive ?? false,
     });
     // abra reports every error through its fatal logger: non-zero exit and a FATA line.
@@ -125,7 +125,7 @@ export class Abra {
   async appNew(recipe: string, domain: string, f: { version?: string; chaos?: boolean; offline?: boolean } = {}): Promise<void> {
     const args = ['app', 'new', recipe];
     if (f.version) args.push(f.version);
-    args.push('--server', this.o.server, '--domain', domain);
+    args.push('--server', this.options.server, '--domain', domain);
     if (f.chaos) args.push('--chaos');
     if (f.offline) args.push('--offline');
     await this.call('app new', args);
@@ -181,7 +181,7 @@ export class Abra {
   }
 
   /** Backups exec into the backup bot's container with a TTY: every backup command runs under a
-   *  pseudo-terminal (reference §4.2). */
+   *  pseudo-terminal (docs/abra-double.md, The contract). */
   /** Returns what abra printed: backup-bot-two reports a hook that failed there and carries on. */
   async backupCreate(domain: string, timeoutMs?: number): Promise<string> {
     const path = ['app', 'backup', 'create'];
@@ -201,7 +201,7 @@ export class Abra {
   }
 
   /**
-   * Every backup command execs into the backup bot's container (reference §4.2): under a
+   * Every backup command execs into the backup bot's container (docs/abra-double.md, The contract): under a
    * pseudo-terminal too, whose one stream also carries abra's WARN/INFO lines. Real abra prints
    * backup-bot-two's own listing, one `<time> <id>` line per snapshot, oldest first [R]; a JSON
    * list is read too (parseSnapshots), so either answer works.

@@ -8,7 +8,7 @@ import { extract, type Headers } from 'tar-stream';
 /**
  * Reads a backup archive as `abra app backup download` writes it, without unpacking it to disk
  * or holding it in memory: a `.tar.gz` that holds one nested `<stack>_<volume>.tar` per volume
- * (backup-bot-two's download, reference §10 [R]) — or the volume files directly (a flat archive)
+ * (backup-bot-two's download, docs/abra-double.md, The contract) — or the volume files directly (a flat archive)
  * — and, when abra was not asked for volumes only, a `<domain>.json` of the app's secrets, which
  * is never read. What comes out is a listing of names and sizes (the evidence a run keeps; the
  * archive itself is not kept) and the contents of the one file asked for, bounded in size.

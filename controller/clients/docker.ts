@@ -4,7 +4,7 @@ import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult 
 /**
  * Reads the swarm through the docker CLI. cc-ci changes swarm state only through abra; the
  * exceptions are here and named as such: removing leftovers of its own test apps after abra
- * could not (reference §11 step 3).
+ * could not (docs/abra-double.md, The contract).
  */
 
 export interface DockerOptions {
@@ -79,7 +79,7 @@ export function describeLeftovers(l: StackLeftovers): string {
   return parts.length ? parts.join('; ') : 'nothing';
 }
 
-/** reference §7.5: block only on `updating` and `rollback_started`. A `paused` flag sticks
+/** docs/abra-double.md, The contract: block only on `updating` and `rollback_started`. A `paused` flag sticks
  *  until the next update after one task flicker, so waiting on it would hang every later wait. */
 export function updateSettled(state: string): boolean {
   return state !== 'updating' && state !== 'rollback_started';
@@ -100,7 +100,7 @@ export const DOCKER_CLIENT_ENV = [
 ] as const;
 
 export class Docker {
-  constructor(private readonly o: DockerOptions) {}
+  constructor(private readonly options: DockerOptions) {}
 
   private async run(
     args: string[],
@@ -109,13 +109,13 @@ export class Docker {
     const r = await runProcess({
       cmd: 'docker',
       args,
-      timeoutMs: opts.timeoutMs ?? this.o.timeoutMs,
+      timeoutMs: opts.timeoutMs ?? this.options.timeoutMs,
       ...(opts.env ? { env: opts.env, cleanEnv: true } : {}),
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.input ? { input: opts.input } : {}),
       ...(opts.binaryStdout ? { binaryStdout: true } : {}),
-      ...(this.o.signal ? { signal: this.o.signal } : {}),
-      ...(this.o.tracker ? { tracker: this.o.tracker } : {}),
+      ...(this.options.signal ? { signal: this.options.signal } : {}),
+      ...(this.options.tracker ? { tracker: this.options.tracker } : {}),
     });
     if (!ok(r) && !opts.allowFail) throw new DockerError(r);
     return r;
@@ -218,7 +218,7 @@ export class Docker {
   async serviceLogsTail(service: string, lines: number): Promise<string> {
     const r = await this.run(['service', 'logs', '--raw', '--no-trunc', '--tail', String(lines), service], {
       allowFail: true,
-      timeoutMs: Math.min(this.o.timeoutMs, 20_000),
+      timeoutMs: Math.min(this.options.timeoutMs, 20_000),
     });
     return `${r.stdout}${r.stderr ? `\n${r.stderr}` : ''}`.trim();
   }
@@ -229,7 +229,7 @@ export class Docker {
   }
 
   /** Everything of a stack that exists, found both by the namespace label and by name prefix:
-   *  abra-made secrets may not carry the label (reference §7.4 [?]). */
+   *  abra-made secrets may not carry the label (docs/abra-double.md, The contract). */
   async stackLeftovers(stack: string): Promise<StackLeftovers> {
     const label = `label=com.docker.stack.namespace=${stack}`;
     const prefix = `${stack}_`;

@@ -4,7 +4,7 @@ import { describeFailure, ok, runProcess, type ChildTracker, type ProcessResult 
 
 /**
  * The recipe checkout of a run. Each run clones into its own ABRA_DIR/recipes/<recipe>, so
- * abra's in-place `git checkout` of tags can never disturb another run (reference §12.7).
+ * abra's in-place `git checkout` of tags can never disturb another run (docs/abra-double.md, The contract).
  *
  * git runs through runProcess like abra and docker — its own process group, a wall-clock
  * timeout, the run's cancel signal and the child tracker — so a hung clone is killed on time

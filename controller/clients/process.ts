@@ -276,7 +276,7 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
 
 /**
  * Runs a program under a pseudo-terminal (node-pty), for abra commands that exec into a
- * container with a TTY — `abra app backup create` and `abra app restore` (reference §3).
+ * container with a TTY — `abra app backup create` and `abra app restore` (docs/abra-double.md, The contract).
  * Same contract as runProcess: argument array, timeout, cancel, process group stopped, lines
  * streamed. A terminal merges stdout and stderr; both land in `stdout` and `stderr`.
  */

@@ -78,7 +78,7 @@ export interface FactsInput {
 }
 
 /**
- * abra.sh's `export K=V` lines, which abra merges into the deploy env (reference §6; abra reads
+ * abra.sh's `export K=V` lines, which abra merges into the deploy env (docs/abra-double.md, The contract; abra reads
  * them with a regex, never runs the file). Functions and other lines are not env.
  */
 export function abraShExports(recipeDir: string): Record<string, string> {
@@ -92,7 +92,7 @@ export function abraShExports(recipeDir: string): Record<string, string> {
   return out;
 }
 
-/** The env abra deploys an app with (reference §7 steps 7–8). */
+/** The env abra deploys an app with (docs/abra-double.md, The contract). */
 export function deployEnv(envValues: ReadonlyMap<string, string>, recipeDir: string, stack: string): Record<string, string> {
   return { ...Object.fromEntries(envValues), ...abraShExports(recipeDir), STACK_NAME: stack };
 }

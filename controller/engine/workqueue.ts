@@ -34,8 +34,8 @@ export class WorkQueue {
   private readonly failures = new Map<string, number>();
   private stopping = false;
 
-  constructor(private readonly o: WorkQueueOptions) {
-    this.pq = new PQueue({ concurrency: o.concurrency });
+  constructor(private readonly options: WorkQueueOptions) {
+    this.pq = new PQueue({ concurrency: options.concurrency });
   }
 
   add(key: string): void {
@@ -89,15 +89,15 @@ export class WorkQueue {
     this.dirty.delete(key);
     this.processing.add(key);
     try {
-      const r = await this.o.reconcile(key);
+      const r = await this.options.reconcile(key);
       this.failures.delete(key);
       if (r && r.requeueAfterMs !== undefined) this.addAfter(key, r.requeueAfterMs);
     } catch (e) {
       const n = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);
-      const base = this.o.baseBackoffMs ?? 500;
-      const delay = Math.min(base * 2 ** (n - 1), this.o.maxBackoffMs ?? 60_000);
-      this.o.onError?.(key, e, delay);
+      const base = this.options.baseBackoffMs ?? 500;
+      const delay = Math.min(base * 2 ** (n - 1), this.options.maxBackoffMs ?? 60_000);
+      this.options.onError?.(key, e, delay);
       this.addAfter(key, delay);
     } finally {
       this.processing.delete(key);

@@ -157,8 +157,8 @@ export class Intake {
   private readonly retry: IntakeRetry;
   private readonly maxAttempts: number;
 
-  constructor(private readonly d: IntakeDeps) {
-    this.retry = d.retry ?? DEFAULT_INTAKE_RETRY;
+  constructor(private readonly deps: IntakeDeps) {
+    this.retry = deps.retry ?? DEFAULT_INTAKE_RETRY;
     this.maxAttempts = maxIntakeAttempts(this.retry);
   }
 
@@ -169,8 +169,8 @@ export class Intake {
    * false for a delivery id seen before.
    */
   accept(event: CommentEvent): boolean {
-    const claim = this.d.repos.lookup(event.owner, event.repo) && parseTrigger(event.body).kind !== 'none' ? this.claimOf(event) : null;
-    return this.d.forgeStore.acceptDelivery(event.delivery, event.commentId, claim);
+    const claim = this.deps.repos.lookup(event.owner, event.repo) && parseTrigger(event.body).kind !== 'none' ? this.claimOf(event) : null;
+    return this.deps.forgeStore.acceptDelivery(event.delivery, event.commentId, claim);
   }
 
   private claimOf(event: CommentEvent) {
@@ -180,7 +180,7 @@ export class Intake {
   /** Decides one comment. Never throws: a forge that does not answer defers the decision. */
   handle(event: CommentEvent): Promise<IntakeOutcome> {
     const p = this.decide(event).then((outcome) => {
-      this.d.onOutcome?.(outcome);
+      this.deps.onOutcome?.(outcome);
       return outcome;
     });
     this.track(p);
@@ -198,7 +198,7 @@ export class Intake {
    * retry (the retry loop owns it then). The poller skips those without a forge call.
    */
   seen(commentId: number): boolean {
-    return this.inFlight.has(commentId) || this.d.forgeStore.getComment(commentId) !== undefined;
+    return this.inFlight.has(commentId) || this.deps.forgeStore.getComment(commentId) !== undefined;
   }
 
   /** Waits for decisions in flight (graceful stop). */
@@ -208,18 +208,18 @@ export class Intake {
 
   private log(event: CommentEvent, outcome: IntakeOutcome): IntakeOutcome {
     const fields = { repo: `${event.owner}/${event.repo}`, pr: event.pr, comment: event.commentId, by: event.commenter, via: event.via };
-    if (outcome.kind === 'deferred') this.d.logger.warn({ ...fields, error: outcome.error }, 'forge comment: decision deferred (the forge did not answer)');
-    else this.d.logger.info({ ...fields, outcome }, `forge comment: ${outcome.kind}`);
+    if (outcome.kind === 'deferred') this.deps.logger.warn({ ...fields, error: outcome.error }, 'forge comment: decision deferred (the forge did not answer)');
+    else this.deps.logger.info({ ...fields, outcome }, `forge comment: ${outcome.kind}`);
     return outcome;
   }
 
   private async decide(event: CommentEvent): Promise<IntakeOutcome> {
-    const enrolled = this.d.repos.lookup(event.owner, event.repo);
+    const enrolled = this.deps.repos.lookup(event.owner, event.repo);
     if (!enrolled) return this.log(event, { kind: 'ignored', reason: `${event.owner}/${event.repo} is not enrolled (config repos)` });
     const trigger = parseTrigger(event.body);
     if (trigger.kind === 'none') return { kind: 'ignored', reason: 'not a command' };
 
-    const { record, created } = this.d.forgeStore.claimComment(this.claimOf(event));
+    const { record, created } = this.deps.forgeStore.claimComment(this.claimOf(event));
     if (!created && (record.decision !== null || this.inFlight.has(event.commentId))) {
       return this.log(event, { kind: 'ignored', reason: `comment already seen (${record.decision ?? 'being decided'})` });
     }
@@ -227,10 +227,10 @@ export class Intake {
   }
 
   private async decideClaimed(given: CommentEvent, enrolled: EnrolledRepo): Promise<IntakeOutcome> {
-    const { forgeStore } = this.d;
+    const { forgeStore } = this.deps;
     this.inFlight.add(given.commentId);
     try {
-      const bot = await this.d.bot.login();
+      const bot = await this.deps.bot.login();
       if (isFromBot(given, bot)) {
         forgeStore.decideComment(given.commentId, { decision: 'ignored', detail: 'written by cc-ci’s own bot account' });
         return this.log(given, { kind: 'ignored', reason: 'the bot’s own comment' });
@@ -274,15 +274,15 @@ export class Intake {
   private async withPullRequest(event: CommentEvent): Promise<(CommentEvent & { headSha: string; prState: 'open' | 'closed' }) | IntakeOutcome> {
     if (event.headSha !== null && event.prState !== null) return { ...event, headSha: event.headSha, prState: event.prState };
     try {
-      const pr = await this.d.client.getPullRequest({ owner: event.owner, repo: event.repo }, event.pr);
+      const pr = await this.deps.client.getPullRequest({ owner: event.owner, repo: event.repo }, event.pr);
       return { ...event, headSha: pr.headSha, prState: pr.state, cloneUrl: pr.cloneUrl };
     } catch (e) {
       if (e instanceof ForgeError && e.status === 404) {
-        this.d.forgeStore.decideComment(event.commentId, { decision: 'ignored', detail: `#${event.pr} is not a pull request` });
+        this.deps.forgeStore.decideComment(event.commentId, { decision: 'ignored', detail: `#${event.pr} is not a pull request` });
         return this.log(event, { kind: 'ignored', reason: 'not a pull request' });
       }
       if (!isFinalRefusal(e)) throw e;
-      this.d.logger.error(
+      this.deps.logger.error(
         { repo: `${event.owner}/${event.repo}`, pr: event.pr, comment: event.commentId, status: e.status, error: e.message },
         'forge comment: the forge refused to show the pull request',
       );
@@ -293,14 +293,14 @@ export class Intake {
   /** Write access or above, or the allow-list. A 403 means the bot itself lacks admin. */
   private async permission(event: CommentEvent): Promise<'allowed' | 'denied' | 'cannot-check'> {
     const login = event.commenter.toLowerCase();
-    if (this.d.allowList.some((u) => u.toLowerCase() === login)) return 'allowed';
+    if (this.deps.allowList.some((u) => u.toLowerCase() === login)) return 'allowed';
     try {
-      const p = await this.d.client.getCollaboratorPermission({ owner: event.owner, repo: event.repo }, event.commenter);
+      const p = await this.deps.client.getCollaboratorPermission({ owner: event.owner, repo: event.repo }, event.commenter);
       return WRITE_OR_ABOVE.has(p.permission) ? 'allowed' : 'denied';
     } catch (e) {
       if (e instanceof ForgeError && e.status === 404) return 'denied';
       if (e instanceof ForgeError && e.status === 403) {
-        this.d.logger.error(
+        this.deps.logger.error(
           { repo: `${event.owner}/${event.repo}` },
           'the forge refused to tell the bot a commenter’s permission: give the bot account admin on the repository (docs/enroll-recipe.md)',
         );
@@ -311,7 +311,7 @@ export class Intake {
   }
 
   private async startRun(event: CommentEvent & { headSha: string }, enrolled: EnrolledRepo, lane: TriggerLane): Promise<IntakeOutcome> {
-    const { forgeStore, store, paths } = this.d;
+    const { forgeStore, store, paths } = this.deps;
     const name = runNameFor(enrolled.recipe, event.pr, event.commentId);
     // A deleted fork takes the head repository with it; the commit may still be had elsewhere.
     const repoUrl = enrolled.cloneUrl ?? event.cloneUrl;
@@ -343,7 +343,7 @@ export class Intake {
     const parsed = validateSpec(doc);
     if (!parsed.ok) {
       forgeStore.decideComment(event.commentId, { decision: 'error', detail: `no valid run spec: ${parsed.error}` });
-      this.d.logger.error({ run: name, error: parsed.error }, 'forge comment: could not build a valid run spec');
+      this.deps.logger.error({ run: name, error: parsed.error }, 'forge comment: could not build a valid run spec');
       return this.log(event, { kind: 'ignored', reason: `invalid spec: ${parsed.error}` });
     }
     // The name is the comment's: if a run or its file exists already, this comment made it.
@@ -354,7 +354,7 @@ export class Intake {
 
   /** Decides the comment as refused (`decision`, by default the kind itself) and posts the one reply. */
   private async refuse(event: CommentEvent, kind: ReplyKind, detail: string, decision?: CommentDecision): Promise<IntakeOutcome> {
-    this.d.forgeStore.decideComment(event.commentId, {
+    this.deps.forgeStore.decideComment(event.commentId, {
       decision: decision ?? (kind === 'cannot-check' ? 'denied' : (kind as CommentDecision)),
       detail,
       reply: true,
@@ -362,8 +362,8 @@ export class Intake {
     const outcome: IntakeOutcome = { kind: 'replied', reply: kind };
     this.log(event, outcome);
     await this.postReply(event, kind).catch((e: unknown) => {
-      this.d.forgeStore.noteCommentFailure(event.commentId, e instanceof Error ? e.message : String(e));
-      this.d.logger.warn({ comment: event.commentId, error: e instanceof Error ? e.message : String(e) }, 'forge comment: reply not posted yet; will retry');
+      this.deps.forgeStore.noteCommentFailure(event.commentId, e instanceof Error ? e.message : String(e));
+      this.deps.logger.warn({ comment: event.commentId, error: e instanceof Error ? e.message : String(e) }, 'forge comment: reply not posted yet; will retry');
     });
     return outcome;
   }
@@ -371,7 +371,7 @@ export class Intake {
   /** Posts the reply once: an earlier post (e.g. one that timed out but arrived) is found by its marker. */
   private async postReply(event: CommentEvent, kind: ReplyKind): Promise<void> {
     const ref: RepoRef = { owner: event.owner, repo: event.repo };
-    const existing = await this.d.bot.findOwnComment(this.d.client, ref, event.pr, replyMarker(event.commentId));
+    const existing = await this.deps.bot.findOwnComment(this.deps.client, ref, event.pr, replyMarker(event.commentId));
     const trigger = parseTrigger(event.body);
     const text = replyText(kind, {
       commentId: event.commentId,
@@ -379,8 +379,8 @@ export class Intake {
       repo: `${event.owner}/${event.repo}`,
       ...(trigger.kind === 'help' ? { got: trigger.got } : {}),
     });
-    const id = existing?.id ?? (await this.d.createClient.createComment(ref, event.pr, text)).id;
-    this.d.forgeStore.setReply(event.commentId, 'posted', id);
+    const id = existing?.id ?? (await this.deps.createClient.createComment(ref, event.pr, text)).id;
+    this.deps.forgeStore.setReply(event.commentId, 'posted', id);
   }
 
   /**
@@ -390,7 +390,7 @@ export class Intake {
    */
   async retryUnfinished(): Promise<void> {
     const now = Date.now();
-    for (const rec of this.d.forgeStore.listUnfinishedComments()) {
+    for (const rec of this.deps.forgeStore.listUnfinishedComments()) {
       if (this.inFlight.has(rec.commentId)) continue;
       if (now < rec.updatedAt + intakeRetryDelayMs(rec.attempts, this.retry)) continue;
       const event = this.eventOf(rec);
@@ -400,9 +400,9 @@ export class Intake {
         continue;
       }
       if (rec.decision === null) {
-        const enrolled = this.d.repos.lookup(event.owner, event.repo);
+        const enrolled = this.deps.repos.lookup(event.owner, event.repo);
         if (!enrolled) {
-          this.d.forgeStore.decideComment(rec.commentId, { decision: 'ignored', detail: 'repository no longer enrolled' });
+          this.deps.forgeStore.decideComment(rec.commentId, { decision: 'ignored', detail: 'repository no longer enrolled' });
           continue;
         }
         await this.handleTracked(this.decideClaimed(event, enrolled));
@@ -415,19 +415,19 @@ export class Intake {
   private async retryReply(rec: CommentRecord, event: CommentEvent): Promise<void> {
     const kind = replyKindOf(rec);
     if (kind === null) {
-      this.d.forgeStore.setReply(rec.commentId, 'failed');
+      this.deps.forgeStore.setReply(rec.commentId, 'failed');
       return;
     }
     this.inFlight.add(rec.commentId);
     await this.postReply(event, kind)
-      .catch((e: unknown) => this.d.forgeStore.noteCommentFailure(rec.commentId, e instanceof Error ? e.message : String(e)))
+      .catch((e: unknown) => this.deps.forgeStore.noteCommentFailure(rec.commentId, e instanceof Error ? e.message : String(e)))
       .finally(() => this.inFlight.delete(rec.commentId));
   }
 
   private handleTracked(p: Promise<IntakeOutcome>): Promise<IntakeOutcome> {
     this.track(p);
     return p.then((o) => {
-      this.d.onOutcome?.(o);
+      this.deps.onOutcome?.(o);
       return o;
     });
   }
@@ -439,7 +439,7 @@ export class Intake {
   private async giveUp(rec: CommentRecord, event: CommentEvent): Promise<void> {
     const fields = { comment: rec.commentId, repo: `${rec.owner}/${rec.repo}`, pr: rec.pr, error: rec.lastError };
     if (rec.decision === null) {
-      this.d.logger.error(fields, 'forge comment: gave up deciding after the forge failed for too long; telling the commenter');
+      this.deps.logger.error(fields, 'forge comment: gave up deciding after the forge failed for too long; telling the commenter');
       this.inFlight.add(rec.commentId);
       try {
         await this.refuse(event, 'gave-up', `gave-up: the forge did not answer (${rec.lastError ?? ''})`, 'error');
@@ -447,8 +447,8 @@ export class Intake {
         this.inFlight.delete(rec.commentId);
       }
     } else {
-      this.d.forgeStore.setReply(rec.commentId, 'failed');
-      this.d.logger.error(fields, 'forge comment: gave up posting the reply after the forge failed for too long');
+      this.deps.forgeStore.setReply(rec.commentId, 'failed');
+      this.deps.logger.error(fields, 'forge comment: gave up posting the reply after the forge failed for too long');
     }
   }
 
@@ -456,7 +456,7 @@ export class Intake {
     try {
       return eventSchema.parse(JSON.parse(rec.eventJson));
     } catch {
-      this.d.forgeStore.decideComment(rec.commentId, { decision: 'error', detail: 'stored event is unreadable' });
+      this.deps.forgeStore.decideComment(rec.commentId, { decision: 'error', detail: 'stored event is unreadable' });
       return null;
     }
   }

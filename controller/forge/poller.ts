@@ -36,7 +36,7 @@ export class Poller implements Runnable {
   readonly name = 'forge poller';
   private stopped = false;
 
-  constructor(private readonly d: PollerDeps) {}
+  constructor(private readonly deps: PollerDeps) {}
 
   /** Polls now and then every `pollSeconds` after the last poll ended, until stopped. */
   async start(signal: AbortSignal, ready: () => void): Promise<void> {
@@ -45,7 +45,7 @@ export class Poller implements Runnable {
       if (this.stopped) return;
       state.running = this.pollOnce().finally(() => {
         state.running = null;
-        if (!this.stopped) state.timer = setTimeout(tick, this.d.pollSeconds * 1000);
+        if (!this.stopped) state.timer = setTimeout(tick, this.deps.pollSeconds * 1000);
       });
     };
     tick();
@@ -58,12 +58,12 @@ export class Poller implements Runnable {
 
   /** One pass over every enrolled repository; one repository's failure does not stop the others. */
   async pollOnce(): Promise<void> {
-    for (const repo of this.d.repos.list()) {
+    for (const repo of this.deps.repos.list()) {
       if (this.stopped) return;
       try {
         await this.pollRepo(repo);
       } catch (e) {
-        this.d.logger.warn(
+        this.deps.logger.warn(
           { repo: repo.fullName, error: e instanceof Error ? e.message : String(e) },
           'poll failed; the next poll tries again from the same checkpoint',
         );
@@ -73,11 +73,11 @@ export class Poller implements Runnable {
 
   private async pollRepo(repo: EnrolledRepo): Promise<void> {
     const key = repo.fullName.toLowerCase();
-    const stored = this.d.forgeStore.getCheckpoint(key);
+    const stored = this.deps.forgeStore.getCheckpoint(key);
     const since = stored ? new Date(stored) : new Date(Date.now() - FIRST_POLL_LOOKBACK_MS);
     let newest = since.getTime();
     for (let page = 1; page <= MAX_PAGES; page++) {
-      const { items, totalCount } = await this.d.client.listRepoComments({ owner: repo.owner, repo: repo.name }, { since, page, limit: PAGE_SIZE });
+      const { items, totalCount } = await this.deps.client.listRepoComments({ owner: repo.owner, repo: repo.name }, { since, page, limit: PAGE_SIZE });
       for (const c of items) {
         await this.consider(repo, c);
         newest = Math.max(newest, Date.parse(c.updatedAt) || 0);
@@ -85,17 +85,17 @@ export class Poller implements Runnable {
       if (items.length < PAGE_SIZE || (totalCount !== null && page * PAGE_SIZE >= totalCount)) break;
     }
     // Only after every comment of the window was handed over: a crash re-reads the window.
-    this.d.forgeStore.setCheckpoint(key, new Date(newest).toISOString());
+    this.deps.forgeStore.setCheckpoint(key, new Date(newest).toISOString());
   }
 
   private async consider(repo: EnrolledRepo, c: ForgeComment): Promise<void> {
     if (!c.isOnPullRequest || c.issueIndex === null || c.user === null) return;
     if (parseTrigger(c.body).kind === 'none') return;
-    if (this.d.intake.seen(c.id)) return;
+    if (this.deps.intake.seen(c.id)) return;
     // Only created comments count, as with webhooks. A comment edited before we saw it shows its
     // new text and a later updated_at; we cannot know what it said when it was created.
     if (c.updatedAt !== c.createdAt) {
-      this.d.logger.debug({ repo: repo.fullName, comment: c.id }, 'poll: an edited comment is not a command (only new comments are)');
+      this.deps.logger.debug({ repo: repo.fullName, comment: c.id }, 'poll: an edited comment is not a command (only new comments are)');
       return;
     }
     // The pull request (its head, its state) is the intake's to read, after the comment's row is
@@ -114,6 +114,6 @@ export class Poller implements Runnable {
       headSha: null,
       cloneUrl: null,
     };
-    await this.d.intake.handle(event);
+    await this.deps.intake.handle(event);
   }
 }

@@ -54,10 +54,10 @@ export class ForgeService {
   private readonly poller: Poller | null;
 
   /** Builds everything; starts nothing. */
-  constructor(private readonly o: ForgeServiceOptions & { config: Config & { forge: NonNullable<Config['forge']> } }) {
-    const forge = o.config.forge;
-    const { token, webhookSecret: secret } = o.secrets;
-    const log = o.logger.child({ component: 'forge' });
+  constructor(private readonly options: ForgeServiceOptions & { config: Config & { forge: NonNullable<Config['forge']> } }) {
+    const forge = options.config.forge;
+    const { token, webhookSecret: secret } = options.secrets;
+    const log = options.logger.child({ component: 'forge' });
     const clientOptions = {
       baseUrl: forge.url,
       token,
@@ -69,20 +69,20 @@ export class ForgeService {
     // blind retry would post it twice. The next pass looks for it by its marker first.
     const createClient = new ForgeClient({ ...clientOptions, retry: { attempts: 1 } });
 
-    this.forgeStore = new ForgeStore(o.store);
+    this.forgeStore = new ForgeStore(options.store);
     this.bot = new BotIdentity(client);
-    this.repos = new EnrolledRepos(o.config.repos);
+    this.repos = new EnrolledRepos(options.config.repos);
     this.intake = new Intake({
-      store: o.store,
+      store: options.store,
       forgeStore: this.forgeStore,
-      paths: o.paths,
+      paths: options.paths,
       repos: this.repos,
       allowList: forge.allowList,
       client,
       createClient,
       bot: this.bot,
       logger: log,
-      onOutcome: (outcome: IntakeOutcome) => o.counters?.intake(outcome.kind),
+      onOutcome: (outcome: IntakeOutcome) => options.counters?.intake(outcome.kind),
       retry: {
         firstDelayMs: forge.intakeRetry.firstSeconds * 1000,
         maxDelayMs: forge.intakeRetry.maxSeconds * 1000,
@@ -91,15 +91,15 @@ export class ForgeService {
     });
     this.webhook = secret === null ? null : { secret, forgeStore: this.forgeStore, intake: this.intake };
     this.reporter = new ForgeReporter({
-      store: o.store,
+      store: options.store,
       forgeStore: this.forgeStore,
       client,
       createClient,
       bot: this.bot,
       logger: log,
-      runUrl: (name: string) => o.runUrl(name),
-      resyncSeconds: Math.min(o.config.resyncSeconds, 30),
-      ...(o.counters ? { onReport: (outcome: 'ok' | 'error') => o.counters?.report(outcome) } : {}),
+      runUrl: (name: string) => options.runUrl(name),
+      resyncSeconds: Math.min(options.config.resyncSeconds, 30),
+      ...(options.counters ? { onReport: (outcome: 'ok' | 'error') => options.counters?.report(outcome) } : {}),
     });
     this.poller =
       forge.mode === 'webhook'
@@ -115,8 +115,8 @@ export class ForgeService {
 
   /** What runs for the forge, in start order: the reporter, the intake's retries, the poller. */
   runnables(): Runnable[] {
-    const log = this.o.logger.child({ component: 'forge' });
-    const forge = this.o.config.forge;
+    const log = this.options.logger.child({ component: 'forge' });
+    const forge = this.options.config.forge;
     const intake = this.intake;
     const greet: Runnable = {
       name: 'forge bot',

@@ -3,7 +3,7 @@
 // ignored with a reason, never thrown, because the sender is a remote system and its bodies are
 // untrusted input even after the signature check (a signature proves who sent it, not its shape).
 //
-// Event names (contract README §2): comments arrive with X-*-Event-Type `issue_comment` (on an issue)
+// Event names (the forge contract: test/fixtures/forge-contract/README.md §2): comments arrive with X-*-Event-Type `issue_comment` (on an issue)
 // or `pull_request_comment` (in a PR's conversation). A review submitted as a comment arrives as
 // X-*-Event `pull_request_comment` / X-*-Event-Type `pull_request_review_comment` with a
 // PullRequestPayload body; that is a review, not a command, so it is ignored.

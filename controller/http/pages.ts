@@ -4,7 +4,7 @@ import type { InvalidSpecRow, RunDetail, RunRow } from '../views/run-view.js';
 import { ago, esc, page, withoutCredentials } from './html.js';
 
 /**
- * The two HTML pages (design §8): the runs list, with queue position and why each run waits, and
+ * The two HTML pages (docs/architecture.md, Web pages): the runs list, with queue position and why each run waits, and
  * one run's page, with its tier table, evidence and a live log fed by server-sent events. Both
  * read only what run-view.ts computes, so they say what `cc-ci get runs`/`describe run` say.
  */

@@ -6,7 +6,7 @@ import { acceptedSpec, isName } from '../model/spec.js';
 import { ago, esc, page } from './html.js';
 
 /**
- * The recipe overview (design §8): per recipe its latest runs and pass rate, a history page, and
+ * The recipe overview (docs/architecture.md, Web pages): per recipe its latest runs and pass rate, a history page, and
  * a status badge for a README. Everything is computed from the runs table on each request, so it
  * says what the run pages say. The pass rate counts verdicts only: a run that ended in `error`
  * or was cancelled says nothing about the recipe.

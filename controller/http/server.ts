@@ -90,12 +90,12 @@ export class HttpServer {
   private readonly app: FastifyInstance;
   private address: string | null = null;
 
-  constructor(private readonly o: HttpServerOptions) {
-    this.app = buildApp(o, this.closing.signal);
+  constructor(private readonly options: HttpServerOptions) {
+    this.app = buildApp(options, this.closing.signal);
   }
 
   async listen(): Promise<string> {
-    const { port, host } = this.o.config.http;
+    const { port, host } = this.options.config.http;
     await this.app.listen({ port, host });
     const a = this.app.server.address();
     const actual = typeof a === 'object' && a !== null ? a.port : port;
@@ -105,7 +105,7 @@ export class HttpServer {
 
   /** Where people and the forge reach this server: http.publicUrl, else the address it listens on. */
   get baseUrl(): string {
-    const { publicUrl, host, port } = this.o.config.http;
+    const { publicUrl, host, port } = this.options.config.http;
     return (publicUrl ?? this.address ?? `http://${host}:${port}`).replace(/\/+$/, '');
   }
 

@@ -83,7 +83,7 @@ export const configSchema = z.strictObject({
       gitSeconds: seconds.default(300),
     })
     .prefault({}),
-  /** The janitor: reaps test apps no live run owns (design §3). */
+  /** The janitor: reaps test apps no live run owns (docs/architecture.md, Ownership, leases and the janitor). */
   janitor: z
     .strictObject({
       /** How often `cc-ci serve` runs it. */

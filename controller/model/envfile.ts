@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 
 /**
  * Edits an abra app `.env` in place, line by line, so comments, order and the generation
- * modifiers on `SECRET_*_VERSION=v1 # length=32` lines survive (reference §1.1, §8).
+ * modifiers on `SECRET_*_VERSION=v1 # length=32` lines survive (docs/abra-double.md, The contract).
  */
 
 const ASSIGN = /^(\s*)(export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/;

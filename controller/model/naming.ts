@@ -6,12 +6,12 @@ import { randomBytes } from 'node:crypto';
  * so the janitor can never mistake a warm, infrastructure or human app for a test app.
  */
 
-/** abra truncates sanitised app names to this many characters (reference §7.2). */
+/** abra truncates sanitised app names to this many characters (docs/abra-double.md, The contract). */
 export const MAX_STACK_NAME = 45;
 /** Docker's limit on secret and config names. */
 export const MAX_SECRET_NAME = 64;
 
-/** Warm canonical apps are `warm-<recipe>…` (design §1): no test app may ever look like one,
+/** Warm canonical apps are `warm-<recipe>…` (docs/architecture.md, Objects): no test app may ever look like one,
  *  since `warm-facade` is four characters, a dash and six hex digits. */
 export const RESERVED_PREFIX = 'warm';
 
@@ -36,7 +36,7 @@ export function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** abra's SanitiseAppName: dots become underscores, then truncation (reference §7.2). */
+/** abra's SanitiseAppName: dots become underscores, then truncation (docs/abra-double.md, The contract). */
 export function stackName(domain: string): string {
   return domain.replace(/\./g, '_').slice(0, MAX_STACK_NAME);
 }

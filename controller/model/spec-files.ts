@@ -5,7 +5,7 @@ import type { StatePaths } from './paths.js';
 import type { RunSpec } from './spec.js';
 
 /** Writes a run spec into `<state>/specs/` atomically (temp file, then rename), so the
- *  watcher never reads half a file. Every way in ends here (design §1). */
+ *  watcher never reads half a file. Every way in ends here (docs/architecture.md, Objects). */
 export function writeSpecFile(paths: StatePaths, spec: RunSpec): string {
   const file = join(paths.specs, `${spec.metadata.name}.yaml`);
   const tmp = join(paths.specs, `.${spec.metadata.name}.yaml.tmp`);

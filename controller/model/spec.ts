@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { TIER_NAMES } from '../../state/types.js';
 
 /**
- * The Run spec (design §1): the one schema every entry point validates against — spec files,
+ * The Run spec (docs/architecture.md, Objects): the one schema every entry point validates against — spec files,
  * `cc-ci apply`, `cc-ci run` and the forge intake all build or parse a Run through here.
  */
 

@@ -49,15 +49,15 @@ export class Manager {
   private readonly group: RunGroup;
   private stopping: Promise<void> | null = null;
 
-  constructor(private readonly o: ManagerOptions) {
-    ensureStateDirs(o.paths);
-    this.store = new Store(o.paths.db);
-    this.group = new RunGroup(o.logger);
+  constructor(private readonly options: ManagerOptions) {
+    ensureStateDirs(options.paths);
+    this.store = new Store(options.paths.db);
+    this.group = new RunGroup(options.logger);
   }
 
   /** Claims the state directory and starts the controller's own runnables, then `extra` in order. */
   async start(extra: Runnable[] = []): Promise<void> {
-    const { store, o } = this;
+    const { store, options: o } = this;
     this.instance = acquireInstance(store, o.mode);
     const log = o.logger.child({ instance: this.instance.id.slice(0, 8) });
     log.info({ stateDir: o.paths.root, capacity: o.config.capacity, mode: o.mode }, 'controller starting');
@@ -119,7 +119,7 @@ export class Manager {
       name: 'spec watcher',
       start: async (signal, ready) => {
         this.specSync?.resync();
-        const watcher: FSWatcher = watch(this.o.paths.specs, {
+        const watcher: FSWatcher = watch(this.options.paths.specs, {
           ignoreInitial: true,
           depth: 0,
           awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 50 },
@@ -143,7 +143,7 @@ export class Manager {
    * (back to Pending) is left to the next `cc-ci serve`.
    */
   private inScope(name: string): boolean {
-    if (!this.o.only || name === this.o.only) return true;
+    if (!this.options.only || name === this.options.only) return true;
     const run = this.store.getRun(name);
     return !!run && ACTIVE_PHASES.includes(run.phase) && run.owner !== this.instance?.id;
   }
@@ -213,7 +213,7 @@ export class Manager {
       await this.group.stop(new ShutdownError(reason));
       if (this.instance) this.store.stopInstance(this.instance.id);
       const longest = Object.fromEntries([...this.metrics.longest].map(([c, v]) => [c, `${Math.round(v.ms)} ms (${v.key})`]));
-      this.o.logger.info({ longestReconcile: longest }, 'controller stopped');
+      this.options.logger.info({ longestReconcile: longest }, 'controller stopped');
       this.store.close();
     })();
     return this.stopping;

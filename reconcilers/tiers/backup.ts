@@ -41,7 +41,7 @@ export interface TakenBackup {
 /**
  * backup-bot-two runs each hook as `bash -c 'set -o pipefail;…'` in the service's container
  * and, when one fails, logs it and carries on: the backup "succeeds" without what the hook
- * should have produced (reference §10.3 [R]). What it logs is the only sign, so cc-ci reads it.
+ * should have produced (docs/abra-double.md, The contract). What it logs is the only sign, so cc-ci reads it.
  */
 export function failedHooks(output: string): string[] {
   return output

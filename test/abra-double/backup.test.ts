@@ -64,8 +64,8 @@ afterAll(async () => {
   sb.cleanup();
 });
 
-describe('backup and restore (§10)', () => {
-  it('backup create and restore need a TTY: "FATA the input device is not a TTY" (§3, §10.3)', async () => {
+describe('backup and restore', () => {
+  it('backup create and restore need a TTY: "FATA the input device is not a TTY"', async () => {
     expectFatal(await sb.abra(['app', 'backup', 'create', domain, '-n']), 'the input device is not a TTY');
     expectFatal(await sb.abra(['app', 'restore', domain, '-n']), 'the input device is not a TTY');
     expect(existsSync(join(sb.abraDir, 'backups', domain))).toBe(false);
@@ -90,7 +90,7 @@ describe('backup and restore (§10)', () => {
     // the bot's own output, hooks included, comes back through abra
     expect(r.stdout).toContain(`run command in ${stack}_app: bash -c 'set -o pipefail;cp /www/index.html /data/keep/dump.txt'`);
 
-    // the double's snapshot store: /var/lib/docker/volumes/<stack>_<vol>/... (§10.1)
+    // the double's snapshot store: /var/lib/docker/volumes/<stack>_<vol>/...
     const archive = join(sb.abraDir, 'backups', domain, `${snapshotId}.tar.gz`);
     const list = await tarList(archive, { gzip: true });
     const v = (vol: string, p: string): string => `var/lib/docker/volumes/${stack}_${vol}/_data/${p}`;
@@ -172,7 +172,7 @@ describe('backup and restore (§10)', () => {
     sb.editEnv(domain, { BACKUP_PRE_HOOK: 'cp /www/index.html /data/keep/dump.txt' });
   });
 
-  it('no service labelled backupbot.backup=true: FATA (§10.1 "MUST show an error")', async () => {
+  it('no service labelled backupbot.backup=true: FATA', async () => {
     sb.editEnv(domain, { ENABLE_BACKUPS: 'false' }); // backupbot.backup=${ENABLE_BACKUPS:-true}
     expectOk(await sb.abra(['app', 'deploy', domain, '-f', '-n']));
     expectFatal(await sb.abraTty(['app', 'backup', 'create', domain, '-n']), 'backupbot.backup=true');

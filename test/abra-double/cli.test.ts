@@ -31,7 +31,7 @@ afterAll(async () => {
   sb.cleanup();
 });
 
-// §3: errors go through a fatal logger: a `FATA <message>` line on stderr and exit status 1.
+// Errors go through a fatal logger: a `FATA <message>` line on stderr and exit status 1.
 function expectFatal(r: { exitCode: number | undefined; stderr: string }, message: string | RegExp): void {
   expect(r.exitCode).toBe(1);
   expect(r.stderr).toMatch(/^FATA /m);
@@ -39,7 +39,7 @@ function expectFatal(r: { exitCode: number | undefined; stderr: string }, messag
   else expect(r.stderr).toMatch(message);
 }
 
-describe('global behaviour (§3, §4)', () => {
+describe('global behaviour', () => {
   it('prints its version like cobra: "abra version <v>"', async () => {
     const r = await sb.abra(['--version']);
     expect(r.exitCode).toBe(0);
@@ -47,7 +47,7 @@ describe('global behaviour (§3, §4)', () => {
   });
 
   it('documents every flag cc-ci relies on in --help (cobra layout)', async () => {
-    // §4.1/§4.2/§8: the flags a controller self-checks before use
+    // The flags a controller self-checks before use
     const expected: Array<[string[], string[]]> = [
       [
         ['app', 'new'],
@@ -95,7 +95,7 @@ describe('global behaviour (§3, §4)', () => {
         expect(r.stdout).toContain('Usage:');
         expect(r.stdout).toContain('Flags:');
         expect(r.stdout).toContain('-h, --help');
-        // global flags appear on every subcommand (§3)
+        // global flags appear on every subcommand
         expect(r.stdout).toContain('-n, --no-input');
         expect(r.stdout).toContain('-o, --offline');
         expect(r.stdout).toContain('-d, --debug');
@@ -118,7 +118,7 @@ describe('global behaviour (§3, §4)', () => {
   });
 });
 
-describe('server add / ls (§2)', () => {
+describe('server add / ls', () => {
   it('server add --local creates servers/default and is idempotent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'abd-srv-'));
     try {
@@ -136,7 +136,7 @@ describe('server add / ls (§2)', () => {
   });
 });
 
-describe('recipe fetch (§4.3)', () => {
+describe('recipe fetch', () => {
   it('fetches tags from origin; FATA when the recipe is not there or the fetch fails; -o skips the fetch', async () => {
     const bare = mkdtempSync(join(tmpdir(), 'abd-origin-'));
     try {
@@ -164,7 +164,7 @@ describe('recipe fetch (§4.3)', () => {
   });
 });
 
-describe('app new (§1.1, §4.1)', () => {
+describe('app new', () => {
   it('copies .env.sample keeping comments, order and modifiers, with <recipe>.example.com replaced by the domain', async () => {
     const domain = track(newDomain());
     const r = await sb.abra(['app', 'new', 'dbltest', '-s', 'default', '-D', domain, '-n']);
@@ -213,7 +213,7 @@ describe('app new (§1.1, §4.1)', () => {
   });
 });
 
-describe('stack name (§7.2)', () => {
+describe('stack name', () => {
   it('is the domain with . → _, truncated to 45 characters, unless STACK_NAME is set in the .env', async () => {
     const long = track(`abd-${Date.now().toString(16)}.a-rather-long-subdomain.ci.example.org`);
     expect((await sb.abra(['app', 'new', 'dbltest', '-s', 'default', '-D', long, '-n'])).exitCode).toBe(0);
@@ -237,7 +237,7 @@ describe('stack name (§7.2)', () => {
   });
 });
 
-describe('app secret (§8)', () => {
+describe('app secret', () => {
   let domain: string;
   let stack: string;
   beforeAll(async () => {
@@ -255,7 +255,7 @@ describe('app secret (§8)', () => {
     expect(out[0]?.value).toMatch(/^[A-Za-z0-9]{32}$/); // SECRET_API_TOKEN_VERSION=v1 # length=32
     expect(out[1]?.value).toMatch(/^[a-z]+(-[a-z]+){2,}$/); // no modifier: words joined by a delimiter
     expect((await secretNames(`${stack}_`)).sort()).toEqual([`${stack}_api_token_v1`, `${stack}_db_password_v1`]);
-    // §7.4 [?]: generated secrets carry no namespace label; find them by name prefix
+    // Recalled, not verified (docs/abra-double.md): generated secrets carry no namespace label; find them by name prefix
     const labelled = await docker(['secret', 'ls', '--filter', `label=com.docker.stack.namespace=${stack}`, '--format', '{{.Name}}']);
     expect(labelled).toBe('');
     // the value docker holds is the one printed: mount it in a throwaway service? not needed —
@@ -297,14 +297,14 @@ describe('app secret (§8)', () => {
   });
 
   it('# generate=false secrets are skipped by --all; COMPOSE_FILE may reference itself', async () => {
-    // uncomment the sample's optional lines: COMPOSE_FILE="$COMPOSE_FILE:compose.smtp.yml" (§1.1)
+    // uncomment the sample's optional lines: COMPOSE_FILE="$COMPOSE_FILE:compose.smtp.yml"
     const p = sb.envPath(domain);
     writeFileSync(p, readFileSync(p, 'utf8').replace('#COMPOSE_FILE="$COMPOSE_FILE', 'COMPOSE_FILE="$COMPOSE_FILE').replace('#SECRET_SMTP', 'SECRET_SMTP'));
     const r = await sb.abra(['app', 'secret', 'generate', domain, '-a', '-m', '-n']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/^WARN .*smtp_password/m);
     expect((JSON.parse(r.stdout) as Array<{ name: string }>).map((o) => o.name)).toEqual(['api_token', 'db_password']);
-    // deploy refuses while the insert-only secret is missing (§8)
+    // deploy refuses while the insert-only secret is missing
     const d = await sb.abra(['app', 'deploy', domain, '-n']);
     expectFatal(d, `secret not inserted (#generate=false): ${stack}_smtp_password_v1`);
     expect(await docker(['service', 'ls', '--filter', `label=com.docker.stack.namespace=${stack}`, '-q'])).toBe('');
@@ -321,7 +321,7 @@ describe('app secret (§8)', () => {
   });
 });
 
-describe('app rm without a deployment (§11)', () => {
+describe('app rm without a deployment', () => {
   it('removes the secrets by declared name and by <stack>_ prefix, sparing apps whose stack merely shares the prefix', async () => {
     const a = track(newDomain());
     const stackA = stackOf(a);
@@ -341,7 +341,7 @@ describe('app rm without a deployment (§11)', () => {
   });
 });
 
-describe('app ls -m (§5)', () => {
+describe('app ls -m', () => {
   it('is keyed by server, every per-app value a string; status and version empty without -S', async () => {
     const r = await sb.abra(['app', 'ls', '-m', '-n']);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -463,7 +463,7 @@ describe('fault injection', () => {
 });
 
 // A value written by a test and read back through the .env must survive quoting: keep the
-// .env writer honest about the EXTRA_DOMAINS backticks (§14 "do not quote-mangle").
+// .env writer honest about the EXTRA_DOMAINS backticks.
 describe('.env rewriting', () => {
   it('a deploy-time TYPE= rewrite touches only that line', async () => {
     const domain = track(newDomain());

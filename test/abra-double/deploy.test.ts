@@ -1,7 +1,7 @@
 // `abra app deploy | undeploy | rm` and `app ls -S` against the real swarm, pinned to
 // docs/abra-double.md's contract (rows 9–16, 22, 23, 32, 33), which names the source of each;
-// § numbers are the abra reference's: §7 deploy, §7.1 version choice, §7.4 labels, §7.5
-// convergence, §11 teardown.
+// Each case pins a row of the contract in docs/abra-double.md: deploy, version choice, labels,
+// convergence, teardown.
 import { execa } from 'execa';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
@@ -86,19 +86,19 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
     ({ domain, stack } = await newApp());
   });
 
-  it('a plain deploy takes the latest annotated release (§7.1, §9.2), converges and pins TYPE=', async () => {
+  it('a plain deploy takes the latest annotated release, converges and pins TYPE=', async () => {
     const r = await sb.abra(['app', 'deploy', domain, '-n']);
     expectOk(r);
     // latest annotated semver tag; the higher lightweight tag is not a release
     expect(await headTag()).toContain(V2);
     expect(await serviceNames(stack)).toEqual([`${stack}_app`, `${stack}_worker`]);
-    // converged: every service N/N when deploy returns (§7.5)
+    // converged: every service N/N when deploy returns
     const replicas = (await docker(['service', 'ls', '--filter', `label=${NS}=${stack}`, '--format', '{{.Replicas}}'])).split('\n');
     for (const rep of replicas) expect(rep).toMatch(/^1\/1/);
     expect(sb.readEnv(domain)).toMatch(/^TYPE=dbltest:1\.1\.0\+1\.36\.1$/m);
   });
 
-  it('labels the app service (§7.4): recipe, chaos=false, version = deployed version, no chaos-version', async () => {
+  it('labels the app service: recipe, chaos=false, version = deployed version, no chaos-version', async () => {
     const labels = await serviceLabels(`${stack}_app`);
     expect(labels[label('recipe')]).toBe('dbltest');
     expect(labels[label('chaos')]).toBe('false');
@@ -113,11 +113,11 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
     expect(worker[label('recipe')]).toBeUndefined();
   });
 
-  it('exposes the app env in the app service unless already set there (§1.1 ExposeAllEnv)', async () => {
+  it('exposes the app env in the app service unless already set there', async () => {
     const env = await serviceEnv(`${stack}_app`);
     expect(env).toContain('LETS_ENCRYPT_ENV=production');
     expect(env).toContain(`STACK_NAME=${stack}`);
-    expect(env).toContain('ENTRYPOINT_VERSION=v1'); // from abra.sh `export` (§6)
+    expect(env).toContain('ENTRYPOINT_VERSION=v1'); // from abra.sh `export`
     expect(env).toContain('API_TOKEN_FILE=/run/secrets/api_token'); // compose value kept
     expect(env).toContain(`DOMAIN=${domain}`);
     expect(env.filter((e) => e.startsWith('DOMAIN='))).toHaveLength(1);
@@ -127,11 +127,11 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
     expect((await execa('git', ['-C', sb.recipeDir, 'status', '--porcelain'], { timeout: 30_000 })).stdout).toBe('');
   });
 
-  it('refuses to deploy an already deployed app without -f or -C (§4.1)', async () => {
+  it('refuses to deploy an already deployed app without -f or -C', async () => {
     expectFatal(await sb.abra(['app', 'deploy', domain, '-n']), `${domain} is already deployed`);
   });
 
-  it('app ls -S -m reports the deployment (§5)', async () => {
+  it('app ls -S -m reports the deployment', async () => {
     const r = await sb.abra(['app', 'ls', '-S', '-m', '-n']);
     expectOk(r);
     const list = (JSON.parse(r.stdout) as Record<string, { apps: Array<Record<string, string>>; appCount: number }>).default;
@@ -150,14 +150,14 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
     });
   });
 
-  it('-f redeploys an explicit version (§7.1 explicit > pin) and re-pins TYPE=', async () => {
+  it('-f redeploys an explicit version and re-pins TYPE=', async () => {
     expectOk(await sb.abra(['app', 'deploy', domain, V1, '-f', '-n']));
     expect(await headTag()).toBe(V1);
     expect((await serviceLabels(`${stack}_app`))[label('version')]).toBe(V1);
     expect(sb.readEnv(domain)).toMatch(/^TYPE=dbltest:1\.0\.0\+1\.36\.1$/m);
   });
 
-  it('refuses an explicit lightweight tag outside chaos, as abra lint R014 does (§9.2); the stack is left as it was', async () => {
+  it('refuses an explicit lightweight tag outside chaos, as abra lint R014 does; the stack is left as it was', async () => {
     expectFatal(await sb.abra(['app', 'deploy', domain, LIGHTWEIGHT, '-f', '-n']), /R014: only annotated tags/);
     expect((await serviceLabels(`${stack}_app`))[label('version')]).toBe(V1);
   });
@@ -172,7 +172,7 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
     }
   });
 
-  it('without a version the TYPE= pin wins over the latest release; -i ignores the pin (§7.1)', async () => {
+  it('without a version the TYPE= pin wins over the latest release; -i ignores the pin', async () => {
     await sb.git(['checkout', '--quiet', 'main']);
     expectOk(await sb.abra(['app', 'deploy', domain, '-f', '-c', '-n']));
     expect(await headTag()).toBe(V1);
@@ -182,7 +182,7 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
     expect(sb.readEnv(domain)).toMatch(/^TYPE=dbltest:1\.1\.0\+1\.36\.1$/m);
   });
 
-  it('refuses a dirty recipe tree (untracked files count) unless chaos (§7 step 5, §12.8)', async () => {
+  it('refuses a dirty recipe tree (untracked files count) unless chaos', async () => {
     writeFileSync(join(sb.recipeDir, 'compose.ccci.yml'), 'version: "3.8"\n');
     expectFatal(await sb.abra(['app', 'deploy', domain, '-f', '-n']), 'dbltest has locally unstaged changes');
   });
@@ -198,9 +198,9 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
     }
   });
 
-  it('a chaos deploy keeps the checkout, labels chaos=true, chaos-version=<sha8>+U, keeps the compose version label (§7.4)', async () => {
+  it('a chaos deploy keeps the checkout, labels chaos=true, chaos-version=<sha8>+U, keeps the compose version label', async () => {
     const head = await shortHead();
-    // -C alone is enough on a deployed app (§4.1: refused only without --force or --chaos)
+    // -C alone is enough on a deployed app
     expectOk(await sb.abra(['app', 'deploy', domain, '-C', '-n']));
     const labels = await serviceLabels(`${stack}_app`);
     expect(labels[label('chaos')]).toBe('true');
@@ -223,7 +223,7 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
     expect(ls.default?.apps.find((a) => a.domain === domain)).toMatchObject({ status: 'deployed', chaos: 'true', chaosVersion: head });
   });
 
-  it('undeploy removes services and containers, keeps volumes, secrets and the .env (§4.1, §11)', async () => {
+  it('undeploy removes services and containers, keeps volumes, secrets and the .env', async () => {
     const volumesBefore = (await leftovers(stack)).volumes ?? [];
     expect(volumesBefore.sort()).toEqual([`${stack}_cache`, `${stack}_data`, `${stack}_www`]);
     expectOk(await sb.abra(['app', 'undeploy', domain, '-n']));
@@ -238,7 +238,7 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
     expectFatal(await sb.abra(['app', 'undeploy', domain, '-n']), `${domain} is not deployed`);
   });
 
-  it('volume ls -m lists the stack volumes; volume rm <vol> -f removes one (§4.1)', async () => {
+  it('volume ls -m lists the stack volumes; volume rm <vol> -f removes one', async () => {
     const r = await sb.abra(['app', 'volume', 'ls', domain, '-m', '-n']);
     expectOk(r);
     expect(JSON.parse(r.stdout)).toEqual([
@@ -269,7 +269,7 @@ describe('an app through its life: deploy, redeploy, chaos, undeploy, rm', () =>
   });
 });
 
-describe('convergence failures (§7.5)', () => {
+describe('convergence failures', () => {
   it('a never-healthy service: FATA "deploy timed out" naming it, within the timeout label (seconds)', async () => {
     await sb.git(['checkout', '--quiet', 'main']);
     const { domain, stack } = await newApp();

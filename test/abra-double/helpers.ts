@@ -17,12 +17,12 @@ export const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'abra-double', 'dblte
 export const IMAGE = DOUBLE_TEST_IMAGE;
 export const RECIPE = 'dbltest';
 
-/** The label every docker stack object carries (reference §7.4). */
+/** The label every docker stack object carries (docs/abra-double.md, The contract). */
 export const NS = 'com.docker.stack.namespace';
 
 export const V1 = '1.0.0+1.36.1';
 export const V2 = '1.1.0+1.36.1';
-/** A lightweight tag that is higher than every release: abra must not treat it as one (§9.2). */
+/** A lightweight tag that is higher than every release: abra must not treat it as one. */
 export const LIGHTWEIGHT = '9.9.9+lightweight';
 
 export async function docker(args: string[], opts: { input?: string; reject?: boolean } = {}): Promise<string> {
@@ -157,7 +157,7 @@ export async function makeSandbox(): Promise<Sandbox> {
   return sb;
 }
 
-/** A short random domain; its stack name is `abd-xxxxxx_test_local` (§7.2). */
+/** A short random domain; its stack name is `abd-xxxxxx_test_local`. */
 export function newDomain(): string {
   return `abd-${randomBytes(3).toString('hex')}.test.local`;
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../controller/clients/process.js';
+import { TIER_NAMES } from '../../state/types.js';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import {
   NOTHING,
@@ -94,6 +95,54 @@ describe('cc-ci serve', () => {
       expect(r.stdout).toMatch(/SIGTERM: stopping/);
     }
   });
+
+  it('every reconcile of a full five-tier run returns within 250 ms (ccci_reconcile_duration_seconds on /metrics)', async () => {
+    const server = serve(t);
+    let output = '';
+    server.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+    server.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+    let stopped = false;
+    try {
+      await serving(server);
+      const url = await waitFor('the HTTP address', async () => /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1], 30_000, 100);
+      dropSpec(t, 'five-tiers', { repo: repo.path, ref: 'main', tiers: [...TIER_NAMES] });
+      const run = await untilDone(t, 'five-tiers', 600_000);
+      expect(run.result).toBe('passed');
+      const tiers = withStore(t, (s) => s.getTiers('five-tiers').map((x) => `${x.tier}:${x.result}`));
+      expect(tiers).toEqual(TIER_NAMES.map((n) => `${n}:pass`));
+
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      const sample = (name: string, labels: Record<string, string>): number | null => {
+        for (const line of metrics.split('\n')) {
+          const m = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
+          if (!m || m[1] !== name) continue;
+          const got = Object.fromEntries([...m[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+          if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
+        }
+        return null;
+      };
+      for (const controller of ['run', 'app']) {
+        const count = sample('ccci_reconcile_duration_seconds_count', { controller });
+        // Dozens of passes: the run is observed step by step, not awaited in one call.
+        expect(count, controller).toBeGreaterThan(20);
+        expect(sample('ccci_reconcile_duration_seconds_bucket', { controller, le: '0.25' }), `${controller} calls within 0.25 s`).toBe(count);
+      }
+
+      server.kill('SIGTERM');
+      stopped = true;
+      expect((await server).exitCode).toBe(0);
+      // The manager's own account at stop: the longest call of each controller, in ms.
+      const line = output.split('\n').find((l) => l.includes('"controller stopped"'));
+      const longest = (JSON.parse(line ?? '{}') as { longestReconcile?: Record<string, string> }).longestReconcile ?? {};
+      expect(Object.keys(longest)).toEqual(expect.arrayContaining(['run', 'app']));
+      for (const [controller, text] of Object.entries(longest)) expect(Number(/^(\d+) ms/.exec(text)?.[1]), `${controller}: ${text}`).toBeLessThan(250);
+    } finally {
+      if (!stopped) {
+        server.kill('SIGTERM');
+        await server;
+      }
+    }
+  }, 700_000);
 
   it('SIGTERM mid-deploy stops the abra child and exits; the next server claims the directory and resumes the run to a verdict', async () => {
     // The first `abra app deploy` hangs; a restarted controller's retry (call 2) does not.

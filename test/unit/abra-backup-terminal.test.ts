@@ -6,7 +6,7 @@ import { Abra, AbraError, jsonPart, parseSnapshots } from '../../controller/clie
 
 /**
  * Every backup command of abra execs into the backup bot's container and wants a terminal
- * (reference §4.2). The abra double demands one only of `backup create` and `restore`, so this
+ * (docs/abra-double.md, The contract). The abra double demands one only of `backup create` and `restore`, so this
  * stands in for real abra with a script that refuses, as real abra does, when stdin is no TTY —
  * and that, like a terminal, mixes log lines into the output around the JSON.
  */

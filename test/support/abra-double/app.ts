@@ -74,7 +74,7 @@ export function abraShEnv(dir: string): Map<string, string> {
 }
 
 /**
- * The environment abra deploys with (reference §7 steps 7-8): the app .env, then the `export`
+ * The environment abra deploys with (docs/abra-double.md, The contract): the app .env, then the `export`
  * lines of the recipe's abra.sh, then STACK_NAME.
  */
 export function deployEnv(app: App): Map<string, string> {

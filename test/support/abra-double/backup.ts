@@ -1,4 +1,4 @@
-// Backups after the backupbot label specification (reference §10.1), without backup-bot-two,
+// Backups after the backupbot label specification (docs/abra-double.md, The contract), without backup-bot-two,
 // doing what the bot does where cc-ci relies on it (docs/abra-double.md, the contract table):
 //   * the services labelled `backupbot.backup=true` are backed up (the spec says exactly one;
 //     bonfire labels two and real life tolerates it, so all labelled services are taken, with a WARN;

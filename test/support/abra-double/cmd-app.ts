@@ -83,7 +83,7 @@ interface Chosen {
   dirty: boolean;
 }
 
-/** Reference §7.1: explicit arg > chaos (current checkout) > TYPE pin (unless -i) > latest release > HEAD. */
+/** Which version deploys (docs/abra-double.md): explicit arg > chaos (current checkout) > TYPE pin (unless -i) > latest release > HEAD. */
 async function chooseAndCheckout(app: App, explicit: string | undefined, chaos: boolean, ignorePin: boolean): Promise<Chosen> {
   const dir = app.recipeDir;
   if (chaos) {
@@ -144,14 +144,14 @@ export async function appDeploy(inv: Invocation): Promise<void> {
   const raw = await loadCompose(files, env, app.recipeDir, { interpolate: false });
   const model = await loadCompose(files, env, app.recipeDir, { interpolate: true });
 
-  // §7 step 6: every SECRET_*_VERSION secret must exist
+  // Every SECRET_*_VERSION secret must exist
   const existing = new Set(await listNames('secret'));
   for (const s of appSecrets(app, raw, env)) {
     if (existing.has(s.remoteName)) continue;
     fatal(s.generate ? `secret not generated: ${s.remoteName}` : `secret not inserted (#generate=false): ${s.remoteName}`);
   }
 
-  // §7 step 10: keys of .env.sample missing from the app .env → warning only
+  // Keys of .env.sample missing from the app .env → warning only
   const samplePath = join(app.recipeDir, '.env.sample');
   if (existsSync(samplePath)) {
     const appKeys = app.env.values();
@@ -163,7 +163,7 @@ export async function appDeploy(inv: Invocation): Promise<void> {
   const appService = model.services.get('app');
   if (!appService) fatal(`recipe ${app.recipe} has no "app" service in ${files.join(', ')}`);
 
-  // §7.4 labels + §1.1 ExposeAllEnv, through a generated overlay appended last
+  // abra's labels and ExposeAllEnv, through a generated overlay appended last
   const s = app.stack;
   const labels = new Map<string, string>();
   labels.set(`coop-cloud.${s}.recipe`, app.recipe);
@@ -203,7 +203,7 @@ export async function appDeploy(inv: Invocation): Promise<void> {
     await waitForConvergence(s, timeoutFromLabels(s, deployedLabels), since);
   }
 
-  // §7 step 15: pin the deployed version in TYPE=
+  // Pin the deployed version in TYPE=
   if (!chaos) {
     pinVersion(app, chosen.version);
   } else if (!chosen.dirty) {

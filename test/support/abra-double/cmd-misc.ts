@@ -6,7 +6,7 @@ import { fatal, log, out } from './log.js';
 import { listServers, recipeDir, serverDir } from './paths.js';
 import { table } from './table.js';
 
-/** Name of the server `abra server add --local` registers (reference §2 [R]). */
+/** Name of the server `abra server add --local` registers (docs/abra-double.md, The contract). */
 export const LOCAL_SERVER = 'default';
 
 export async function serverAdd(inv: Invocation): Promise<void> {

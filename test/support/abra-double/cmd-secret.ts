@@ -1,9 +1,9 @@
-// abra app secret generate | rm | ls  (reference §8)
+// abra app secret generate | rm | ls  (docs/abra-double.md, The contract)
 //
 // `generate -m` prints a JSON array, one object per generated secret, sorted by name:
 //   [{"name": "<compose secret key>", "value": "<generated value>"}]
 // `ls -m` prints: [{"name": "<key>", "version": "v1", "generated-name": "<stack>_<key>_v1", "created-on-server": "true"|"false"}]
-// No namespace label is put on generated secrets (§7.4 [?]); find them by the `<stack>_` prefix.
+// No namespace label is put on generated secrets; find them by the `<stack>_` prefix.
 import { deployEnv, loadApp, requireRecipeDir, type App } from './app.js';
 import type { Invocation } from './argv.js';
 import { composeFiles, loadCompose } from './compose.js';

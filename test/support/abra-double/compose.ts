@@ -1,6 +1,6 @@
 // Compose files of an app: which files (COMPOSE_FILE), the merged model (docker's own loader via
 // `docker stack config`, so merge and interpolation match `docker stack deploy` exactly), and the
-// generated overlay that carries abra's labels and the exposed env (reference §7.4, §1.1).
+// generated overlay that carries abra's labels and the exposed env (docs/abra-double.md, The contract).
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';

@@ -1,6 +1,6 @@
-// Convergence wait after a deploy (reference §7.5): every service of the stack N/N, no running
+// Convergence wait after a deploy (docs/abra-double.md, The contract): every service of the stack N/N, no running
 // task from an older spec, UpdateStatus settled (only `updating`/`rollback_started` block; `paused`
-// does not, see cc-ci's lesson in §7.5), within the timeout from the
+// does not, see docs/abra-double.md), within the timeout from the
 // `coop-cloud.<stack>.timeout` label (seconds, default 50). A service whose tasks keep failing
 // (3 failed/rejected tasks since the deploy started) ends the wait early with "deploy failed".
 import { inspect, serviceTaskIds, stackServices } from './docker.js';

@@ -35,7 +35,7 @@ export async function tags(dir: string): Promise<Tag[]> {
 
 /**
  * Release versions: annotated tags that parse as semver (`X.Y.Z+U`), ascending
- * (build metadata breaks ties). Lightweight tags are not releases (reference §9.2 [C]).
+ * (build metadata breaks ties). Lightweight tags are not releases (docs/abra-double.md, The contract).
  */
 export async function releaseVersions(dir: string): Promise<string[]> {
   const all = await tags(dir);
@@ -54,7 +54,7 @@ export async function commitOf(dir: string, ref: string): Promise<string | undef
   return r.ok ? r.out : undefined;
 }
 
-/** Untracked files count as changes too (reference §12.8). */
+/** Untracked files count as changes too (docs/abra-double.md, The contract). */
 export async function isDirty(dir: string): Promise<boolean> {
   const r = await git(dir, ['status', '--porcelain', '--untracked-files=all']);
   if (!r.ok) fatal(r.why);

@@ -1,4 +1,4 @@
-// $ABRA_DIR layout (reference §1): servers/<server>/<domain>.env, recipes/<recipe>/, backups/<domain>/.
+// $ABRA_DIR layout (docs/abra-double.md, The contract): servers/<server>/<domain>.env, recipes/<recipe>/, backups/<domain>/.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -42,10 +42,10 @@ export function listAppFiles(): Array<{ server: string; domain: string; path: st
   return out;
 }
 
-/** Maximum length of a sanitised app name (reference §7.2 [R]). */
+/** Maximum length of a sanitised app name (docs/abra-double.md, The contract). */
 export const MAX_SANITISED_APP_NAME_LENGTH = 45;
 
-/** `domain` with `.` → `_`, truncated to 45 characters (reference §7.2). */
+/** `domain` with `.` → `_`, truncated to 45 characters (docs/abra-double.md, The contract). */
 export function sanitiseAppName(domain: string): string {
   return domain.replace(/\./g, '_').slice(0, MAX_SANITISED_APP_NAME_LENGTH);
 }

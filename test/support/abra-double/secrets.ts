@@ -1,4 +1,4 @@
-// App secrets (reference §8): compose secrets whose `name:` template uses a SECRET_<KEY>_VERSION
+// App secrets (docs/abra-double.md, The contract): compose secrets whose `name:` template uses a SECRET_<KEY>_VERSION
 // variable; remote name = the template resolved (normally `<stack>_<key>_<version>`); generation
 // modifiers (`# length=N`, `# generate=false`) from the app .env line of that variable.
 import { randomInt } from 'node:crypto';
@@ -8,7 +8,7 @@ import { interpolate, referencedVars } from './interpolate.js';
 import { fatal } from './log.js';
 import { WORDS } from './wordlist.js';
 
-/** Docker limits secret names to 64 characters (reference §7.2). */
+/** Docker limits secret names to 64 characters (docs/abra-double.md, The contract). */
 export const MAX_SECRET_NAME_LENGTH = 64;
 
 export interface AppSecret {
@@ -64,7 +64,7 @@ export function resolveName(template: string, env: ReadonlyMap<string, string>, 
 
 const ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 
-/** `# length=N` → N alphanumeric characters; otherwise a passphrase of words joined by "-" (§8 [R]). */
+/** `# length=N` → N alphanumeric characters; otherwise a passphrase of words joined by "-". */
 export function generateValue(length: number | undefined): string {
   if (length !== undefined) {
     let s = '';
