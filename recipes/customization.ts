@@ -1,3 +1,4 @@
+import { distance as levenshtein } from 'fastest-levenshtein';
 import {
   accessSync,
   chmodSync,
@@ -281,22 +282,10 @@ function checkNames(dir: string, known: readonly string[], what: string): void {
 function closest(name: string, known: readonly string[]): string | null {
   let best: { name: string; d: number } | null = null;
   for (const k of known) {
-    const d = editDistance(name.toLowerCase(), k);
+    const d = levenshtein(name.toLowerCase(), k);
     if (d <= Math.max(2, Math.floor(k.length / 3)) && (!best || d < best.d)) best = { name: k, d };
   }
   return best?.name ?? null;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
 }
 
 function apply(settings: Settings, f: SettingsFile): void {

@@ -22,8 +22,9 @@ import type { RunRecord } from '../state/types.js';
  *
  * Triggers: every change of a run in this process (a run leaving the queue also brings every run
  * still queued, whose position moved), and a resync timer that also catches up with a forge that
- * was down. The Reporting phase awaits reportFinal(), bounded so a dead forge never
- * holds a run forever: after a few attempts the report is marked failed and the resync carries on.
+ * was down. No run waits for it (Prow's crier): a run reaches Done on its own, and a verdict the
+ * forge would not take is tried with the queue's backoff a few times, then marked failed and left to
+ * the resync.
  */
 
 export interface ForgeTarget {

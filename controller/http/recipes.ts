@@ -1,3 +1,4 @@
+import { makeBadge } from 'badge-maker';
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
 import type { RunRecord } from '../../state/types.js';
@@ -82,28 +83,9 @@ const BADGE: Record<string, { text: string; color: string }> = {
 };
 const NO_RESULT = { text: 'no runs', color: '#9e9e9e' };
 
-/** Width of a text in Verdana 11px, near enough for a badge (shields.io's approach, by character class). */
-function textWidth(text: string): number {
-  let w = 0;
-  for (const ch of text) w += /[il.:!|' ]/.test(ch) ? 3.5 : /[mw]/.test(ch) ? 10 : /[A-Z0-9]/.test(ch) ? 7.5 : 6.5;
-  return Math.ceil(w);
-}
-
-/** A flat two-part badge, `label | message`, as shields.io draws them. */
+/** A flat two-part badge, `label | message`, drawn by shields.io's own badge-maker. */
 export function badgeSvg(label: string, message: string, color: string): string {
-  const lw = textWidth(label) + 12;
-  const mw = textWidth(message) + 12;
-  const total = lw + mw;
-  const l = esc(label);
-  const m = esc(message);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${total}" height="20" role="img" aria-label="${l}: ${m}">
-<title>${l}: ${m}</title>
-<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>
-<clipPath id="r"><rect width="${total}" height="20" rx="3" fill="#fff"/></clipPath>
-<g clip-path="url(#r)"><rect width="${lw}" height="20" fill="#555"/><rect x="${lw}" width="${mw}" height="20" fill="${color}"/><rect width="${total}" height="20" fill="url(#s)"/></g>
-<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">
-<text x="${lw / 2}" y="14">${l}</text><text x="${lw + mw / 2}" y="14">${m}</text>
-</g></svg>`;
+  return makeBadge({ label, message, color, style: 'flat' });
 }
 
 /** The badge of a recipe: the result of its newest Done run (of `lane`, when given). */

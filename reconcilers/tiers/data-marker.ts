@@ -56,7 +56,7 @@ async function genericTarget(ctx: RunContext, app: SubjectApp, forBackup: boolea
       for (const p of c.paths) {
         const dir = posix.join(m.destination, p);
         const tar = await ctx.docker.copyOut(container, dir);
-        if (tar && readTar(tar)[0]?.type === 'directory') return { target: { service: c.service, container, dir, volume: m.name }, why: '' };
+        if (tar && (await readTar(tar))[0]?.type === 'directory') return { target: { service: c.service, container, dir, volume: m.name }, why: '' };
       }
       tried.push(`${c.volume} of ${c.service} is backed up only at ${c.paths.join(', ')}, and none of it is a directory`);
     }
@@ -81,7 +81,7 @@ export async function seedMarker(ctx: RunContext, app: SubjectApp, op: string, v
   if (!target) return { how: 'none', describe: why };
   await ctx.step(
     'write marker',
-    () => ctx.docker.copyIn(target.container, target.dir, tarOneFile(MARKER_FILE, Buffer.from(`${value}\n`))),
+    async () => ctx.docker.copyIn(target.container, target.dir, await tarOneFile(MARKER_FILE, Buffer.from(`${value}\n`))),
     `${target.volume}:${target.dir}/${MARKER_FILE}`,
   );
   return { how: 'generic', describe: `marker file ${posix.join(target.dir, MARKER_FILE)} in volume ${target.volume}` };
@@ -98,7 +98,7 @@ export async function checkMarker(ctx: RunContext, app: SubjectApp, op: string, 
   if (!target) return { ok: false, found: why };
   const tar = await ctx.docker.copyOut(target.container, posix.join(target.dir, MARKER_FILE));
   const content = tar
-    ? readTar(tar)
+    ? (await readTar(tar))
         .find((e) => e.type === 'file')
         ?.content.toString('utf8')
         .trim()
