@@ -307,17 +307,7 @@ export class RunReconciler {
       // once the run is done (its leases are still on record).
       const remaining = left.map((a) => `${a.domain}: ${this.deps.apps.remaining(a.domain) ?? 'not looked at yet'}`).join('; ');
       for (const app of left) this.deps.apps.abandon(app.domain, new DeadlineError(`teardown of ${app.domain} ran out of time`));
-      const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${remaining}`;
-      const fresh = store.getRun(run.name) ?? run;
-      store.updateRun(run.name, {
-        phase: 'Reporting',
-        result: 'error',
-        reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`,
-        retryPending: false,
-      });
-      ctx.log('error', what);
-      this.deps.onCapacityFreed();
-      return { requeueAfterMs: 0 };
+      return this.teardownTimedOut(run, ctx, remaining);
     }
 
     if (this.ops.running(run.name)) return {};
@@ -325,17 +315,7 @@ export class RunReconciler {
     if (removed && !removed.ok) ctx.log('warn', `could not remove ${ctx.abraDir}: ${(removed.error as Error).message}; looking again`);
     if (existsSync(ctx.abraDir)) {
       if (Date.now() - startedAt >= limitMs) {
-        const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${ctx.abraDir}`;
-        const fresh = store.getRun(run.name) ?? run;
-        store.updateRun(run.name, {
-          phase: 'Reporting',
-          result: 'error',
-          reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`,
-          retryPending: false,
-        });
-        ctx.log('error', what);
-        this.deps.onCapacityFreed();
-        return { requeueAfterMs: 0 };
+        return this.teardownTimedOut(run, ctx, ctx.abraDir);
       }
       this.ops.start(run.name, 'remove ABRA_DIR', (signal) =>
         ctx.withSignal(signal).step('remove ABRA_DIR', async () => rmSync(ctx.abraDir, { recursive: true, force: true }), ctx.abraDir),
@@ -377,6 +357,17 @@ export class RunReconciler {
 
   /** Reporting: the run's result is written down and the run is Done. Reporters (the forge's)
    *  are controllers of their own, driven by the record: the run never waits for them. */
+  /** Teardown ran out of time: the run ends `error` saying what is left, and stops holding capacity. */
+  private teardownTimedOut(run: RunRecord, ctx: RunContext, left: string): ReconcileResult {
+    const { store, config } = this.deps;
+    const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${left}`;
+    const fresh = store.getRun(run.name) ?? run;
+    store.updateRun(run.name, { phase: 'Reporting', result: 'error', reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`, retryPending: false });
+    ctx.log('error', what);
+    this.deps.onCapacityFreed();
+    return { requeueAfterMs: 0 };
+  }
+
   private report(run: RunRecord): ReconcileResult {
     const { store, paths } = this.deps;
     const finishedAt = Date.now();
