@@ -134,6 +134,10 @@ describe('cc-ci serve', () => {
       // The manager's own account at stop: the longest call of each controller, in ms.
       const line = output.split('\n').find((l) => l.includes('"controller stopped"'));
       const longest = (JSON.parse(line ?? '{}') as { longestReconcile?: Record<string, string> }).longestReconcile ?? {};
+      // The figure the engine is judged by, printed for the record (before: one call lasted the whole attempt).
+      console.log(
+        `longest reconcile per controller: ${JSON.stringify(longest)}; the attempt took ${Math.round(((run.finishedAt ?? 0) - (run.startedAt ?? 0)) / 1000)} s`,
+      );
       expect(Object.keys(longest)).toEqual(expect.arrayContaining(['run', 'app']));
       for (const [controller, text] of Object.entries(longest)) expect(Number(/^(\d+) ms/.exec(text)?.[1]), `${controller}: ${text}`).toBeLessThan(250);
     } finally {
