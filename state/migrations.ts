@@ -198,4 +198,31 @@ export const migrations: Migration[] = [
       ALTER TABLE runs ADD COLUMN understanding_json TEXT;
     `,
   },
+  {
+    version: 4,
+    name: "warm: the status of each recipe's warm canonical app",
+    sql: `
+      -- One row per Warm object (controller/model/warm.ts): the default branch head last seen, the
+      -- cold run submitted to promote it, what is promoted, the warm app's health and its holder.
+      CREATE TABLE warm (
+        recipe TEXT PRIMARY KEY,
+        spec_json TEXT NOT NULL,
+        spec_path TEXT,
+        head_commit TEXT,
+        head_checked_at INTEGER,
+        head_error TEXT,
+        candidate_commit TEXT,
+        candidate_run TEXT,
+        promoted_commit TEXT,
+        promoted_run TEXT,
+        promoted_at INTEGER,
+        health TEXT NOT NULL DEFAULT 'unknown',
+        health_reason TEXT,
+        holder TEXT,
+        last_reconcile_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -1,11 +1,12 @@
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import { runDoctor } from './doctor.js';
 import { withoutCredentials } from '../model/redact.js';
 import { readForgeSecrets, SecretFileError, type ForgeSecrets } from '../clients/forge/secrets.js';
 import { Manager } from '../runtime/manager.js';
 import { invalidSpecs, listRunRows, runDetail } from '../views/run-view.js';
-import { parseSpecText } from '../model/spec.js';
+import { kindOf, parseDocument, parseSpecText } from '../model/spec.js';
+import { validateWarm, writeWarmFile } from '../model/warm.js';
 import { writeSpecFile } from '../model/spec-files.js';
 import { EXIT, UsageError, ago, duration, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
 import { describeHolder, embeddedController } from './embedded.js';
@@ -47,7 +48,7 @@ export async function serveCommand(o: GlobalOptions): Promise<number> {
   return EXIT.passed;
 }
 
-/** `cc-ci apply -f FILE`: validates a spec file and drops it into specs/. */
+/** `cc-ci apply -f FILE`: validates a Run or Warm file and drops it into specs/ or warm/. */
 export function applyCommand(file: string, o: GlobalOptions): number {
   const env = loadEnv(o);
   let text: string;
@@ -55,6 +56,15 @@ export function applyCommand(file: string, o: GlobalOptions): number {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const doc = parseDocument(text);
+  if (doc.ok && kindOf(doc.value) === 'Warm') {
+    const warm = validateWarm(doc.value);
+    if (!warm.ok) throw new UsageError(`${file}: ${warm.error}`);
+    mkdirSync(env.paths.warm, { recursive: true, mode: 0o700 });
+    const written = writeWarmFile(env.paths, warm.spec);
+    out(`warm/${warm.spec.metadata.name} configured (${written})`);
+    return EXIT.passed;
   }
   const parsed = parseSpecText(text);
   if (!parsed.ok) throw new UsageError(`${file}: ${parsed.error}`);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { AlreadyServingError } from '../../state/instance.js';
+import { getWarmCommand, describeWarmCommand } from './warm.js';
 import { applyCommand, deleteRunCommand, describeRunCommand, doctorCommand, getRunsCommand, logsCommand, serveCommand } from './commands.js';
 import { EXIT, UsageError, err, type GlobalOptions } from './common.js';
 import { janitorCommand } from './janitor.js';
@@ -39,11 +40,11 @@ async function main(argv: string[]): Promise<number> {
     code = await serveCommand(o);
   });
 
-  withGlobals(program.command('apply').description('submit a run spec file').requiredOption('-f, --file <file>', 'YAML or JSON run spec')).action(
-    (o: GlobalOptions & { file: string }) => {
-      code = applyCommand(o.file, o);
-    },
-  );
+  withGlobals(
+    program.command('apply').description('submit a Run spec or a Warm object').requiredOption('-f, --file <file>', 'YAML or JSON Run or Warm file'),
+  ).action((o: GlobalOptions & { file: string }) => {
+    code = applyCommand(o.file, o);
+  });
 
   const get = program.command('get').description('list objects');
   withGlobals(get.command('runs').description('list runs, queue positions and invalid spec files').option('-o, --output <format>', 'json | wide')).action(
@@ -52,10 +53,21 @@ async function main(argv: string[]): Promise<number> {
     },
   );
 
+  withGlobals(get.command('warm').description('list warm canonical apps: promoted commit, health, holder').option('-o, --output <format>', 'json')).action(
+    (o: GlobalOptions & { output?: string }) => {
+      code = getWarmCommand(o);
+    },
+  );
+
   const describe = program.command('describe').description('show one object in detail');
   withGlobals(describe.command('run <name>').description('status, tiers, apps, evidence and steps of a run')).action((name: string, o: GlobalOptions) => {
     code = describeRunCommand(name, o);
   });
+  withGlobals(describe.command('warm <recipe>').description("a recipe's warm app: source, head, promoted commit, health, holder")).action(
+    (recipe: string, o: GlobalOptions) => {
+      code = describeWarmCommand(recipe, o);
+    },
+  );
 
   withGlobals(program.command('logs <name>').description("print a run's log").option('-f, --follow', 'follow until the run is done')).action(
     async (name: string, o: GlobalOptions & { follow?: boolean }) => {

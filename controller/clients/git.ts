@@ -142,3 +142,13 @@ export async function releaseBelow(dir: string, commit: string, o: GitOptions): 
   candidates.sort((a, b) => compareVersions(a.tag, b.tag));
   return candidates[candidates.length - 1] ?? null;
 }
+
+/** The commit a branch of a remote repository points at (`git ls-remote`), without cloning it. */
+export async function remoteBranchHead(repo: string, branch: string, o: GitOptions): Promise<string> {
+  const ref = `refs/heads/${branch}`;
+  const out = await gitOut(undefined, ['ls-remote', '--end-of-options', repo, ref], o, `could not read ${branch} of ${repo}`);
+  const line = out.split('\n').find((l) => l.trim().endsWith(`\t${ref}`) || l.trim().endsWith(` ${ref}`));
+  const sha = line?.split(/\s+/)[0];
+  if (!sha || !/^[0-9a-f]{40,64}$/.test(sha)) throw new GitError(`could not read ${branch} of ${repo}: no branch ${branch}`);
+  return sha;
+}

@@ -94,6 +94,13 @@ export const configSchema = z.strictObject({
       graceSeconds: z.number().min(0).default(30),
     })
     .prefault({}),
+  /** Warm canonical apps (docs/warm.md). */
+  warm: z
+    .strictObject({
+      /** How often each Warm object's default branch is read for a new head to promote. */
+      headCheckSeconds: seconds.default(60),
+    })
+    .prefault({}),
   /** How often every run is reconciled even without a file event. */
   resyncSeconds: seconds.default(30),
   /** A run interrupted by an infrastructure fault (controller crash, daemon restart) is retried

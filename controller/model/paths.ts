@@ -8,6 +8,8 @@ export interface StatePaths {
   root: string;
   db: string;
   specs: string;
+  /** Warm objects, one file per recipe (controller/model/warm.ts). */
+  warm: string;
   runs: string;
 }
 
@@ -20,11 +22,11 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export function statePaths(dir: string): StatePaths {
   const root = resolve(expandHome(dir));
-  return { root, db: join(root, 'cc-ci.db'), specs: join(root, 'specs'), runs: join(root, 'runs') };
+  return { root, db: join(root, 'cc-ci.db'), specs: join(root, 'specs'), warm: join(root, 'warm'), runs: join(root, 'runs') };
 }
 
 export function ensureStateDirs(p: StatePaths): void {
-  for (const d of [p.root, p.specs, p.runs]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  for (const d of [p.root, p.specs, p.warm, p.runs]) mkdirSync(d, { recursive: true, mode: 0o700 });
 }
 
 /** A run's directory: its log, evidence, and its own ABRA_DIR (removed at teardown). */

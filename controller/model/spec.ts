@@ -44,10 +44,25 @@ export function repoProblem(repo: string): string | null {
   return null;
 }
 
-const nameSchema = z
+export const nameSchema = z
   .string()
   .max(63, 'must be at most 63 characters')
   .regex(NAME, 'must be lowercase letters, digits and "-", starting and ending with a letter or digit');
+
+export const recipeNameSchema = z
+  .string()
+  .max(63, 'must be at most 63 characters')
+  .regex(NAME, 'must be lowercase letters, digits and "-" (a Co-op Cloud recipe name)');
+
+export const repoSchema = z.string().superRefine((v, ctx) => {
+  const p = repoProblem(v);
+  if (p) ctx.addIssue({ code: 'custom', message: p });
+});
+
+export const refSchema = z.string().superRefine((v, ctx) => {
+  const p = refProblem(v);
+  if (p) ctx.addIssue({ code: 'custom', message: p });
+});
 
 const forgeTrigger = z.strictObject({
   owner: z.string().min(1),
@@ -70,17 +85,8 @@ export const runSpecSchema = z.strictObject({
     labels: z.record(z.string(), z.string()).optional(),
   }),
   spec: z.strictObject({
-    recipe: z.string().max(63, 'must be at most 63 characters').regex(NAME, 'must be lowercase letters, digits and "-" (a Co-op Cloud recipe name)'),
-    source: z.strictObject({
-      repo: z.string().superRefine((v, ctx) => {
-        const p = repoProblem(v);
-        if (p) ctx.addIssue({ code: 'custom', message: p });
-      }),
-      ref: z.string().superRefine((v, ctx) => {
-        const p = refProblem(v);
-        if (p) ctx.addIssue({ code: 'custom', message: p });
-      }),
-    }),
+    recipe: recipeNameSchema,
+    source: z.strictObject({ repo: repoSchema, ref: refSchema }),
     lane: z.enum(['cold', 'quick']).default('cold'),
     tiers: z
       .array(z.enum(TIER_NAMES))
@@ -141,34 +147,42 @@ export function validateSpec(doc: unknown): SpecParse {
   return { ok: true, spec: r.data, hash: specHash(r.data) };
 }
 
-/** Parses a spec file's text (YAML or JSON: JSON is YAML) and validates it. Never throws. */
-export function parseSpecText(text: string): SpecParse {
-  if (text.trim() === '') return { ok: false, error: 'the file is empty', name: null };
-  if (text.length > MAX_SPEC_CHARS) return { ok: false, error: `the file is larger than ${MAX_SPEC_CHARS / 1024} KiB; a run spec is a few lines`, name: null };
+/** One YAML or JSON document (JSON is YAML) of a desired-state file, or why it is not one. Never throws. */
+export function parseDocument(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
+  if (text.trim() === '') return { ok: false, error: 'the file is empty' };
+  if (text.length > MAX_SPEC_CHARS) return { ok: false, error: `the file is larger than ${MAX_SPEC_CHARS / 1024} KiB; a spec is a few lines` };
   let docs;
   try {
     docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   } catch (e) {
-    return { ok: false, error: `not valid YAML or JSON: ${(e as Error).message}`, name: null };
+    return { ok: false, error: `not valid YAML or JSON: ${(e as Error).message}` };
   }
-  if (!Array.isArray(docs)) return { ok: false, error: 'not valid YAML or JSON', name: null };
-  if (docs.length !== 1) return { ok: false, error: `expected one document, found ${docs.length}`, name: null };
+  if (!Array.isArray(docs)) return { ok: false, error: 'not valid YAML or JSON' };
+  if (docs.length !== 1) return { ok: false, error: `expected one document, found ${docs.length}` };
   const [doc] = docs;
-  if (!doc) return { ok: false, error: 'the file is empty', name: null };
-  if (doc.errors.length > 0) {
-    return { ok: false, error: `not valid YAML or JSON: ${doc.errors.map((e) => e.message.split('\n')[0]).join('; ')}`, name: null };
-  }
-  let value: unknown;
+  if (!doc) return { ok: false, error: 'the file is empty' };
+  if (doc.errors.length > 0) return { ok: false, error: `not valid YAML or JSON: ${doc.errors.map((e) => e.message.split('\n')[0]).join('; ')}` };
   try {
     // An alias bomb (a few lines expanding to millions of nodes) is refused here, not expanded.
-    value = doc.toJS({ maxAliasCount: 10 });
+    return { ok: true, value: doc.toJS({ maxAliasCount: 10 }) };
   } catch (e) {
-    return { ok: false, error: `not a usable YAML document: ${(e as Error).message}`, name: null };
+    return { ok: false, error: `not a usable YAML document: ${(e as Error).message}` };
   }
-  return validateSpec(value);
 }
 
-function guessName(doc: unknown): string | null {
+/** The `kind` a parsed document says it is, if it says. */
+export function kindOf(doc: unknown): string | null {
+  const k = doc && typeof doc === 'object' ? (doc as { kind?: unknown }).kind : undefined;
+  return typeof k === 'string' ? k : null;
+}
+
+/** Parses a spec file's text (YAML or JSON: JSON is YAML) and validates it. Never throws. */
+export function parseSpecText(text: string): SpecParse {
+  const doc = parseDocument(text);
+  return doc.ok ? validateSpec(doc.value) : { ok: false, error: doc.error, name: null };
+}
+
+export function guessName(doc: unknown): string | null {
   if (!doc || typeof doc !== 'object') return null;
   const md = (doc as { metadata?: unknown }).metadata;
   if (!md || typeof md !== 'object') return null;

@@ -17,6 +17,9 @@ import { Controller } from '../engine/controller.js';
 import { RuntimeMetrics } from '../engine/metrics.js';
 import { aborted, every, RunGroup, type Runnable } from '../engine/runnable.js';
 import { SpecSync } from './spec-sync.js';
+import { warmKeys, WarmReconciler } from '../../reconcilers/warm.js';
+import { basename } from 'node:path';
+import { isName } from '../model/spec.js';
 import { superseded } from '../../reconcilers/supersede.js';
 
 /**
@@ -43,6 +46,7 @@ export class Manager {
   readonly metrics = new RuntimeMetrics();
   private instance: InstanceRecord | null = null;
   private runs: Controller | null = null;
+  private warm: Controller | null = null;
   private apps: Controller | null = null;
   private reconciler: RunReconciler | null = null;
   private specSync: SpecSync | null = null;
@@ -91,6 +95,21 @@ export class Manager {
       metrics: this.metrics,
       reconcile: async (key) => (this.inScope(key) ? reconciler.reconcile(key) : {}),
     });
+    // Warm canonical apps are kept by `cc-ci serve` alone (docs/warm.md).
+    const warmReconciler =
+      o.mode === 'serve'
+        ? new WarmReconciler({
+            store,
+            config: o.config,
+            paths: o.paths,
+            logger: log,
+            tracker: this.tracker(null),
+            enqueue: (recipe) => this.warm?.enqueue(recipe),
+          })
+        : null;
+    this.warm = warmReconciler
+      ? new Controller({ name: 'warm', concurrency: 2, logger: log, metrics: this.metrics, reconcile: async (recipe) => warmReconciler.reconcile(recipe) })
+      : null;
     this.specSync = new SpecSync(store, o.paths.specs, log, {
       enqueue: (name) => this.enqueue(name),
       accepted: (name) => this.supersedeOlder(name),
@@ -101,6 +120,7 @@ export class Manager {
       // The app controller outlives the Run controller's stop: teardowns in flight stop last.
       stopping(this.apps, () => apps.stop(new ShutdownError('controller stopping'))),
       stopping(this.runs, () => reconciler.shutdown('controller stopping')),
+      ...(this.warm && warmReconciler ? [stopping(this.warm, () => warmReconciler.stop(new ShutdownError('controller stopping')))] : []),
       this.specWatcher(log),
       every('resync', o.config.resyncSeconds * 1000, () => this.resync()),
       every('heartbeat', HEARTBEAT_MS, () => this.instance && store.heartbeat(this.instance.id)),
@@ -111,6 +131,7 @@ export class Manager {
     ];
     for (const r of runnables) await this.group.start(r);
     for (const run of store.listRuns()) if (run.phase !== 'Done') this.enqueue(run.name);
+    if (this.warm) for (const recipe of warmKeys(o.paths, store)) this.warm.enqueue(recipe);
   }
 
   /** The spec directory's watcher: events are hints; the periodic resync is the truth. */
@@ -128,9 +149,17 @@ export class Manager {
         watcher.on('change', (p) => this.specSync?.syncFile(p));
         watcher.on('unlink', (p) => this.specSync?.removed(p));
         watcher.on('error', (err) => log.error({ err }, 'spec watcher error; the periodic resync still runs'));
+        // Warm files: any event of the directory is a hint to look at that recipe.
+        const warmWatcher: FSWatcher | null = this.warm ? watch(this.options.paths.warm, { ignoreInitial: true, depth: 0 }) : null;
+        warmWatcher?.on('all', (_event, p) => {
+          const recipe = basename(p).replace(/\.(ya?ml|json)$/, '');
+          if (isName(recipe)) this.warm?.enqueue(recipe);
+        });
+        warmWatcher?.on('error', (err) => log.error({ err }, 'warm watcher error; the periodic resync still runs'));
         ready();
         await aborted(signal);
         await watcher.close();
+        await warmWatcher?.close();
       },
     };
   }
@@ -153,6 +182,7 @@ export class Manager {
     if (this.stopping || !this.specSync) return;
     this.specSync.resync();
     for (const run of this.store.listRuns()) if (run.phase !== 'Done') this.enqueue(run.name);
+    if (this.warm) for (const recipe of warmKeys(this.options.paths, this.store)) this.warm.enqueue(recipe);
   }
 
   enqueue(name: string): void {

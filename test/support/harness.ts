@@ -38,6 +38,7 @@ export interface TestConfig {
   portRange: [number, number];
   maxAttempts?: number;
   resyncSeconds?: number;
+  warmHeadCheckSeconds?: number;
 }
 
 export async function ensureSwarm(): Promise<void> {
@@ -70,6 +71,7 @@ export async function makeTestEnv(c: TestConfig, extraEnv: Record<string, string
         teardownSeconds: c.teardownSeconds ?? 180,
       },
       resyncSeconds: c.resyncSeconds ?? 2,
+      warm: { headCheckSeconds: c.warmHeadCheckSeconds ?? 60 },
       maxAttempts: c.maxAttempts ?? 2,
       // `cc-ci serve` runs the janitor at startup: on the shared test swarm it must never reap
       // another suite's (or agent's) app that no run of this state directory claims.

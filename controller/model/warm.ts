@@ -1,0 +1,52 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { z } from 'zod';
+import type { StatePaths } from './paths.js';
+import { formatIssues, guessName, nameSchema, parseDocument, recipeNameSchema, refSchema, repoSchema } from './spec.js';
+
+/**
+ * The Warm object: the desired state of one recipe's warm canonical app — a long-lived deployment
+ * at the recipe's last good version, which `!testme --quick` borrows (docs/warm.md). One file per
+ * recipe in `<state>/warm/`, named after it; deleting the file tears the warm app down.
+ */
+
+export const warmSpecSchema = z
+  .strictObject({
+    apiVersion: z.literal('cc-ci/v1', { error: 'must be "cc-ci/v1"' }),
+    kind: z.literal('Warm', { error: 'must be "Warm"' }),
+    metadata: z.strictObject({ name: nameSchema, labels: z.record(z.string(), z.string()).optional() }),
+    spec: z.strictObject({
+      recipe: recipeNameSchema,
+      /** Where the recipe's default branch is: its head, once a cold run passes on it, is promoted. */
+      source: z.strictObject({ repo: repoSchema, branch: refSchema.default('main') }),
+    }),
+  })
+  .refine((w) => w.metadata.name === w.spec.recipe, {
+    message: 'must be the recipe name (one Warm object per recipe)',
+    path: ['metadata', 'name'],
+  });
+
+export type WarmSpec = z.infer<typeof warmSpecSchema>;
+
+export type WarmParse = { ok: true; spec: WarmSpec } | { ok: false; error: string; name: string | null };
+
+export function validateWarm(doc: unknown): WarmParse {
+  const r = warmSpecSchema.safeParse(doc);
+  return r.success ? { ok: true, spec: r.data } : { ok: false, error: formatIssues(r.error), name: guessName(doc) };
+}
+
+/** Parses a Warm file's text (YAML or JSON) and validates it. Never throws. */
+export function parseWarmText(text: string): WarmParse {
+  const doc = parseDocument(text);
+  return doc.ok ? validateWarm(doc.value) : { ok: false, error: doc.error, name: null };
+}
+
+/** Writes a Warm object into `<state>/warm/<recipe>.yaml` atomically (temp file, then rename). */
+export function writeWarmFile(paths: StatePaths, spec: WarmSpec): string {
+  const file = join(paths.warm, `${spec.metadata.name}.yaml`);
+  const tmp = join(paths.warm, `.${spec.metadata.name}.yaml.tmp`);
+  writeFileSync(tmp, stringify(spec), { mode: 0o600 });
+  renameSync(tmp, file);
+  return file;
+}

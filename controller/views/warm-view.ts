@@ -1,0 +1,71 @@
+import { readdirSync } from 'node:fs';
+import type { StatePaths } from '../model/paths.js';
+import type { WarmSpec } from '../model/warm.js';
+import type { Store } from '../../state/store.js';
+import { WarmStore, type WarmHealth } from '../../state/warm-store.js';
+
+/** What `cc-ci get warm`, `describe warm` and the recipe page show of a recipe's warm app. */
+export interface WarmRow {
+  recipe: string;
+  source: { repo: string; branch: string } | null;
+  file: string | null;
+  head: string | null;
+  headError: string | null;
+  promotedCommit: string | null;
+  promotedRun: string | null;
+  promotedAt: number | null;
+  candidateRun: string | null;
+  health: WarmHealth | 'pending';
+  healthReason: string | null;
+  holder: string | null;
+  lastReconcileAt: number | null;
+}
+
+/** Every Warm object: those with a status row, and files the controller has not looked at yet. */
+export function warmRows(store: Store | null, paths: StatePaths): WarmRow[] {
+  const rows = new Map<string, WarmRow>();
+  for (const w of store ? new WarmStore(store).list() : []) {
+    const spec = JSON.parse(w.specJson) as WarmSpec;
+    rows.set(w.recipe, {
+      recipe: w.recipe,
+      source: spec.spec.source,
+      file: w.specPath,
+      head: w.headCommit,
+      headError: w.headError,
+      promotedCommit: w.promotedCommit,
+      promotedRun: w.promotedRun,
+      promotedAt: w.promotedAt,
+      candidateRun: w.candidateRun,
+      health: w.health,
+      healthReason: w.healthReason,
+      holder: w.holder,
+      lastReconcileAt: w.lastReconcileAt,
+    });
+  }
+  let files: string[];
+  try {
+    files = readdirSync(paths.warm);
+  } catch {
+    files = [];
+  }
+  for (const f of files) {
+    const recipe = f.replace(/\.(ya?ml|json)$/, '');
+    if (f.startsWith('.') || recipe === f || rows.has(recipe)) continue;
+    rows.set(recipe, {
+      recipe,
+      source: null,
+      file: `${paths.warm}/${f}`,
+      head: null,
+      headError: null,
+      promotedCommit: null,
+      promotedRun: null,
+      promotedAt: null,
+      candidateRun: null,
+      health: 'pending',
+      healthReason: 'not looked at yet: cc-ci serve reconciles warm apps',
+      holder: null,
+      lastReconcileAt: null,
+    });
+  }
+  return [...rows.values()].sort((a, b) => a.recipe.localeCompare(b.recipe));
+}
