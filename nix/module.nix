@@ -44,6 +44,19 @@ in
       description = "cc-ci configuration (docs/configuration.md); unknown keys are an error at start.";
     };
 
+    warmReconcile = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "Run `cc-ci warm reconcile` on a timer: each recipe's warm app converged, its health reported (docs/warm.md).";
+      };
+      interval = lib.mkOption {
+        type = lib.types.str;
+        default = "15min";
+        description = "How often the timer fires (a systemd time span, OnUnitActiveSec=).";
+      };
+    };
+
     swarmAdvertiseAddr = lib.mkOption {
       type = lib.types.str;
       default = "127.0.0.1";
@@ -93,6 +106,37 @@ in
         Restart = "on-failure";
         RestartSec = 5;
         StateDirectory = "cc-ci";
+      };
+    };
+
+    # The warm-reconcile timer: one pass through the running controller; a warm app that is not
+    # healthy fails the unit, so `systemctl --failed` and the journal say which and why.
+    systemd.services.cc-ci-warm-reconcile = lib.mkIf cfg.warmReconcile.enable {
+      description = "cc-ci: converge the warm canonical apps and report their health";
+      after = [ "cc-ci.service" ];
+      wants = [ "cc-ci.service" ];
+      path = [ config.virtualisation.docker.package pkgs.git ];
+      environment = {
+        CCCI_STATE_DIR = cfg.stateDir;
+        CCCI_CONFIG = "${configFile}";
+        ABRA_DIR = "${cfg.stateDir}/abra";
+      };
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${cfg.package}/bin/cc-ci warm reconcile";
+        TimeoutStartSec = 300;
+      };
+    };
+
+    systemd.timers.cc-ci-warm-reconcile = lib.mkIf cfg.warmReconcile.enable {
+      description = "cc-ci warm reconcile, every ${cfg.warmReconcile.interval}";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnBootSec = "5min";
+        OnUnitActiveSec = cfg.warmReconcile.interval;
+        # A pass missed while the machine was off runs at the next boot.
+        Persistent = true;
+        Unit = "cc-ci-warm-reconcile.service";
       };
     };
   };

@@ -88,6 +88,11 @@ export class WarmReconciler {
     this.warm = new WarmStore(deps.store);
   }
 
+  /** Whether an operation of `recipe` is in flight (reading the head). */
+  busy(recipe: string): boolean {
+    return this.ops.running(recipe) !== null;
+  }
+
   async stop(reason: Error): Promise<void> {
     await this.ops.stopAll(reason);
   }
@@ -206,4 +211,27 @@ function healthOf(rec: WarmRecord, spec: WarmSpec, invalidFile: string | null): 
     return { health: 'absent', healthReason: why };
   }
   return { health: 'absent', healthReason: `promoted ${rec.promotedCommit.slice(0, 12)}; the warm app itself is not deployed by this version of cc-ci` };
+}
+
+/**
+ * One warm pass outside `cc-ci serve` (`cc-ci warm reconcile` when no server runs): each recipe
+ * is reconciled until it asks to be looked at later, its operations awaited in between. What
+ * needs a Run controller (a promotion run) is left as a spec file for the next `cc-ci serve`.
+ */
+export async function warmOnce(deps: Omit<WarmReconcilerDeps, 'enqueue'>, recipes: string[], deadlineMs = 120_000): Promise<void> {
+  let wake: (() => void) | null = null;
+  const reconciler = new WarmReconciler({ ...deps, enqueue: () => wake?.() });
+  const until = Date.now() + deadlineMs;
+  for (const recipe of recipes) {
+    for (let pass = 0; pass < 20 && Date.now() < until; pass++) {
+      reconciler.reconcile(recipe);
+      // Nothing in flight: the recipe has taken its step.
+      if (!reconciler.busy(recipe)) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, Math.max(0, until - Date.now())).unref();
+      });
+    }
+  }
+  await reconciler.stop(new Error('warm pass over'));
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { AlreadyServingError } from '../../state/instance.js';
-import { getWarmCommand, describeWarmCommand } from './warm.js';
+import { getWarmCommand, describeWarmCommand, warmReconcileCommand } from './warm.js';
 import { applyCommand, deleteRunCommand, describeRunCommand, doctorCommand, getRunsCommand, logsCommand, serveCommand } from './commands.js';
 import { EXIT, UsageError, err, type GlobalOptions } from './common.js';
 import { janitorCommand } from './janitor.js';
@@ -58,6 +58,16 @@ async function main(argv: string[]): Promise<number> {
       code = getWarmCommand(o);
     },
   );
+
+  const warmCmd = program.command('warm').description('warm canonical apps');
+  withGlobals(
+    warmCmd
+      .command('reconcile [recipe]')
+      .description('one warm pass now (through cc-ci serve when it runs); exit 1 if a warm app is not healthy')
+      .option('--wait-seconds <n>', 'how long to wait for the pass', '120'),
+  ).action(async (recipe: string | undefined, o: GlobalOptions & { waitSeconds?: string }) => {
+    code = await warmReconcileCommand(recipe, o);
+  });
 
   const describe = program.command('describe').description('show one object in detail');
   withGlobals(describe.command('run <name>').description('status, tiers, apps, evidence and steps of a run')).action((name: string, o: GlobalOptions) => {

@@ -1,4 +1,8 @@
 import { existsSync } from 'node:fs';
+import { readWarmFile, warmKeys, warmOnce } from '../../reconcilers/warm.js';
+import { acquireInstance, liveInstance } from '../../state/instance.js';
+import { WarmStore } from '../../state/warm-store.js';
+import { writeWarmFile } from '../model/warm.js';
 import { withoutCredentials } from '../model/redact.js';
 import { warmRows, type WarmRow } from '../views/warm-view.js';
 import { EXIT, UsageError, ago, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
@@ -58,4 +62,50 @@ export function describeWarmCommand(recipe: string, o: GlobalOptions): number {
   out(`Holder:     ${w.holder ?? '-'}`);
   out(`Reconciled: ${w.lastReconcileAt ? new Date(w.lastReconcileAt).toISOString() : '-'}`);
   return EXIT.passed;
+}
+
+/**
+ * `cc-ci warm reconcile [RECIPE]`: one warm pass now — by the running `cc-ci serve` when there is
+ * one (its Warm file is rewritten, a hint its watcher takes; the resync would take it anyway), else
+ * here — then the status of each warm app. Exits 1 naming each warm app that is not healthy: what
+ * the systemd timer of the NixOS module reports.
+ */
+export async function warmReconcileCommand(recipe: string | undefined, o: GlobalOptions & { waitSeconds?: string }): Promise<number> {
+  const env = loadEnv(o, true);
+  const store = openStore(env.paths, true);
+  const waitMs = Number(o.waitSeconds ?? 120) * 1000;
+  const started = Date.now();
+  try {
+    const recipes = warmKeys(env.paths, store).filter((r) => recipe === undefined || r === recipe);
+    if (recipe !== undefined && recipes.length === 0) throw new UsageError(`no Warm object for ${recipe}`);
+    const server = liveInstance(store);
+    if (server?.mode === 'serve') {
+      for (const r of recipes) {
+        const desired = readWarmFile(env.paths, r);
+        if (desired.kind === 'present') writeWarmFile(env.paths, desired.spec);
+      }
+      const ws = new WarmStore(store);
+      const seen = (r: string) => (ws.get(r)?.lastReconcileAt ?? 0) >= started || readWarmFile(env.paths, r).kind === 'absent';
+      while (!recipes.every(seen) && Date.now() - started < waitMs) await new Promise((r) => setTimeout(r, 250));
+      const late = recipes.filter((r) => !seen(r));
+      if (late.length) throw new UsageError(`cc-ci serve (pid ${server.pid}) did not reconcile ${late.join(', ')} within ${waitMs / 1000}s`);
+    } else {
+      const me = acquireInstance(store, 'run');
+      try {
+        await warmOnce(
+          { store, config: env.config, paths: env.paths, logger: env.logger, tracker: { started: () => undefined, ended: () => undefined } },
+          recipes,
+          waitMs,
+        );
+      } finally {
+        store.stopInstance(me.id);
+      }
+    }
+    const unhealthy = warmRows(store, env.paths).filter((w) => recipes.includes(w.recipe) && w.health !== 'healthy');
+    for (const w of warmRows(store, env.paths).filter((x) => recipes.includes(x.recipe)))
+      out(`${w.recipe}: ${w.health}${w.healthReason ? `: ${w.healthReason}` : ''}`);
+    return unhealthy.length ? EXIT.failed : EXIT.passed;
+  } finally {
+    store.close();
+  }
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -65,16 +65,28 @@ describe('warm promotion', () => {
     // Before any controller looked at it, it is listed as pending.
     expect((await warm())?.health).toBe('pending');
 
+    // One pass with no server: the head is read and its promotion run submitted, as a spec file
+    // the server takes in; nothing is healthy yet, so it exits 1 saying why.
+    const head = base.head;
+    const first = promotionRunName('webnotes', head);
+    const embedded = await cli(t, ['warm', 'reconcile']);
+    expect(embedded.exitCode, embedded.stderr).toBe(1);
+    expect(embedded.stdout).toContain(`webnotes: absent: nothing promoted yet: ${first} is testing main's head`);
+    expect(existsSync(join(t.stateDir, 'specs', `${first}.yaml`))).toBe(true);
+
     const server = serve(t);
     try {
       await serving(server);
-      const head = base.head;
-      const first = promotionRunName('webnotes', head);
       await waitFor('the promotion run', async () => (await warm())?.candidateRun === first, 60_000);
       const run = await untilDone(t, first, 600_000);
       expect(run).toMatchObject({ result: 'passed', lane: 'cold', commitSha: head });
       const promoted = await waitFor('the promotion', async () => ((await warm())?.promotedCommit === head ? warm() : null), 60_000);
       expect(promoted).toMatchObject({ head, promotedRun: first, candidateRun: null, health: 'absent' });
+
+      // Through the running server: it reconciles, and the warm app is not healthy (not deployed yet).
+      const pass = await cli(t, ['warm', 'reconcile', 'webnotes', '--wait-seconds', '30']);
+      expect(pass.exitCode, pass.stderr).toBe(1);
+      expect(pass.stdout).toMatch(/^webnotes: absent: promoted [0-9a-f]{12}; the warm app itself is not deployed/m);
 
       // A quick run of another commit passes, and promotes nothing.
       const other = base.tagCommits[base.tags.at(-1)!]!;

@@ -20,4 +20,12 @@ describe('nix/', () => {
     expect(r.stdout).toContain('network create -d overlay --attachable proxy');
     expect(r.stdout).toContain('abra.nix');
   });
+
+  it('declares the warm-reconcile timer: persistent, its interval an option, running cc-ci warm reconcile', async () => {
+    const r = await execa('nix-instantiate', ['--parse', join(dir, 'module.nix')]);
+    // nix-instantiate --parse prints the attribute sets nested: timers = { cc-ci-warm-reconcile = ….
+    expect(r.stdout).toMatch(/timers = \{ cc-ci-warm-reconcile = /);
+    expect(r.stdout).toMatch(/OnUnitActiveSec = \(cfg\)\.warmReconcile\.interval; Persistent = true;/);
+    expect(r.stdout).toContain('/bin/cc-ci warm reconcile');
+  });
 });
