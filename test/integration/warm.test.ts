@@ -95,7 +95,7 @@ describe('warm promotion', () => {
 
       // main moves to a head whose deploy fails: its cold run fails, and the promoted commit stays.
       const broken = base.branches['deploy-fails']!;
-      git('branch', '-f', 'main', broken);
+      git('update-ref', 'refs/heads/main', broken);
       const second = promotionRunName('webnotes', broken);
       expect((await untilDone(t, second, 300_000)).result).toBe('failed');
       await waitFor('the failed candidate to be let go', async () => (await warm())?.candidateRun === null, 30_000);
