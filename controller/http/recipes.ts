@@ -1,3 +1,5 @@
+import type { StatePaths } from '../model/paths.js';
+import { warmRows, type WarmRow } from '../views/warm-view.js';
 import { makeBadge } from 'badge-maker';
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
@@ -142,7 +144,7 @@ ${
   );
 }
 
-export function recipePage(s: RecipeSummary, baseUrl: string | null, now = Date.now()): string {
+export function recipePage(s: RecipeSummary, baseUrl: string | null, warm: WarmRow | null = null, now = Date.now()): string {
   const rows = s.history
     .map((r) => {
       const spec = acceptedSpec(r);
@@ -164,21 +166,36 @@ ${LANES.map((lane) => {
 }).join('\n')}
 <dt>Badge</dt><dd><code>${esc(markdown)}</code> <span class="muted">(add <code>?lane=cold</code> or <code>?lane=quick</code> for one lane)</span></dd>
 </dl>
-<h2>History</h2>
+${warm ? warmSection(warm, now) : ''}<h2>History</h2>
 <table><thead><tr><th>run</th><th>ref</th><th>lane</th><th>result</th><th>reason</th><th>trigger</th><th>created</th><th>duration</th></tr></thead>
 <tbody>${rows}</tbody></table>`,
   );
 }
 
+/** The warm app of a recipe (docs/warm.md): promoted commit, health, last reconcile, holder. */
+function warmSection(w: WarmRow, now: number): string {
+  const commit = (sha: string | null) => (sha ? `<code>${esc(sha.slice(0, 12))}</code>` : '–');
+  return `<h2>Warm app</h2>
+<dl>
+<dt>Promoted</dt><dd>${commit(w.promotedCommit)}${w.promotedRun ? ` by <a href="${runLink(w.promotedRun)}">${esc(w.promotedRun)}</a>` : ''}${w.promotedAt ? ` <span class="muted">${esc(ago(w.promotedAt, now))}</span>` : ''}</dd>
+<dt>Branch head</dt><dd>${commit(w.head)}${w.source ? ` <span class="muted">(${esc(w.source.branch)})</span>` : ''}${w.candidateRun ? ` being tested by <a href="${runLink(w.candidateRun)}">${esc(w.candidateRun)}</a>` : ''}</dd>
+<dt>Health</dt><dd>${esc(w.health)}${w.healthReason ? ` <span class="muted">${esc(w.healthReason)}</span>` : ''}</dd>
+<dt>Last reconcile</dt><dd>${w.lastReconcileAt ? esc(ago(w.lastReconcileAt, now)) : '–'}</dd>
+<dt>Holder</dt><dd>${w.holder ? `<a href="${runLink(w.holder)}">${esc(w.holder)}</a>` : '–'}</dd>
+</dl>
+`;
+}
+
 /** GET /recipes, /recipes/:recipe and /badge/:recipe.svg[?lane=cold|quick]. */
-export function registerRecipes(app: FastifyInstance, o: { store: Store; baseUrl: () => string | null }): void {
+export function registerRecipes(app: FastifyInstance, o: { store: Store; paths: StatePaths; baseUrl: () => string | null }): void {
   app.get('/recipes', async (_request, reply) => reply.type('text/html; charset=utf-8').send(recipesPage(recipeSummaries(o.store))));
 
   app.get<{ Params: { recipe: string } }>('/recipes/:recipe', async (request, reply) => {
     const { recipe } = request.params;
     const summary = isName(recipe) ? recipeSummary(o.store, recipe) : null;
     if (!summary) return reply.code(404).type('text/plain; charset=utf-8').send(`no runs of a recipe named ${recipe}\n`);
-    return reply.type('text/html; charset=utf-8').send(recipePage(summary, o.baseUrl()));
+    const warm = warmRows(o.store, o.paths).find((w) => w.recipe === recipe) ?? null;
+    return reply.type('text/html; charset=utf-8').send(recipePage(summary, o.baseUrl(), warm));
   });
 
   app.get<{ Params: { recipe: string }; Querystring: { lane?: string } }>('/badge/:recipe.svg', async (request, reply) => {

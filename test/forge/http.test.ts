@@ -13,6 +13,7 @@ import { buildApp, type HttpTimeouts } from '../../controller/http/server.js';
 import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/model/paths.js';
 import { ForgeStore } from '../../state/forge-store.js';
 import { Store } from '../../state/store.js';
+import { WarmStore } from '../../state/warm-store.js';
 import { readExampleWebhookBytes, webhookHeaders } from '../support/forge-double/index.js';
 
 /**
@@ -375,6 +376,30 @@ describe('recipes and badges', () => {
     expect(r.body).toContain('[![cc-ci](/badge/webnotes.svg)](/recipes/webnotes)');
     expect((await app.inject('/recipes/nothing-here')).statusCode).toBe(404);
     expect((await app.inject('/recipes/..%2f..%2fetc')).statusCode).toBe(404);
+  });
+
+  it("shows the recipe's warm app: promoted commit and its run, the head under test, health, holder", async () => {
+    expect((await app.inject('/recipes/webnotes')).body).not.toContain('Warm app');
+    const warm = new WarmStore(store);
+    warm.insert('webnotes', JSON.stringify({ spec: { source: { repo: 'https://git.example.org/r.git', branch: 'main' } } }), '/w');
+    warm.update('webnotes', {
+      promotedCommit: 'b'.repeat(40),
+      promotedRun: 'web-5',
+      promotedAt: clock,
+      headCommit: 'c'.repeat(40),
+      candidateRun: 'web-7',
+      health: 'absent',
+      healthReason: 'not <deployed>',
+      holder: 'web-6',
+      lastReconcileAt: clock,
+    });
+    const body = (await app.inject('/recipes/webnotes')).body;
+    expect(body).toContain('<h2>Warm app</h2>');
+    expect(body).toContain(`<code>${'b'.repeat(12)}</code> by <a href="/runs/web-5">web-5</a>`);
+    expect(body).toContain(`<code>${'c'.repeat(12)}</code> <span class="muted">(main)</span> being tested by <a href="/runs/web-7">web-7</a>`);
+    expect(body).toContain('absent <span class="muted">not &lt;deployed&gt;</span>');
+    expect(body).toContain('<dt>Holder</dt><dd><a href="/runs/web-6">web-6</a></dd>');
+    warm.delete('webnotes');
   });
 
   it('draws the badge from the newest finished run, of one lane when asked', async () => {
