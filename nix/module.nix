@@ -13,6 +13,12 @@ let
   cfg = config.services.cc-ci;
   yaml = pkgs.formats.yaml { };
   # Runtime settings: the same YAML the CLI reads with --config (docs/configuration.md).
+  # What the controller and every CLI call of it need to find the same state and config.
+  serviceEnv = {
+    CCCI_STATE_DIR = cfg.stateDir;
+    CCCI_CONFIG = "${configFile}";
+    ABRA_DIR = "${cfg.stateDir}/abra";
+  };
   configFile = yaml.generate "cc-ci.yaml" (lib.recursiveUpdate {
     abra = { bin = "${cfg.abraPackage}/bin/abra"; dir = "${cfg.stateDir}/abra"; };
   } cfg.settings);
@@ -93,11 +99,7 @@ in
       wants = [ "network-online.target" ];
       wantedBy = [ "multi-user.target" ];
       path = [ config.virtualisation.docker.package pkgs.git pkgs.chromium pkgs.util-linux ];
-      environment = {
-        CCCI_STATE_DIR = cfg.stateDir;
-        CCCI_CONFIG = "${configFile}";
-        ABRA_DIR = "${cfg.stateDir}/abra";
-      };
+      environment = serviceEnv;
       serviceConfig = {
         ExecStart = "${cfg.package}/bin/cc-ci serve";
         # SIGTERM is the graceful stop: no new work, steps in flight stopped and recorded.
@@ -116,11 +118,7 @@ in
       after = [ "cc-ci.service" ];
       wants = [ "cc-ci.service" ];
       path = [ config.virtualisation.docker.package pkgs.git ];
-      environment = {
-        CCCI_STATE_DIR = cfg.stateDir;
-        CCCI_CONFIG = "${configFile}";
-        ABRA_DIR = "${cfg.stateDir}/abra";
-      };
+      environment = serviceEnv;
       serviceConfig = {
         Type = "oneshot";
         ExecStart = "${cfg.package}/bin/cc-ci warm reconcile";

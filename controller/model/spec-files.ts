@@ -7,9 +7,14 @@ import type { RunSpec } from './spec.js';
 /** Writes a run spec into `<state>/specs/` atomically (temp file, then rename), so the
  *  watcher never reads half a file. Every way in ends here (docs/architecture.md, Objects). */
 export function writeSpecFile(paths: StatePaths, spec: RunSpec): string {
-  const file = join(paths.specs, `${spec.metadata.name}.yaml`);
-  const tmp = join(paths.specs, `.${spec.metadata.name}.yaml.tmp`);
-  writeFileSync(tmp, stringify(spec), { mode: 0o600 });
+  return writeDesiredFile(paths.specs, spec.metadata.name, spec);
+}
+
+/** Writes `<dir>/<name>.yaml` atomically: a temp file the watchers ignore (a dot file), then a rename. */
+export function writeDesiredFile(dir: string, name: string, value: unknown): string {
+  const file = join(dir, `${name}.yaml`);
+  const tmp = join(dir, `.${name}.yaml.tmp`);
+  writeFileSync(tmp, stringify(value), { mode: 0o600 });
   renameSync(tmp, file);
   return file;
 }

@@ -1,8 +1,6 @@
-import { renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { z } from 'zod';
 import type { StatePaths } from './paths.js';
+import { writeDesiredFile } from './spec-files.js';
 import { formatIssues, guessName, nameSchema, parseDocument, recipeNameSchema, refSchema, repoSchema } from './spec.js';
 
 /**
@@ -44,9 +42,5 @@ export function parseWarmText(text: string): WarmParse {
 
 /** Writes a Warm object into `<state>/warm/<recipe>.yaml` atomically (temp file, then rename). */
 export function writeWarmFile(paths: StatePaths, spec: WarmSpec): string {
-  const file = join(paths.warm, `${spec.metadata.name}.yaml`);
-  const tmp = join(paths.warm, `.${spec.metadata.name}.yaml.tmp`);
-  writeFileSync(tmp, stringify(spec), { mode: 0o600 });
-  renameSync(tmp, file);
-  return file;
+  return writeDesiredFile(paths.warm, spec.metadata.name, spec);
 }
