@@ -294,6 +294,7 @@ export class ForgeReporter implements Runnable {
       run: run.name,
       recipe: run.recipe,
       lane: run.lane,
+      laneNote: run.laneNote,
       sha: target.sha,
       by: target.by,
       stage,

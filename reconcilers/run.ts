@@ -27,6 +27,7 @@ import {
 } from './errors.js';
 import { reconcileTiers, verdict, writeTierJUnit } from './test.js';
 import { understandRecipe } from './understand.js';
+import { WarmStore, type WarmRecord } from '../state/warm-store.js';
 
 /**
  * The Run reconciler: moves one run through its phases
@@ -231,8 +232,11 @@ export class RunReconciler {
       if (name) this.deps.enqueue(ctx.name); // look at its deadline
     };
     try {
-      if (ctx.spec.spec.lane === 'quick') {
-        ctx.log('warn', 'quick lane: cc-ci keeps no warm canonical apps yet, so this run climbs the full ladder on fresh apps, as the cold lane does');
+      if (ctx.spec.spec.lane === 'quick' && !store.getRun(ctx.name)?.laneNote) {
+        // Recorded before the climb: the report and the run page say how the lane was served.
+        const note = quickFallback(new WarmStore(store).get(ctx.spec.spec.recipe), ctx.spec.spec.recipe);
+        store.updateRun(ctx.name, { laneNote: note });
+        ctx.log('warn', `quick lane: ${note}`);
       }
       await prepareWorkspace(ctx);
       await understandRecipe(ctx);
@@ -445,4 +449,15 @@ export function runSummary(
     customization: run.customization,
     understanding: run.understanding,
   };
+}
+
+/**
+ * A quick run borrows its recipe's healthy warm app; with none it falls back to the cold ladder on
+ * fresh apps at once (docs/warm.md): waiting for a warm app that may never become healthy would be
+ * a slow answer, and the cold answer is the more confident one. Warm apps are not deployed by this
+ * version of cc-ci, so every quick run falls back, and says why.
+ */
+export function quickFallback(warm: WarmRecord | undefined, recipe: string): string {
+  const why = warm ? `warm-${recipe} is ${warm.health}${warm.healthReason ? ` (${warm.healthReason})` : ''}` : `${recipe} has no Warm object`;
+  return `no healthy warm app — ${why} — so this run climbs the cold ladder on fresh apps`;
 }

@@ -200,8 +200,11 @@ export const migrations: Migration[] = [
   },
   {
     version: 4,
-    name: "warm: the status of each recipe's warm canonical app",
+    name: "warm: the status of each recipe's warm canonical app; how a run's lane was served",
     sql: `
+      -- A quick run that could not borrow a healthy warm app says so, and why (docs/warm.md).
+      ALTER TABLE runs ADD COLUMN lane_note TEXT;
+
       -- One row per Warm object (controller/model/warm.ts): the default branch head last seen, the
       -- cold run submitted to promote it, what is promoted, the warm app's health and its holder.
       CREATE TABLE warm (

@@ -50,6 +50,7 @@ function toRun(r: Row): RunRecord {
     owner: strOrNull(r.owner),
     customization: r.customization_json ? (JSON.parse(str(r.customization_json)) as unknown) : null,
     understanding: r.understanding_json ? (JSON.parse(str(r.understanding_json)) as unknown) : null,
+    laneNote: strOrNull(r.lane_note),
     createdAt: Number(r.created_at),
     startedAt: numOrNull(r.started_at),
     finishedAt: numOrNull(r.finished_at),
@@ -104,6 +105,7 @@ export type RunPatch = Partial<
     | 'owner'
     | 'customization'
     | 'understanding'
+    | 'laneNote'
     | 'startedAt'
     | 'finishedAt'
     | 'specPath'
@@ -126,6 +128,7 @@ const PATCH_COLUMNS: Record<keyof RunPatch, string> = {
   owner: 'owner',
   customization: 'customization_json',
   understanding: 'understanding_json',
+  laneNote: 'lane_note',
   startedAt: 'started_at',
   finishedAt: 'finished_at',
   specPath: 'spec_path',

@@ -39,6 +39,9 @@ export interface RunRecord {
   customization: unknown;
   /** What cc-ci understood of the recipe before deploying it (reconcilers/understand.ts). */
   understanding: unknown;
+  /** How the run's lane was served when that differs from its name: a quick run that fell back to
+   *  the cold ladder says why (docs/warm.md). */
+  laneNote: string | null;
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;

@@ -140,7 +140,7 @@ export function describeRunCommand(name: string, o: GlobalOptions): number {
   out(`Name:       ${run.name}`);
   out(`Recipe:     ${spec.spec.recipe}`);
   out(`Source:     ${withoutCredentials(spec.spec.source.repo)} @ ${spec.spec.source.ref}${run.commitSha ? ` (${run.commitSha})` : ''}`);
-  out(`Lane:       ${run.lane}`);
+  out(`Lane:       ${run.lane}${run.laneNote ? ` (fell back to cold: ${run.laneNote})` : ''}`);
   out(`Trigger:    ${spec.spec.trigger ? JSON.stringify(spec.spec.trigger) : 'file'}`);
   out(`Phase:      ${run.phase}${run.step ? ` (step: ${run.step})` : ''}`);
   out(`Result:     ${run.result ?? '-'}`);

@@ -83,7 +83,12 @@ export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now())
       return `<li><a href="${esc(href)}">${esc(rel)}</a> <span class="muted">(${e.bytes} bytes)</span></li>`;
     })
     .join('\n');
-  const quick = run.lane === 'quick' ? ' <span class="muted">(quick lane: a lower-confidence result)</span>' : '';
+  const quick =
+    run.lane !== 'quick'
+      ? ''
+      : run.laneNote
+        ? ` <span class="muted">(fell back to cold: ${esc(run.laneNote)})</span>`
+        : ' <span class="muted">(quick lane: a lower-confidence result)</span>';
   return page(
     run.name,
     `<h1>${esc(run.name)} ${run.result ? resultCell(run.result) : `<span class="muted">${esc(run.phase)}</span>`}</h1>

@@ -8,6 +8,7 @@ const base: ReportView = {
   run: 'webnotes-pr7-c1234',
   recipe: 'webnotes',
   lane: 'cold',
+  laneNote: null,
   sha: '4b825dc642cb6eb9a060e54bf8d69288fbee4904',
   by: 'alice',
   stage: 'queued',
@@ -125,6 +126,15 @@ describe('the PR comment', () => {
     const text = renderComment(verdict({ lane: 'quick', result: 'passed', reason: 'passed' }));
     expect(text).toContain('quick lane');
     expect(text).toContain('lower-confidence result that does not gate a merge');
+  });
+
+  it('a quick run that fell back to cold says so, and why, instead of claiming lower confidence', () => {
+    const why = 'no healthy warm app — webnotes has no Warm object — so this run climbs the cold ladder on fresh apps';
+    const v = verdict({ lane: 'quick', laneNote: why, result: 'passed', reason: 'passed' });
+    const text = renderComment(v);
+    expect(text).toContain(`**Quick lane fell back to cold**: ${why}. This result has the cold lane's confidence.`);
+    expect(text).not.toContain('lower-confidence');
+    expect(renderStatus(v)).toEqual({ state: 'success', description: 'Passed (quick lane fell back to cold)' });
   });
 
   it('never reads as a command to cc-ci itself', () => {

@@ -376,7 +376,7 @@ describe('!testme over a webhook', () => {
   );
 
   it(
-    '!testme --quick runs the quick lane and says its result is lower-confidence',
+    '!testme --quick with no healthy warm app falls back to the cold ladder, and says so on the pull request',
     async () => {
       const url = await startServe('webhook');
       const { comment, payload } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: 'Only a quick look, please.\n\n!testme --quick' });
@@ -389,15 +389,18 @@ describe('!testme over a webhook', () => {
         1_000,
       );
       expect(run, `${run.result}: ${run.reason ?? ''}`).toMatchObject({ result: 'passed' });
-      await waitFor('the quick verdict', async () => statusLog('cc-ci/quick').at(-1) === 'success Passed (quick lane: lower confidence)', 120_000, 500);
+      await waitFor('the quick verdict', async () => statusLog('cc-ci/quick').at(-1) === 'success Passed (quick lane fell back to cold)', 120_000, 500);
       expect(statusLog('cc-ci/cold')).toEqual([]);
-      expect(statusLog('cc-ci/quick').filter((x) => !x.startsWith('pending '))).toEqual(['success Passed (quick lane: lower confidence)']);
+      expect(statusLog('cc-ci/quick').filter((x) => !x.startsWith('pending '))).toEqual(['success Passed (quick lane fell back to cold)']);
       expect(double.statusesFor(REPO, repo.head).every((x) => x.targetUrl === `${url}/runs/${name}`)).toBe(true);
       const [ours, ...more] = reportComments();
       expect(more).toEqual([]);
       expect(ours?.body).toContain('quick lane');
       expect(ours?.body).toContain('✅ **Passed**');
-      expect(ours?.body).toContain('⚠️ **Quick lane**: a lower-confidence result that does not gate a merge.');
+      expect(ours?.body).toContain(
+        "**Quick lane fell back to cold**: no healthy warm app — webnotes has no Warm object — so this run climbs the cold ladder on fresh apps. This result has the cold lane's confidence.",
+      );
+      expect(ours?.body).not.toContain('lower-confidence');
       const spec = parse(readFileSync(join(t.stateDir, 'specs', `${name}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
       expect(spec.spec).toMatchObject({ lane: 'quick' });
     },

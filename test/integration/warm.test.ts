@@ -91,7 +91,10 @@ describe('warm promotion', () => {
       // A quick run of another commit passes, and promotes nothing.
       const other = base.tagCommits[base.tags.at(-1)!]!;
       dropSpec(t, 'quick-other', { repo, ref: other, extra: { lane: 'quick' } });
-      expect((await untilDone(t, 'quick-other', 300_000)).result).toBe('passed');
+      const quick = await untilDone(t, 'quick-other', 300_000);
+      expect(quick.result).toBe('passed');
+      // It had no healthy warm app to borrow, fell back to the cold ladder, and says why.
+      expect(quick.laneNote).toMatch(/^no healthy warm app — warm-webnotes is absent \(promoted [0-9a-f]{12}; the warm app itself is not deployed/);
 
       // main moves to a head whose deploy fails: its cold run fails, and the promoted commit stays.
       const broken = base.branches['deploy-fails']!;

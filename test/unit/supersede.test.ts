@@ -36,6 +36,7 @@ function run(name: string, createdAt: number, forge?: { pr: number; comment?: nu
     owner: null,
     customization: null,
     understanding: null,
+    laneNote: null,
     createdAt,
     startedAt: null,
     finishedAt: null,

@@ -21,6 +21,8 @@ export interface ReportView {
   run: string;
   recipe: string;
   lane: string;
+  /** A quick run that fell back to the cold ladder: why (docs/warm.md). */
+  laneNote: string | null;
   sha: string | null;
   by: string | null;
   stage: ReportStage;
@@ -51,6 +53,9 @@ export function formatDuration(ms: number | null): string {
 const TIER_ICON: Record<string, string> = { pass: '✅', fail: '❌', 'n/a': '➖', skipped: '⏭️' };
 
 const QUICK_NOTE = '> ⚠️ **Quick lane**: a lower-confidence result that does not gate a merge. Comment `!testme` for the full cold lane.';
+
+/** A quick run that fell back: the result has the cold lane's confidence, and the comment says why. */
+const fallbackNote = (why: string): string => `> ℹ️ **Quick lane fell back to cold**: ${why}. This result has the cold lane's confidence.`;
 
 const RERUN = 'To run again, comment `!testme` (or `!testme --quick` for the quick lane).';
 
@@ -122,7 +127,7 @@ export function renderComment(v: ReportView): string {
     }
     lines.push(`Full log and evidence: ${v.runUrl}`, '', RERUN);
   }
-  if (v.lane === 'quick') lines.push('', QUICK_NOTE);
+  if (v.lane === 'quick') lines.push('', v.laneNote ? fallbackNote(v.laneNote) : QUICK_NOTE);
   return lines.join('\n');
 }
 
@@ -142,7 +147,7 @@ function bounded(text: string, max = 140): string {
  * success nor failure would be true, and error keeps the check from looking green.
  */
 export function renderStatus(v: ReportView): StatusView {
-  const quick = v.lane === 'quick' ? ' (quick lane: lower confidence)' : '';
+  const quick = v.lane !== 'quick' ? '' : v.laneNote ? ' (quick lane fell back to cold)' : ' (quick lane: lower confidence)';
   if (v.stage === 'queued') return { state: 'pending', description: 'Queued' };
   if (v.stage === 'running') return { state: 'pending', description: 'Running' };
   switch (v.result) {
