@@ -1,15 +1,11 @@
 import type { Store } from './store.js';
+import { numOrNull, strOrNull, type Row } from './rows.js';
 
 /**
  * The forge's part of the state store (tables of migration 2): deliveries and comments already
  * seen by the intake, poll checkpoints, and what was last reported per run. All queries are
  * synchronous, so each check-then-write below is atomic within the process.
  */
-
-type Row = Record<string, unknown>;
-
-const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : null);
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 /** Deliveries are kept this long; a replay older than that is still caught by the comment id. */
 const DELIVERY_RETENTION_MS = 30 * 24 * 3600 * 1000;

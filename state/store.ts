@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { numOrNull, str, strOrNull, type Row } from './rows.js';
 import { EventEmitter } from 'node:events';
 import { migrations } from './migrations.js';
 import type {
@@ -19,13 +20,6 @@ import type {
   TierResult,
 } from './types.js';
 import { ACTIVE_PHASES } from './types.js';
-
-type Row = Record<string, unknown>;
-
-// SQLite hands back strings, numbers and nulls.
-const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : null);
-const str = (v: unknown): string => strOrNull(v) ?? '';
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 function toRun(r: Row): RunRecord {
   return {

@@ -1,14 +1,10 @@
 import type { Store } from './store.js';
+import { numOrNull, strOrNull, type Row } from './rows.js';
 
 /**
  * The warm lane's part of the state store (migration 4): per recipe, what the warm reconciler
  * last saw and did (reconcilers/warm.ts). The Warm file is the desired state; this is status.
  */
-
-type Row = Record<string, unknown>;
-
-const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : null);
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 /** unknown: not looked at yet; healthy / unhealthy: the last health gate; absent: no warm app (none promoted yet, or removed). */
 export type WarmHealth = 'unknown' | 'healthy' | 'unhealthy' | 'absent';
