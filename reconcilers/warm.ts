@@ -8,7 +8,7 @@ import type { Config } from '../controller/model/config.js';
 import type { Logger } from '../controller/model/log.js';
 import type { StatePaths } from '../controller/model/paths.js';
 import { MAX_SPEC_CHARS, runSpecSchema, type RunSpecInput } from '../controller/model/spec.js';
-import { parseWarmText, type WarmSpec } from '../controller/model/warm.js';
+import { parseWarmText, type WarmSpec, recipeOfWarmFile } from '../controller/model/warm.js';
 import { writeSpecFile } from '../controller/model/spec-files.js';
 import type { Store } from '../state/store.js';
 import { WarmStore, type WarmRecord } from '../state/warm-store.js';
@@ -68,7 +68,7 @@ export function warmKeys(paths: StatePaths, store: Store): string[] {
   } catch {
     files = [];
   }
-  const fromFiles = files.filter((f) => !f.startsWith('.') && /\.(ya?ml|json)$/.test(f)).map((f) => f.replace(/\.(ya?ml|json)$/, ''));
+  const fromFiles = files.map(recipeOfWarmFile).filter((r): r is string => r !== null);
   return [...new Set([...fromFiles, ...new WarmStore(store).list().map((w) => w.recipe)])].sort();
 }
 

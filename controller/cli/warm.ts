@@ -101,9 +101,9 @@ export async function warmReconcileCommand(recipe: string | undefined, o: Global
         store.stopInstance(me.id);
       }
     }
-    const unhealthy = warmRows(store, env.paths).filter((w) => recipes.includes(w.recipe) && w.health !== 'healthy');
-    for (const w of warmRows(store, env.paths).filter((x) => recipes.includes(x.recipe)))
-      out(`${w.recipe}: ${w.health}${w.healthReason ? `: ${w.healthReason}` : ''}`);
+    const passed = warmRows(store, env.paths).filter((w) => recipes.includes(w.recipe));
+    const unhealthy = passed.filter((w) => w.health !== 'healthy');
+    for (const w of passed) out(`${w.recipe}: ${w.health}${w.healthReason ? `: ${w.healthReason}` : ''}`);
     return unhealthy.length ? EXIT.failed : EXIT.passed;
   } finally {
     store.close();

@@ -40,6 +40,13 @@ export function parseWarmText(text: string): WarmParse {
   return doc.ok ? validateWarm(doc.value) : { ok: false, error: doc.error, name: null };
 }
 
+/** The recipe a file of `<state>/warm/` is named for, or null for anything else (a dot file such
+ *  as the atomic writer's temp file, another extension). */
+export function recipeOfWarmFile(fileName: string): string | null {
+  const m = /^([^.][^/]*)\.(ya?ml|json)$/.exec(fileName);
+  return m ? m[1]! : null;
+}
+
 /** Writes a Warm object into `<state>/warm/<recipe>.yaml` atomically (temp file, then rename). */
 export function writeWarmFile(paths: StatePaths, spec: WarmSpec): string {
   return writeDesiredFile(paths.warm, spec.metadata.name, spec);

@@ -21,6 +21,7 @@ import { warmKeys, WarmReconciler } from '../../reconcilers/warm.js';
 import { basename } from 'node:path';
 import { isName } from '../model/spec.js';
 import { superseded } from '../../reconcilers/supersede.js';
+import { recipeOfWarmFile } from '../model/warm.js';
 
 /**
  * The manager: one per state directory (controller-runtime's Manager). It claims the directory,
@@ -152,8 +153,8 @@ export class Manager {
         // Warm files: any event of the directory is a hint to look at that recipe.
         const warmWatcher: FSWatcher | null = this.warm ? watch(this.options.paths.warm, { ignoreInitial: true, depth: 0 }) : null;
         warmWatcher?.on('all', (_event, p) => {
-          const recipe = basename(p).replace(/\.(ya?ml|json)$/, '');
-          if (isName(recipe)) this.warm?.enqueue(recipe);
+          const recipe = recipeOfWarmFile(basename(p));
+          if (recipe && isName(recipe)) this.warm?.enqueue(recipe);
         });
         warmWatcher?.on('error', (err) => log.error({ err }, 'warm watcher error; the periodic resync still runs'));
         ready();

@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import type { StatePaths } from '../model/paths.js';
-import type { WarmSpec } from '../model/warm.js';
+import { type WarmSpec, recipeOfWarmFile } from '../model/warm.js';
 import type { Store } from '../../state/store.js';
 import { WarmStore, type WarmHealth } from '../../state/warm-store.js';
 
@@ -49,8 +49,8 @@ export function warmRows(store: Store | null, paths: StatePaths): WarmRow[] {
     files = [];
   }
   for (const f of files) {
-    const recipe = f.replace(/\.(ya?ml|json)$/, '');
-    if (f.startsWith('.') || recipe === f || rows.has(recipe)) continue;
+    const recipe = recipeOfWarmFile(f);
+    if (!recipe || rows.has(recipe)) continue;
     rows.set(recipe, {
       recipe,
       source: null,
