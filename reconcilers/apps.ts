@@ -33,9 +33,13 @@ interface Entry {
   /** The run that owns the app, told when the app is gone; null for an orphan the janitor reaps. */
   run: string | null;
   want: Want;
+  /** The lease the app is deployed under when it is not a run's own (a warm app: state/warm-store.ts). */
+  lease: AppRecord | null;
   waiter: Waiter | null;
   /** Whether the operation in flight only looked (its outcome keeps the last look). */
   observing: boolean;
+  /** The want the operation in flight serves: an outcome of an abandoned want is not the new one's. */
+  opFor: Want | null;
 }
 
 export interface AppsDeps {
@@ -48,7 +52,7 @@ export interface AppsDeps {
 }
 
 export interface AppsApi {
-  ensure(ctx: RunContext, want: DesiredApp): Promise<ReadyApp>;
+  ensure(ctx: RunContext, want: DesiredApp, lease?: AppRecord): Promise<ReadyApp>;
   release(tools: TeardownTools, app: AppRef & { run: string | null }): Promise<void>;
 }
 
@@ -61,10 +65,12 @@ export class Apps implements AppsApi {
   }
 
   /** The app of `want.purpose` in the attempt of `ctx`, leased if it has none, deployed at
-   *  `want.commit`, converged and serving. Rejects with the step's failure. */
-  async ensure(ctx: RunContext, want: DesiredApp): Promise<ReadyApp> {
-    const lease = await leaseFor(ctx, want.purpose);
-    const entry = this.entry(lease, ctx.name);
+   *  `want.commit`, converged and serving. Rejects with the step's failure. `fixed`: the app is
+   *  not the run's to lease — a warm app, deployed in place under the lease its Warm object keeps. */
+  async ensure(ctx: RunContext, want: DesiredApp, fixed?: AppRecord): Promise<ReadyApp> {
+    const lease = fixed ?? (await leaseFor(ctx, want.purpose));
+    const entry = this.entry(lease, fixed ? null : ctx.name);
+    entry.lease = fixed ?? null;
     return this.ask(
       entry,
       { kind: 'ready', want, ctx, memo: entry.want.kind === 'ready' ? entry.want.memo : newDeployMemo() },
@@ -111,7 +117,7 @@ export class Apps implements AppsApi {
   private entry(app: AppRef, run: string | null): Entry {
     let e = this.entries.get(app.domain);
     if (!e) {
-      e = { ref: { domain: app.domain, stack: app.stack, server: app.server }, run, want: { kind: 'idle' }, waiter: null, observing: false };
+      e = { ref: { domain: app.domain, stack: app.stack, server: app.server }, run, want: { kind: 'idle' }, lease: null, waiter: null, observing: false, opFor: null };
       this.entries.set(app.domain, e);
     }
     return e;
@@ -170,8 +176,10 @@ export class Apps implements AppsApi {
     const done = this.ops.take(domain);
     const want = e.want;
     if (done) {
-      if (!done.ok) return this.failed(e, done.error);
-      if (!e.observing && want.kind !== 'idle') want.memo.seen = null;
+      const stale = e.opFor !== want;
+      e.opFor = null;
+      if (!done.ok && !stale) return this.failed(e, done.error);
+      if ((stale || !e.observing) && want.kind !== 'idle') want.memo.seen = null;
     }
     if (want.kind === 'idle') return {};
     if (want.kind === 'ready') return this.deployStep(e, want, nextDeployStep(want.ctx, want.want, this.lease(e), want.memo));
@@ -179,7 +187,7 @@ export class Apps implements AppsApi {
   }
 
   private lease(e: Entry): AppRecord {
-    const lease = this.deps.store.getApp(e.ref.domain);
+    const lease = e.lease ?? this.deps.store.getApp(e.ref.domain);
     if (!lease) throw new Error(`no lease on record for ${e.ref.domain}`);
     return lease;
   }
@@ -188,6 +196,7 @@ export class Apps implements AppsApi {
     switch (step.kind) {
       case 'op':
         e.observing = step.observes === true;
+        e.opFor = want;
         this.ops.start(e.ref.domain, step.label, (signal) => step.run(want.ctx.withSignal(signal)), want.ctx.signal);
         return {};
       case 'wait':
@@ -206,6 +215,7 @@ export class Apps implements AppsApi {
     switch (step.kind) {
       case 'op':
         e.observing = step.observes === true;
+        e.opFor = want;
         this.ops.start(e.ref.domain, step.label, (signal) => step.run(want.tools.withSignal(signal)));
         return {};
       case 'wait':

@@ -11,7 +11,7 @@ import { Redactor } from '../controller/model/redact.js';
 import type { RunSpec } from '../controller/model/spec.js';
 import type { Customization, Settings } from '../recipes/customization.js';
 import type { Store } from '../state/store.js';
-import type { EventKind, Phase, RunRecord } from '../state/types.js';
+import type { AppRecord, EventKind, Phase, RunRecord } from '../state/types.js';
 import type { AppsApi } from './apps.js';
 import { callFault, CancelledError } from './errors.js';
 
@@ -57,6 +57,9 @@ export interface RunContextOptions {
   spec: RunSpec;
   signal: AbortSignal;
   tracker: ChildTracker;
+  /** Where its log, evidence and ABRA_DIR live, when not the run's own directory (a warm app's upkeep). */
+  dir?: string;
+  abraDir?: string;
 }
 
 export class RunContext {
@@ -83,6 +86,9 @@ export class RunContext {
   onTier: (tier: string | null, abort: AbortController | null) => void = () => undefined;
   /** The snapshot the backup tier took, for the restore tier; shared by derived contexts. */
   backup: { current: { snapshot: string; marker: string; where: string; checked: boolean } | null } = { current: null };
+  /** The warm app a quick run holds (reconcilers/warm-app.ts): its apps are deployed on it, in
+   *  place, rather than on fresh leases. */
+  warmApp: AppRecord | null = null;
 
   constructor(
     private readonly options: RunContextOptions,
@@ -97,8 +103,8 @@ export class RunContext {
     this.signal = options.signal;
     this.tracker = options.tracker;
     this._run = options.run;
-    this.dir = runDir(options.paths, options.run.name);
-    this.abraDir = runAbraDir(options.paths, options.run.name);
+    this.dir = options.dir ?? runDir(options.paths, options.run.name);
+    this.abraDir = options.abraDir ?? runAbraDir(options.paths, options.run.name);
     mkdirSync(this.dir, { recursive: true });
     this.logFile = join(this.dir, 'log.txt');
     this.abra = Abra.fromConfig(options.config, {
@@ -112,12 +118,22 @@ export class RunContext {
 
   /** The same run under another signal (a tier's deadline), sharing its log, secrets and workspace. */
   withSignal(signal: AbortSignal): RunContext {
-    const c = new RunContext({ ...this.options, run: this._run, signal }, this.redactor);
+    const c = this.derive({ ...this.options, run: this._run, signal });
     c.workspace = this.workspace;
     c.subject = this.subject;
     c.backup = this.backup;
     c.onTier = this.onTier;
+    c.warmApp = this.warmApp;
     return c;
+  }
+
+  /** A context like this one with other options (a subclass derives its own kind). */
+  protected derive(options: RunContextOptions): RunContext {
+    return new RunContext(options, this.redactor);
+  }
+
+  protected get contextOptions(): RunContextOptions {
+    return this.options;
   }
 
   get name(): string {

@@ -45,6 +45,12 @@ export interface DesiredApp {
    * as a chaos deploy of the checkout (a pull request's head is no release).
    */
   release?: string;
+  /**
+   * Deploy again even when the stack already shows the commit (`abra app deploy --force`): a
+   * warm app being repaired or returned to canonical, whose services may be missing or changed
+   * behind cc-ci's back.
+   */
+  redeploy?: boolean;
 }
 
 export interface ReadyApp extends SubjectApp {
@@ -160,7 +166,7 @@ export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppReco
   }
 
   const state = deployedState(o.services, stack, want);
-  if (!state.at) {
+  if (!state.at || (want.redeploy === true && m.deployIssuedFor !== want.commit)) {
     // What is deployed next is the checkout: first put it at the commit, then read what it says.
     if (m.checkedOut !== want.commit) return op('check out', (c) => checkoutCommit(c, m, want.commit));
     if (!m.facts) return op('read compose', (c) => c.step('read compose', () => writeOverlays(c, m, env, lease), want.describe));
@@ -438,8 +444,13 @@ export function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceSta
   };
 }
 
-/** The app for `want`, deployed, converged and serving (the app controller makes it so). */
+/** The warm app's purpose: a quick run deploys on it, in place (reconcilers/warm-app.ts). */
+export const WARM_PURPOSE = 'warm';
+
+/** The app for `want`, deployed, converged and serving (the app controller makes it so). A
+ *  quick run's apps are its warm app. */
 export async function ensureApp(ctx: RunContext, want: DesiredApp): Promise<ReadyApp> {
+  if (ctx.warmApp) return ctx.apps.ensure(ctx, { ...want, purpose: WARM_PURPOSE }, ctx.warmApp);
   return ctx.apps.ensure(ctx, want);
 }
 

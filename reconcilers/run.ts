@@ -28,6 +28,7 @@ import {
 import { reconcileTiers, verdict, writeTierJUnit } from './test.js';
 import { understandRecipe } from './understand.js';
 import { WarmStore, type WarmRecord } from '../state/warm-store.js';
+import { warmLease } from './warm-app.js';
 
 /**
  * The Run reconciler: moves one run through its phases
@@ -52,6 +53,8 @@ export interface RunReconcilerDeps {
   enqueue(run: string): void;
   /** Told when a run leaves the active phases, so waiting runs can be admitted. */
   onCapacityFreed(): void;
+  /** Told when a quick run hands its recipe's warm app back, to be returned to canonical. */
+  warmHandedBack?(recipe: string): void;
 }
 
 /** What an attempt ended with. */
@@ -129,7 +132,7 @@ export class RunReconciler {
       return {};
     }
     const admitted = store.atomically(() => {
-      const why = whyNotAdmitted(store, config);
+      const why = whyNotAdmitted(store, config) ?? this.warmHold(run);
       if (why) {
         if (run.waitingReason !== why) store.updateRun(run.name, { waitingReason: why });
         return false;
@@ -145,6 +148,33 @@ export class RunReconciler {
     if (!admitted) return { requeueAfterMs: 10_000 };
     this.log(run.name, 'phase', `Preparing (attempt ${run.attempt})`);
     return { requeueAfterMs: 0 };
+  }
+
+  /**
+   * A quick run takes its recipe's warm app at admission, in the admitting transaction (one holder
+   * at a time). Held by another run or being returned to canonical: it waits, saying for what, up
+   * to `warm.leaseWaitSeconds`. No healthy warm app: it falls back to the cold ladder, recorded
+   * now (docs/warm.md). Returns why it waits, or null.
+   */
+  private warmHold(run: RunRecord): string | null {
+    const { store, config } = this.deps;
+    if (run.lane !== 'quick' || run.laneNote) return null;
+    const asked = acceptedSpec(run).spec.tiers ?? [...TIER_NAMES];
+    if (!asked.some((t) => t !== 'install')) {
+      store.updateRun(run.name, {
+        laneNote: 'the quick lane runs upgrade, backup, restore and custom on the warm app, and this run asks only for install — so it climbs the cold ladder on fresh apps',
+      });
+      return null;
+    }
+    const hold = new WarmStore(store).tryHold(run.recipe, run.name);
+    if (hold.held) return null;
+    const waitedS = (Date.now() - run.createdAt) / 1000;
+    if (hold.wait && waitedS < config.warm.leaseWaitSeconds) return hold.why;
+    const note = hold.wait
+      ? `${hold.why.replace(/^waiting for /, 'no warm app within ' + config.warm.leaseWaitSeconds + 's — ')} — so this run climbs the cold ladder on fresh apps`
+      : quickFallback(new WarmStore(store).get(run.recipe), run.recipe);
+    store.updateRun(run.name, { laneNote: note });
+    return null;
   }
 
   private context(run: RunRecord, signal: AbortSignal): RunContext {
@@ -232,9 +262,16 @@ export class RunReconciler {
       if (name) this.deps.enqueue(ctx.name); // look at its deadline
     };
     try {
-      if (ctx.spec.spec.lane === 'quick' && !store.getRun(ctx.name)?.laneNote) {
+      const held = ctx.spec.spec.lane === 'quick' ? new WarmStore(store).heldBy(ctx.name) : undefined;
+      if (held) {
+        ctx.warmApp = await warmLease(store, this.deps.config, held.recipe, ctx.name);
+        ctx.log(
+          'info',
+          `quick lane (lower confidence): on ${ctx.warmApp.domain}, the warm app at canonical ${held.canonicalCommit?.slice(0, 12) ?? '?'}, upgraded in place to the head; it is returned to canonical afterwards`,
+        );
+      } else if (ctx.spec.spec.lane === 'quick') {
+        const note = store.getRun(ctx.name)?.laneNote ?? quickFallback(new WarmStore(store).get(ctx.spec.spec.recipe), ctx.spec.spec.recipe);
         // Recorded before the climb: the report and the run page say how the lane was served.
-        const note = quickFallback(new WarmStore(store).get(ctx.spec.spec.recipe), ctx.spec.spec.recipe);
         store.updateRun(ctx.name, { laneNote: note });
         ctx.log('warn', `quick lane: ${note}`);
       }
@@ -244,6 +281,12 @@ export class RunReconciler {
         const tiers = ctx.spec.spec.tiers ?? [...TIER_NAMES];
         store.planTiers(ctx.name, tiers);
         ctx.log('info', `tiers: ${tiers.join(' → ')}`);
+      }
+      if (ctx.warmApp && store.getTiers(ctx.name).some((t) => t.tier === 'install' && t.result === null)) {
+        const why = 'quick lane: the warm app is installed already; install from scratch is what the cold lane tests';
+        store.finishTier(ctx.name, 'install', 'n/a', why);
+        ctx.log('tier', `install: n/a (${why})`);
+        writeTierJUnit(ctx.dir, ctx.spec.spec.recipe, 'install', { skipped: `n/a: ${why}` }, 0);
       }
       await reconcileTiers(ctx);
       const v = verdict(store.getTiers(ctx.name));
@@ -325,6 +368,13 @@ export class RunReconciler {
         ctx.withSignal(signal).step('remove ABRA_DIR', async () => rmSync(ctx.abraDir, { recursive: true, force: true }), ctx.abraDir),
       );
       return {};
+    }
+    // A quick run's warm app is handed back, not torn down: recorded first, then the warm
+    // reconciler returns it to canonical (redeploy, restore the snapshot, the health gate).
+    const warm = new WarmStore(store).heldBy(run.name);
+    if (warm && new WarmStore(store).endHold(warm.recipe, run.name)) {
+      ctx.log('info', `warm-${warm.recipe} handed back: the warm reconciler returns it to canonical ${warm.canonicalCommit?.slice(0, 12) ?? ''}`);
+      this.deps.warmHandedBack?.(warm.recipe);
     }
     ctx.log('info', 'teardown verified: nothing of the run is left on the swarm or on disk');
     this.deps.onCapacityFreed();
@@ -454,8 +504,7 @@ export function runSummary(
 /**
  * A quick run borrows its recipe's healthy warm app; with none it falls back to the cold ladder on
  * fresh apps at once (docs/warm.md): waiting for a warm app that may never become healthy would be
- * a slow answer, and the cold answer is the more confident one. Warm apps are not deployed by this
- * version of cc-ci, so every quick run falls back, and says why.
+ * a slow answer, and the cold answer is the more confident one.
  */
 export function quickFallback(warm: WarmRecord | undefined, recipe: string): string {
   const why = warm ? `warm-${recipe} is ${warm.health}${warm.healthReason ? ` (${warm.healthReason})` : ''}` : `${recipe} has no Warm object`;

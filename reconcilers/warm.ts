@@ -12,6 +12,10 @@ import { parseWarmText, type WarmSpec, recipeOfWarmFile } from '../controller/mo
 import { writeSpecFile } from '../controller/model/spec-files.js';
 import type { Store } from '../state/store.js';
 import { WarmStore, type WarmRecord } from '../state/warm-store.js';
+import { dockerFromConfig } from '../controller/clients/docker.js';
+import type { AppsApi } from './apps.js';
+import { ShutdownError } from './errors.js';
+import { describePlan, lookAtWarmApp, removeWarmApp, runUpkeep, type UpkeepOutcome, type UpkeepPlan, type WarmLook } from './warm-app.js';
 
 /**
  * The warm reconciler: one key per recipe, reconciled toward its Warm file (docs/warm.md). Each
@@ -28,6 +32,8 @@ export interface WarmReconcilerDeps {
   paths: StatePaths;
   logger: Logger;
   tracker: ChildTracker;
+  /** The app controller: the warm app is deployed and removed through it. */
+  apps: AppsApi;
   /** Looks at a recipe again (the warm controller's queue): an operation of it has finished. */
   enqueue(recipe: string): void;
 }
@@ -35,8 +41,13 @@ export interface WarmReconcilerDeps {
 /** The label a promotion run carries: which Warm object submitted it. */
 export const WARM_LABEL = 'cc-ci/warm';
 
-/** How often a submitted run is looked at while it is unfinished. */
+/** How often a submitted run, or the quick run holding the warm app, is looked at while unfinished. */
 const CANDIDATE_LOOK_MS = 5_000;
+/** How long after a failed upkeep the next one is tried. */
+const UPKEEP_RETRY_MS = 30_000;
+
+/** What a warm app operation ended with. */
+type AppOpResult = { kind: 'look'; look: WarmLook } | { kind: 'upkeep'; plan: string; outcome: UpkeepOutcome } | { kind: 'removed' };
 
 type Desired = { kind: 'absent' } | { kind: 'invalid'; path: string; error: string } | { kind: 'present'; path: string; spec: WarmSpec };
 
@@ -78,23 +89,30 @@ export function promotionRunName(recipe: string, commit: string): string {
 }
 
 export class WarmReconciler {
+  /** Reading the default branch head, per recipe. */
   private readonly ops: Operations;
+  /** The warm app's upkeep, a look at it, or its removal, per recipe. */
+  private readonly appOps: Operations;
   private readonly warm: WarmStore;
   /** The invalid-file reason last logged per recipe, so a bad file is said once, not every pass. */
   private readonly said = new Map<string, string>();
+  /** When each warm app was last looked at, and what the look found wrong (to repair). */
+  private readonly lookedAt = new Map<string, number>();
+  private readonly problems = new Map<string, string>();
 
   constructor(private readonly deps: WarmReconcilerDeps) {
     this.ops = new Operations((recipe) => deps.enqueue(recipe));
+    this.appOps = new Operations((recipe) => deps.enqueue(recipe));
     this.warm = new WarmStore(deps.store);
   }
 
-  /** Whether an operation of `recipe` is in flight (reading the head). */
+  /** Whether an operation of `recipe` is in flight (reading the head, the warm app's upkeep). */
   busy(recipe: string): boolean {
-    return this.ops.running(recipe) !== null;
+    return this.ops.running(recipe) !== null || this.appOps.running(recipe) !== null;
   }
 
   async stop(reason: Error): Promise<void> {
-    await this.ops.stopAll(reason);
+    await Promise.all([this.ops.stopAll(reason), this.appOps.stopAll(reason)]);
   }
 
   reconcile(recipe: string): ReconcileResult {
@@ -103,14 +121,7 @@ export class WarmReconciler {
     const desired = readWarmFile(this.deps.paths, recipe);
     let rec = this.warm.get(recipe);
 
-    if (desired.kind === 'absent') {
-      if (rec) {
-        this.ops.abort(recipe, new Error('the Warm object was deleted'));
-        this.warm.delete(recipe);
-        log.info('Warm object deleted: its status is forgotten');
-      }
-      return {};
-    }
+    if (desired.kind === 'absent') return rec ? this.removal(rec, log) : {};
     if (desired.kind === 'invalid') {
       if (this.said.get(recipe) !== desired.error)
         log.warn({ file: desired.path, error: desired.error }, 'invalid Warm file (left in place; the last valid one still applies)');
@@ -156,10 +167,141 @@ export class WarmReconciler {
     }
 
     const step = this.promotionStep(rec, spec, log);
+    const appAgainMs = this.appStep(this.warm.get(recipe)!, spec, log);
     const invalid = desired.kind === 'invalid' ? desired.error : null;
     this.warm.update(recipe, { lastReconcileAt: Date.now(), ...healthOf(this.warm.get(recipe)!, spec, invalid) });
     const untilHeadCheck = Math.max(0, rec.headCheckedAt + interval - Date.now());
-    return { requeueAfterMs: step === 'waiting' ? Math.min(CANDIDATE_LOOK_MS, untilHeadCheck) : untilHeadCheck };
+    const again = [untilHeadCheck, ...(step === 'waiting' ? [CANDIDATE_LOOK_MS] : []), ...(appAgainMs === null ? [] : [appAgainMs])];
+    return { requeueAfterMs: Math.min(...again) };
+  }
+
+  /**
+   * The warm app toward the promoted version: create it, upgrade it to a new promote, return it to
+   * canonical after a quick run's hold, repair what a periodic look finds wrong — one upkeep at a
+   * time, recorded before it starts, never while a quick run holds the app. Returns when to look
+   * again (null: when the operation in flight ends).
+   */
+  private appStep(rec: WarmRecord, spec: WarmSpec, log: Logger): number | null {
+    const { store, config } = this.deps;
+    const recipe = rec.recipe;
+    if (this.appOps.running(recipe)) return null;
+    const done = this.appOps.take<AppOpResult>(recipe);
+    if (done) {
+      if (!done.ok) {
+        const error = done.error instanceof Error ? done.error.message : String(done.error);
+        if (done.error instanceof ShutdownError) return null;
+        log.warn({ error, op: done.label }, 'warm app operation failed');
+        this.warm.update(recipe, { health: 'unhealthy', healthReason: `${rec.upkeep ?? done.label} failed: ${error}`, upkeep: null, upkeepStartedAt: null, lastGateAt: Date.now() });
+      } else if (done.value.kind === 'look') {
+        this.lookedAt.set(recipe, Date.now());
+        const look = done.value.look;
+        if (look.problem === null) {
+          // Nothing wrong to see, but the last gate did not pass: only the gate says healthy.
+          if (rec.health === 'healthy') this.problems.delete(recipe);
+          else this.problems.set(recipe, `not healthy since: ${rec.healthReason ?? 'unknown'}`);
+        } else if (look.repairNow) this.problems.set(recipe, look.problem);
+        else {
+          this.problems.delete(recipe);
+          this.warm.update(recipe, { health: 'unhealthy', healthReason: look.problem });
+        }
+      } else if (done.value.kind === 'upkeep') {
+        const o = done.value.outcome;
+        this.warm.update(recipe, { ...o, upkeep: null, upkeepStartedAt: null });
+        this.problems.delete(recipe);
+        this.lookedAt.set(recipe, Date.now());
+        if (o.health === 'healthy') log.info({ reason: o.healthReason }, `warm app healthy: ${done.value.plan}`);
+        else log.warn({ reason: o.healthReason }, `warm app unhealthy after ${done.value.plan}`);
+      }
+      rec = this.warm.get(recipe)!;
+    }
+    if (!rec.promotedCommit) return null;
+
+    if (rec.holder) {
+      const run = store.getRun(rec.holder);
+      if (run && run.phase !== 'Done') return CANDIDATE_LOOK_MS;
+      // The holder is gone without handing the app back (deleted, or finished by a crashed server).
+      this.warm.endHold(recipe, rec.holder);
+      log.warn({ run: rec.holder }, 'the quick run holding the warm app is gone: returning the app to canonical');
+      rec = this.warm.get(recipe)!;
+    }
+    const now = Date.now();
+    if (rec.health === 'unhealthy' && rec.lastGateAt && now - rec.lastGateAt < UPKEEP_RETRY_MS) return rec.lastGateAt + UPKEEP_RETRY_MS - now;
+
+    const canonical = rec.canonicalCommit;
+    const promoted = rec.promotedCommit;
+    if (!promoted) return null;
+    const problem = this.problems.get(recipe);
+    let plan: UpkeepPlan | null = null;
+    if (rec.returnPending) plan = { kind: 'return', commit: canonical ?? promoted, after: rec.returnPending };
+    else if (!canonical) plan = { kind: 'create', commit: promoted };
+    else if (promoted !== canonical && promoted !== rec.failedCommit) plan = { kind: 'upgrade', commit: promoted, from: canonical };
+    else if (problem) plan = { kind: 'repair', commit: canonical, why: problem };
+    if (plan) {
+      const what = describePlan(plan);
+      // Recorded before it starts: a restart finds the app mid-upkeep and no quick run takes it.
+      this.warm.update(recipe, { upkeep: what, upkeepStartedAt: now, ...(plan.kind === 'repair' ? { health: 'unhealthy' as const, healthReason: problem ?? null } : {}) });
+      log.info({ plan: what }, 'warm app upkeep');
+      const chosen = plan;
+      const fixed = rec;
+      this.appOps.start(recipe, what, async (signal) => ({
+        kind: 'upkeep' as const,
+        plan: what,
+        outcome: await runUpkeep(this.appDeps(), fixed, spec, chosen, signal),
+      }));
+      return null;
+    }
+    const checkMs = config.warm.checkSeconds * 1000;
+    const last = this.lookedAt.get(recipe) ?? 0;
+    if (now - last < checkMs) return last + checkMs - now;
+    this.appOps.start(recipe, 'look at the warm app', async (signal) => ({
+      kind: 'look' as const,
+      look: await lookAtWarmApp(this.deps, rec, dockerFromConfig(config, { signal, tracker: this.deps.tracker })),
+    }));
+    return null;
+  }
+
+  private appDeps() {
+    const { store, config, paths, logger, tracker, apps } = this.deps;
+    return { store, config, paths, logger, tracker, apps };
+  }
+
+  /** The Warm file is gone: the warm app is removed (once no quick run holds it), then its status. */
+  private removal(rec: WarmRecord, log: Logger): ReconcileResult {
+    const recipe = rec.recipe;
+    this.ops.abort(recipe, new Error('the Warm object was deleted'));
+    if (this.appOps.running(recipe)) {
+      if (this.appOps.running(recipe)?.label !== 'remove') this.appOps.abort(recipe, new Error('the Warm object was deleted'));
+      return {};
+    }
+    const done = this.appOps.take<AppOpResult>(recipe);
+    if (done?.label === 'remove') {
+      if (done.ok) {
+        this.warm.delete(recipe);
+        log.info('Warm object deleted: its warm app is removed and its status forgotten');
+        return {};
+      }
+      log.warn({ error: done.error instanceof Error ? done.error.message : String(done.error) }, 'removing the warm app failed; trying again');
+      return { requeueAfterMs: UPKEEP_RETRY_MS };
+    }
+    if (rec.holder) {
+      const run = this.deps.store.getRun(rec.holder);
+      if (run && run.phase !== 'Done') {
+        this.warm.update(recipe, { upkeep: `to be removed once ${rec.holder} hands it back` });
+        return { requeueAfterMs: CANDIDATE_LOOK_MS };
+      }
+    }
+    if (rec.appPort === null && rec.canonicalCommit === null && rec.upkeep === null) {
+      this.warm.delete(recipe);
+      log.info('Warm object deleted: its status is forgotten');
+      return {};
+    }
+    this.warm.update(recipe, { upkeep: 'removing: the Warm object was deleted', upkeepStartedAt: Date.now() });
+    const spec = JSON.parse(rec.specJson) as WarmSpec;
+    this.appOps.start(recipe, 'remove', async (signal) => {
+      await removeWarmApp(this.appDeps(), spec, signal);
+      return { kind: 'removed' as const };
+    });
+    return {};
   }
 
   /** Observes the submitted cold run, promotes on its pass, and submits one for a new head. */
@@ -199,8 +341,8 @@ export class WarmReconciler {
   }
 }
 
-/** What the status says of the warm app. Deploying it is not built yet: until then it is absent. */
-function healthOf(rec: WarmRecord, spec: WarmSpec, invalidFile: string | null): Pick<WarmRecord, 'health' | 'healthReason'> {
+/** What the status says of the warm app before it has one, or while its Warm file is invalid. */
+function healthOf(rec: WarmRecord, spec: WarmSpec, invalidFile: string | null): Partial<Pick<WarmRecord, 'health' | 'healthReason'>> {
   if (invalidFile) return { health: rec.health, healthReason: `the Warm file is invalid (the last valid one applies): ${invalidFile}` };
   if (!rec.promotedCommit) {
     const why = rec.headError
@@ -210,28 +352,8 @@ function healthOf(rec: WarmRecord, spec: WarmSpec, invalidFile: string | null): 
         : `nothing promoted yet: waiting for a passing cold run of ${spec.spec.source.branch}'s head`;
     return { health: 'absent', healthReason: why };
   }
-  return { health: 'absent', healthReason: `promoted ${rec.promotedCommit.slice(0, 12)}; the warm app itself is not deployed by this version of cc-ci` };
-}
-
-/**
- * One warm pass outside `cc-ci serve` (`cc-ci warm reconcile` when no server runs): each recipe
- * is reconciled until it asks to be looked at later, its operations awaited in between. What
- * needs a Run controller (a promotion run) is left as a spec file for the next `cc-ci serve`.
- */
-export async function warmOnce(deps: Omit<WarmReconcilerDeps, 'enqueue'>, recipes: string[], deadlineMs = 120_000): Promise<void> {
-  let wake: (() => void) | null = null;
-  const reconciler = new WarmReconciler({ ...deps, enqueue: () => wake?.() });
-  const until = Date.now() + deadlineMs;
-  for (const recipe of recipes) {
-    for (let pass = 0; pass < 20 && Date.now() < until; pass++) {
-      reconciler.reconcile(recipe);
-      // Nothing in flight: the recipe has taken its step.
-      if (!reconciler.busy(recipe)) break;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, Math.max(0, until - Date.now())).unref();
-      });
-    }
+  if (rec.health === 'absent' || rec.health === 'unknown') {
+    return { health: 'absent', healthReason: rec.upkeep ? `${rec.upkeep}` : `promoted ${rec.promotedCommit.slice(0, 12)}; not deployed yet` };
   }
-  await reconciler.stop(new Error('warm pass over'));
+  return {};
 }

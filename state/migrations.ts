@@ -228,4 +228,27 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'warm apps: the deployed canonical app, its data snapshot, its upkeep and its holder',
+    sql: `
+      -- The warm app itself (reconcilers/warm-app.ts): its host port (local ingress), the version it
+      -- is at and last passed the health gate, a promoted version whose gate failed (rolled back
+      -- from, not tried again until the next promote), its data marker and last-known-good data
+      -- snapshot, the upkeep in progress (recorded before it starts), and a hold that ended, so the
+      -- app is returned to canonical even after a crash.
+      ALTER TABLE warm ADD COLUMN app_port INTEGER;
+      ALTER TABLE warm ADD COLUMN canonical_commit TEXT;
+      ALTER TABLE warm ADD COLUMN failed_commit TEXT;
+      ALTER TABLE warm ADD COLUMN marker TEXT;
+      ALTER TABLE warm ADD COLUMN snapshot_json TEXT;
+      ALTER TABLE warm ADD COLUMN upkeep TEXT;
+      ALTER TABLE warm ADD COLUMN upkeep_started_at INTEGER;
+      ALTER TABLE warm ADD COLUMN return_pending TEXT;
+      ALTER TABLE warm ADD COLUMN held_since INTEGER;
+      ALTER TABLE warm ADD COLUMN last_gate_at INTEGER;
+      -- What the last passing gate saw (its services, the health path): what a look compares with.
+      ALTER TABLE warm ADD COLUMN gate_json TEXT;
+    `,
+  },
 ];

@@ -352,7 +352,10 @@ export class Store {
   }
 
   livePorts(): Set<number> {
-    const rows = this.db.prepare("SELECT port FROM apps WHERE state != 'released' AND port IS NOT NULL").all() as Row[];
+    // A warm app keeps its port for its life (state/warm-store.ts).
+    const rows = this.db
+      .prepare("SELECT port FROM apps WHERE state != 'released' AND port IS NOT NULL UNION SELECT app_port FROM warm WHERE app_port IS NOT NULL")
+      .all() as Row[];
     return new Set(rows.map((r) => Number(r.port)));
   }
 

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
-import { readWarmFile, warmKeys, warmOnce } from '../../reconcilers/warm.js';
-import { acquireInstance, liveInstance } from '../../state/instance.js';
+import { readWarmFile, warmKeys } from '../../reconcilers/warm.js';
+import { AlreadyServingError, liveInstance } from '../../state/instance.js';
+import { Manager } from '../runtime/manager.js';
 import { WarmStore } from '../../state/warm-store.js';
 import { writeWarmFile } from '../model/warm.js';
 import { withoutCredentials } from '../model/redact.js';
@@ -12,7 +13,7 @@ function rows(o: GlobalOptions): WarmRow[] {
   const env = loadEnv(o);
   const store = existsSync(env.paths.db) ? openStore(env.paths) : null;
   try {
-    return warmRows(store, env.paths);
+    return warmRows(store, env.paths, env.config.domain.base);
   } finally {
     store?.close();
   }
@@ -33,15 +34,16 @@ export function getWarmCommand(o: GlobalOptions & { output?: string }): number {
   }
   out(
     table([
-      ['RECIPE', 'PROMOTED', 'HEAD', 'HEALTH', 'HOLDER', 'RECONCILED', 'INFO'],
+      ['RECIPE', 'PROMOTED', 'CANONICAL', 'HEAD', 'HEALTH', 'HOLDER', 'RECONCILED', 'INFO'],
       ...list.map((w) => [
         w.recipe,
         short(w.promotedCommit),
+        short(w.canonicalCommit),
         short(w.head),
         w.health,
         w.holder ?? '-',
         w.lastReconcileAt ? ago(w.lastReconcileAt) : '-',
-        w.healthReason ?? '',
+        w.upkeep ?? w.healthReason ?? '',
       ]),
     ]),
   );
@@ -58,7 +60,11 @@ export function describeWarmCommand(recipe: string, o: GlobalOptions): number {
   out(`Head:       ${w.head ?? '-'}${w.headError ? ` (cannot read: ${w.headError})` : ''}`);
   out(`Promoted:   ${w.promotedCommit ?? '-'}${w.promotedRun ? ` by ${w.promotedRun}` : ''}${w.promotedAt ? `, ${new Date(w.promotedAt).toISOString()}` : ''}`);
   out(`Candidate:  ${w.candidateRun ?? '-'}`);
+  out(`App:        ${w.domain ?? '-'}`);
+  out(`Canonical:  ${w.canonicalCommit ?? '-'}${w.failedCommit ? ` (promoted ${w.failedCommit.slice(0, 12)} failed its health gate)` : ''}`);
   out(`Health:     ${w.health}${w.healthReason ? `: ${w.healthReason}` : ''}`);
+  out(`Upkeep:     ${w.upkeep ?? (w.returnPending ? `return to canonical after ${w.returnPending}` : '-')}`);
+  out(`Snapshot:   ${w.snapshot ?? '-'}`);
   out(`Holder:     ${w.holder ?? '-'}`);
   out(`Reconciled: ${w.lastReconcileAt ? new Date(w.lastReconcileAt).toISOString() : '-'}`);
   return EXIT.passed;
@@ -78,28 +84,41 @@ export async function warmReconcileCommand(recipe: string | undefined, o: Global
   try {
     const recipes = warmKeys(env.paths, store).filter((r) => recipe === undefined || r === recipe);
     if (recipe !== undefined && recipes.length === 0) throw new UsageError(`no Warm object for ${recipe}`);
+    const ws = new WarmStore(store);
+    // Reconciled since the command started, and no upkeep left in progress (or the object is gone).
+    const settled = (r: string, busy: boolean) =>
+      readWarmFile(env.paths, r).kind === 'absent' || (!busy && (ws.get(r)?.lastReconcileAt ?? 0) >= started && !ws.get(r)?.upkeep);
     const server = liveInstance(store);
+    let late: string[];
     if (server?.mode === 'serve') {
       for (const r of recipes) {
         const desired = readWarmFile(env.paths, r);
         if (desired.kind === 'present') writeWarmFile(env.paths, desired.spec);
       }
-      const ws = new WarmStore(store);
-      const seen = (r: string) => (ws.get(r)?.lastReconcileAt ?? 0) >= started || readWarmFile(env.paths, r).kind === 'absent';
-      while (!recipes.every(seen) && Date.now() - started < waitMs) await new Promise((r) => setTimeout(r, 250));
-      const late = recipes.filter((r) => !seen(r));
-      if (late.length) throw new UsageError(`cc-ci serve (pid ${server.pid}) did not reconcile ${late.join(', ')} within ${waitMs / 1000}s`);
+      while (!recipes.every((r) => settled(r, false)) && Date.now() - started < waitMs) await new Promise((r) => setTimeout(r, 250));
+      late = recipes.filter((r) => !settled(r, false));
+      if (late.length) throw new UsageError(`cc-ci serve (pid ${server.pid}) did not finish reconciling ${late.join(', ')} within ${waitMs / 1000}s`);
     } else {
-      const me = acquireInstance(store, 'run');
+      // No server: an embedded controller keeps the warm apps for one pass (its Run controller
+      // takes no run of its own; a promotion run it submits waits for the next cc-ci serve).
+      const manager = new Manager({ paths: env.paths, config: env.config, logger: env.logger, mode: 'run', only: '(warm reconcile)', warm: true });
       try {
-        await warmOnce(
-          { store, config: env.config, paths: env.paths, logger: env.logger, tracker: { started: () => undefined, ended: () => undefined } },
-          recipes,
-          waitMs,
-        );
-      } finally {
-        store.stopInstance(me.id);
+        await manager.start();
+      } catch (e) {
+        manager.store.close();
+        if (e instanceof AlreadyServingError) throw new UsageError(`another controller holds ${env.paths.root}: ${e.message}`);
+        throw e;
       }
+      const mine = new WarmStore(manager.store);
+      const done = (r: string) =>
+        readWarmFile(env.paths, r).kind === 'absent' || (!manager.warmBusy(r) && (mine.get(r)?.lastReconcileAt ?? 0) >= started && !mine.get(r)?.upkeep);
+      try {
+        while (!recipes.every(done) && Date.now() - started < waitMs) await new Promise((r) => setTimeout(r, 250));
+        late = recipes.filter((r) => !done(r));
+      } finally {
+        await manager.stop('warm pass over');
+      }
+      if (late.length) throw new UsageError(`the warm pass did not finish ${late.join(', ')} within ${waitMs / 1000}s`);
     }
     const passed = warmRows(store, env.paths).filter((w) => recipes.includes(w.recipe));
     const unhealthy = passed.filter((w) => w.health !== 'healthy');

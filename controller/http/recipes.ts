@@ -172,14 +172,18 @@ ${warm ? warmSection(warm, now) : ''}<h2>History</h2>
   );
 }
 
-/** The warm app of a recipe (docs/warm.md): promoted commit, health, last reconcile, holder. */
+/** The warm app of a recipe (docs/warm.md): promoted and canonical commit, health, upkeep, snapshot, last reconcile, holder. */
 function warmSection(w: WarmRow, now: number): string {
   const commit = (sha: string | null) => (sha ? `<code>${esc(sha.slice(0, 12))}</code>` : '–');
   return `<h2>Warm app</h2>
 <dl>
 <dt>Promoted</dt><dd>${commit(w.promotedCommit)}${w.promotedRun ? ` by <a href="${runLink(w.promotedRun)}">${esc(w.promotedRun)}</a>` : ''}${w.promotedAt ? ` <span class="muted">${esc(ago(w.promotedAt, now))}</span>` : ''}</dd>
 <dt>Branch head</dt><dd>${commit(w.head)}${w.source ? ` <span class="muted">(${esc(w.source.branch)})</span>` : ''}${w.candidateRun ? ` being tested by <a href="${runLink(w.candidateRun)}">${esc(w.candidateRun)}</a>` : ''}</dd>
+<dt>App</dt><dd>${w.domain ? `<code>${esc(w.domain)}</code>` : '–'}</dd>
+<dt>Canonical</dt><dd>${commit(w.canonicalCommit)}${w.failedCommit ? ` <span class="muted">(promoted ${esc(w.failedCommit.slice(0, 12))} failed its health gate and was rolled back)</span>` : ''}</dd>
 <dt>Health</dt><dd>${esc(w.health)}${w.healthReason ? ` <span class="muted">${esc(w.healthReason)}</span>` : ''}</dd>
+<dt>Upkeep</dt><dd>${w.upkeep ? esc(w.upkeep) : w.returnPending ? `to be returned to canonical after ${esc(w.returnPending)}` : '–'}</dd>
+<dt>Snapshot</dt><dd>${w.snapshot ? esc(w.snapshot) : '–'}</dd>
 <dt>Last reconcile</dt><dd>${w.lastReconcileAt ? esc(ago(w.lastReconcileAt, now)) : '–'}</dd>
 <dt>Holder</dt><dd>${w.holder ? `<a href="${runLink(w.holder)}">${esc(w.holder)}</a>` : '–'}</dd>
 </dl>
@@ -187,14 +191,14 @@ function warmSection(w: WarmRow, now: number): string {
 }
 
 /** GET /recipes, /recipes/:recipe and /badge/:recipe.svg[?lane=cold|quick]. */
-export function registerRecipes(app: FastifyInstance, o: { store: Store; paths: StatePaths; baseUrl: () => string | null }): void {
+export function registerRecipes(app: FastifyInstance, o: { store: Store; paths: StatePaths; baseUrl: () => string | null; domainBase?: string }): void {
   app.get('/recipes', async (_request, reply) => reply.type('text/html; charset=utf-8').send(recipesPage(recipeSummaries(o.store))));
 
   app.get<{ Params: { recipe: string } }>('/recipes/:recipe', async (request, reply) => {
     const { recipe } = request.params;
     const summary = isName(recipe) ? recipeSummary(o.store, recipe) : null;
     if (!summary) return reply.code(404).type('text/plain; charset=utf-8').send(`no runs of a recipe named ${recipe}\n`);
-    const warm = warmRows(o.store, o.paths).find((w) => w.recipe === recipe) ?? null;
+    const warm = warmRows(o.store, o.paths, o.domainBase ?? null).find((w) => w.recipe === recipe) ?? null;
     return reply.type('text/html; charset=utf-8').send(recipePage(summary, o.baseUrl(), warm));
   });
 

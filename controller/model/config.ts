@@ -99,6 +99,11 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** How often each Warm object's default branch is read for a new head to promote. */
       headCheckSeconds: seconds.default(60),
+      /** How often a warm app nobody holds is looked at (services, convergence, HTTP) and repaired. */
+      checkSeconds: seconds.default(60),
+      /** How long a quick run waits for its recipe's warm app (held, or being returned) before it
+       *  climbs the cold ladder instead. */
+      leaseWaitSeconds: seconds.default(900),
     })
     .prefault({}),
   /** How often every run is reconciled even without a file event. */

@@ -11,6 +11,8 @@ export interface StatePaths {
   /** Warm objects, one file per recipe (controller/model/warm.ts). */
   warm: string;
   runs: string;
+  /** Each warm app's own ABRA_DIR, upkeep log and last-known-good data snapshot (reconcilers/warm-app.ts). */
+  warmApps: string;
 }
 
 /** `--state-dir`, else CCCI_STATE_DIR, else the user's state directory (XDG_STATE_HOME). */
@@ -22,11 +24,11 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export function statePaths(dir: string): StatePaths {
   const root = resolve(expandHome(dir));
-  return { root, db: join(root, 'cc-ci.db'), specs: join(root, 'specs'), warm: join(root, 'warm'), runs: join(root, 'runs') };
+  return { root, db: join(root, 'cc-ci.db'), specs: join(root, 'specs'), warm: join(root, 'warm'), runs: join(root, 'runs'), warmApps: join(root, 'warm-apps') };
 }
 
 export function ensureStateDirs(p: StatePaths): void {
-  for (const d of [p.root, p.specs, p.warm, p.runs]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  for (const d of [p.root, p.specs, p.warm, p.runs, p.warmApps]) mkdirSync(d, { recursive: true, mode: 0o700 });
 }
 
 /** A run's directory: its log, evidence, and its own ABRA_DIR (removed at teardown). */
@@ -47,4 +49,9 @@ export function appEnvPath(config: Pick<Config, 'abra'>, server: string, domain:
 
 export function runAbraDir(p: StatePaths, run: string): string {
   return join(p.runs, run, 'abra');
+}
+
+/** A warm app's directory: its upkeep log, its ABRA_DIR and its data snapshot. */
+export function warmAppDir(p: StatePaths, recipe: string): string {
+  return join(p.warmApps, recipe);
 }

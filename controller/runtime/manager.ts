@@ -38,6 +38,8 @@ export interface ManagerOptions {
   mode: 'serve' | 'run';
   /** Reconcile only this run (the embedded controller of `cc-ci run`). */
   only?: string;
+  /** Keep the warm apps too (`cc-ci serve`, and `cc-ci warm reconcile` with no server running). */
+  warm?: boolean;
 }
 
 const HEARTBEAT_MS = 5_000;
@@ -48,6 +50,7 @@ export class Manager {
   private instance: InstanceRecord | null = null;
   private runs: Controller | null = null;
   private warm: Controller | null = null;
+  private warmReconciler: WarmReconciler | null = null;
   private apps: Controller | null = null;
   private reconciler: RunReconciler | null = null;
   private specSync: SpecSync | null = null;
@@ -86,6 +89,7 @@ export class Manager {
       trackerFor: (run) => this.tracker(run),
       enqueue: (name) => this.enqueue(name),
       onCapacityFreed: () => this.enqueueWaiting(),
+      warmHandedBack: (recipe) => this.warm?.enqueue(recipe),
     });
     const reconciler = this.reconciler;
     // Reconciles are quick (an attempt is an operation, not a wait): a few workers serve many runs.
@@ -96,18 +100,20 @@ export class Manager {
       metrics: this.metrics,
       reconcile: async (key) => (this.inScope(key) ? reconciler.reconcile(key) : {}),
     });
-    // Warm canonical apps are kept by `cc-ci serve` alone (docs/warm.md).
+    // Warm canonical apps are kept by `cc-ci serve`, or by `cc-ci warm reconcile` when none runs (docs/warm.md).
     const warmReconciler =
-      o.mode === 'serve'
+      o.mode === 'serve' || o.warm === true
         ? new WarmReconciler({
             store,
             config: o.config,
             paths: o.paths,
             logger: log,
             tracker: this.tracker(null),
+            apps,
             enqueue: (recipe) => this.warm?.enqueue(recipe),
           })
         : null;
+    this.warmReconciler = warmReconciler;
     this.warm = warmReconciler
       ? new Controller({ name: 'warm', concurrency: 2, logger: log, metrics: this.metrics, reconcile: async (recipe) => warmReconciler.reconcile(recipe) })
       : null;
@@ -184,6 +190,16 @@ export class Manager {
     this.specSync.resync();
     for (const run of this.store.listRuns()) if (run.phase !== 'Done') this.enqueue(run.name);
     if (this.warm) for (const recipe of warmKeys(this.options.paths, this.store)) this.warm.enqueue(recipe);
+  }
+
+  /** Whether the warm controller has something of `recipe` in flight (an upkeep, a look, a head read). */
+  warmBusy(recipe: string): boolean {
+    return this.warmReconciler?.busy(recipe) ?? false;
+  }
+
+  /** Looks at a recipe's warm app now (a quick run handed it back). */
+  enqueueWarm(recipe: string): void {
+    this.warm?.enqueue(recipe);
   }
 
   enqueue(name: string): void {

@@ -2,7 +2,14 @@ import { readdirSync } from 'node:fs';
 import type { StatePaths } from '../model/paths.js';
 import { type WarmSpec, recipeOfWarmFile } from '../model/warm.js';
 import type { Store } from '../../state/store.js';
-import { WarmStore, type WarmHealth } from '../../state/warm-store.js';
+import { WarmStore, type WarmHealth, type WarmSnapshot } from '../../state/warm-store.js';
+
+function describeSnapshot(s: WarmSnapshot): string {
+  const at = `at ${s.commit.slice(0, 12)}, ${new Date(s.at).toISOString()}`;
+  if (s.kind === 'abra') return `abra backup snapshot ${s.id} ${at}`;
+  if (s.kind === 'volumes') return `copies of ${s.volumes.length} volume(s) ${at}`;
+  return `none: ${s.why}`;
+}
 
 /** What `cc-ci get warm`, `describe warm` and the recipe page show of a recipe's warm app. */
 export interface WarmRow {
@@ -19,10 +26,18 @@ export interface WarmRow {
   healthReason: string | null;
   holder: string | null;
   lastReconcileAt: number | null;
+  /** The warm app: its domain, the version it is at (last gated), its upkeep in progress, its data snapshot. */
+  domain: string | null;
+  canonicalCommit: string | null;
+  failedCommit: string | null;
+  upkeep: string | null;
+  returnPending: string | null;
+  snapshot: string | null;
+  lastGateAt: number | null;
 }
 
 /** Every Warm object: those with a status row, and files the controller has not looked at yet. */
-export function warmRows(store: Store | null, paths: StatePaths): WarmRow[] {
+export function warmRows(store: Store | null, paths: StatePaths, domainBase: string | null = null): WarmRow[] {
   const rows = new Map<string, WarmRow>();
   for (const w of store ? new WarmStore(store).list() : []) {
     const spec = JSON.parse(w.specJson) as WarmSpec;
@@ -40,6 +55,13 @@ export function warmRows(store: Store | null, paths: StatePaths): WarmRow[] {
       healthReason: w.healthReason,
       holder: w.holder,
       lastReconcileAt: w.lastReconcileAt,
+      domain: domainBase ? `warm-${w.recipe}.${domainBase}` : null,
+      canonicalCommit: w.canonicalCommit,
+      failedCommit: w.failedCommit,
+      upkeep: w.upkeep,
+      returnPending: w.returnPending,
+      snapshot: w.snapshot ? describeSnapshot(w.snapshot) : null,
+      lastGateAt: w.lastGateAt,
     });
   }
   let files: string[];
@@ -65,6 +87,13 @@ export function warmRows(store: Store | null, paths: StatePaths): WarmRow[] {
       healthReason: 'not looked at yet: cc-ci serve reconciles warm apps',
       holder: null,
       lastReconcileAt: null,
+      domain: domainBase ? `warm-${recipe}.${domainBase}` : null,
+      canonicalCommit: null,
+      failedCommit: null,
+      upkeep: null,
+      returnPending: null,
+      snapshot: null,
+      lastGateAt: null,
     });
   }
   return [...rows.values()].sort((a, b) => a.recipe.localeCompare(b.recipe));

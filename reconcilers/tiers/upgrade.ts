@@ -5,6 +5,7 @@ import { deployedState, ensureApp } from '../deploy.js';
 import { releaseApp } from '../teardown.js';
 import type { TierRunner } from './runner.js';
 import { checkMarker, newMarker, seedMarker } from './data-marker.js';
+import { WarmStore } from '../../state/warm-store.js';
 
 /**
  * upgrade: the last release installs the way an operator installs it (`abra app deploy <domain>
@@ -44,13 +45,40 @@ export async function upgradeBase(ctx: RunContext): Promise<UpgradeBase | null> 
   return { ...base, why, lightweight };
 }
 
+/**
+ * The quick lane's upgrade (docs/warm.md): the warm app, at its canonical version and holding its
+ * canonical data, is upgraded in place to the head as an operator's chaos upgrade would, and must
+ * converge, serve and keep test data written just before.
+ */
+async function quickUpgrade(ctx: RunContext): Promise<{ reason: string }> {
+  const ws = ctx.workspace!;
+  const head = ws.commit.slice(0, 8);
+  const canonical = new WarmStore(ctx.store).get(ctx.spec.spec.recipe)?.canonicalCommit;
+  if (!canonical) throw new Error(`the warm app ${ctx.warmApp?.domain ?? ''} has no canonical version on record`);
+  const baseApp = await ensureApp(ctx, { purpose: 'upgrade', commit: canonical, describe: `canonical ${canonical.slice(0, 8)}` });
+  const marker = newMarker('upgrade');
+  const place = await seedMarker(ctx, baseApp, 'upgrade', marker, false);
+  ctx.log('info', `test data before the upgrade: ${place.describe}`);
+  const upgraded = await ensureApp(ctx, { purpose: 'upgrade', commit: ws.commit, describe: `head ${head}` });
+  ctx.subject.current = upgraded;
+  const moved = deployedState(upgraded.services, upgraded.stack, { commit: ws.commit });
+  if (!moved.at) throw new TestFailure(`the stack did not move to the head ${head}: it shows ${moved.shows}`);
+  const from = `the warm app's canonical ${canonical.slice(0, 8)}`;
+  if (place.how === 'none') return { reason: `${from} → head ${head} in place (${moved.shows}), converged and serving; data not checked: ${place.describe}` };
+  const check = await checkMarker(ctx, upgraded, 'upgrade', marker, false);
+  if (!check.ok) throw new TestFailure(`the upgrade from ${from} lost the data written before it (${place.describe}): ${check.found}`);
+  return { reason: `${from} → head ${head} in place (${moved.shows}), converged, serving, and the data written before it survived (${place.describe})` };
+}
+
 export const upgradeTier: TierRunner = {
   name: 'upgrade',
   async applies(ctx) {
+    if (ctx.warmApp) return { applies: true };
     const base = await upgradeBase(ctx);
     return base ? { applies: true } : { applies: false, reason: `no release tag below ${ctx.spec.spec.source.ref} to upgrade from` };
   },
   async run(ctx) {
+    if (ctx.warmApp) return quickUpgrade(ctx);
     const ws = ctx.workspace!;
     const base = (await upgradeBase(ctx))!;
     const head = ws.commit.slice(0, 8);

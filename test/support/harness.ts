@@ -39,6 +39,7 @@ export interface TestConfig {
   maxAttempts?: number;
   resyncSeconds?: number;
   warmHeadCheckSeconds?: number;
+  warmCheckSeconds?: number;
 }
 
 export async function ensureSwarm(): Promise<void> {
@@ -71,7 +72,7 @@ export async function makeTestEnv(c: TestConfig, extraEnv: Record<string, string
         teardownSeconds: c.teardownSeconds ?? 180,
       },
       resyncSeconds: c.resyncSeconds ?? 2,
-      warm: { headCheckSeconds: c.warmHeadCheckSeconds ?? 60 },
+      warm: { headCheckSeconds: c.warmHeadCheckSeconds ?? 60, checkSeconds: c.warmCheckSeconds ?? 60, leaseWaitSeconds: 900 },
       maxAttempts: c.maxAttempts ?? 2,
       // `cc-ci serve` runs the janitor at startup: on the shared test swarm it must never reap
       // another suite's (or agent's) app that no run of this state directory claims.

@@ -79,3 +79,46 @@ describe('warm status and promotion names', () => {
     expect(long).toMatch(/^x{39}-promote-a{12}$/);
   });
 });
+
+describe('holding a warm app', () => {
+  it('lends a healthy warm app to one quick run at a time, and a hold that ends asks for a return', () => {
+    const store = new Store(join(dir, 'hold.db'));
+    const warm = new WarmStore(store);
+    expect(warm.tryHold('custom-html', 'q-1')).toEqual({ held: false, wait: false, why: 'custom-html has no Warm object' });
+    warm.insert('custom-html', '{}', '/x');
+    // Nothing promoted and gated yet: nothing to wait for, the run falls back to cold.
+    expect(warm.tryHold('custom-html', 'q-1')).toMatchObject({ held: false, wait: false, why: 'warm-custom-html is unknown' });
+    warm.update('custom-html', { health: 'healthy', healthReason: 'created', canonicalCommit: 'a'.repeat(40) });
+    expect(warm.tryHold('custom-html', 'q-1')).toEqual({ held: true });
+    // Asked again by its holder (a second look at admission): still its own.
+    expect(warm.tryHold('custom-html', 'q-1')).toEqual({ held: true });
+    expect(warm.tryHold('custom-html', 'q-2')).toEqual({ held: false, wait: true, why: 'waiting for warm-custom-html (held by q-1)' });
+    expect(warm.heldBy('q-1')?.recipe).toBe('custom-html');
+    // Only the holder ends its hold; ending it records the return before anything is undone.
+    expect(warm.endHold('custom-html', 'q-2')).toBe(false);
+    expect(warm.endHold('custom-html', 'q-1')).toBe(true);
+    expect(warm.get('custom-html')).toMatchObject({ holder: null, heldSince: null, returnPending: 'q-1' });
+    expect(warm.tryHold('custom-html', 'q-2')).toEqual({ held: false, wait: true, why: 'waiting for warm-custom-html (being returned to canonical after q-1)' });
+    warm.update('custom-html', { returnPending: null, upkeep: 'upgrading aaaaaaaaaaaa → bbbbbbbbbbbb' });
+    expect(warm.tryHold('custom-html', 'q-2')).toEqual({ held: false, wait: true, why: 'waiting for warm-custom-html (upgrading aaaaaaaaaaaa → bbbbbbbbbbbb)' });
+    warm.update('custom-html', { upkeep: null, health: 'unhealthy', healthReason: 'the probe failed' });
+    expect(warm.tryHold('custom-html', 'q-2')).toEqual({ held: false, wait: false, why: 'warm-custom-html is unhealthy (the probe failed)' });
+    store.close();
+  });
+
+  it('keeps the warm app port out of every run lease, and the snapshot and gate as JSON', () => {
+    const store = new Store(join(dir, 'ports.db'));
+    const warm = new WarmStore(store);
+    warm.insert('custom-html', '{}', '/x');
+    warm.update('custom-html', {
+      appPort: 21001,
+      snapshot: { kind: 'abra', id: 'abc123', commit: 'a'.repeat(40), at: 1 },
+      gate: { services: ['s_app'], healthPath: '/', healthStatuses: [200] },
+    });
+    expect(store.livePorts().has(21001)).toBe(true);
+    expect(warm.get('custom-html')).toMatchObject({ snapshot: { kind: 'abra', id: 'abc123' }, gate: { services: ['s_app'] } });
+    warm.update('custom-html', { snapshot: null });
+    expect(warm.get('custom-html')?.snapshot).toBeNull();
+    store.close();
+  });
+});
