@@ -42,7 +42,14 @@ await execa(abra, ['server', 'add', '--local', '-n'], { env: { ABRA_DIR: abraDir
 const configFile = join(dir, 'config.yaml');
 writeFileSync(
   configFile,
-  stringify({ abra: { bin: abra, dir: abraDir }, ingress: { portRange: [22100, 22199] }, log: { level: 'warn' }, capacity: 1, warm: { headCheckSeconds: 5 } }),
+  stringify({
+    abra: { bin: abra, dir: abraDir },
+    domain: { base: 'lanes.localhost' },
+    ingress: { portRange: [22100, 22199] },
+    log: { level: 'warn' },
+    capacity: 1,
+    warm: { headCheckSeconds: 5 },
+  }),
 );
 const paths = statePaths(join(dir, 'state'));
 const config = loadConfig(configFile, {});
@@ -73,7 +80,12 @@ const until = async (what: string, fn: () => boolean, ms: number) => {
   }
 };
 
-const spec = validateWarm({ apiVersion: 'cc-ci/v1', kind: 'Warm', metadata: { name: 'webnotes' }, spec: { recipe: 'webnotes', source: { repo, branch: 'main' } } });
+const spec = validateWarm({
+  apiVersion: 'cc-ci/v1',
+  kind: 'Warm',
+  metadata: { name: 'webnotes' },
+  spec: { recipe: 'webnotes', source: { repo, branch: 'main' } },
+});
 if (!spec.ok) throw new Error(spec.error);
 const t0 = Date.now();
 writeWarmFile(paths, spec.spec);

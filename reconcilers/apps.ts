@@ -117,7 +117,15 @@ export class Apps implements AppsApi {
   private entry(app: AppRef, run: string | null): Entry {
     let e = this.entries.get(app.domain);
     if (!e) {
-      e = { ref: { domain: app.domain, stack: app.stack, server: app.server }, run, want: { kind: 'idle' }, lease: null, waiter: null, observing: false, opFor: null };
+      e = {
+        ref: { domain: app.domain, stack: app.stack, server: app.server },
+        run,
+        want: { kind: 'idle' },
+        lease: null,
+        waiter: null,
+        observing: false,
+        opFor: null,
+      };
       this.entries.set(app.domain, e);
     }
     return e;

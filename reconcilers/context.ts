@@ -89,6 +89,8 @@ export class RunContext {
   /** The warm app a quick run holds (reconcilers/warm-app.ts): its apps are deployed on it, in
    *  place, rather than on fresh leases. */
   warmApp: AppRecord | null = null;
+  /** Whether the ABRA_DIR outlives one use (a warm app's): prepare then remakes only the recipe clone. */
+  readonly keepsAbraDir: boolean = false;
 
   constructor(
     private readonly options: RunContextOptions,

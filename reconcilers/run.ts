@@ -162,7 +162,8 @@ export class RunReconciler {
     const asked = acceptedSpec(run).spec.tiers ?? [...TIER_NAMES];
     if (!asked.some((t) => t !== 'install')) {
       store.updateRun(run.name, {
-        laneNote: 'the quick lane runs upgrade, backup, restore and custom on the warm app, and this run asks only for install — so it climbs the cold ladder on fresh apps',
+        laneNote:
+          'the quick lane runs upgrade, backup, restore and custom on the warm app, and this run asks only for install — so it climbs the cold ladder on fresh apps',
       });
       return null;
     }

@@ -80,9 +80,13 @@ export interface WarmAppDeps {
 /**
  * The context the upkeep works in: a RunContext (the deploy step machine, the marker and backup
  * helpers take one) whose journal is the warm app's own log file, not a run's events: the warm app
- * is no run. Steps are written to that log before they are taken.
+ * is no run. Steps are written to that log before they are taken. Its ABRA_DIR lasts as long as
+ * the app: where abra keeps its backup snapshots is not known for certain (backup-bot-two's
+ * repository on the server, or beside the client's recipes — docs/abra-double.md), and either way
+ * the snapshot the last upkeep took is there for the next.
  */
 export class WarmContext extends RunContext {
+  override readonly keepsAbraDir = true;
   private readonly logPath: string;
 
   constructor(
@@ -131,7 +135,10 @@ export class WarmContext extends RunContext {
 /** The warm app's log: the last `lines` lines of its upkeep. */
 export function warmLogTail(paths: StatePaths, recipe: string, lines = 20): string[] {
   try {
-    return readFileSync(join(warmAppDir(paths, recipe), 'log.txt'), 'utf8').trimEnd().split('\n').slice(-lines);
+    return readFileSync(join(warmAppDir(paths, recipe), 'log.txt'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .slice(-lines);
   } catch {
     return [];
   }
@@ -399,7 +406,11 @@ export async function lookAtWarmApp(deps: Pick<WarmAppDeps, 'config' | 'store'>,
   return problem ? { problem, repairNow: true } : { problem: null };
 }
 
-async function servicesProblem(deps: Pick<WarmAppDeps, 'config'>, rec: WarmRecord, services: Awaited<ReturnType<RunContext['docker']['stackServices']>>): Promise<string | null> {
+async function servicesProblem(
+  deps: Pick<WarmAppDeps, 'config'>,
+  rec: WarmRecord,
+  services: Awaited<ReturnType<RunContext['docker']['stackServices']>>,
+): Promise<string | null> {
   const missing = (rec.gate?.services ?? []).filter((n) => !services.some((s) => s.name === n));
   if (missing.length) return `service(s) removed: ${missing.join(', ')}`;
   if (!converged(services)) return `not converged: ${services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}`;

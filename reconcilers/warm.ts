@@ -191,7 +191,13 @@ export class WarmReconciler {
         const error = done.error instanceof Error ? done.error.message : String(done.error);
         if (done.error instanceof ShutdownError) return null;
         log.warn({ error, op: done.label }, 'warm app operation failed');
-        this.warm.update(recipe, { health: 'unhealthy', healthReason: `${rec.upkeep ?? done.label} failed: ${error}`, upkeep: null, upkeepStartedAt: null, lastGateAt: Date.now() });
+        this.warm.update(recipe, {
+          health: 'unhealthy',
+          healthReason: `${rec.upkeep ?? done.label} failed: ${error}`,
+          upkeep: null,
+          upkeepStartedAt: null,
+          lastGateAt: Date.now(),
+        });
       } else if (done.value.kind === 'look') {
         this.lookedAt.set(recipe, Date.now());
         const look = done.value.look;
@@ -239,7 +245,11 @@ export class WarmReconciler {
     if (plan) {
       const what = describePlan(plan);
       // Recorded before it starts: a restart finds the app mid-upkeep and no quick run takes it.
-      this.warm.update(recipe, { upkeep: what, upkeepStartedAt: now, ...(plan.kind === 'repair' ? { health: 'unhealthy' as const, healthReason: problem ?? null } : {}) });
+      this.warm.update(recipe, {
+        upkeep: what,
+        upkeepStartedAt: now,
+        ...(plan.kind === 'repair' ? { health: 'unhealthy' as const, healthReason: problem ?? null } : {}),
+      });
       log.info({ plan: what }, 'warm app upkeep');
       const chosen = plan;
       const fixed = rec;

@@ -34,11 +34,18 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
             'run `abra server add --local` there, or check `cc-ci doctor`',
         );
       }
+      mkdirSync(join(canonical, 'catalogue'), { recursive: true });
+      if (ctx.keepsAbraDir && existsSync(join(ctx.abraDir, 'servers'))) {
+        // A warm app's ABRA_DIR lives as long as the app (what abra keeps beside its recipes — its
+        // backups, say — is the app's): only the recipe clone is made afresh.
+        rmSync(join(ctx.abraDir, 'recipes'), { recursive: true, force: true });
+        mkdirSync(join(ctx.abraDir, 'recipes'), { recursive: true });
+        return;
+      }
       // A directory left by an interrupted attempt is stale: start from nothing.
       rmSync(ctx.abraDir, { recursive: true, force: true });
       mkdirSync(join(ctx.abraDir, 'recipes'), { recursive: true });
       symlinkSync(servers, join(ctx.abraDir, 'servers'));
-      mkdirSync(join(canonical, 'catalogue'), { recursive: true });
       symlinkSync(join(canonical, 'catalogue'), join(ctx.abraDir, 'catalogue'));
     },
     ctx.abraDir,

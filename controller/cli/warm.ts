@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readWarmFile, warmKeys } from '../../reconcilers/warm.js';
+import { warmLogTail } from '../../reconcilers/warm-app.js';
 import { AlreadyServingError, liveInstance } from '../../state/instance.js';
 import { Manager } from '../runtime/manager.js';
 import { WarmStore } from '../../state/warm-store.js';
@@ -67,6 +68,11 @@ export function describeWarmCommand(recipe: string, o: GlobalOptions): number {
   out(`Snapshot:   ${w.snapshot ?? '-'}`);
   out(`Holder:     ${w.holder ?? '-'}`);
   out(`Reconciled: ${w.lastReconcileAt ? new Date(w.lastReconcileAt).toISOString() : '-'}`);
+  const tail = warmLogTail(loadEnv(o).paths, recipe, 8);
+  if (tail.length) {
+    out('Upkeep log (last lines):');
+    for (const l of tail) out(`  ${l}`);
+  }
   return EXIT.passed;
 }
 

@@ -78,7 +78,12 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
     return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl));
   });
   registerEvents(app, { store: o.store, closing });
-  registerRecipes(app, { store: o.store, paths: o.paths, domainBase: o.config.domain.base, baseUrl: () => o.config.http.publicUrl?.replace(/\/+$/, '') ?? null });
+  registerRecipes(app, {
+    store: o.store,
+    paths: o.paths,
+    domainBase: o.config.domain.base,
+    baseUrl: () => o.config.http.publicUrl?.replace(/\/+$/, '') ?? null,
+  });
   registerArtifacts(app, { paths: o.paths });
   registerApi(app, { store: o.store, paths: o.paths });
   registerForgeHook(app, { webhook: o.webhook, logger: o.logger, metrics: o.metrics, answerWithinMs: t.hookMs });

@@ -24,7 +24,14 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export function statePaths(dir: string): StatePaths {
   const root = resolve(expandHome(dir));
-  return { root, db: join(root, 'cc-ci.db'), specs: join(root, 'specs'), warm: join(root, 'warm'), runs: join(root, 'runs'), warmApps: join(root, 'warm-apps') };
+  return {
+    root,
+    db: join(root, 'cc-ci.db'),
+    specs: join(root, 'specs'),
+    warm: join(root, 'warm'),
+    runs: join(root, 'runs'),
+    warmApps: join(root, 'warm-apps'),
+  };
 }
 
 export function ensureStateDirs(p: StatePaths): void {

@@ -6,7 +6,21 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import { promotionRunName } from '../../reconcilers/warm.js';
-import { cli, dropSpec, ensureSwarm, forceRemoveStacks, makeTestEnv, readRun, recipeRepo, removeEnvStacks, serve, serving, untilDone, waitFor, type TestEnv } from '../support/harness.js';
+import {
+  cli,
+  dropSpec,
+  ensureSwarm,
+  forceRemoveStacks,
+  makeTestEnv,
+  readRun,
+  recipeRepo,
+  removeEnvStacks,
+  serve,
+  serving,
+  untilDone,
+  waitFor,
+  type TestEnv,
+} from '../support/harness.js';
 
 /**
  * The warm lane on the real swarm (docs/warm.md). Promotion: `cc-ci serve` reads the default
@@ -69,7 +83,10 @@ afterAll(async () => {
   await forceRemoveStacks([STACK]);
   // What a failed run of this test may have left of the warm app besides its stack.
   await waitFor('the warm stack to go', async () => !docker('ps', '-a', '--format', '{{.Names}}').includes(STACK), 60_000).catch(() => undefined);
-  const left = (kind: string) => docker(kind, 'ls', '--format', '{{.Name}}').split('\n').filter((n) => n.startsWith(`${STACK}_`));
+  const left = (kind: string) =>
+    docker(kind, 'ls', '--format', '{{.Name}}')
+      .split('\n')
+      .filter((n) => n.startsWith(`${STACK}_`));
   for (const v of left('volume')) docker('volume', 'rm', '-f', v);
   for (const s of left('secret')) docker('secret', 'rm', s);
   t?.cleanup();
@@ -77,10 +94,14 @@ afterAll(async () => {
 });
 
 const healthy = (why: string, pred: (w: NonNullable<Awaited<ReturnType<typeof warm>>>) => boolean = () => true) =>
-  waitFor(why, async () => {
-    const w = await warm();
-    return w && w.health === 'healthy' && !w.upkeep && !w.holder && !w.returnPending && pred(w) ? w : null;
-  }, 180_000);
+  waitFor(
+    why,
+    async () => {
+      const w = await warm();
+      return w && w.health === 'healthy' && !w.upkeep && !w.holder && !w.returnPending && pred(w) ? w : null;
+    },
+    180_000,
+  );
 
 const docker = (...args: string[]): string => execFileSync('docker', args, { encoding: 'utf8', timeout: 60_000 }).trim();
 const chaosVersion = (): string => docker('service', 'inspect', `${STACK}_app`, '--format', `{{index .Spec.Labels "coop-cloud.${STACK}.chaos-version"}}`);
@@ -168,14 +189,22 @@ describe('warm lane', () => {
       // the warm app restored and healthy.
       dropSpec(t, 'quick-wipes', { repo, ref: base.branches['wipes-data']!, tiers: LADDER, extra: { lane: 'quick' } });
       dropSpec(t, 'quick-sick', { repo, ref: base.branches['unhealthy']!, tiers: LADDER, extra: { lane: 'quick' } });
-      const waiting = await waitFor('one quick run to wait for the other', async () => {
-        for (const [a, b] of [['quick-wipes', 'quick-sick'], ['quick-sick', 'quick-wipes']] as const) {
-          const r = readRun(t, b);
-          if (r?.phase === 'Pending' && r.waitingReason === `waiting for warm-webnotes (held by ${a})`) return r;
-          if (r?.phase === 'Pending' && r.waitingReason?.startsWith('waiting for warm-webnotes (being returned to canonical after')) return r;
-        }
-        return null;
-      }, 120_000, 200);
+      const waiting = await waitFor(
+        'one quick run to wait for the other',
+        async () => {
+          for (const [a, b] of [
+            ['quick-wipes', 'quick-sick'],
+            ['quick-sick', 'quick-wipes'],
+          ] as const) {
+            const r = readRun(t, b);
+            if (r?.phase === 'Pending' && r.waitingReason === `waiting for warm-webnotes (held by ${a})`) return r;
+            if (r?.phase === 'Pending' && r.waitingReason?.startsWith('waiting for warm-webnotes (being returned to canonical after')) return r;
+          }
+          return null;
+        },
+        120_000,
+        200,
+      );
       expect(waiting.waitingReason).toMatch(/^waiting for warm-webnotes \((held by|being returned to canonical after) quick-/);
       const wipes = await untilDone(t, 'quick-wipes', 400_000);
       const sick = await untilDone(t, 'quick-sick', 400_000);
@@ -191,7 +220,12 @@ describe('warm lane', () => {
       // kill -9 of the server during a quick run's upgrade; a restart ends with the run's verdict
       // and the warm app canonical.
       dropSpec(t, 'quick-kill', { repo, ref: feature, tiers: LADDER, extra: { lane: 'quick' } });
-      await waitFor('the quick upgrade to be under way', async () => /abra app deploy: warm-webnotes\.ci\.localhost at head/.test(runLog('quick-kill')), 180_000, 100);
+      await waitFor(
+        'the quick upgrade to be under way',
+        async () => /abra app deploy: warm-webnotes\.ci\.localhost at head/.test(runLog('quick-kill')),
+        180_000,
+        100,
+      );
       server.kill('SIGKILL');
       await server;
       server = serve(t);

@@ -98,9 +98,17 @@ describe('holding a warm app', () => {
     expect(warm.endHold('custom-html', 'q-2')).toBe(false);
     expect(warm.endHold('custom-html', 'q-1')).toBe(true);
     expect(warm.get('custom-html')).toMatchObject({ holder: null, heldSince: null, returnPending: 'q-1' });
-    expect(warm.tryHold('custom-html', 'q-2')).toEqual({ held: false, wait: true, why: 'waiting for warm-custom-html (being returned to canonical after q-1)' });
+    expect(warm.tryHold('custom-html', 'q-2')).toEqual({
+      held: false,
+      wait: true,
+      why: 'waiting for warm-custom-html (being returned to canonical after q-1)',
+    });
     warm.update('custom-html', { returnPending: null, upkeep: 'upgrading aaaaaaaaaaaa → bbbbbbbbbbbb' });
-    expect(warm.tryHold('custom-html', 'q-2')).toEqual({ held: false, wait: true, why: 'waiting for warm-custom-html (upgrading aaaaaaaaaaaa → bbbbbbbbbbbb)' });
+    expect(warm.tryHold('custom-html', 'q-2')).toEqual({
+      held: false,
+      wait: true,
+      why: 'waiting for warm-custom-html (upgrading aaaaaaaaaaaa → bbbbbbbbbbbb)',
+    });
     warm.update('custom-html', { upkeep: null, health: 'unhealthy', healthReason: 'the probe failed' });
     expect(warm.tryHold('custom-html', 'q-2')).toEqual({ held: false, wait: false, why: 'warm-custom-html is unhealthy (the probe failed)' });
     store.close();

@@ -52,7 +52,8 @@ export function formatDuration(ms: number | null): string {
 
 const TIER_ICON: Record<string, string> = { pass: '✅', fail: '❌', 'n/a': '➖', skipped: '⏭️' };
 
-const QUICK_NOTE = '> ⚠️ **Quick lane**: a lower-confidence result that does not gate a merge. Comment `!testme` for the full cold lane.';
+const QUICK_NOTE =
+  '> ⚠️ **Quick lane**: tested by upgrading the warm canonical app in place to this head (no install from scratch) — a lower-confidence result that does not gate a merge. Comment `!testme` for the full cold lane.';
 
 /** A quick run that fell back: the result has the cold lane's confidence, and the comment says why. */
 const fallbackNote = (why: string): string => `> ℹ️ **Quick lane fell back to cold**: ${why}. This result has the cold lane's confidence.`;
