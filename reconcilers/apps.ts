@@ -146,7 +146,12 @@ export class Apps implements AppsApi {
         this.settle(e, { error: reason });
       };
       if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        // A long-lived signal (a warm app's upkeep, a run's attempt) asks many times: let go of each.
+        const forget = () => signal.removeEventListener('abort', onAbort);
+        p.then(forget, forget);
+      }
     }
     this.deps.enqueue(e.ref.domain);
     return p;

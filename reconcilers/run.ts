@@ -53,7 +53,8 @@ export interface RunReconcilerDeps {
   enqueue(run: string): void;
   /** Told when a run leaves the active phases, so waiting runs can be admitted. */
   onCapacityFreed(): void;
-  /** Told when a quick run hands its recipe's warm app back, to be returned to canonical. */
+  /** Told when a quick run hands its recipe's warm app back, to be returned to canonical. Absent:
+   *  this controller keeps no warm apps (`cc-ci run`), so no quick run of it may hold one. */
   warmHandedBack?(recipe: string): void;
 }
 
@@ -159,6 +160,12 @@ export class RunReconciler {
   private warmHold(run: RunRecord): string | null {
     const { store, config } = this.deps;
     if (run.lane !== 'quick' || run.laneNote) return null;
+    if (!this.deps.warmHandedBack) {
+      store.updateRun(run.name, {
+        laneNote: 'this controller (cc-ci run) keeps no warm apps, so nothing would return one to canonical; cc-ci serve does — so this run climbs the cold ladder on fresh apps',
+      });
+      return null;
+    }
     const asked = acceptedSpec(run).spec.tiers ?? [...TIER_NAMES];
     if (!asked.some((t) => t !== 'install')) {
       store.updateRun(run.name, {

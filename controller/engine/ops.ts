@@ -29,9 +29,10 @@ export class Operations {
     const current = this.ops.get(key);
     if (current && current.outcome === null) throw new Error(`${key} is already running ${current.label}; cannot start ${label}`);
     const abort = new AbortController();
+    const onParentAbort = () => abort.abort(parent?.reason);
     if (parent) {
       if (parent.aborted) abort.abort(parent.reason);
-      else parent.addEventListener('abort', () => abort.abort(parent.reason), { once: true });
+      else parent.addEventListener('abort', onParentAbort, { once: true });
     }
     const op: Op = { label, abort, startedAt: Date.now(), outcome: null, done: Promise.resolve() };
     this.ops.set(key, op);
@@ -41,6 +42,8 @@ export class Operations {
       } catch (error) {
         op.outcome = { ok: false, error };
       }
+      // The parent (the controller's shutdown signal) outlives its operations: let go of each.
+      parent?.removeEventListener('abort', onParentAbort);
       this.onDone(key);
     })();
   }

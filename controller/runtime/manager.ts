@@ -89,7 +89,7 @@ export class Manager {
       trackerFor: (run) => this.tracker(run),
       enqueue: (name) => this.enqueue(name),
       onCapacityFreed: () => this.enqueueWaiting(),
-      warmHandedBack: (recipe) => this.warm?.enqueue(recipe),
+      ...(o.mode === 'serve' || o.warm === true ? { warmHandedBack: (recipe: string) => this.warm?.enqueue(recipe) } : {}),
     });
     const reconciler = this.reconciler;
     // Reconciles are quick (an attempt is an operation, not a wait): a few workers serve many runs.
