@@ -162,7 +162,8 @@ export class RunReconciler {
     if (run.lane !== 'quick' || run.laneNote) return null;
     if (!this.deps.warmHandedBack) {
       store.updateRun(run.name, {
-        laneNote: 'this controller (cc-ci run) keeps no warm apps, so nothing would return one to canonical; cc-ci serve does — so this run climbs the cold ladder on fresh apps',
+        laneNote:
+          'this controller (cc-ci run) keeps no warm apps, so nothing would return one to canonical; cc-ci serve does — so this run climbs the cold ladder on fresh apps',
       });
       return null;
     }
