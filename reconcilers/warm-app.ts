@@ -246,6 +246,7 @@ export async function runUpkeep(deps: WarmAppDeps, rec: WarmRecord, warm: WarmSp
       health: 'healthy',
       healthReason: `${plan.kind === 'create' ? 'created' : plan.kind === 'upgrade' ? 'upgraded' : plan.kind === 'repair' ? 'repaired' : 'returned to canonical'} at ${plan.commit.slice(0, 12)}: ${gate.summary}`,
       canonicalCommit: plan.commit,
+      canonicalVersion: gate.version,
       gate: gate.gate,
       lastGateAt: Date.now(),
       ...(plan.kind === 'return' ? { returnPending: null } : {}),
@@ -271,7 +272,12 @@ export async function runUpkeep(deps: WarmAppDeps, rec: WarmRecord, warm: WarmSp
   }
 }
 
-async function converge(deps: WarmAppDeps, ctx: WarmContext, rec: WarmRecord, plan: UpkeepPlan): Promise<{ summary: string; gate: WarmGate }> {
+async function converge(
+  deps: WarmAppDeps,
+  ctx: WarmContext,
+  rec: WarmRecord,
+  plan: UpkeepPlan,
+): Promise<{ summary: string; gate: WarmGate; version: string | null }> {
   const warm = new WarmStore(deps.store);
   const recipe = rec.recipe;
   await prepareWorkspace(ctx);
@@ -326,7 +332,9 @@ async function converge(deps: WarmAppDeps, ctx: WarmContext, rec: WarmRecord, pl
     ctx.log('info', `last-known-good snapshot: ${describeSnapshot(snapshot)}`);
   }
   const ws = ctx.workspace!;
+  const labels = app.services.find((s) => s.name === `${app.stack}_app`)?.labels ?? {};
   return {
+    version: labels[`coop-cloud.${app.stack}.version`] ?? null,
     summary: `${app.services.length} service(s) converged, serving, ${data}; snapshot ${describeSnapshot(snapshot)}`,
     gate: { services: app.services.map((s) => s.name), healthPath: ws.settings.healthPath, healthStatuses: ws.settings.healthStatuses },
   };

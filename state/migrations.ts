@@ -249,6 +249,8 @@ export const migrations: Migration[] = [
       ALTER TABLE warm ADD COLUMN last_gate_at INTEGER;
       -- What the last passing gate saw (its services, the health path): what a look compares with.
       ALTER TABLE warm ADD COLUMN gate_json TEXT;
+      -- The release the canonical commit is, as abra labels the deployed app (its version label).
+      ALTER TABLE warm ADD COLUMN canonical_version TEXT;
     `,
   },
 ];

@@ -33,6 +33,8 @@ export interface WarmRecord {
   appPort: number | null;
   /** The version the warm app is at and last passed the health gate: what a quick run starts from. */
   canonicalCommit: string | null;
+  /** The version abra labels the canonical app with (the recipe's release at or below the commit). */
+  canonicalVersion: string | null;
   /** A promoted commit whose health gate failed: rolled back from, not tried again until the next promote. */
   failedCommit: string | null;
   /** The data the canonical app holds (its marker), and the last-known-good snapshot of it. */
@@ -82,6 +84,7 @@ const COLUMNS: Record<keyof WarmPatch, string> = {
   heldSince: 'held_since',
   appPort: 'app_port',
   canonicalCommit: 'canonical_commit',
+  canonicalVersion: 'canonical_version',
   failedCommit: 'failed_commit',
   marker: 'marker',
   snapshot: 'snapshot_json',
@@ -117,6 +120,7 @@ function toWarm(r: Row): WarmRecord {
     heldSince: numOrNull(r.held_since),
     appPort: numOrNull(r.app_port),
     canonicalCommit: strOrNull(r.canonical_commit),
+    canonicalVersion: strOrNull(r.canonical_version),
     failedCommit: strOrNull(r.failed_commit),
     marker: strOrNull(r.marker),
     snapshot: jsonOrNull<WarmSnapshot>(r.snapshot_json),

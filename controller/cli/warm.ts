@@ -62,7 +62,9 @@ export function describeWarmCommand(recipe: string, o: GlobalOptions): number {
   out(`Promoted:   ${w.promotedCommit ?? '-'}${w.promotedRun ? ` by ${w.promotedRun}` : ''}${w.promotedAt ? `, ${new Date(w.promotedAt).toISOString()}` : ''}`);
   out(`Candidate:  ${w.candidateRun ?? '-'}`);
   out(`App:        ${w.domain ?? '-'}`);
-  out(`Canonical:  ${w.canonicalCommit ?? '-'}${w.failedCommit ? ` (promoted ${w.failedCommit.slice(0, 12)} failed its health gate)` : ''}`);
+  out(
+    `Canonical:  ${w.canonicalCommit ?? '-'}${w.canonicalVersion ? ` (version ${w.canonicalVersion})` : ''}${w.failedCommit ? ` (promoted ${w.failedCommit.slice(0, 12)} failed its health gate)` : ''}`,
+  );
   out(`Health:     ${w.health}${w.healthReason ? `: ${w.healthReason}` : ''}`);
   out(`Upkeep:     ${w.upkeep ?? (w.returnPending ? `return to canonical after ${w.returnPending}` : '-')}`);
   out(`Snapshot:   ${w.snapshot ?? '-'}`);

@@ -180,7 +180,7 @@ function warmSection(w: WarmRow, now: number): string {
 <dt>Promoted</dt><dd>${commit(w.promotedCommit)}${w.promotedRun ? ` by <a href="${runLink(w.promotedRun)}">${esc(w.promotedRun)}</a>` : ''}${w.promotedAt ? ` <span class="muted">${esc(ago(w.promotedAt, now))}</span>` : ''}</dd>
 <dt>Branch head</dt><dd>${commit(w.head)}${w.source ? ` <span class="muted">(${esc(w.source.branch)})</span>` : ''}${w.candidateRun ? ` being tested by <a href="${runLink(w.candidateRun)}">${esc(w.candidateRun)}</a>` : ''}</dd>
 <dt>App</dt><dd>${w.domain ? `<code>${esc(w.domain)}</code>` : '–'}</dd>
-<dt>Canonical</dt><dd>${commit(w.canonicalCommit)}${w.failedCommit ? ` <span class="muted">(promoted ${esc(w.failedCommit.slice(0, 12))} failed its health gate and was rolled back)</span>` : ''}</dd>
+<dt>Canonical</dt><dd>${commit(w.canonicalCommit)}${w.canonicalVersion ? ` version ${esc(w.canonicalVersion)}` : ''}${w.failedCommit ? ` <span class="muted">(promoted ${esc(w.failedCommit.slice(0, 12))} failed its health gate and was rolled back)</span>` : ''}</dd>
 <dt>Health</dt><dd>${esc(w.health)}${w.healthReason ? ` <span class="muted">${esc(w.healthReason)}</span>` : ''}</dd>
 <dt>Upkeep</dt><dd>${w.upkeep ? esc(w.upkeep) : w.returnPending ? `to be returned to canonical after ${esc(w.returnPending)}` : '–'}</dd>
 <dt>Snapshot</dt><dd>${w.snapshot ? esc(w.snapshot) : '–'}</dd>

@@ -29,6 +29,7 @@ export interface WarmRow {
   /** The warm app: its domain, the version it is at (last gated), its upkeep in progress, its data snapshot. */
   domain: string | null;
   canonicalCommit: string | null;
+  canonicalVersion: string | null;
   failedCommit: string | null;
   upkeep: string | null;
   returnPending: string | null;
@@ -57,6 +58,7 @@ export function warmRows(store: Store | null, paths: StatePaths, domainBase: str
       lastReconcileAt: w.lastReconcileAt,
       domain: domainBase ? `warm-${w.recipe}.${domainBase}` : null,
       canonicalCommit: w.canonicalCommit,
+      canonicalVersion: w.canonicalVersion,
       failedCommit: w.failedCommit,
       upkeep: w.upkeep,
       returnPending: w.returnPending,
@@ -89,6 +91,7 @@ export function warmRows(store: Store | null, paths: StatePaths, domainBase: str
       lastReconcileAt: null,
       domain: domainBase ? `warm-${recipe}.${domainBase}` : null,
       canonicalCommit: null,
+      canonicalVersion: null,
       failedCommit: null,
       upkeep: null,
       returnPending: null,

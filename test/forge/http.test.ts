@@ -392,8 +392,15 @@ describe('recipes and badges', () => {
       healthReason: 'not <deployed>',
       holder: 'web-6',
       lastReconcileAt: clock,
+      canonicalCommit: 'd'.repeat(40),
+      canonicalVersion: '1.1.0+1.35.0',
+      upkeep: 'returning to canonical dddddddddddd after web-4',
+      snapshot: { kind: 'abra', id: '564b3f7e', commit: 'd'.repeat(40), at: clock },
     });
     const body = (await app.inject('/recipes/webnotes')).body;
+    expect(body).toContain(`<dt>Canonical</dt><dd><code>${'d'.repeat(12)}</code> version 1.1.0+1.35.0</dd>`);
+    expect(body).toContain('<dt>Upkeep</dt><dd>returning to canonical dddddddddddd after web-4</dd>');
+    expect(body).toContain(`<dt>Snapshot</dt><dd>abra backup snapshot 564b3f7e at ${'d'.repeat(12)}`);
     expect(body).toContain('<h2>Warm app</h2>');
     expect(body).toContain(`<code>${'b'.repeat(12)}</code> by <a href="/runs/web-5">web-5</a>`);
     expect(body).toContain(`<code>${'c'.repeat(12)}</code> <span class="muted">(main)</span> being tested by <a href="/runs/web-7">web-7</a>`);

@@ -259,7 +259,8 @@ describe('warm lane', () => {
 
       const described = await cli(t, ['describe', 'warm', 'webnotes']);
       expect(described.stdout).toContain(`Promoted:   ${feature} by ${second}`);
-      expect(described.stdout).toContain(`Canonical:  ${feature}`);
+      expect(described.stdout).toMatch(new RegExp(`Canonical:  ${feature} \\(version \\S+\\)`));
+      expect(described.stdout).toMatch(/Upkeep log \(last lines\):\n {2}\S+ /);
       expect(described.stdout).toContain('App:        warm-webnotes.ci.localhost');
 
       // Deleting the Warm file removes the warm app, then forgets its status.
