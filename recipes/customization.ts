@@ -8,7 +8,6 @@ import {
   lstatSync,
   mkdirSync,
   readdirSync,
-  readFileSync,
   readlinkSync,
   realpathSync,
   rmSync,
@@ -17,6 +16,8 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { readBoundedFile, tooDeep } from '../controller/model/bounded-read.js';
+import { MAX_TIMER_SECONDS } from '../controller/model/config.js';
 import { z } from 'zod';
 import { projectRoot } from '../controller/model/project-root.js';
 import { formatIssues } from '../controller/model/spec.js';
@@ -46,11 +47,11 @@ export const settingsFileSchema = z.strictObject({
   /** HTTP statuses that count as serving. */
   healthStatuses: z.array(z.number().int().min(100).max(599)).min(1).optional(),
   /** How long the deploy may take to converge (all services N/N, update settled). */
-  deployTimeoutSeconds: z.number().positive().optional(),
+  deployTimeoutSeconds: z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS}`).optional(),
   /** How long the app may take to answer the probe once converged. */
-  httpTimeoutSeconds: z.number().positive().optional(),
+  httpTimeoutSeconds: z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS}`).optional(),
   /** How long a hook may run. */
-  hookTimeoutSeconds: z.number().positive().optional(),
+  hookTimeoutSeconds: z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS}`).optional(),
   /** Extra variables written into the app's .env before the deploy. */
   extraEnv: z.record(envKey, z.string()).optional(),
   /** The release to upgrade from, instead of the highest release tag below the ref. */
@@ -112,10 +113,21 @@ export interface Customization {
 
 export class SettingsError extends Error {}
 
+/** A settings file is a few lines; one from a pull request is read to this bound at most. */
+const MAX_SETTINGS_BYTES = 256 * 1024;
+
 function readSettings(path: string): SettingsFile {
   let doc: unknown;
+  let text: string;
   try {
-    doc = parseYaml(readFileSync(path, 'utf8')) ?? {};
+    text = readBoundedFile(path, MAX_SETTINGS_BYTES);
+  } catch (e) {
+    throw new SettingsError(`${path}: cannot be read: ${(e as Error).message}`);
+  }
+  const deep = tooDeep(text);
+  if (deep) throw new SettingsError(`${path}: ${deep}`);
+  try {
+    doc = parseYaml(text) ?? {};
   } catch (e) {
     throw new SettingsError(`${path}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }

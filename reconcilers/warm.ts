@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { readBoundedFile } from '../controller/model/bounded-read.js';
 import { join } from 'node:path';
 import { remoteBranchHead } from '../controller/clients/git.js';
 import type { ChildTracker } from '../controller/clients/process.js';
@@ -57,9 +58,7 @@ export function readWarmFile(paths: StatePaths, recipe: string): Desired {
     const path = join(paths.warm, `${recipe}${ext}`);
     if (!existsSync(path)) continue;
     try {
-      if (statSync(path).size > MAX_SPEC_CHARS)
-        return { kind: 'invalid', path, error: `larger than ${MAX_SPEC_CHARS / 1024} KiB; a Warm object is a few lines` };
-      const parsed = parseWarmText(readFileSync(path, 'utf8'));
+      const parsed = parseWarmText(readBoundedFile(path, MAX_SPEC_CHARS * 4));
       if (!parsed.ok) return { kind: 'invalid', path, error: parsed.error };
       if (parsed.spec.metadata.name !== recipe)
         return { kind: 'invalid', path, error: `names ${parsed.spec.metadata.name}; the file must be named after its recipe` };

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readBoundedFile, tooDeep } from './bounded-read.js';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
@@ -92,10 +93,17 @@ export function labelsOf(v: unknown): Record<string, string> {
 export function readComposeFile(recipeDir: string, file: string): Dict {
   const path = join(recipeDir, file);
   if (!existsSync(path)) throw new ComposeError(`compose file ${file} (from COMPOSE_FILE) does not exist in the recipe`);
-  if (statSync(path).size > MAX_COMPOSE_BYTES) throw new ComposeError(`compose file ${file} is larger than ${MAX_COMPOSE_BYTES / 1024} KiB`);
+  let source: string;
+  try {
+    source = readBoundedFile(path, MAX_COMPOSE_BYTES);
+  } catch (e) {
+    throw new ComposeError(`compose file ${file} cannot be read: ${(e as Error).message}`);
+  }
+  const deep = tooDeep(source);
+  if (deep) throw new ComposeError(`compose file ${file} ${deep}`);
   let doc: unknown;
   try {
-    doc = parseYaml(readFileSync(path, 'utf8'), { merge: true, maxAliasCount: MAX_ALIASES });
+    doc = parseYaml(source, { merge: true, maxAliasCount: MAX_ALIASES });
   } catch (e) {
     throw new ComposeError(`compose file ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }
@@ -136,6 +144,8 @@ function port(p: unknown): ComposePort | null {
  */
 export function composeModel(mergedYaml: string, rawDocs: readonly Dict[]): ComposeModel {
   let merged: Dict;
+  const deep = tooDeep(mergedYaml);
+  if (deep) throw new ComposeError(`the merged compose configuration ${deep}`);
   try {
     merged = dict(parseYaml(mergedYaml, { maxAliasCount: MAX_ALIASES }));
   } catch (e) {

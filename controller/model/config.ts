@@ -10,7 +10,14 @@ import { formatIssues } from './spec.js';
  * unknown keys an error. docs/configuration.md documents each key; keep the two in step.
  */
 
-const seconds = z.number().positive();
+/** Node fires a timer of more than 2^31 - 1 ms after 1 ms: every setting that becomes a timer stays below it. */
+export const MAX_TIMER_SECONDS = 2_000_000;
+const seconds = z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} (about 23 days): Node cannot time longer`);
+/** An age compared with a clock, never a timer: bounded only to stay a sane number. */
+const ageSeconds = z
+  .number()
+  .positive()
+  .max(100 * 365 * 24 * 3600);
 
 export const configSchema = z.strictObject({
   /** How many runs may hold swarm resources at once. */
@@ -89,9 +96,9 @@ export const configSchema = z.strictObject({
       /** How often `cc-ci serve` runs it. */
       intervalSeconds: seconds.default(600),
       /** An app no run of this state directory claims is reaped once it is this old. */
-      unknownOwnerAgeSeconds: seconds.default(7200),
+      unknownOwnerAgeSeconds: ageSeconds.default(7200),
       /** Candidates are looked at again after this long before anything is deleted. */
-      graceSeconds: z.number().min(0).default(30),
+      graceSeconds: z.number().min(0).max(MAX_TIMER_SECONDS).default(30),
     })
     .prefault({}),
   /** Warm canonical apps (docs/warm.md). */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
+import { tooDeep } from './bounded-read.js';
 import { z } from 'zod';
 import { TIER_NAMES } from '../../state/types.js';
 
@@ -151,6 +152,8 @@ export function validateSpec(doc: unknown): SpecParse {
 export function parseDocument(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
   if (text.trim() === '') return { ok: false, error: 'the file is empty' };
   if (text.length > MAX_SPEC_CHARS) return { ok: false, error: `the file is larger than ${MAX_SPEC_CHARS / 1024} KiB; a spec is a few lines` };
+  const deep = tooDeep(text);
+  if (deep) return { ok: false, error: `the file ${deep}` };
   let docs;
   try {
     docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { readBoundedFile } from '../model/bounded-read.js';
 import { basename, join } from 'node:path';
 import type { Logger } from '../model/log.js';
-import { parseSpecText } from '../model/spec.js';
+import { MAX_SPEC_CHARS, parseSpecText } from '../model/spec.js';
 import type { Store } from '../../state/store.js';
 
 /**
@@ -55,7 +56,9 @@ export class SpecSync {
   private take(path: string): void {
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      // Opened without following links or blocking, a regular file only, read to the limit: a FIFO
+      // or a link to /dev/zero dropped into specs/ is recorded invalid, never a hang.
+      text = readBoundedFile(path, MAX_SPEC_CHARS * 4);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return this.removed(path);
       this.store.recordSpecFile({ path, name: null, status: 'invalid', error: `cannot read: ${(e as Error).message}`, hash: null });
