@@ -21,6 +21,8 @@
 //   `!testmexyz`, `please !testme`, `!testme.` are prose.
 // * Several command lines: the first valid run command wins, even if a malformed one comes earlier;
 //   help is only returned when no line is a valid command.
+// * A comment longer than MAX_COMMAND_COMMENT_CHARS is not a command: a command is one line, and
+//   reading megabytes of crafted Markdown three times per delivery is work nobody asked for.
 
 export type TriggerLane = 'cold' | 'quick';
 
@@ -37,7 +39,11 @@ const MASK = '\u0000';
 
 type LineRole = 'text' | 'indented' | 'code' | 'quote' | 'html-comment' | 'blank';
 
+/** Far past any comment a person writes to ask for a run; far short of a crafted wall of text. */
+export const MAX_COMMAND_COMMENT_CHARS = 256 * 1024;
+
 export function parseTrigger(commentBody: string): Trigger {
+  if (commentBody.length > MAX_COMMAND_COMMENT_CHARS) return { kind: 'none' };
   const lines = commentBody.replace(/\r\n?/g, '\n').split('\n');
   const roles = classifyLines(lines);
   const visible = maskInlineCode(lines, roles);

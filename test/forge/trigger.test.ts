@@ -138,3 +138,15 @@ describe('parseTrigger', () => {
     expect(performance.now() - started).toBeLessThan(2_000);
   });
 });
+
+describe('a comment too long to be a command', () => {
+  it('is not one, and is turned down at once however it is crafted', async () => {
+    const { MAX_COMMAND_COMMENT_CHARS } = await import('../../controller/forge/trigger.js');
+    const near = `${'x'.repeat(MAX_COMMAND_COMMENT_CHARS - 20)}\n!testme --quick`;
+    expect(parseTrigger(near)).toEqual({ kind: 'run', lane: 'quick' });
+    const crafted = `!testme\n${'`a '.repeat(2 * 1024 * 1024)}`;
+    const started = Date.now();
+    expect(parseTrigger(crafted)).toEqual({ kind: 'none' });
+    expect(Date.now() - started).toBeLessThan(100);
+  });
+});
