@@ -37,6 +37,8 @@ export interface WarmReconcilerDeps {
   apps: AppsApi;
   /** Looks at a recipe again (the warm controller's queue): an operation of it has finished. */
   enqueue(recipe: string): void;
+  /** Told when a warm app has passed its gate: quick runs waiting for it are looked at now. */
+  warmReady?(recipe: string): void;
 }
 
 /** The label a promotion run carries: which Warm object submitted it. */
@@ -214,8 +216,10 @@ export class WarmReconciler {
         this.warm.update(recipe, { ...o, upkeep: null, upkeepStartedAt: null });
         this.problems.delete(recipe);
         this.lookedAt.set(recipe, Date.now());
-        if (o.health === 'healthy') log.info({ reason: o.healthReason }, `warm app healthy: ${done.value.plan}`);
-        else log.warn({ reason: o.healthReason }, `warm app unhealthy after ${done.value.plan}`);
+        if (o.health === 'healthy') {
+          log.info({ reason: o.healthReason }, `warm app healthy: ${done.value.plan}`);
+          this.deps.warmReady?.(recipe);
+        } else log.warn({ reason: o.healthReason }, `warm app unhealthy after ${done.value.plan}`);
       }
       rec = this.warm.get(recipe)!;
     }

@@ -111,6 +111,7 @@ export class Manager {
             tracker: this.tracker(null),
             apps,
             enqueue: (recipe) => this.warm?.enqueue(recipe),
+            warmReady: () => this.enqueueWaiting(),
           })
         : null;
     this.warmReconciler = warmReconciler;
