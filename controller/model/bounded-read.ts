@@ -54,7 +54,7 @@ export function yamlDepth(text: string): number {
   for (const line of text.split('\n')) {
     let i = 0;
     let block = 0;
-    if (flow === 0 && quote === null) {
+    if (flow === 0) {
       while (line[i] === ' ') i++;
       const indent = i;
       while ((line[i] === '-' || line[i] === '?') && (line[i + 1] === ' ' || line[i + 1] === undefined)) {
@@ -81,7 +81,9 @@ export function yamlDepth(text: string): number {
         max = Math.max(max, flow + block);
       } else if ((c === ']' || c === '}') && flow > 0) flow--;
     }
-    if (quote === "'") quote = null; // a single-quoted scalar may span lines; keep it simple and bounded
+    // A quoted scalar may span lines, but taking it to end here only overestimates (brackets in its
+    // continuation count); carrying it on would let one stray quote hide the rest of the file.
+    quote = null;
     max = Math.max(max, flow + block);
   }
   return max;

@@ -111,3 +111,10 @@ describe('seconds settings', () => {
     expect(configSchema.safeParse({ janitor: { unknownOwnerAgeSeconds: 10 * 365 * 24 * 3600 } }).success).toBe(true);
   });
 });
+
+describe('a stray quote', () => {
+  it('cannot hide deep nesting on the lines after it', () => {
+    expect(tooDeep(`a: |\n  "\nb: ${brackets(200)}\n`)).toMatch(/nests deeper/);
+    expect(tooDeep(`a: |\n  '\nb: ${brackets(200)}\n`)).toMatch(/nests deeper/);
+  });
+});
