@@ -22,7 +22,7 @@ export function ago(ms: number, now = Date.now()): string {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
-const STYLE = `
+export const STYLE = `
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5rem auto;max-width:72rem;padding:0 1rem;color:#222}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f6f6}code,pre{font:12px/1.4 ui-monospace,monospace}pre#log{background:#111;color:#ddd;padding:.75rem;max-height:36rem;overflow:auto;white-space:pre-wrap}

@@ -44,7 +44,7 @@ ${
   );
 }
 
-const LIVE_LOG_SCRIPT = `
+export const LIVE_LOG_SCRIPT = `
 const log = document.getElementById('log'), live = document.getElementById('live');
 const es = new EventSource(log.dataset.events);
 es.onopen = () => { live.textContent = 'live'; };

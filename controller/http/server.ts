@@ -13,6 +13,7 @@ import { runPage, runsPage } from './pages.js';
 import { registerRecipes } from './recipes.js';
 import { registerEvents } from './sse.js';
 import { isName } from '../model/spec.js';
+import { registerSecurityHeaders } from './security-headers.js';
 
 /**
  * The HTTP server of `cc-ci serve` (design §8): the forge webhook, the runs list and run pages
@@ -64,6 +65,7 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
     keepAliveTimeout: Math.min(5_000, t.idleMs),
     http: { headersTimeout: t.headersMs, requestTimeout: t.requestMs, connectionsCheckingInterval: t.checkEveryMs },
   });
+  registerSecurityHeaders(app);
   const forgeUrl = o.config.forge?.url ?? null;
 
   app.get('/', async (_request, reply) => reply.redirect('/runs'));

@@ -1,9 +1,11 @@
+import { chromium } from '@playwright/test';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { configSchema } from '../../controller/model/config.js';
 import { EnrolledRepos } from '../../controller/forge/enrolled.js';
 import { Intake, type CommentEvent } from '../../controller/forge/intake.js';
@@ -200,6 +202,54 @@ describe('pages, JSON and the live log', () => {
     expect((await app.inject('/runs/missing')).statusCode).toBe(404);
     expect((await app.inject('/healthz')).json()).toEqual({ ok: true });
   });
+
+  it('sends security headers; the policy allows exactly the page’s own inline script and style', async () => {
+    addRun('r4', 'headers');
+    const hashOf = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+    const r = await app.inject('/runs/r4');
+    const csp = String(r.headers['content-security-policy']);
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    // The hashes in the policy are those of what the page really carries (a changed script without
+    // a changed policy would simply not run).
+    const script = /<script>([\s\S]*?)<\/script>/.exec(r.body)?.[1];
+    const style = /<style>([\s\S]*?)<\/style>/.exec(r.body)?.[1];
+    expect(script && style).toBeTruthy();
+    expect(csp).toContain(`script-src ${hashOf(script!)}`);
+    expect(csp).toContain(`style-src ${hashOf(style!)}`);
+    expect(r.headers['x-content-type-options']).toBe('nosniff');
+    expect(r.headers['referrer-policy']).toBe('no-referrer');
+    // Badges are embedded by other sites.
+    expect((await app.inject('/badge/webnotes.svg')).headers['cross-origin-resource-policy']).toBe('cross-origin');
+    expect((await app.inject('/healthz')).headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  it('runs the live log in a real browser under that policy, with no violation reported', async () => {
+    addRun('r5', 'live');
+    store.updateRun('r5', { phase: 'Testing', result: null, reason: null });
+    const address = await app.listen({ port: 0, host: '127.0.0.1' });
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on('console', (m) => {
+        if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(m.text());
+      });
+      await page.goto(`${address}/runs/r5`);
+      const log = page.locator('#log');
+      await vi.waitFor(async () => expect(await log.textContent()).toContain('three'), { timeout: 10_000 });
+      store.appendEvent('r5', 'info', 'a line after the page opened');
+      await vi.waitFor(async () => expect(await log.textContent()).toContain('a line after the page opened'), { timeout: 10_000 });
+      // The inline style applied too (the browser default is 16px).
+      const fontSize = await page
+        .locator('body')
+        .evaluate((b) => (globalThis as unknown as { getComputedStyle(e: unknown): { fontSize: string } }).getComputedStyle(b).fontSize);
+      expect(fontSize).toBe('14px');
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 
   it('replays the log over SSE, resumes after Last-Event-ID, and ends when the run is done', async () => {
     addRun('r3', 'done');
