@@ -62,6 +62,9 @@ export interface RunContextOptions {
   abraDir?: string;
 }
 
+/** How the line saying a run's program output was cut begins (a restart looks for it). */
+const OUTPUT_CUT = 'program output past';
+
 export class RunContext {
   readonly store: Store;
   readonly config: Config;
@@ -89,6 +92,8 @@ export class RunContext {
   /** The warm app a quick run holds (reconcilers/warm-app.ts): its apps are deployed on it, in
    *  place, rather than on fresh leases. */
   warmApp: AppRecord | null = null;
+  /** How much program output the run's log holds (null: not counted yet), shared by derived contexts. */
+  output: { bytes: number | null; cut: boolean } = { bytes: null, cut: false };
   /** Whether the ABRA_DIR outlives one use (a warm app's): prepare then remakes only the recipe clone. */
   readonly keepsAbraDir: boolean = false;
 
@@ -126,6 +131,7 @@ export class RunContext {
     c.backup = this.backup;
     c.onTier = this.onTier;
     c.warmApp = this.warmApp;
+    c.output = this.output;
     return c;
   }
 
@@ -162,9 +168,33 @@ export class RunContext {
     return this._run;
   }
 
-  /** Appends to the run's log (store events and log.txt), secrets masked. */
+  /**
+   * The line as the log keeps it: secrets masked, cut at `log.lineChars`; null when it is program
+   * output past `log.runOutputBytes` (the first such line is replaced by one saying so).
+   */
+  protected kept(kind: EventKind, text: string): { kind: EventKind; text: string } | null {
+    const { lineChars, runOutputBytes } = this.config.log;
+    let safe = this.redactor.apply(text);
+    if (safe.length > lineChars) safe = `${safe.slice(0, lineChars)} … (line cut at ${lineChars} characters)`;
+    if (kind !== 'out' && kind !== 'err') return { kind, text: safe };
+    if (this.output.bytes === null) {
+      this.output.bytes = this.store.outputBytes(this.name);
+      this.output.cut = this.store.outputCut(this.name, OUTPUT_CUT);
+    }
+    this.output.cut ||= this.output.bytes >= runOutputBytes;
+    if (this.output.cut) return null;
+    this.output.bytes += Buffer.byteLength(safe);
+    if (this.output.bytes < runOutputBytes) return { kind, text: safe };
+    this.output.cut = true;
+    return { kind: 'warn', text: `${OUTPUT_CUT} ${Math.round(runOutputBytes / 1024)} KiB is not kept (log.runOutputBytes); cc-ci's own lines go on` };
+  }
+
+  /** Appends to the run's log (store events and log.txt), secrets masked, bounded. */
   log(kind: EventKind, text: string): void {
-    const safe = this.redactor.apply(text);
+    const line = this.kept(kind, text);
+    if (!line) return;
+    const safe = line.text;
+    kind = line.kind;
     this.store.appendEvent(this.name, kind, safe);
     try {
       appendFileSync(this.logFile, `${new Date().toISOString()} ${kind.padEnd(5)} ${safe}\n`);

@@ -103,7 +103,10 @@ export class WarmContext extends RunContext {
   }
 
   override log(kind: EventKind, text: string): void {
-    const safe = this.redactor.apply(text);
+    const line = this.kept(kind, text);
+    if (!line) return;
+    const safe = line.text;
+    kind = line.kind;
     try {
       appendFileSync(this.logPath, `${new Date().toISOString()} ${kind.padEnd(5)} ${safe}\n`);
     } catch {

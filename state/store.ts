@@ -284,6 +284,19 @@ export class Store {
     return ev;
   }
 
+  /** How many bytes of program output (abra, docker, hooks) a run's log holds, and whether it was
+   *  cut already (the line saying so, reconcilers/context.ts, starts with `marker`). */
+  outputBytes(run: string): number {
+    const r = this.db.prepare("SELECT COALESCE(SUM(length(CAST(text AS BLOB))), 0) AS n FROM events WHERE run = ? AND kind IN ('out', 'err')").get(run) as Row;
+    return Number(r.n);
+  }
+
+  outputCut(run: string, marker: string): boolean {
+    return (
+      this.db.prepare("SELECT 1 FROM events WHERE run = ? AND kind = 'warn' AND substr(text, 1, ?) = ? LIMIT 1").get(run, marker.length, marker) !== undefined
+    );
+  }
+
   eventsSince(run: string, afterSeq: number, limit = 1000): RunEvent[] {
     return (this.db.prepare('SELECT seq, ts, kind, text FROM events WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?').all(run, afterSeq, limit) as Row[]).map(
       (r) => ({ seq: Number(r.seq), ts: Number(r.ts), kind: str(r.kind) as EventKind, text: str(r.text) }),

@@ -178,6 +178,21 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** A run keeps at most this much of its programs' output (abra, docker, hooks, tests); past
+       *  it, one line says so and cc-ci's own lines go on. */
+      runOutputBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .max(1024 * 1024 * 1024)
+        .default(20 * 1024 * 1024),
+      /** A longer line of a run's log is cut, saying so. */
+      lineChars: z
+        .number()
+        .int()
+        .min(256)
+        .max(1024 * 1024)
+        .default(8192),
     })
     .prefault({}),
 });
