@@ -124,7 +124,7 @@ export function maxIntakeAttempts(r: IntakeRetry = DEFAULT_INTAKE_RETRY): number
 export const MAX_INTAKE_ATTEMPTS = maxIntakeAttempts();
 
 /** Decisions whose detail starts with the reply they need (the decision alone does not say). */
-const TAGGED_REPLIES: readonly ReplyKind[] = ['cannot-check', 'no-source', 'unreadable', 'gave-up'];
+const TAGGED_REPLIES: readonly ReplyKind[] = ['cannot-check', 'no-source', 'unreadable', 'gave-up', 'moved'];
 
 /** The reply a decided comment is owed, from its stored decision and detail. */
 export function replyKindOf(rec: Pick<CommentRecord, 'decision' | 'detail'>): ReplyKind | null {
@@ -255,6 +255,10 @@ export class Intake {
             : `${event.commenter} has no write access`,
         );
       }
+      if (trigger.pin && !event.headSha.toLowerCase().startsWith(trigger.pin)) {
+        // What runs must be what the maintainer looked at: a head that moved is refused, not tested.
+        return await this.refuse(event, 'moved', `moved: the comment pins ${trigger.pin}, the head is ${event.headSha}`, 'error');
+      }
       return await this.startRun(event, enrolled, trigger.lane);
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
@@ -378,6 +382,7 @@ export class Intake {
       commenter: event.commenter,
       repo: `${event.owner}/${event.repo}`,
       ...(trigger.kind === 'help' ? { got: trigger.got } : {}),
+      ...(trigger.kind === 'run' && trigger.pin ? { pin: trigger.pin } : {}),
     });
     const id = existing?.id ?? (await this.deps.createClient.createComment(ref, event.pr, text)).id;
     this.deps.forgeStore.setReply(event.commentId, 'posted', id);

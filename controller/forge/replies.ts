@@ -7,7 +7,7 @@
 
 import { noMentions } from '../clients/forge/mentions.js';
 
-export type ReplyKind = 'help' | 'denied' | 'cannot-check' | 'closed' | 'no-source' | 'unreadable' | 'gave-up';
+export type ReplyKind = 'help' | 'denied' | 'cannot-check' | 'closed' | 'no-source' | 'unreadable' | 'gave-up' | 'moved';
 
 export function replyMarker(commentId: number): string {
   return `<!-- cc-ci:reply comment=${commentId} -->`;
@@ -21,13 +21,14 @@ function code(text: string): string {
 export const COMMAND_LIST = [
   '- `!testme`: test this pull request’s head commit on fresh apps (cold lane, the full ladder)',
   '- `!testme --quick`: a faster, lower-confidence check on the recipe’s warm app (quick lane)',
+  '- `!testme <commit>` (or `!testme --quick <commit>`): the same, only if the pull request’s head is still that commit',
 ].join('\n');
 
 /**
  * The reply. It addresses the commenter by `@login` on purpose (they asked, and should hear back);
  * everything echoed from their comment is neutralised so nobody else is pinged.
  */
-export function replyText(kind: ReplyKind, o: { commentId: number; commenter: string; repo: string; got?: string }): string {
+export function replyText(kind: ReplyKind, o: { commentId: number; commenter: string; repo: string; got?: string; pin?: string }): string {
   const who = `@${o.commenter}`;
   const lines = [replyMarker(o.commentId)];
   switch (kind) {
@@ -54,6 +55,11 @@ export function replyText(kind: ReplyKind, o: { commentId: number; commenter: st
       break;
     case 'unreadable':
       lines.push(`${who} the forge would not let me read this pull request, so I have not started a test run. An operator can find the reason in cc-ci’s log.`);
+      break;
+    case 'moved':
+      lines.push(
+        `${who} you asked me to test commit ${code(o.pin ?? '?')}, but the head of this pull request is another commit now, so I have not started a run. Comment ${code('!testme')} again (with the new commit, if you like) to test the head as it is.`,
+      );
       break;
     case 'gave-up':
       lines.push(

@@ -2,6 +2,8 @@
 //
 //   !testme            → run the cold lane (full deploy from scratch)
 //   !testme --quick    → run the quick lane
+//   !testme <sha>      → either lane, pinned: only if the pull request's head is that commit
+//                        (7 to 40 hex characters), so what runs is what the maintainer looked at
 //
 // Rules (each one is pinned by a case in test/forge/trigger.test.ts):
 // * The command must be alone on its line. Trailing whitespace and up to 3 leading spaces are
@@ -26,10 +28,12 @@
 
 export type TriggerLane = 'cold' | 'quick';
 
-export type Trigger = { kind: 'run'; lane: TriggerLane } | { kind: 'help'; got: string } | { kind: 'none' };
+export type Trigger = { kind: 'run'; lane: TriggerLane; pin?: string } | { kind: 'help'; got: string } | { kind: 'none' };
 
 export const TRIGGER_COMMAND = '!testme';
 export const QUICK_FLAG = '--quick';
+/** A commit a comment pins: an abbreviated or full SHA-1 (7 to 40 hex characters). */
+const PIN = /^[0-9a-fA-F]{7,40}$/;
 
 /** `got` is echoed back into a PR comment; keep a pasted wall of text from being repeated. */
 const MAX_ECHO_LENGTH = 100;
@@ -62,8 +66,14 @@ function readCommandLine(line: string): Trigger {
   const content = line.trim();
   const tokens = content.split(/\s+/);
   if (tokens[0] !== TRIGGER_COMMAND) return { kind: 'none' };
-  if (tokens.length === 1) return { kind: 'run', lane: 'cold' };
-  if (tokens.length === 2 && tokens[1] === QUICK_FLAG) return { kind: 'run', lane: 'quick' };
+  // After the command: `--quick` and a commit, each at most once, in either order.
+  const rest = tokens.slice(1);
+  const quick = rest.filter((t) => t === QUICK_FLAG).length;
+  const pins = rest.filter((t) => PIN.test(t));
+  if (quick <= 1 && pins.length <= 1 && quick + pins.length === rest.length) {
+    const lane: TriggerLane = quick ? 'quick' : 'cold';
+    return pins[0] ? { kind: 'run', lane, pin: pins[0].toLowerCase() } : { kind: 'run', lane };
+  }
   const got = content.length > MAX_ECHO_LENGTH ? `${content.slice(0, MAX_ECHO_LENGTH)}…` : content;
   return { kind: 'help', got };
 }

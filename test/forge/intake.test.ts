@@ -136,6 +136,27 @@ describe('the intake', () => {
     expect(botComments()).toEqual([]);
   });
 
+  it('runs a pinned !testme when the head is that commit, and refuses it with one reply when the head moved', async () => {
+    const pinned = comment('alice', `!testme --quick ${SHA.slice(0, 7).toUpperCase()}`);
+    const name = runNameFor('custom-html', pr.index, pinned.commentId);
+    expect(await intake().handle(pinned)).toEqual({ kind: 'run', run: name });
+    const spec = parse(readFileSync(join(paths.specs, `${name}.yaml`), 'utf8')) as { spec: { lane: string; source: { ref: string } } };
+    expect(spec.spec).toMatchObject({ lane: 'quick', source: { ref: SHA } });
+
+    const stale = comment('alice', `!testme ${'b'.repeat(12)}`);
+    expect(await intake().handle(stale)).toEqual({ kind: 'replied', reply: 'moved' });
+    expect(specFiles()).toEqual([`${name}.yaml`]);
+    const replies = botComments();
+    expect(replies).toHaveLength(1);
+    expect(replies[0]).toContain(replyMarker(stale.commentId));
+    expect(replies[0]).toContain(`you asked me to test commit \`${'b'.repeat(12)}\``);
+    // Seen again (a redelivery), nothing more is posted.
+    expect(await intake().handle({ ...stale, delivery: 'd-9' })).toMatchObject({ kind: 'ignored' });
+    expect(botComments()).toHaveLength(1);
+    // A reader's pinned comment is refused for who they are, not for the commit.
+    expect(await intake().handle(comment('bob', `!testme ${'b'.repeat(12)}`))).toEqual({ kind: 'replied', reply: 'denied' });
+  });
+
   it('takes the lane from --quick, the recipe and clone URL from the config mapping', async () => {
     const e = comment('alice', 'Looks good.\n\n!testme --quick');
     const repos = [{ name: REPO, recipe: 'html', cloneUrl: 'https://mirror.example.org/html.git' }];
