@@ -122,7 +122,12 @@ try {
   // The warm app is this bench's own: remove its stack, volumes and secrets.
   const stack = `warm-webnotes_${config.domain.base.replace(/\./g, '_')}`;
   await execa('docker', ['stack', 'rm', stack], { reject: false });
-  await sleep(5_000);
+  // Volumes can go only once the stack's containers have: wait for them (up to a minute).
+  for (let i = 0; i < 60; i++) {
+    const left = (await execa('docker', ['ps', '-aq', '--filter', `label=com.docker.stack.namespace=${stack}`], { reject: false })).stdout.trim();
+    if (!left) break;
+    await sleep(1_000);
+  }
   const vols = (await execa('docker', ['volume', 'ls', '-q', '--filter', `name=${stack}`], { reject: false })).stdout.split('\n').filter(Boolean);
   if (vols.length) await execa('docker', ['volume', 'rm', '-f', ...vols], { reject: false });
   const secrets = (await execa('docker', ['secret', 'ls', '-q', '--filter', `name=${stack}`], { reject: false })).stdout.split('\n').filter(Boolean);
