@@ -2,10 +2,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { readBoundedFile } from '../controller/model/bounded-read.js';
 import { join } from 'node:path';
 import { remoteBranchHead } from '../controller/clients/git.js';
-import type { ChildTracker } from '../controller/clients/process.js';
 import type { ReconcileResult } from '../controller/engine/controller.js';
 import { Operations } from '../controller/engine/ops.js';
-import type { Config } from '../controller/model/config.js';
 import type { Logger } from '../controller/model/log.js';
 import type { StatePaths } from '../controller/model/paths.js';
 import { MAX_SPEC_CHARS, runSpecSchema, type RunSpecInput } from '../controller/model/spec.js';
@@ -14,9 +12,8 @@ import { writeSpecFile } from '../controller/model/spec-files.js';
 import type { Store } from '../state/store.js';
 import { WarmStore, type WarmRecord } from '../state/warm-store.js';
 import { dockerFromConfig } from '../controller/clients/docker.js';
-import type { AppsApi } from './apps.js';
 import { ShutdownError } from './errors.js';
-import { describePlan, lookAtWarmApp, removeWarmApp, runUpkeep, type UpkeepOutcome, type UpkeepPlan, type WarmLook } from './warm-app.js';
+import { describePlan, lookAtWarmApp, removeWarmApp, runUpkeep, type UpkeepOutcome, type UpkeepPlan, type WarmAppDeps, type WarmLook } from './warm-app.js';
 
 /**
  * The warm reconciler: one key per recipe, reconciled toward its Warm file (docs/warm.md). Each
@@ -27,14 +24,9 @@ import { describePlan, lookAtWarmApp, removeWarmApp, runUpkeep, type UpkeepOutco
  * run or a failed run never does. What it saw is its status (state/warm-store.ts).
  */
 
-export interface WarmReconcilerDeps {
-  store: Store;
-  config: Config;
-  paths: StatePaths;
-  logger: Logger;
-  tracker: ChildTracker;
-  /** The app controller: the warm app is deployed and removed through it. */
-  apps: AppsApi;
+/** What the warm app's upkeep needs (store, config, paths, logger, child tracker, the app
+ *  controller it deploys through), and the warm controller's own queue. */
+export interface WarmReconcilerDeps extends WarmAppDeps {
   /** Looks at a recipe again (the warm controller's queue): an operation of it has finished. */
   enqueue(recipe: string): void;
   /** Told when a warm app has passed its gate: quick runs waiting for it are looked at now. */
@@ -259,7 +251,7 @@ export class WarmReconciler {
       this.appOps.start(recipe, what, async (signal) => ({
         kind: 'upkeep' as const,
         plan: what,
-        outcome: await runUpkeep(this.appDeps(), fixed, spec, chosen, signal),
+        outcome: await runUpkeep(this.deps, fixed, spec, chosen, signal),
       }));
       return null;
     }
@@ -271,11 +263,6 @@ export class WarmReconciler {
       look: await lookAtWarmApp(this.deps, rec, dockerFromConfig(config, { signal, tracker: this.deps.tracker })),
     }));
     return null;
-  }
-
-  private appDeps() {
-    const { store, config, paths, logger, tracker, apps } = this.deps;
-    return { store, config, paths, logger, tracker, apps };
   }
 
   /** The Warm file is gone: the warm app is removed (once no quick run holds it), then its status. */
@@ -311,7 +298,7 @@ export class WarmReconciler {
     this.warm.update(recipe, { upkeep: 'removing: the Warm object was deleted', upkeepStartedAt: Date.now() });
     const spec = JSON.parse(rec.specJson) as WarmSpec;
     this.appOps.start(recipe, 'remove', async (signal) => {
-      await removeWarmApp(this.appDeps(), spec, signal);
+      await removeWarmApp(this.deps, spec, signal);
       return { kind: 'removed' as const };
     });
     return {};

@@ -1,5 +1,5 @@
 import { isLightweightTag, releaseBelow, tagCommit } from '../../controller/clients/git.js';
-import { type RunContext } from '../context.js';
+import { type RunContext, type SubjectApp } from '../context.js';
 import { InputError, TestFailure } from '../errors.js';
 import { deployedState, ensureApp } from '../deploy.js';
 import { releaseApp } from '../teardown.js';
@@ -46,28 +46,41 @@ export async function upgradeBase(ctx: RunContext): Promise<UpgradeBase | null> 
 }
 
 /**
- * The quick lane's upgrade (docs/warm.md): the warm app, at its canonical version and holding its
- * canonical data, is upgraded in place to the head as an operator's chaos upgrade would, and must
- * converge, serve and keep test data written just before.
+ * The upgrade itself, from an app that serves the base (named `from` in the reason): test data
+ * written through it, the app upgraded in place to the head (a chaos redeploy), which must carry
+ * the head's label, converge, serve and still have the data. Both lanes climb it.
  */
-async function quickUpgrade(ctx: RunContext): Promise<{ reason: string }> {
+async function upgradeInPlace(ctx: RunContext, baseApp: SubjectApp, from: string): Promise<{ reason: string }> {
   const ws = ctx.workspace!;
   const head = ws.commit.slice(0, 8);
-  const canonical = new WarmStore(ctx.store).get(ctx.spec.spec.recipe)?.canonicalCommit;
-  if (!canonical) throw new Error(`the warm app ${ctx.warmApp?.domain ?? ''} has no canonical version on record`);
-  const baseApp = await ensureApp(ctx, { purpose: 'upgrade', commit: canonical, describe: `canonical ${canonical.slice(0, 8)}` });
   const marker = newMarker('upgrade');
   const place = await seedMarker(ctx, baseApp, 'upgrade', marker, false);
   ctx.log('info', `test data before the upgrade: ${place.describe}`);
+
   const upgraded = await ensureApp(ctx, { purpose: 'upgrade', commit: ws.commit, describe: `head ${head}` });
   ctx.subject.current = upgraded;
   const moved = deployedState(upgraded.services, upgraded.stack, { commit: ws.commit });
   if (!moved.at) throw new TestFailure(`the stack did not move to the head ${head}: it shows ${moved.shows}`);
-  const from = `the warm app's canonical ${canonical.slice(0, 8)}`;
-  if (place.how === 'none') return { reason: `${from} → head ${head} in place (${moved.shows}), converged and serving; data not checked: ${place.describe}` };
+
+  if (place.how === 'none') {
+    return { reason: `${from} → head ${head} in place (${moved.shows}), converged and serving; data not checked: ${place.describe}` };
+  }
   const check = await checkMarker(ctx, upgraded, 'upgrade', marker, false);
-  if (!check.ok) throw new TestFailure(`the upgrade from ${from} lost the data written before it (${place.describe}): ${check.found}`);
+  if (!check.ok) {
+    throw new TestFailure(`the upgrade from ${from} lost the data written before it (${place.describe}): ${check.found}`);
+  }
   return { reason: `${from} → head ${head} in place (${moved.shows}), converged, serving, and the data written before it survived (${place.describe})` };
+}
+
+/**
+ * The quick lane's upgrade (docs/warm.md): the warm app, at its canonical version and holding its
+ * canonical data, is upgraded in place to the head as an operator's chaos upgrade would.
+ */
+async function quickUpgrade(ctx: RunContext): Promise<{ reason: string }> {
+  const canonical = new WarmStore(ctx.store).get(ctx.spec.spec.recipe)?.canonicalCommit;
+  if (!canonical) throw new Error(`the warm app ${ctx.warmApp?.domain ?? ''} has no canonical version on record`);
+  const baseApp = await ensureApp(ctx, { purpose: 'upgrade', commit: canonical, describe: `canonical ${canonical.slice(0, 8)}` });
+  return upgradeInPlace(ctx, baseApp, `the warm app's canonical ${canonical.slice(0, 8)}`);
 }
 
 export const upgradeTier: TierRunner = {
@@ -79,9 +92,7 @@ export const upgradeTier: TierRunner = {
   },
   async run(ctx) {
     if (ctx.warmApp) return quickUpgrade(ctx);
-    const ws = ctx.workspace!;
     const base = (await upgradeBase(ctx))!;
-    const head = ws.commit.slice(0, 8);
     ctx.log('info', `upgrade base: ${base.tag} (${base.commit.slice(0, 8)}) ${base.why}`);
 
     // One app at a time: the install app has done its job.
@@ -100,22 +111,6 @@ export const upgradeTier: TierRunner = {
         throw e;
       },
     );
-    const marker = newMarker('upgrade');
-    const place = await seedMarker(ctx, baseApp, 'upgrade', marker, false);
-    ctx.log('info', `test data before the upgrade: ${place.describe}`);
-
-    const upgraded = await ensureApp(ctx, { purpose: 'upgrade', commit: ws.commit, describe: `head ${head}` });
-    ctx.subject.current = upgraded;
-    const moved = deployedState(upgraded.services, upgraded.stack, { commit: ws.commit });
-    if (!moved.at) throw new TestFailure(`the stack did not move to the head ${head}: it shows ${moved.shows}`);
-
-    if (place.how === 'none') {
-      return { reason: `${base.tag} → head ${head} in place (${moved.shows}), converged and serving; data not checked: ${place.describe}` };
-    }
-    const check = await checkMarker(ctx, upgraded, 'upgrade', marker, false);
-    if (!check.ok) {
-      throw new TestFailure(`the upgrade from ${base.tag} lost the data written before it (${place.describe}): ${check.found}`);
-    }
-    return { reason: `${base.tag} → head ${head} in place (${moved.shows}), converged, serving, and the data written before it survived (${place.describe})` };
+    return upgradeInPlace(ctx, baseApp, base.tag);
   },
 };
