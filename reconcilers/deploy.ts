@@ -13,7 +13,8 @@ import type { AppRecord } from '../state/types.js';
 import { applyRunEnv, copyRecipeOverlay, factsUnder, INGRESS_OVERLAY, RUN_MARKER, runEnvOf } from './app-env.js';
 import { converged, deployedState } from './app-state.js';
 import { type RunContext, type SubjectApp } from './context.js';
-import { InputError, SwarmFaultError, TestFailure } from './errors.js';
+import { InputError, PolicyRefusal, SwarmFaultError, TestFailure } from './errors.js';
+import { describeItem, judge, refusalMessage } from '../controller/model/compose-policy.js';
 import { diagnose } from './diagnostics.js';
 import { appEnvPath } from '../controller/model/paths.js';
 
@@ -350,11 +351,25 @@ async function ensureSecrets(ctx: RunContext, domain: string, facts: RecipeFacts
 async function writeOverlays(ctx: RunContext, m: DeployMemo, env: EnvFile, app: AppRecord): Promise<void> {
   copyRecipeOverlay(ctx);
   const facts = await factsUnder(ctx, env, app.stack);
+  enforceComposePolicy(ctx, facts);
   m.facts = facts;
   if (ctx.config.ingress.mode === 'traefik') return;
   if (!app.port) throw new Error('local ingress mode but the app has no host port leased');
   if (facts.web.service === null) throw new TestFailure(facts.web.problem);
   writeIngressOverlay(ctx, facts, facts.web, app.port);
+}
+
+/** Refuses, before anything of this commit deploys, what would hand the host to the stack;
+ *  says what the operator allowed and by whom. */
+function enforceComposePolicy(ctx: RunContext, facts: RecipeFacts): void {
+  const verdict = judge(facts.hostAccess, ctx.config.composePolicy.allow[ctx.spec.spec.recipe] ?? []);
+  for (const a of verdict.allowed) {
+    ctx.log('info', `compose policy: ${describeItem(a.item)} allowed by ${a.by} in cc-ci's config${a.reason ? ` (${a.reason})` : ''}`);
+  }
+  if (!verdict.refused.length) return;
+  const message = refusalMessage(verdict.refused);
+  ctx.log('error', message);
+  throw new PolicyRefusal(message);
 }
 
 function writeIngressOverlay(ctx: RunContext, facts: RecipeFacts, web: WebFacts, port: number): void {

@@ -10,6 +10,9 @@ import type { ProcessResult } from '../controller/clients/process.js';
 export class TestFailure extends Error {}
 /** The run's input is wrong (unknown ref, bad settings, a repository that does not exist). */
 export class InputError extends Error {}
+/** The recipe's compose configuration would hand the host to its stack (compose-policy.ts):
+ *  nothing is deployed, the verdict is `error`, the reason names each service and key. */
+export class PolicyRefusal extends InputError {}
 /** The run was cancelled (spec deleted, `cc-ci delete run`, superseded). */
 export class CancelledError extends Error {}
 /** The run or a tier ran out of time. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { composeModel, ComposeError, readComposeFile, type ComposeModel, type ComposeService } from '../model/compose-model.js';
+import { hostAccessOf, type HostAccess } from '../model/compose-policy.js';
 import { DockerError, type Docker } from './docker.js';
 
 /**
@@ -63,6 +64,8 @@ export interface RecipeFacts {
   backup: BackupFacts;
   /** The secrets abra generates (external, named through a SECRET_*_VERSION variable). */
   secrets: SecretFacts[];
+  /** What the configuration would hand of the host to the stack (compose-policy.ts). */
+  hostAccess: HostAccess[];
 }
 
 export interface FactsInput {
@@ -97,7 +100,7 @@ export function deployEnv(envValues: ReadonlyMap<string, string>, recipeDir: str
   return { ...Object.fromEntries(envValues), ...abraShExports(recipeDir), STACK_NAME: stack };
 }
 
-const cache = new Map<string, RecipeFacts>();
+const cache = new Map<string, { facts: RecipeFacts; merged: Record<string, unknown> }>();
 const CACHE_ENTRIES = 64;
 
 /** Reads the recipe's facts; the same files and env give the same answer without asking docker again. */
@@ -108,8 +111,10 @@ export async function readRecipeFacts(docker: Docker, input: FactsInput): Promis
   for (const f of input.files) hash.update(readFileSync(join(input.recipeDir, f)));
   for (const s of secretVersionVars(rawDocs)) hash.update(`${s}=${input.modifiers(s)}`);
   const key = hash.digest('hex');
+  // Host access is judged afresh every time: a config file that became a link to a host file
+  // between two commits leaves the compose files, and so the key, unchanged.
   const hit = cache.get(key);
-  if (hit) return hit;
+  if (hit) return { ...hit.facts, hostAccess: hostAccessOf(hit.merged, input.recipeDir) };
 
   let merged: string;
   try {
@@ -120,8 +125,9 @@ export async function readRecipeFacts(docker: Docker, input: FactsInput): Promis
     }
     throw e;
   }
-  const facts = factsOf(composeModel(merged, rawDocs), input);
-  cache.set(key, facts);
+  const model = composeModel(merged, rawDocs);
+  const facts = factsOf(model, input);
+  cache.set(key, { facts, merged: model.merged });
   if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
   return facts;
 }
@@ -151,6 +157,7 @@ export function factsOf(model: ComposeModel, input: FactsInput): RecipeFacts {
     version: model.version,
     services: services.map((s) => ({ name: s.name, image: s.image, replicas: s.replicas, mode: s.mode })),
     web: webFacts(services, input),
+    hostAccess: hostAccessOf(model.merged, input.recipeDir),
     backup: backupFacts(services, model.volumes),
     secrets: model.secrets.flatMap((s) => {
       const versionVar = s.template ? versionVarOf(s.template) : null;

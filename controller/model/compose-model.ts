@@ -63,6 +63,8 @@ export interface ComposeModel {
   secrets: ComposeSecret[];
   /** Top-level volume keys. */
   volumes: string[];
+  /** The merged configuration as docker printed it, for what the model leaves out (compose-policy.ts). */
+  merged: Dict;
 }
 
 type Dict = Record<string, unknown>;
@@ -177,7 +179,7 @@ export function composeModel(mergedYaml: string, rawDocs: readonly Dict[]): Comp
     const s = dict(raw);
     return { key, name: text(s.name), template: templates.get(key) ?? null, external: s.external === true || Object.keys(dict(s.external)).length > 0 };
   });
-  return { version: composeVersion(rawDocs), services, secrets, volumes: Object.keys(dict(merged.volumes)) };
+  return { version: composeVersion(rawDocs), services, secrets, volumes: Object.keys(dict(merged.volumes)), merged };
 }
 
 /** COMPOSE_FILE is colon-separated; abra defaults to compose.yml. */

@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { POLICY_KEYS } from './compose-policy.js';
 import { formatIssues } from './spec.js';
 
 /**
@@ -171,6 +172,30 @@ export const configSchema = z.strictObject({
       host: z.string().default('127.0.0.1'),
       /** How the forge and people reach this server; links in PR comments and statuses use it. */
       publicUrl: z.url().optional(),
+    })
+    .prefault({}),
+  /** What a recipe's compose configuration may hand of the host to its stack (docs/security.md,
+   *  "Compose policy"). Everything it lists is refused unless allowed here, item by item, per
+   *  recipe: only the operator writes this file, never a pull request. */
+  composePolicy: z
+    .strictObject({
+      allow: z
+        .record(
+          z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be a recipe name'),
+          z.array(
+            z.strictObject({
+              /** The compose service, as the recipe names it. */
+              service: z.string().min(1),
+              key: z.enum(POLICY_KEYS),
+              /** The item within the key, as the refusal names it (`/var/run/docker.sock`, `NET_ADMIN`); none for `privileged`. */
+              value: z.string().min(1).optional(),
+              /** Who allowed it: the run log says so next to the item. */
+              by: z.string().min(1),
+              reason: z.string().optional(),
+            }),
+          ),
+        )
+        .default({}),
     })
     .prefault({}),
   /** Where cc-ci looks for per-recipe customisation, besides the bundled recipes/. */
