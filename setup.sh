@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # cc-ci set-up on a fresh Debian machine, and its main job on the embedded default.
 #
-# Installs what is missing (docker.io, chromium, busybox-static, git, nix-bin), starts dockerd if it is
-# not running, makes this host look like a Co-op Cloud server (a single-node swarm, the external
+# Installs what is missing (docker.io, chromium, busybox-static, git, nix-bin, bubblewrap), starts
+# dockerd if it is not running, makes this host look like a Co-op Cloud server (a single-node swarm, the external
 # `proxy` overlay network, an abra server entry), builds cc-ci and the local images of the
 # bundled example recipe, then tests that recipe with `cc-ci run` and prints the verdict.
 # Safe to run again: every step checks before it acts.
@@ -30,7 +30,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # 1. Debian packages.
 missing=()
-for pkg in docker.io chromium busybox-static git nix-bin; do
+for pkg in docker.io chromium busybox-static git nix-bin bubblewrap; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

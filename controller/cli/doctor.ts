@@ -1,3 +1,4 @@
+import { SANDBOX_UID, sandboxProblem } from '../clients/sandbox.js';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { Abra, AbraError } from '../clients/abra.js';
 import type { Config } from '../model/config.js';
@@ -188,6 +189,16 @@ export async function runDoctor(config: Config, paths: StatePaths): Promise<Chec
     required: false,
     detail: chromium ? '/usr/bin/chromium (Playwright tests)' : 'not installed: recipes with Playwright tests cannot run their custom tier',
     fix: 'apt-get install chromium',
+  });
+
+  const sandbox = await sandboxProblem({ bwrap: 'bwrap', uid: SANDBOX_UID, gid: SANDBOX_UID });
+  checks.push({
+    name: 'sandbox',
+    ok: sandbox === null,
+    // Not required yet: hooks and tests do not run in it yet (docs/security.md).
+    required: false,
+    detail: sandbox ?? 'bubblewrap makes a sandbox here (for repository code: docs/security.md)',
+    fix: 'apt-get install bubblewrap',
   });
   return checks;
 }
