@@ -65,6 +65,9 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
     keepAliveTimeout: Math.min(5_000, t.idleMs),
     http: { headersTimeout: t.headersMs, requestTimeout: t.requestMs, connectionsCheckingInterval: t.checkEveryMs },
   });
+  // Past the cap node closes a new connection at once: paused live-log readers and slow clients
+  // cannot take every socket the process has.
+  app.server.maxConnections = o.config.http.maxConnections;
   registerSecurityHeaders(app);
   const forgeUrl = o.config.forge?.url ?? null;
 

@@ -3,6 +3,7 @@ import { eventFromWebhook } from '../forge/intake.js';
 import type { WebhookIntake } from '../forge/service.js';
 import { verifySignature } from '../forge/signature.js';
 import { classifyRawDelivery } from '../forge/webhook.js';
+import { LogBudget } from '../model/log-budget.js';
 import type { Logger } from '../model/log.js';
 import type { Metrics } from './metrics.js';
 
@@ -16,11 +17,15 @@ import type { Metrics } from './metrics.js';
  * loop to decide, and a redelivery is still a duplicate without being lost.
  */
 
-/** Gitea payloads carry the PR and repository objects in full; a megabyte is plenty, five is safe. */
-const HOOK_BODY_LIMIT = 5 * 1024 * 1024;
+/** Gitea's issue_comment payload carries the PR and repository objects in full: tens of KB.
+ *  A larger body is refused (413) before it is read further, signed or not. */
+export const HOOK_BODY_LIMIT = 1024 * 1024;
+/** Unsigned deliveries are anyone's to send: at most this many log lines a minute about them. */
+const REJECTION_LINES_PER_MINUTE = 10;
 
 export function registerForgeHook(app: FastifyInstance, o: { webhook: WebhookIntake | null; logger: Logger; metrics: Metrics; answerWithinMs: number }): void {
   const log = o.logger.child({ component: 'webhook' });
+  const rejections = new LogBudget(REJECTION_LINES_PER_MINUTE, 60_000);
   void app.register(async (scope) => {
     // In this scope only: every content type arrives as the exact bytes received.
     scope.removeAllContentTypeParsers();
@@ -39,7 +44,14 @@ export function registerForgeHook(app: FastifyInstance, o: { webhook: WebhookInt
       const check = verifySignature(webhook.secret, raw, request.headers);
       if (!check.valid) {
         o.metrics.delivery('bad-signature');
-        log.warn({ reason: check.reason, header: check.header ?? null, remote: request.ip }, 'webhook rejected: bad or missing signature');
+        const budget = rejections.take();
+        if (budget.log) {
+          const more = budget.dropped ? ` (and ${budget.dropped} more since the last line, not logged)` : '';
+          log.warn(
+            { reason: check.reason, header: check.header ?? null, remote: request.ip, dropped: budget.dropped },
+            `webhook rejected: bad or missing signature${more}`,
+          );
+        }
         return reply.code(401).send({ error: 'invalid or missing signature' });
       }
       const delivery = classifyRawDelivery(request.headers, raw);

@@ -172,6 +172,8 @@ export const configSchema = z.strictObject({
       host: z.string().default('127.0.0.1'),
       /** How the forge and people reach this server; links in PR comments and statuses use it. */
       publicUrl: z.url().optional(),
+      /** Open connections at most (live-log streams included); further ones are closed at once. */
+      maxConnections: z.number().int().min(8).max(65_536).default(512),
     })
     .prefault({}),
   /** What a recipe's compose configuration may hand of the host to its stack (docs/security.md,

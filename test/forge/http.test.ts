@@ -12,6 +12,8 @@ import { Intake, type CommentEvent } from '../../controller/forge/intake.js';
 import { createLogger } from '../../controller/model/log.js';
 import { Metrics } from '../../controller/http/metrics.js';
 import { buildApp, type HttpTimeouts } from '../../controller/http/server.js';
+import { HOOK_BODY_LIMIT } from '../../controller/http/webhook-route.js';
+import { LogBudget } from '../../controller/model/log-budget.js';
 import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/model/paths.js';
 import { ForgeStore } from '../../state/forge-store.js';
 import { Store } from '../../state/store.js';
@@ -139,6 +141,40 @@ describe('POST /hooks/forge', () => {
     expect(forgeStore.listUnfinishedComments().map((c) => c.commentId)).toEqual([comment]);
     await new Promise((res) => setImmediate(res));
     expect(handled).toHaveLength(1);
+  });
+
+  it('refuses a body over 1 MiB with 413, signed or not, and writes nothing', async () => {
+    const big = Buffer.alloc(HOOK_BODY_LIMIT + 1, 0x20);
+    const r = await post(big, { ...webhookHeaders(big, { secret: SECRET, deliveryId: 'd-big' }), 'content-type': 'application/json' });
+    expect(r.statusCode).toBe(413);
+    expect(deliveries()).toBe(0);
+    // A real payload is far below the limit.
+    expect(body.length).toBeLessThan(HOOK_BODY_LIMIT / 10);
+  });
+
+  it('logs unsigned deliveries at a bounded rate, saying how many it did not log', async () => {
+    const lines: string[] = [];
+    const logger = createLogger('warn', 1);
+    vi.spyOn(logger, 'child').mockReturnValue({ warn: (_o: unknown, msg: string) => lines.push(msg), info: () => undefined, error: () => undefined } as never);
+    const flooded = buildApp(
+      {
+        store,
+        paths,
+        config: configSchema.parse({}),
+        logger,
+        metrics: new Metrics(store),
+        webhook: { secret: SECRET, forgeStore, intake: webhookIntake },
+      },
+      new AbortController().signal,
+    );
+    for (let i = 0; i < 200; i++) {
+      const r = await flooded.inject({ method: 'POST', url: '/hooks/forge', headers: { 'content-type': 'application/json' }, payload: body });
+      expect(r.statusCode).toBe(401);
+    }
+    await flooded.close();
+    expect(lines).toHaveLength(10);
+    expect(lines.every((l) => l.startsWith('webhook rejected: bad or missing signature'))).toBe(true);
+    expect(deliveries()).toBe(0);
   });
 
   it('200s what it ignores (an edit, an issue comment) without handing it on', async () => {
@@ -332,6 +368,31 @@ describe('timeouts of the listening server', () => {
     expect(deliveries()).toBe(0);
   });
 
+  it('closes connections past http.maxConnections at once, and serves again when they go', async () => {
+    const closing = new AbortController();
+    live = buildApp(
+      { store, paths, config: configSchema.parse({ http: { maxConnections: 8 } }), logger: createLogger('silent'), metrics: new Metrics(store), webhook: null },
+      closing.signal,
+    );
+    await live.listen({ port: 0, host: '127.0.0.1' });
+    const a = live.server.address();
+    const port = typeof a === 'object' && a ? a.port : 0;
+    const held = await Promise.all(
+      Array.from(
+        { length: 8 },
+        () =>
+          new Promise<ReturnType<typeof connect>>((res) => {
+            const s = connect(port, '127.0.0.1', () => res(s));
+          }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')).toBe('');
+    for (const s of held) s.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200/);
+  });
+
   it('keeps a live log stream open past every timeout', async () => {
     const { port, closing } = await listening({ headersMs: 100, requestMs: 150, idleMs: 150 });
     addRun('r4', 'x');
@@ -477,5 +538,18 @@ describe('recipes and badges', () => {
     expect(await badge('/badge/webnotes.svg')).toBe('webnotes: passing');
     expect((await app.inject('/badge/webnotes.svg?lane=warm')).statusCode).toBe(400);
     expect((await app.inject('/badge/Not_A_Recipe.svg')).statusCode).toBe(404);
+  });
+});
+
+describe('the log budget', () => {
+  it('lets so many lines a window through, then counts, and the next window says how many were dropped', () => {
+    let now = 0;
+    const b = new LogBudget(3, 1000, () => now);
+    expect([b.take(), b.take(), b.take()].map((x) => x.log)).toEqual([true, true, true]);
+    expect(b.take()).toEqual({ log: false, dropped: 0 });
+    expect(b.take()).toEqual({ log: false, dropped: 0 });
+    now = 1000;
+    expect(b.take()).toEqual({ log: true, dropped: 2 });
+    expect(b.take()).toEqual({ log: true, dropped: 0 });
   });
 });
