@@ -320,3 +320,44 @@ describe('the token never leaks', () => {
     expect(JSON.stringify(forge)).not.toContain(TOKEN);
   });
 });
+
+describe('a Gitea-compatible server that answers writes with minimal bodies', () => {
+  it('takes each 2xx for the success it is: one request per write, nothing repeated', async () => {
+    const { createServer } = await import('node:http');
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url?.replace(/\?.*$/, '')}`);
+      req.resume();
+      req.on('end', () => {
+        const path = req.url ?? '';
+        res.setHeader('content-type', 'application/json');
+        if (req.method === 'POST' && /\/reactions$/.test(path)) return res.writeHead(201).end();
+        if (req.method === 'POST' && /\/statuses\//.test(path)) return res.writeHead(201).end('{}');
+        if (/\/comments(\/\d+)?$/.test(path)) return res.writeHead(req.method === 'POST' ? 201 : 200).end('{"id":9}');
+        res.writeHead(404).end('{}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const c = client({ baseUrl: `http://127.0.0.1:${port}` });
+      const ref = { owner: 'recipes', repo: 'webnotes' };
+      expect(await c.addCommentReaction(ref, 5, 'eyes')).toMatchObject({ content: 'eyes', created: true });
+      expect((await c.createComment(ref, 3, 'hello')).id).toBe(9);
+      expect((await c.editComment(ref, 9, 'hello again')).id).toBe(9);
+      expect(await c.createCommitStatus(ref, 'a'.repeat(40), { state: 'pending', context: 'cc-ci', description: 'queued' })).toMatchObject({
+        state: 'pending',
+        context: 'cc-ci',
+        description: 'queued',
+      });
+      expect(seen).toEqual([
+        'POST /api/v1/repos/recipes/webnotes/issues/comments/5/reactions',
+        'POST /api/v1/repos/recipes/webnotes/issues/3/comments',
+        'PATCH /api/v1/repos/recipes/webnotes/issues/comments/9',
+        `POST /api/v1/repos/recipes/webnotes/statuses/${'a'.repeat(40)}`,
+      ]);
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -185,15 +185,18 @@ const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 500, maxDelayMs: 
 
 const userSchema = z.object({ id: z.number().int(), login: z.string() });
 
+// Only what cc-ci uses is required of an answer: a Gitea-compatible server that leaves out a
+// field cc-ci never reads (html_url, timestamps of a write's echo) has still done the write, and
+// taking its 2xx for a failure would repeat it.
 const commentSchema = z.object({
   id: z.number().int(),
-  body: z.string(),
-  user: userSchema.nullable(),
-  html_url: z.string(),
-  pull_request_url: z.string(),
-  issue_url: z.string(),
-  created_at: z.string(),
-  updated_at: z.string(),
+  body: z.string().default(''),
+  user: userSchema.nullable().default(null),
+  html_url: z.string().default(''),
+  pull_request_url: z.string().default(''),
+  issue_url: z.string().default(''),
+  created_at: z.string().default(''),
+  updated_at: z.string().default(''),
 });
 
 const branchSchema = z.object({
@@ -205,34 +208,46 @@ const branchSchema = z.object({
 
 const pullRequestSchema = z.object({
   number: z.number().int(),
-  title: z.string(),
+  title: z.string().default(''),
   state: z.enum(['open', 'closed']),
   merged: z.boolean(),
-  draft: z.boolean(),
-  html_url: z.string(),
-  user: userSchema.nullable(),
+  draft: z.boolean().default(false),
+  html_url: z.string().default(''),
+  user: userSchema.nullable().default(null),
   head: branchSchema,
   base: branchSchema,
 });
 
 const commitStatusSchema = z.object({
-  id: z.number().int(),
+  id: z.number().int().default(0),
   status: z.enum([...COMMIT_STATUS_STATES, 'skipped']),
   context: z.string(),
-  description: z.string(),
-  target_url: z.string(),
-  created_at: z.string(),
-  updated_at: z.string(),
-  creator: userSchema.nullable(),
+  description: z.string().default(''),
+  target_url: z.string().default(''),
+  created_at: z.string().default(''),
+  updated_at: z.string().default(''),
+  creator: userSchema.nullable().default(null),
+});
+
+/** A status write's echo: what it leaves out is what cc-ci just sent. */
+const createdStatusSchema = z.object({
+  id: z.number().int().optional(),
+  status: z.enum([...COMMIT_STATUS_STATES, 'skipped']).optional(),
+  context: z.string().optional(),
+  description: z.string().optional(),
+  target_url: z.string().optional(),
+  created_at: z.string().optional(),
+  updated_at: z.string().optional(),
+  creator: userSchema.nullable().optional(),
 });
 
 const permissionSchema = z.object({
   permission: z.enum(ACCESS_MODES),
-  role_name: z.string(),
-  user: userSchema.nullable(),
+  role_name: z.string().default(''),
+  user: userSchema.nullable().default(null),
 });
 
-const reactionSchema = z.object({ content: z.string(), user: userSchema.nullable(), created_at: z.string() });
+const reactionSchema = z.object({ content: z.string().optional(), user: userSchema.nullable().default(null), created_at: z.string().default('') });
 
 // ---- mapping ------------------------------------------------------------------------------------
 
@@ -420,8 +435,8 @@ export class ForgeClient {
       'issuePostCommentReaction',
       (params) => this.api.repos.issuePostCommentReaction(owner, repo, commentId, { content }, params),
       (response) => {
-        const raw = parseBody('issuePostCommentReaction', reactionSchema, response);
-        return { content: raw.content, user: toUser(raw.user), createdAt: raw.created_at, created: response.status === 201 };
+        const raw = parseBody('issuePostCommentReaction', reactionSchema, response, {});
+        return { content: raw.content ?? content, user: toUser(raw.user), createdAt: raw.created_at, created: response.status === 201 };
       },
     );
   }
@@ -438,7 +453,18 @@ export class ForgeClient {
     return this.call(
       'repoCreateStatus',
       (params) => this.api.repos.repoCreateStatus(owner, repo, encodeURIComponent(sha), body, params),
-      (response) => toCommitStatus(parseBody('repoCreateStatus', commitStatusSchema, response)),
+      (response) => {
+        const raw = parseBody('repoCreateStatus', createdStatusSchema, response, {});
+        return toCommitStatus(
+          commitStatusSchema.parse({
+            ...raw,
+            status: raw.status ?? status.state,
+            context: raw.context ?? status.context,
+            description: raw.description ?? body.description,
+            target_url: raw.target_url ?? body.target_url,
+          }),
+        );
+      },
     );
   }
 
@@ -543,8 +569,10 @@ function invalidResponse(operation: ForgeOperation, status: number, detail: stri
   return new ForgeError(operation, status, `${operation}: unexpected response: ${detail}`, 'invalid-response', 1);
 }
 
-function parseBody<S extends z.ZodType>(operation: ForgeOperation, schema: S, response: HttpResponse<unknown, unknown>): z.infer<S> {
-  const parsed = schema.safeParse(response.data);
+/** `emptyIs`: what an answer with no body stands for, for a write whose echo cc-ci does not need. */
+function parseBody<S extends z.ZodType>(operation: ForgeOperation, schema: S, response: HttpResponse<unknown, unknown>, emptyIs?: unknown): z.infer<S> {
+  const empty = response.data === null || response.data === undefined || response.data === '';
+  const parsed = schema.safeParse(empty && emptyIs !== undefined ? emptyIs : response.data);
   if (parsed.success) return parsed.data;
   const where = parsed.error.issues.slice(0, 3).map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
   throw invalidResponse(operation, response.status, where.join('; '));
