@@ -127,7 +127,8 @@ function readSettings(path: string): SettingsFile {
   const deep = tooDeep(text);
   if (deep) throw new SettingsError(`${path}: ${deep}`);
   try {
-    doc = parseYaml(text) ?? {};
+    // logLevel error: yaml's warnings would go to the controller's stderr, written by a pull request.
+    doc = parseYaml(text, { logLevel: 'error' }) ?? {};
   } catch (e) {
     throw new SettingsError(`${path}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }

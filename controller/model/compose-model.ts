@@ -105,7 +105,7 @@ export function readComposeFile(recipeDir: string, file: string): Dict {
   if (deep) throw new ComposeError(`compose file ${file} ${deep}`);
   let doc: unknown;
   try {
-    doc = parseYaml(source, { merge: true, maxAliasCount: MAX_ALIASES });
+    doc = parseYaml(source, { merge: true, maxAliasCount: MAX_ALIASES, logLevel: 'error' });
   } catch (e) {
     throw new ComposeError(`compose file ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }
@@ -149,7 +149,7 @@ export function composeModel(mergedYaml: string, rawDocs: readonly Dict[]): Comp
   const deep = tooDeep(mergedYaml);
   if (deep) throw new ComposeError(`the merged compose configuration ${deep}`);
   try {
-    merged = dict(parseYaml(mergedYaml, { maxAliasCount: MAX_ALIASES }));
+    merged = dict(parseYaml(mergedYaml, { maxAliasCount: MAX_ALIASES, logLevel: 'error' }));
   } catch (e) {
     throw new ComposeError(`docker stack config printed something that is not YAML: ${(e as Error).message.split('\n')[0]}`);
   }

@@ -156,7 +156,7 @@ export function parseDocument(text: string): { ok: true; value: unknown } | { ok
   if (deep) return { ok: false, error: `the file ${deep}` };
   let docs;
   try {
-    docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
+    docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
   } catch (e) {
     return { ok: false, error: `not valid YAML or JSON: ${(e as Error).message}` };
   }
