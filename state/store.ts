@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { numOrNull, str, strOrNull, type Row } from './rows.js';
 import { EventEmitter } from 'node:events';
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import { migrations } from './migrations.js';
 import type {
   AppRecord,
@@ -139,12 +140,29 @@ function patchValue(key: keyof RunPatch, value: unknown): unknown {
  * `cc-ci get` read while the controller writes). All access is synchronous (better-sqlite3),
  * which makes every read-compare-write below atomic within the process.
  */
+/**
+ * The database holds run logs with what was masked and what was not, forge deliveries and
+ * comments: it is created 0600 (SQLite creates its -wal and -shm with the database's mode), and
+ * an older install's files are tightened.
+ */
+function privateFiles(file: string): void {
+  closeSync(openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      chmodSync(f, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+}
+
 export class Store {
   readonly db: Database.Database;
   /** In-process notifications: 'event' (run, RunEvent) and 'run' (name) after changes. */
   readonly changes = new EventEmitter();
 
   constructor(file: string) {
+    if (file !== ':memory:') privateFiles(file);
     this.db = new Database(file, { timeout: 10_000 });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expandHome, type Config } from './config.js';
@@ -36,6 +36,13 @@ export function statePaths(dir: string): StatePaths {
 
 export function ensureStateDirs(p: StatePaths): void {
   for (const d of [p.root, p.specs, p.warm, p.runs, p.warmApps]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  // mkdir's mode applies only to a directory it creates: an existing state directory is tightened.
+  // (Someone else's directory cannot be: `cc-ci doctor` shows its mode then.)
+  try {
+    if ((statSync(p.root).mode & 0o077) !== 0) chmodSync(p.root, 0o700);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+  }
 }
 
 /** A run's directory: its log, evidence, and its own ABRA_DIR (removed at teardown). */

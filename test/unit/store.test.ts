@@ -89,3 +89,30 @@ describe('state store', () => {
     s.close();
   });
 });
+
+describe('the state files are private', () => {
+  it('creates the database and its WAL 0600 and the state directory 0700, and tightens an older install', async () => {
+    const { chmodSync, mkdirSync, statSync, writeFileSync } = await import('node:fs');
+    const { ensureStateDirs, statePaths } = await import('../../controller/model/paths.js');
+    const root = mkdtempSync(join(tmpdir(), 'ccci-private-'));
+    try {
+      const paths = statePaths(join(root, 'state'));
+      mkdirSync(paths.root, { mode: 0o755 });
+      chmodSync(paths.root, 0o755);
+      ensureStateDirs(paths);
+      expect(statSync(paths.root).mode & 0o777).toBe(0o700);
+      const s = new Store(paths.db);
+      s.db.exec('CREATE TABLE IF NOT EXISTS t (x)');
+      s.db.exec('INSERT INTO t VALUES (1)');
+      for (const f of [paths.db, `${paths.db}-wal`]) expect(statSync(f).mode & 0o777, f).toBe(0o600);
+      s.close();
+      const old = join(root, 'old.db');
+      writeFileSync(old, '');
+      chmodSync(old, 0o644);
+      new Store(old).close();
+      expect(statSync(old).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
