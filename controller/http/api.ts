@@ -4,9 +4,32 @@ import type { StatePaths } from '../model/paths.js';
 import { invalidSpecs, listRunRows, runDetail } from '../views/run-view.js';
 import { withoutCredentials } from './html.js';
 import { isName } from '../model/spec.js';
+import { projectRoot } from '../model/project-root.js';
+import { homedir } from 'node:os';
+
+/**
+ * The server's own file layout is nobody's business on the network: in an answer, the state
+ * directory, cc-ci's installation and the service user's home are named by placeholders.
+ */
+export function withoutHostPaths<T>(value: T, places: readonly [string, string][]): T {
+  const sorted = places.filter(([p]) => p.length > 1).sort((a, b) => b[0].length - a[0].length);
+  const hide = (v: unknown): unknown => {
+    if (typeof v === 'string') return sorted.reduce((s, [p, name]) => s.split(p).join(name), v);
+    if (Array.isArray(v)) return v.map(hide);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hide(x)]));
+    return v;
+  };
+  return hide(value) as T;
+}
 
 /** GET /api/runs and /api/runs/:name: the same views as the pages and `cc-ci get -o json`, as JSON. */
 export function registerApi(app: FastifyInstance, o: { store: Store; paths: StatePaths }): void {
+  const places: [string, string][] = [
+    [o.paths.root, '<state>'],
+    [projectRoot(), '<cc-ci>'],
+    [homedir(), '~'],
+  ];
+  app.addHook('preSerialization', async (request, _reply, payload) => (request.url.startsWith('/api/') ? withoutHostPaths(payload, places) : payload));
   app.get('/api/runs', async () => ({ runs: listRunRows(o.store), invalidSpecs: invalidSpecs(o.store) }));
 
   app.get<{ Params: { name: string } }>('/api/runs/:name', async (request, reply) => {

@@ -13,6 +13,10 @@ import { createLogger } from '../../controller/model/log.js';
 import { Metrics } from '../../controller/http/metrics.js';
 import { buildApp, type HttpTimeouts } from '../../controller/http/server.js';
 import { HOOK_BODY_LIMIT } from '../../controller/http/webhook-route.js';
+import { withoutHostPaths } from '../../controller/http/api.js';
+import { projectRoot } from '../../controller/model/project-root.js';
+
+const ROOT_DIR = projectRoot();
 import { LogBudget } from '../../controller/model/log-budget.js';
 import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/model/paths.js';
 import { ForgeStore } from '../../state/forge-store.js';
@@ -237,6 +241,21 @@ describe('pages, JSON and the live log', () => {
     expect((await app.inject('/api/runs/r2')).json()).toMatchObject({ name: 'r2', result: 'failed' });
     expect((await app.inject('/runs/missing')).statusCode).toBe(404);
     expect((await app.inject('/healthz')).json()).toEqual({ ok: true });
+  });
+
+  it("names the server's own paths by placeholders in the API: state directory, installation, home", async () => {
+    addRun('r3', `could not read ${join(paths.root, 'runs', 'r3', 'log.txt')} (see ${join(ROOT_DIR, 'recipes')})`);
+    for (const url of ['/api/runs', '/api/runs/r3']) {
+      const body = (await app.inject(url)).body;
+      expect(body, url).not.toContain(paths.root);
+      expect(body, url).not.toContain(ROOT_DIR);
+      expect(body, url).toContain('<state>/runs/r3/log.txt');
+      expect(body, url).toContain('<cc-ci>/recipes');
+    }
+    expect(withoutHostPaths({ a: ['/srv/state/x', 7, null], b: { c: '/srv/state2' } }, [['/srv/state', '<state>']])).toEqual({
+      a: ['<state>/x', 7, null],
+      b: { c: '<state>2' },
+    });
   });
 
   it('sends security headers; the policy allows exactly the page’s own inline script and style', async () => {
