@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { connect, createServer } from 'node:net';
+import { joinSockets } from './join-sockets.js';
 
 /**
  * The first process inside the sandbox (sandbox.ts). The sandbox has a network namespace of its
@@ -18,16 +19,7 @@ if (!Number.isInteger(port) || port < 1 || port > 65535 || !socket || !cmd) {
   process.exit(2);
 }
 
-const server = createServer((client) => {
-  const upstream = connect(socket);
-  client.pipe(upstream).pipe(client);
-  const close = () => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on('error', close);
-  upstream.on('error', close);
-});
+const server = createServer((client) => joinSockets(client, connect(socket)));
 
 server.on('error', (e) => {
   process.stderr.write(`cc-ci sandbox: cannot listen on 127.0.0.1:${port}: ${e.message}\n`);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { projectRoot } from '../model/project-root.js';
+import { joinSockets } from './join-sockets.js';
 import { runProcess, type ProcessResult, type RunOptions } from './process.js';
 
 /**
@@ -158,16 +159,7 @@ export function sandboxCommand(s: SandboxSettings, o: SandboxedRun, socket: stri
 /** A Unix socket whose every connection is carried to the app (the sandbox's only way out). */
 async function bridge(dir: string, app: { host: string; port: number }): Promise<{ socket: string; server: Server }> {
   const socket = join(dir, 'app.sock');
-  const server = createServer((inner) => {
-    const outer = connect(app.port, app.host);
-    inner.pipe(outer).pipe(inner);
-    const close = () => {
-      inner.destroy();
-      outer.destroy();
-    };
-    inner.on('error', close);
-    outer.on('error', close);
-  });
+  const server = createServer((inner) => joinSockets(inner, connect(app.port, app.host)));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(socket, () => resolve());
