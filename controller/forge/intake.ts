@@ -39,6 +39,11 @@ export interface CommentEvent {
   headSha: string | null;
   /** The PR head repository's clone URL (a fork's, for a PR from a fork); null if it is gone. */
   cloneUrl: string | null;
+  /**
+   * When the forge says the comment was created (poll mode: what the head is checked against;
+   * a webhook brings the head itself). Null or absent: unknown.
+   */
+  commentedAt?: string | null;
 }
 
 const eventSchema = z.object({
@@ -54,6 +59,7 @@ const eventSchema = z.object({
   prState: z.enum(['open', 'closed']).nullable(),
   headSha: z.string().nullable(),
   cloneUrl: z.string().nullable(),
+  commentedAt: z.string().nullable().default(null),
 });
 
 export function eventFromWebhook(d: PrCommentCreated): CommentEvent {
@@ -83,7 +89,7 @@ export interface IntakeDeps {
   repos: EnrolledRepos;
   allowList: readonly string[];
   /** Retrying client: reads, permission checks. */
-  client: Pick<ForgeClient, 'getCollaboratorPermission' | 'listIssueComments' | 'getPullRequest'>;
+  client: Pick<ForgeClient, 'getCollaboratorPermission' | 'listIssueComments' | 'getPullRequest' | 'listPullPushes'>;
   /** Single-attempt client for creating comments: a retried create after a timeout can duplicate. */
   createClient: Pick<ForgeClient, 'createComment'>;
   bot: BotIdentity;
@@ -124,7 +130,7 @@ export function maxIntakeAttempts(r: IntakeRetry = DEFAULT_INTAKE_RETRY): number
 export const MAX_INTAKE_ATTEMPTS = maxIntakeAttempts();
 
 /** Decisions whose detail starts with the reply they need (the decision alone does not say). */
-const TAGGED_REPLIES: readonly ReplyKind[] = ['cannot-check', 'no-source', 'unreadable', 'gave-up', 'moved'];
+const TAGGED_REPLIES: readonly ReplyKind[] = ['cannot-check', 'no-source', 'unreadable', 'gave-up', 'moved', 'pushed', 'unpinned'];
 
 /** The reply a decided comment is owed, from its stored decision and detail. */
 export function replyKindOf(rec: Pick<CommentRecord, 'decision' | 'detail'>): ReplyKind | null {
@@ -141,6 +147,10 @@ function isFinalRefusal(e: unknown): e is ForgeError {
 }
 
 const WRITE_OR_ABOVE = new Set(['write', 'admin', 'owner']);
+
+/** The timeline since one comment: a page of the forge's default size, a few pages at most. */
+const TIMELINE_PAGE_SIZE = 50;
+const TIMELINE_MAX_PAGES = 10;
 
 /** A run name from the comment: the same comment always names the same run (≤ 63, [a-z0-9-]). */
 export function runNameFor(recipe: string, pr: number, commentId: number): string {
@@ -259,6 +269,19 @@ export class Intake {
         // What runs must be what the maintainer looked at: a head that moved is refused, not tested.
         return await this.refuse(event, 'moved', `moved: the comment pins ${trigger.pin}, the head is ${event.headSha}`, 'error');
       }
+      if (!trigger.pin && event.via === 'poll') {
+        // The head read now is the head at comment time only if nothing was pushed since.
+        const moved = await this.pushSinceComment(event);
+        if (moved.kind === 'pushed') {
+          return await this.refuse(
+            event,
+            'pushed',
+            `pushed: a push at ${moved.at} came after the comment (${event.commentedAt ?? '?'}); the head is now ${event.headSha}`,
+            'error',
+          );
+        }
+        if (moved.kind === 'unknown') return await this.refuse(event, 'unpinned', `unpinned: ${moved.why}`, 'error');
+      }
       return await this.startRun(event, enrolled, trigger.lane);
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
@@ -271,7 +294,7 @@ export class Intake {
 
   /**
    * The event with the pull request's head and state. A webhook brings them; a polled comment
-   * does not, so the pull request is read now (the head closest to comment time cc-ci can know).
+   * does not, so the pull request is read now (and the timeline checked for pushes since the comment).
    * A 404 means an issue after all; a refusal for good is an `error` decision with a reply, so one
    * unreadable pull request never holds up anything else. Anything else throws (deferred).
    */
@@ -291,6 +314,36 @@ export class Intake {
         'forge comment: the forge refused to show the pull request',
       );
       return await this.refuse(event, 'unreadable', `unreadable: cannot read pull request #${event.pr} (${e.message})`, 'error');
+    }
+  }
+
+  /**
+   * Poll mode: was the pull request's head pushed to at or after the comment's creation? Read
+   * after the pull request, so a push between the two reads counts as one after the comment. The
+   * forge keeps whole seconds, so a push in the comment's own second counts too (refusing it only
+   * asks for a second comment; testing it could test what nobody looked at). A forge that cannot
+   * show the timeline (404, or a comment without a creation time) cannot tell: pinning still works.
+   * Transient failures throw (the decision is deferred).
+   */
+  private async pushSinceComment(event: CommentEvent): Promise<{ kind: 'none' } | { kind: 'pushed'; at: string } | { kind: 'unknown'; why: string }> {
+    const commented = Date.parse(event.commentedAt ?? '');
+    if (Number.isNaN(commented)) return { kind: 'unknown', why: 'the forge gave no creation time for the comment' };
+    const since = new Date(Math.floor(commented / 1000) * 1000);
+    const ref = { owner: event.owner, repo: event.repo };
+    try {
+      for (let page = 1; page <= TIMELINE_MAX_PAGES; page++) {
+        const { pushes, rows } = await this.deps.client.listPullPushes(ref, event.pr, { since, page, limit: TIMELINE_PAGE_SIZE });
+        // `since` compares with updated_at; a push row is never edited, but check its creation anyway.
+        const after = pushes.find((p) => Number.isNaN(Date.parse(p.createdAt)) || Date.parse(p.createdAt) >= since.getTime());
+        if (after) return { kind: 'pushed', at: after.createdAt || 'an unknown time' };
+        if (rows < TIMELINE_PAGE_SIZE) return { kind: 'none' };
+      }
+      return { kind: 'unknown', why: `more than ${TIMELINE_MAX_PAGES * TIMELINE_PAGE_SIZE} timeline rows since the comment` };
+    } catch (e) {
+      if (e instanceof ForgeError && (e.status === 404 || e.status === 405 || e.kind === 'invalid-response')) {
+        return { kind: 'unknown', why: `the forge does not show the pull request's timeline (${e.message})` };
+      }
+      throw e;
     }
   }
 
@@ -365,7 +418,7 @@ export class Intake {
     });
     const outcome: IntakeOutcome = { kind: 'replied', reply: kind };
     this.log(event, outcome);
-    await this.postReply(event, kind).catch((e: unknown) => {
+    await this.postReply(event, kind, detail).catch((e: unknown) => {
       this.deps.forgeStore.noteCommentFailure(event.commentId, e instanceof Error ? e.message : String(e));
       this.deps.logger.warn({ comment: event.commentId, error: e instanceof Error ? e.message : String(e) }, 'forge comment: reply not posted yet; will retry');
     });
@@ -373,7 +426,7 @@ export class Intake {
   }
 
   /** Posts the reply once: an earlier post (e.g. one that timed out but arrived) is found by its marker. */
-  private async postReply(event: CommentEvent, kind: ReplyKind): Promise<void> {
+  private async postReply(event: CommentEvent, kind: ReplyKind, detail: string | null): Promise<void> {
     const ref: RepoRef = { owner: event.owner, repo: event.repo };
     const existing = await this.deps.bot.findOwnComment(this.deps.client, ref, event.pr, replyMarker(event.commentId));
     const trigger = parseTrigger(event.body);
@@ -383,6 +436,7 @@ export class Intake {
       repo: `${event.owner}/${event.repo}`,
       ...(trigger.kind === 'help' ? { got: trigger.got } : {}),
       ...(trigger.kind === 'run' && trigger.pin ? { pin: trigger.pin } : {}),
+      ...(kind === 'pushed' ? { pushedAt: /^pushed: a push at (\S+)/.exec(detail ?? '')?.[1] ?? '?' } : {}),
     });
     const id = existing?.id ?? (await this.deps.createClient.createComment(ref, event.pr, text)).id;
     this.deps.forgeStore.setReply(event.commentId, 'posted', id);
@@ -424,7 +478,7 @@ export class Intake {
       return;
     }
     this.inFlight.add(rec.commentId);
-    await this.postReply(event, kind)
+    await this.postReply(event, kind, rec.detail)
       .catch((e: unknown) => this.deps.forgeStore.noteCommentFailure(rec.commentId, e instanceof Error ? e.message : String(e)))
       .finally(() => this.inFlight.delete(rec.commentId));
   }

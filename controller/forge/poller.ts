@@ -10,7 +10,8 @@ import { parseTrigger } from './trigger.js';
  * Poll mode, for a cc-ci the forge cannot reach: per enrolled repository, list the comments
  * updated since a stored checkpoint (GET /repos/{o}/{r}/issues/comments?since=) and feed the
  * PR comments that look like commands into the same intake as webhooks; the intake reads each
- * pull request (its head at that moment is what the run tests).
+ * pull request, and tests its head only if the timeline shows no push since the comment was made
+ * (a head that moved after the maintainer looked is refused, with a reply asking for a new comment).
  *
  * `since` is inclusive and cut to whole seconds, so the next checkpoint is the newest
  * `updated_at` seen: the overlap re-reads that second, and comments already decided are skipped
@@ -113,6 +114,7 @@ export class Poller implements Runnable {
       prState: null,
       headSha: null,
       cloneUrl: null,
+      commentedAt: c.createdAt,
     };
     await this.deps.intake.handle(event);
   }

@@ -7,7 +7,7 @@
 
 import { noMentions } from '../clients/forge/mentions.js';
 
-export type ReplyKind = 'help' | 'denied' | 'cannot-check' | 'closed' | 'no-source' | 'unreadable' | 'gave-up' | 'moved';
+export type ReplyKind = 'help' | 'denied' | 'cannot-check' | 'closed' | 'no-source' | 'unreadable' | 'gave-up' | 'moved' | 'pushed' | 'unpinned';
 
 export function replyMarker(commentId: number): string {
   return `<!-- cc-ci:reply comment=${commentId} -->`;
@@ -28,7 +28,7 @@ export const COMMAND_LIST = [
  * The reply. It addresses the commenter by `@login` on purpose (they asked, and should hear back);
  * everything echoed from their comment is neutralised so nobody else is pinged.
  */
-export function replyText(kind: ReplyKind, o: { commentId: number; commenter: string; repo: string; got?: string; pin?: string }): string {
+export function replyText(kind: ReplyKind, o: { commentId: number; commenter: string; repo: string; got?: string; pin?: string; pushedAt?: string }): string {
   const who = `@${o.commenter}`;
   const lines = [replyMarker(o.commentId)];
   switch (kind) {
@@ -59,6 +59,16 @@ export function replyText(kind: ReplyKind, o: { commentId: number; commenter: st
     case 'moved':
       lines.push(
         `${who} you asked me to test commit ${code(o.pin ?? '?')}, but the head of this pull request is another commit now, so I have not started a run. Comment ${code('!testme')} again (with the new commit, if you like) to test the head as it is.`,
+      );
+      break;
+    case 'pushed':
+      lines.push(
+        `${who} the head of this pull request moved after your comment (a push at ${code(o.pushedAt ?? '?')}), so I have not started a run: I only test the commit you could have looked at. Comment ${code('!testme')} again to test the head as it is now.`,
+      );
+      break;
+    case 'unpinned':
+      lines.push(
+        `${who} I cannot tell which commit was the head of this pull request when you commented (the forge did not show me its pushes), so I have not started a run. Comment ${code('!testme <commit>')} with the commit you want tested.`,
       );
       break;
     case 'gave-up':

@@ -80,6 +80,18 @@ function eventFor(comment: { id: number; body: string; author: string }, extra: 
   };
 }
 
+/** A comment as the poller hands it over: no head, no state, the comment's creation time. */
+function polled(body: string, index: number, author = 'alice'): CommentEvent {
+  const made = double.addComment({ repo: REPO, index, author, body }).comment;
+  return {
+    ...eventFor(made, { via: 'poll', delivery: null, pr: index }),
+    headSha: null,
+    prState: null,
+    cloneUrl: null,
+    commentedAt: new Date(made.created * 1000).toISOString(),
+  };
+}
+
 function comment(author: string, body: string): CommentEvent {
   return eventFor(double.addComment({ repo: REPO, index: pr.index, author, body }).comment);
 }
@@ -351,12 +363,6 @@ describe('the intake', () => {
   });
 
   it('reads the pull request itself for a polled comment: 404 is an issue, a refusal is an error with a reply', async () => {
-    const polled = (body: string, index: number) => ({
-      ...eventFor(double.addComment({ repo: REPO, index, author: 'alice', body }).comment, { via: 'poll', delivery: null, pr: index }),
-      headSha: null,
-      prState: null,
-      cloneUrl: null,
-    });
     const run = polled('!testme', pr.index);
     expect(await intake().handle(run)).toEqual({ kind: 'run', run: runNameFor('custom-html', pr.index, run.commentId) });
     const spec = parse(readFileSync(join(paths.specs, `${runNameFor('custom-html', pr.index, run.commentId)}.yaml`), 'utf8')) as {
@@ -375,6 +381,70 @@ describe('the intake', () => {
     expect(forgeStore.getComment(refused.commentId)).toMatchObject({ decision: 'error', replyState: 'posted' });
     expect(botComments()).toEqual([expect.stringContaining('@alice the forge would not let me read this pull request')]);
     expect(specFiles()).toHaveLength(1);
+  });
+});
+
+describe('poll mode: the commit tested is the commit the maintainer saw', () => {
+  const at = (iso: string): Date => new Date(iso);
+
+  it('tests the head when nothing was pushed since the comment (a push before it is what they saw)', async () => {
+    double.setTime(at('2026-12-02T10:00:00Z'));
+    const seen = double.pushToPullRequest({ repo: REPO, index: pr.index, pusher: 'bob' });
+    double.advanceTime(30);
+    const e = polled('!testme', pr.index);
+    double.advanceTime(600); // cc-ci polls ten minutes later; nothing moved
+    expect(await intake().handle(e)).toEqual({ kind: 'run', run: runNameFor('custom-html', pr.index, e.commentId) });
+    const spec = parse(readFileSync(join(paths.specs, `${runNameFor('custom-html', pr.index, e.commentId)}.yaml`), 'utf8')) as {
+      spec: { source: { ref: string } };
+    };
+    expect(spec.spec.source.ref).toBe(seen);
+    expect(double.requestsFor('issueGetCommentsAndTimeline')).toHaveLength(1);
+  });
+
+  it('refuses, with a reply asking for a new comment, when the head moved after the comment (plain or force push)', async () => {
+    double.setTime(at('2026-12-02T10:00:00Z'));
+    const e = polled('!testme', pr.index);
+    double.advanceTime(120);
+    const pushed = double.pushToPullRequest({ repo: REPO, index: pr.index, pusher: 'bob' });
+    expect(await intake().handle(e)).toEqual({ kind: 'replied', reply: 'pushed' });
+    expect(forgeStore.getComment(e.commentId)).toMatchObject({ decision: 'error', replyState: 'posted' });
+    expect(forgeStore.getComment(e.commentId)?.detail).toContain(`the head is now ${pushed}`);
+    expect(botComments()).toEqual([
+      expect.stringContaining('@alice the head of this pull request moved after your comment (a push at `2026-12-02T10:02:00Z`)'),
+    ]);
+    expect(specFiles()).toEqual([]);
+
+    // A force push in the comment's own second: the forge keeps whole seconds, so it counts as after.
+    double.advanceTime(60);
+    const same = polled('!testme --quick', pr.index);
+    double.pushToPullRequest({ repo: REPO, index: pr.index, pusher: 'bob', force: true });
+    expect(await intake().handle(same)).toEqual({ kind: 'replied', reply: 'pushed' });
+    expect(specFiles()).toEqual([]);
+  });
+
+  it('pins with !testme <sha> without the timeline; a forge without a timeline gets a reply asking for a pin', async () => {
+    double.setTime(at('2026-12-02T10:00:00Z'));
+    const pinned = polled(`!testme ${SHA.slice(0, 10)}`, pr.index);
+    expect(await intake().handle(pinned)).toMatchObject({ kind: 'run' });
+    expect(double.requestsFor('issueGetCommentsAndTimeline')).toHaveLength(0);
+
+    const unpinned = polled('!testme', pr.index);
+    double.failNext('issueGetCommentsAndTimeline', 404);
+    expect(await intake().handle(unpinned)).toEqual({ kind: 'replied', reply: 'unpinned' });
+    expect(botComments()).toEqual([expect.stringContaining('Comment `!testme <commit>` with the commit you want tested')]);
+
+    const noTime = { ...polled('!testme', pr.index), commentedAt: '' };
+    expect(await intake().handle(noTime)).toEqual({ kind: 'replied', reply: 'unpinned' });
+    expect(specFiles()).toHaveLength(1);
+  });
+
+  it('defers the decision when the timeline cannot be read for now, and decides on the retry', async () => {
+    double.setTime(at('2026-12-02T10:00:00Z'));
+    const e = polled('!testme', pr.index);
+    double.failNext('issueGetCommentsAndTimeline', 503, 2);
+    expect(await intake().handle(e)).toMatchObject({ kind: 'deferred' });
+    expect(specFiles()).toEqual([]);
+    expect(await intake().handle(e)).toMatchObject({ kind: 'run' });
   });
 });
 

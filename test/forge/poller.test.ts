@@ -70,6 +70,19 @@ afterEach(async () => {
 });
 
 describe('the poller', () => {
+  it('tests the head the maintainer saw: a push after the comment and before the poll is refused with a reply', async () => {
+    const p = poller();
+    const { comment } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
+    double.advanceTime(20);
+    double.pushToPullRequest({ repo: REPO, index: pr.index, pusher: 'alice' });
+    await p.pollOnce();
+    expect(specFiles()).toEqual([]);
+    expect(forgeStore.getComment(comment.id)).toMatchObject({ decision: 'error', replyState: 'posted' });
+    const timeline = double.requestsFor('issueGetCommentsAndTimeline');
+    expect(timeline).toHaveLength(1);
+    expect(new URL(timeline[0]?.url ?? '', 'http://x').searchParams.get('since')).toBe(new Date(comment.created * 1000).toISOString().replace('.000Z', 'Z'));
+  });
+
   it('hands a new PR !testme to the intake once, and keeps the newest updated_at as the checkpoint', async () => {
     const { comment } = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' });
     const p = poller();

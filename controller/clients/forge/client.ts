@@ -25,6 +25,7 @@ export const FORGE_OPERATIONS = [
   'issueGetComments',
   'issueEditComment',
   'issueGetRepoComments',
+  'issueGetCommentsAndTimeline',
   'repoGetPullRequest',
   'repoCreateStatus',
   'repoListStatuses',
@@ -65,6 +66,15 @@ export interface ForgeComment {
   /** Index of the issue or PR the comment belongs to, read from its URL; null if unreadable. */
   issueIndex: number | null;
   isOnPullRequest: boolean;
+}
+
+/** A push to a pull request's head branch, from its timeline (a `pull_push` row). */
+export interface ForgePush {
+  id: number;
+  createdAt: string;
+  pusher: string | null;
+  isForcePush: boolean;
+  commitIds: string[];
 }
 
 export interface ForgePullRequest {
@@ -198,6 +208,28 @@ const commentSchema = z.object({
   created_at: z.string().default(''),
   updated_at: z.string().default(''),
 });
+
+const timelineRowSchema = z.object({
+  id: z.number().int(),
+  type: z.string(),
+  body: z.string().default(''),
+  user: userSchema.nullable().default(null),
+  created_at: z.string().default(''),
+});
+
+/** The body of a `pull_push` row (Gitea's PushActionContent); unreadable means "a push, commits unknown". */
+const pushContentSchema = z.object({ is_force_push: z.boolean().default(false), commit_ids: z.array(z.string()).default([]) });
+
+function toPush(raw: z.infer<typeof timelineRowSchema>): ForgePush {
+  let content: z.infer<typeof pushContentSchema> = { is_force_push: false, commit_ids: [] };
+  try {
+    const parsed = pushContentSchema.safeParse(JSON.parse(raw.body));
+    if (parsed.success) content = parsed.data;
+  } catch {
+    // Not JSON: still a push; only its commits are unknown.
+  }
+  return { id: raw.id, createdAt: raw.created_at, pusher: raw.user?.login ?? null, isForcePush: content.is_force_push, commitIds: content.commit_ids };
+}
 
 const branchSchema = z.object({
   ref: z.string(),
@@ -354,7 +386,7 @@ export class ForgeClient {
     });
   }
 
-  // ---- the ten operations -----------------------------------------------------------------------
+  // ---- the operations -----------------------------------------------------------------------------
 
   async getCurrentUser(): Promise<ForgeUser> {
     return this.call(
@@ -404,6 +436,23 @@ export class ForgeClient {
         items: parseBody('issueGetRepoComments', z.array(commentSchema), response).map(toComment),
         totalCount: totalCount(response),
       }),
+    );
+  }
+
+  /**
+   * One page of the pushes to a pull request's head branch recorded in its timeline at or after
+   * `since` (whole seconds, inclusive). `rows` is the page's length before filtering, for paging.
+   */
+  async listPullPushes(ref: RepoRef, index: number, options: { since: Date; page: number; limit: number }): Promise<{ pushes: ForgePush[]; rows: number }> {
+    const { owner, repo } = encodeRef(ref);
+    const query = { since: rfc3339(options.since), page: options.page, limit: options.limit };
+    return this.call(
+      'issueGetCommentsAndTimeline',
+      (params) => this.api.repos.issueGetCommentsAndTimeline(owner, repo, index, query, params),
+      (response) => {
+        const rows = parseBody('issueGetCommentsAndTimeline', z.array(timelineRowSchema), response);
+        return { pushes: rows.filter((row) => row.type === 'pull_push').map(toPush), rows: rows.length };
+      },
     );
   }
 

@@ -20,7 +20,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { ForgeOperation } from '../../../controller/clients/forge/client.js';
-import { readContractSpecText } from './fixtures.js';
+import { readContractAdditionsText, readContractSpecText } from './fixtures.js';
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module.
 const addFormats = addFormatsModule.default;
@@ -42,7 +42,20 @@ function stringList(value: Json | undefined): string[] {
   return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
 }
 
-export const spec: JsonObject = asObject(JSON.parse(readContractSpecText()) as Json, 'document');
+/** The copied contract with cc-ci's additions merged in (paths, definitions, responses, Go semantics). */
+function mergedSpec(): JsonObject {
+  const base = asObject(JSON.parse(readContractSpecText()) as Json, 'document');
+  const extra = asObject(JSON.parse(readContractAdditionsText()) as Json, 'additions');
+  for (const key of ['paths', 'definitions', 'responses'] as const) {
+    base[key] = { ...asObject(base[key], key), ...asObject(extra[key], `additions.${key}`) };
+  }
+  const semantics = asObject(base['x-go-json-semantics'], 'x-go-json-semantics');
+  const extraSemantics = asObject(extra['x-go-json-semantics'], 'additions.x-go-json-semantics');
+  semantics['definitions'] = { ...asObject(semantics['definitions'], 'semantics'), ...asObject(extraSemantics['definitions'], 'additions.semantics') };
+  return base;
+}
+
+export const spec: JsonObject = mergedSpec();
 const definitions = asObject(spec['definitions'], 'definitions');
 const sharedResponses = asObject(spec['responses'], 'responses');
 const goSemantics = asObject(asObject(spec['x-go-json-semantics'], 'x-go-json-semantics')['definitions'], 'x-go-json-semantics.definitions');

@@ -1,4 +1,4 @@
-// The forge double: a fastify app serving the contract's ten operations under /api/v1 from
+// The forge double: a fastify app serving the contract's operations (the copy and additions.json) under /api/v1 from
 // in-memory state, checking every request cc-ci sends and every response it returns against the
 // contract. See docs/forge-double.md for what it models and where it differs from a real forge.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -13,6 +13,7 @@ import {
   repoKey,
   type DoubleComment,
   type DoubleIssue,
+  type DoublePush,
   type DoubleRepo,
   type DoubleStatus,
   type DoubleUser,
@@ -216,6 +217,14 @@ export class ForgeDouble {
 
   addIssue(fields: { repo: string; author: string; title?: string; body?: string }): DoubleIssue {
     return this.state.addIssue(fields.repo, fields);
+  }
+
+  /** A push to the pull request's head branch: its head becomes `sha`, and the timeline says when. */
+  pushToPullRequest(fields: { repo: string; index: number; pusher: string; sha?: string; force?: boolean; at?: Date }): string {
+    const sha = fields.sha ?? randomSha();
+    const at = fields.at ? Math.floor(fields.at.getTime() / 1000) : undefined;
+    this.state.pushToPull(fields.repo, fields.index, fields.pusher, sha, { ...(fields.force ? { force: true } : {}), ...(at === undefined ? {} : { at }) });
+    return sha;
   }
 
   /** Makes a commit known to the repository (statuses can only be set on known commits). */
@@ -436,6 +445,8 @@ export class ForgeDouble {
         return this.listIssueComments(ctx);
       case 'issueGetRepoComments':
         return this.listRepoComments(ctx);
+      case 'issueGetCommentsAndTimeline':
+        return this.listTimeline(ctx);
       case 'issueCreateComment':
         return this.createComment(ctx);
       case 'issueEditComment':
@@ -486,7 +497,7 @@ export class ForgeDouble {
   }
 
   /** `since`/`before`: RFC3339, cut to whole seconds, compared inclusively with updated time. */
-  private timeWindow(ctx: HandlerContext): (c: DoubleComment) => boolean {
+  private timeWindow(ctx: HandlerContext): (c: { updated: number }) => boolean {
     const bound = (name: string): number | null => {
       const value = ctx.query[name];
       if (value === undefined) return null;
@@ -513,6 +524,24 @@ export class ForgeDouble {
     const all = [...this.state.comments.values()].filter((c) => c.repo === key && inWindow(c)).sort(byCreationThenId);
     const page = paginate(all, ctx.query);
     return { status: 200, body: page.map((c) => this.state.commentJson(c)), headers: { 'X-Total-Count': String(all.length) } };
+  }
+
+  /** Comments and pushes of one issue, by creation then id, windowed and paginated (additions.json x-notes). */
+  private listTimeline(ctx: HandlerContext): DoubleReply {
+    const issue = this.issueOf(this.readableRepo(ctx), ctx);
+    const inWindow = this.timeWindow(ctx);
+    type Row =
+      | { kind: 'comment'; comment: DoubleComment; created: number; updated: number; id: number }
+      | { kind: 'push'; push: DoublePush; created: number; updated: number; id: number };
+    const rows: Row[] = [
+      ...this.state.commentsOf(issue).map((comment): Row => ({ kind: 'comment', comment, created: comment.created, updated: comment.updated, id: comment.id })),
+      ...this.state.pushes
+        .filter((p) => p.repo === issue.repo && p.index === issue.index)
+        .map((push): Row => ({ kind: 'push', push, created: push.created, updated: push.created, id: push.id })),
+    ]
+      .filter((row) => inWindow(row))
+      .sort((a, b) => a.created - b.created || a.id - b.id);
+    return { status: 200, body: paginate(rows, ctx.query).map((row) => this.state.timelineJson(row)) };
   }
 
   private createComment(ctx: HandlerContext): DoubleReply {

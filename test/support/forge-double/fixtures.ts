@@ -27,3 +27,11 @@ export function readExampleWebhookBytes(): Buffer {
 export function readContractSpecText(): string {
   return readFileSync(join(CONTRACT_DIR, 'gitea-openapi-subset.json'), 'utf8');
 }
+
+/**
+ * cc-ci's additions to the copied contract (additions.json: operations read from the same Gitea
+ * tag, kept apart so the copy stays byte for byte what SOURCE.md says it is).
+ */
+export function readContractAdditionsText(): string {
+  return readFileSync(join(CONTRACT_DIR, 'additions.json'), 'utf8');
+}

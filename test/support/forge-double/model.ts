@@ -98,6 +98,18 @@ export interface DoubleComment {
   reactions: DoubleReaction[];
 }
 
+/** A push to a pull request's head branch: a `pull_push` row of the issue's timeline. */
+export interface DoublePush {
+  id: number;
+  repo: string;
+  index: number;
+  pusher: string;
+  isForcePush: boolean;
+  /** A force push: [old, new]; a plain push: the commits it added (services/pull/comment.go). */
+  commitIds: string[];
+  created: number;
+}
+
 export interface DoubleStatus {
   id: number;
   repo: string;
@@ -120,6 +132,7 @@ export class ForgeState {
   readonly issues = new Map<string, DoubleIssue>();
   readonly comments = new Map<number, DoubleComment>();
   readonly statuses: DoubleStatus[] = [];
+  readonly pushes: DoublePush[] = [];
   private nextId = { user: 1, repo: 1, issue: 300, pull: 90, comment: 1000, status: 1 };
 
   /** `baseUrl` is the instance root with a trailing slash, like Gitea's AppURL. */
@@ -240,6 +253,31 @@ export class ForgeState {
     this.comments.set(comment.id, comment);
     issue.updated = Math.max(issue.updated, time);
     return comment;
+  }
+
+  /** Moves a pull request's head to `sha` as a push by `pusher` would, with its timeline row. */
+  pushToPull(repoName: string, index: number, pusher: string, sha: string, options: { force?: boolean; at?: number } = {}): DoublePush {
+    const issue = this.issue(repoName, index);
+    if (!issue?.pull) throw new Error(`no pull request ${repoName}#${index}`);
+    this.requireUser(pusher);
+    const time = options.at ?? this.now();
+    const old = issue.pull.headSha;
+    issue.pull.headSha = sha;
+    this.requireRepo(issue.pull.headRepo).commits.add(sha);
+    this.requireRepo(issue.repo).commits.add(sha);
+    // Push rows are comments in the forge (CommentTypePullRequestPush): they take a comment id.
+    const push: DoublePush = {
+      id: this.nextId.comment++,
+      repo: issue.repo,
+      index,
+      pusher,
+      isForcePush: options.force ?? false,
+      commitIds: options.force ? [old, sha] : [sha],
+      created: time,
+    };
+    this.pushes.push(push);
+    issue.updated = Math.max(issue.updated, time);
+    return push;
   }
 
   addStatus(
@@ -415,6 +453,51 @@ export class ForgeState {
       updated_at: formatTime(comment.updated),
     });
     return json;
+  }
+
+  /**
+   * One row of the issue timeline (convert.ToTimelineComment): a plain comment or a push. Every
+   * field the forge writes is here; what the double does not model is its zero value or null.
+   */
+  timelineJson(row: { kind: 'comment'; comment: DoubleComment } | { kind: 'push'; push: DoublePush }): JsonObject {
+    const { repo, index } = row.kind === 'comment' ? row.comment : row.push;
+    const issue = this.issue(repo, index);
+    if (!issue) throw new Error(`timeline row of no issue ${repo}#${index}`);
+    const issueUrl = `${this.baseUrl}${this.issuePath(issue)}`;
+    const id = row.kind === 'comment' ? row.comment.id : row.push.id;
+    const created = row.kind === 'comment' ? row.comment.created : row.push.created;
+    const updated = row.kind === 'comment' ? row.comment.updated : row.push.created;
+    return {
+      id,
+      type: row.kind === 'comment' ? 'comment' : 'pull_push',
+      html_url: `${issueUrl}#issuecomment-${id}`,
+      pull_request_url: issue.pull ? issueUrl : '',
+      issue_url: issue.pull ? '' : issueUrl,
+      user: this.userJsonByLogin(row.kind === 'comment' ? row.comment.author : row.push.pusher),
+      body: row.kind === 'comment' ? row.comment.body : JSON.stringify({ is_force_push: row.push.isForcePush, commit_ids: row.push.commitIds }),
+      created_at: formatTime(created),
+      updated_at: formatTime(updated),
+      old_project_id: 0,
+      project_id: 0,
+      old_milestone: null,
+      milestone: null,
+      tracked_time: null,
+      old_title: '',
+      new_title: '',
+      old_ref: '',
+      new_ref: '',
+      ref_issue: null,
+      ref_comment: null,
+      ref_action: '',
+      ref_commit_sha: '',
+      review_id: 0,
+      label: null,
+      assignee: null,
+      assignee_team: null,
+      removed_assignee: false,
+      resolve_doer: null,
+      dependent_issue: null,
+    };
   }
 
   reactionJson(reaction: DoubleReaction): JsonObject {
