@@ -39,9 +39,14 @@ export interface ForgeTarget {
 export interface ForgeReporterDeps {
   store: Store;
   forgeStore: ForgeStore;
-  client: Pick<ForgeClient, 'addCommentReaction' | 'editComment' | 'listIssueComments' | 'createCommitStatus'>;
-  /** Single-attempt client: a retried create after a timeout could leave two comments. */
-  createClient: Pick<ForgeClient, 'createComment'>;
+  client: Pick<ForgeClient, 'editComment' | 'listIssueComments' | 'listCommitStatuses'>;
+  /**
+   * Single-attempt client for the writes that add something: a write that timed out may have
+   * happened, so it is never repeated in the same breath. The next pass looks first (the comment
+   * by its marker, the status by listing the commit's statuses); a reaction is safe to post again
+   * because the forge answers a repeat with 200 and adds nothing.
+   */
+  createClient: Pick<ForgeClient, 'createComment' | 'createCommitStatus' | 'addCommentReaction'>;
   bot: BotIdentity;
   logger: Logger;
   runUrl(name: string): string;
@@ -181,7 +186,7 @@ export class ForgeReporter implements Runnable {
 
   /** One level-triggered pass over one run. Throws on a forge failure (the caller retries). */
   async sync(name: string): Promise<void> {
-    const { store, forgeStore, client } = this.deps;
+    const { store, forgeStore, createClient } = this.deps;
     const run = store.getRun(name);
     const target = run ? forgeTarget(run) : null;
     if (!run || !target) return;
@@ -199,7 +204,7 @@ export class ForgeReporter implements Runnable {
     // the rest of the report from going out.
     const trigger = target.comment;
     if (trigger !== null && rep.reaction === 'pending') {
-      const done = await this.unlessRefused(name, 'the 👀 reaction on the trigger comment', () => client.addCommentReaction(ref, trigger, 'eyes'));
+      const done = await this.unlessRefused(name, 'the 👀 reaction on the trigger comment', () => createClient.addCommentReaction(ref, trigger, 'eyes'));
       forgeStore.updateReport(name, { reaction: done ? 'done' : 'given-up' });
     }
 
@@ -219,14 +224,14 @@ export class ForgeReporter implements Runnable {
         // from the superseded run must not cover its "pending".
         if (!this.newerRunOnSameCommit(run, target)) {
           const sha = target.sha;
-          await this.unlessRefused(name, `the ${statusContext(run.lane)} commit status "${status.description}"`, () =>
-            client.createCommitStatus(ref, sha, {
-              state: status.state,
-              context: statusContext(run.lane),
-              description: status.description,
-              targetUrl: this.deps.runUrl(name),
-            }),
-          );
+          const wanted = { state: status.state, context: statusContext(run.lane), description: status.description, targetUrl: this.deps.runUrl(name) };
+          // After a failed pass the last POST may have arrived: look before writing it again.
+          const already = rep.lastError !== null && (await this.statusIsOn(ref, sha, wanted));
+          if (!already) {
+            await this.unlessRefused(name, `the ${wanted.context} commit status "${wanted.description}"`, () =>
+              createClient.createCommitStatus(ref, sha, wanted),
+            );
+          }
         }
         // Given up or posted, this status is done with; the next change of the run tries again.
         forgeStore.updateReport(name, { statusKey: key });
@@ -269,6 +274,13 @@ export class ForgeReporter implements Runnable {
       }
     }
     return (await createClient.createComment(ref, pr, body)).id;
+  }
+
+  /** Whether the newest status of `wanted.context` on the commit is `wanted` already. */
+  private async statusIsOn(ref: RepoRef, sha: string, wanted: { state: string; context: string; description: string; targetUrl: string }): Promise<boolean> {
+    const { items } = await this.deps.client.listCommitStatuses(ref, sha, { sort: 'highestindex', limit: 50 });
+    const newest = items.find((s) => s.context === wanted.context);
+    return newest !== undefined && newest.state === wanted.state && newest.description === wanted.description && newest.targetUrl === wanted.targetUrl;
   }
 
   private async findOwnComment(ref: RepoRef, pr: number, run: string): Promise<number | null> {

@@ -65,8 +65,9 @@ export class ForgeService {
       logger: { warn: (fields: Record<string, unknown>, msg: string) => log.warn(fields, msg) },
     };
     const client = new ForgeClient(clientOptions);
-    // Comments are created with one attempt only: a create that timed out may have arrived, and a
-    // blind retry would post it twice. The next pass looks for it by its marker first.
+    // Writes that add something (comments, statuses, reactions) get one attempt only: one that
+    // timed out may have arrived, and a blind retry would post it twice. The next pass looks first
+    // (a comment by its marker, a status by listing; a repeated reaction the forge answers 200).
     const createClient = new ForgeClient({ ...clientOptions, retry: { attempts: 1 } });
 
     this.forgeStore = new ForgeStore(options.store);

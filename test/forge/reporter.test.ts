@@ -236,13 +236,30 @@ describe('the forge reporter', () => {
   it('keeps retrying what a forge may still do: a 500 on the reaction is not given up', async () => {
     const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
     addRun('webnotes-pr1-c8', trigger.id);
-    double.failNext('issuePostCommentReaction', 500, 2);
+    double.failNext('issuePostCommentReaction', 500, 1);
     const r = reporter();
+    // One POST per pass: a write that failed is tried again by the next pass, not in the same breath.
     await expect(r.sync('webnotes-pr1-c8')).rejects.toThrow();
+    expect(double.requestsFor('issuePostCommentReaction')).toHaveLength(1);
     expect(forgeStore.getReport('webnotes-pr1-c8')).toMatchObject({ reaction: 'pending' });
     await r.sync('webnotes-pr1-c8');
     expect(double.comment(trigger.id)?.reactions.map((x) => x.content)).toEqual(['eyes']);
     expect(forgeStore.getReport('webnotes-pr1-c8')).toMatchObject({ reaction: 'done' });
+  });
+
+  it('a status POST that timed out after the forge stored it is not posted again: the next pass lists first', async () => {
+    const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    addRun('webnotes-pr1-c12', trigger.id);
+    // The forge stores the status, then answers too late: the client gives up on it (timeout 1 s).
+    double.delayNext('repoCreateStatus', 1_500, 1);
+    const r = reporter();
+    await expect(r.sync('webnotes-pr1-c12')).rejects.toThrow(/no answer/);
+    await until(() => statuses().length === 1); // the forge did store it
+    forgeStore.updateReport('webnotes-pr1-c12', { attempts: 1, lastError: 'timeout' }); // as the queue's failure handler records it
+    await r.sync('webnotes-pr1-c12');
+    expect(statuses()).toEqual(['cc-ci/cold pending Queued']);
+    expect(double.requestsFor('repoCreateStatus')).toHaveLength(1);
+    expect(double.requestsFor('repoListStatuses')).toHaveLength(1);
   });
 
   it('moves every queued run up when one ahead of it leaves the queue', async () => {

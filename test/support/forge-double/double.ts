@@ -58,6 +58,12 @@ export interface ForgeDoubleOptions {
   publicUrl?: string;
   /** Start the clock here (frozen); default: follow real time. */
   time?: Date;
+  /**
+   * Answer successful writes as a sparse Gitea-compatible server did when tried (security
+   * findings): a created or edited comment is `{"id": N}`, a reaction and a status an empty body.
+   * Those answers are off the contract on purpose and are not recorded as violations.
+   */
+  minimalWriteBodies?: boolean;
 }
 
 interface HandlerContext {
@@ -108,11 +114,13 @@ export class ForgeDouble {
   private down = false;
   private readonly holds = new Set<() => void>();
   private frozenTime: number | null;
+  private readonly minimalWriteBodies: boolean;
   private app: FastifyInstance | null = null;
   private address = '';
 
   private constructor(options: ForgeDoubleOptions) {
     this.frozenTime = options.time ? Math.floor(options.time.getTime() / 1000) : null;
+    this.minimalWriteBodies = options.minimalWriteBodies ?? false;
     this.state = new ForgeState(options.publicUrl ?? 'http://127.0.0.1/', () => this.nowSeconds());
     this.botToken = options.botToken ?? randomBytes(20).toString('hex');
     this.bot = this.addUser({ login: options.botLogin ?? 'cc-ci', fullName: 'cc-ci bot', token: this.botToken });
@@ -419,6 +427,12 @@ export class ForgeDouble {
         ? null
         : { message: thrown.message, url: this.swaggerUrl(), ...(thrown.status === 404 ? { errors: [thrown.message] } : {}) };
       answer = { status: thrown.status, body };
+    }
+    if (this.minimalWriteBodies && request.method !== 'GET' && answer.status >= 200 && answer.status < 300) {
+      const id = typeof answer.body === 'object' && answer.body !== null && 'id' in answer.body ? answer.body.id : undefined;
+      const isComment = contract.operation === 'issueCreateComment' || contract.operation === 'issueEditComment';
+      record(answer.status, caller.login);
+      return send(answer.status, isComment ? { id } : null);
     }
     const responseErrors = contract.validateResponse(answer.status, answer.body);
     if (responseErrors.length > 0) {
