@@ -109,6 +109,8 @@ export interface Customization {
   overlay: FileFromLayer | null;
   /** The custom tier's tests (recipes/custom-tests.ts): what runs, what was replaced or ignored. */
   tests: CustomTests;
+  /** The operator layer's extraEnv values: they may be credentials, so runs mask them. */
+  operatorValues: string[];
 }
 
 export class SettingsError extends Error {}
@@ -241,7 +243,7 @@ function load(s: CustomizationSources): Customization {
     operatorDir: s.operatorDir,
     bundledDir: s.bundledDir,
   });
-  const c: Customization = { recipe: s.recipe, layers: [], settings, hooks: {}, overlay: null, tests };
+  const c: Customization = { recipe: s.recipe, layers: [], settings, hooks: {}, overlay: null, tests, operatorValues: [] };
   const ownRoot = recipeLayerOf(s)?.root;
   for (const layer of layerDirs(s)) {
     // The generic floor is cc-ci's own directory (it holds the tier runners too).
@@ -249,7 +251,11 @@ function load(s: CustomizationSources): Customization {
     const settingsPath = join(layer.dir, 'settings.yaml');
     const hasSettings = existsSync(settingsPath);
     c.layers.push({ ...layer, settings: hasSettings });
-    if (hasSettings) apply(settings, readSettings(settingsPath));
+    if (hasSettings) {
+      const read = readSettings(settingsPath);
+      apply(settings, read);
+      if (layer.source === 'operator') c.operatorValues.push(...Object.values(read.extraEnv ?? {}));
+    }
     const hooksDir = join(layer.dir, 'hooks');
     if (existsSync(hooksDir)) checkNames(hooksDir, HOOK_NAMES, 'hook');
     for (const hook of HOOK_NAMES) {

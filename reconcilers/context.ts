@@ -14,6 +14,7 @@ import type { Store } from '../state/store.js';
 import type { AppRecord, EventKind, Phase, RunRecord } from '../state/types.js';
 import type { AppsApi } from './apps.js';
 import { callFault, CancelledError } from './errors.js';
+import { registerKnownSecrets, rememberMask } from './run-secrets.js';
 
 /**
  * Everything one attempt of one run needs: its record, its log, its step journal, its own
@@ -101,7 +102,14 @@ export class RunContext {
     private readonly options: RunContextOptions,
     redactor?: Redactor,
   ) {
-    this.redactor = redactor ?? new Redactor();
+    this.dir = options.dir ?? runDir(options.paths, options.run.name);
+    mkdirSync(this.dir, { recursive: true });
+    const dir = this.dir;
+    if (redactor) this.redactor = redactor;
+    else {
+      this.redactor = new Redactor({ onAdd: (value) => rememberMask(dir, value) });
+      registerKnownSecrets(this.redactor, options.config, dir);
+    }
     this.store = options.store;
     this.apps = options.apps;
     this.config = options.config;
@@ -110,9 +118,7 @@ export class RunContext {
     this.signal = options.signal;
     this.tracker = options.tracker;
     this._run = options.run;
-    this.dir = options.dir ?? runDir(options.paths, options.run.name);
     this.abraDir = options.abraDir ?? runAbraDir(options.paths, options.run.name);
-    mkdirSync(this.dir, { recursive: true });
     this.logFile = join(this.dir, 'log.txt');
     this.abra = Abra.fromConfig(options.config, {
       abraDir: this.abraDir,

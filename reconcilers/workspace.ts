@@ -129,6 +129,8 @@ export async function prepareWorkspace(ctx: RunContext): Promise<Workspace> {
     );
   }
 
+  // The operator's extraEnv values may be credentials: masked from here on (their keys alone are logged).
+  for (const value of customization.operatorValues) ctx.redactor.add(value);
   const ws: Workspace = { abraDir: ctx.abraDir, recipeDir, commit, settings: customization.settings, customization };
   ctx.workspace = ws;
   return ws;

@@ -1,4 +1,4 @@
-import { SANDBOX_UID, sandboxProblem } from '../clients/sandbox.js';
+import { SANDBOX, sandboxProblem } from '../clients/sandbox.js';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { Abra, AbraError } from '../clients/abra.js';
 import type { Config } from '../model/config.js';
@@ -191,13 +191,13 @@ export async function runDoctor(config: Config, paths: StatePaths): Promise<Chec
     fix: 'apt-get install chromium',
   });
 
-  const sandbox = await sandboxProblem({ bwrap: 'bwrap', uid: SANDBOX_UID, gid: SANDBOX_UID });
+  const sandbox = await sandboxProblem(SANDBOX);
   checks.push({
     name: 'sandbox',
     ok: sandbox === null,
-    // Not required yet: hooks and tests do not run in it yet (docs/security.md).
-    required: false,
-    detail: sandbox ?? 'bubblewrap makes a sandbox here (for repository code: docs/security.md)',
+    // Hooks, checks and specs from recipe repositories run only in it (docs/security.md).
+    required: true,
+    detail: sandbox ?? 'bubblewrap makes a sandbox here: hooks, checks and specs from recipe repositories run in it (docs/security.md)',
     fix: 'apt-get install bubblewrap',
   });
   return checks;

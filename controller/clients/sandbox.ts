@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -36,14 +36,21 @@ export interface SandboxedRun extends Pick<RunOptions, 'cmd' | 'args' | 'timeout
   writable?: readonly string[];
   /** The working directory, inside one of the paths above. */
   cwd: string;
-  /** The app under test: the one address the program can reach, as 127.0.0.1:<port> inside. */
-  app: { host: string; port: number } | null;
+  /**
+   * The app under test: the one address the program can reach. Inside, 127.0.0.1:`port` is
+   * carried to `host`:`target` (default `port`) outside; `names` resolve to 127.0.0.1 inside (the
+   * app's domain, for https://<domain> behind Traefik).
+   */
+  app: { host: string; port: number; target?: number; names?: readonly string[] } | null;
 }
 
 export class SandboxUnavailable extends Error {}
 
 /** nobody/nogroup on Debian: the default sandbox user when cc-ci runs as root. */
 export const SANDBOX_UID = 65534;
+
+/** What cc-ci runs repository code with: Debian's bwrap on PATH, as nobody/nogroup. */
+export const SANDBOX: SandboxSettings = { bwrap: 'bwrap', uid: SANDBOX_UID, gid: SANDBOX_UID };
 
 /** The system's parts a program needs to run: read-only, never the whole of /etc. */
 const ETC = [
@@ -149,7 +156,10 @@ export function sandboxCommand(s: SandboxSettings, o: SandboxedRun, socket: stri
   b.add('--bind', o.workDir, o.workDir);
   for (const p of o.writable ?? []) b.add('--bind', p, p);
   // The relay may need a low port (https://<domain> is 443); the program never keeps it.
-  if (socket && o.app) b.args.push('--bind', socket, APP_SOCKET, '--cap-add', 'CAP_NET_BIND_SERVICE');
+  if (socket && o.app) {
+    b.args.push('--bind', socket, APP_SOCKET, '--cap-add', 'CAP_NET_BIND_SERVICE');
+    b.args.push('--ro-bind', join(dirname(socket), 'hosts'), '/etc/hosts');
+  }
   const args = [...b.args, '--chdir', o.cwd];
   const program = [...dropPrivileges(s), o.cmd, ...o.args];
   const relayed = socket && o.app ? [process.execPath, relayScript(), String(o.app.port), APP_SOCKET, ...program] : program;
@@ -157,9 +167,11 @@ export function sandboxCommand(s: SandboxSettings, o: SandboxedRun, socket: stri
 }
 
 /** A Unix socket whose every connection is carried to the app (the sandbox's only way out). */
-async function bridge(dir: string, app: { host: string; port: number }): Promise<{ socket: string; server: Server }> {
+async function bridge(dir: string, app: NonNullable<SandboxedRun['app']>): Promise<{ socket: string; server: Server }> {
   const socket = join(dir, 'app.sock');
-  const server = createServer((inner) => joinSockets(inner, connect(app.port, app.host)));
+  const names = [...new Set(['localhost', ...(app.names ?? [])])].filter((n) => /^[a-z0-9.-]{1,253}$/i.test(n));
+  writeFileSync(join(dir, 'hosts'), `127.0.0.1 ${names.join(' ')}\n::1 localhost\n`, { mode: 0o644 });
+  const server = createServer((inner) => joinSockets(inner, connect(app.target ?? app.port, app.host)));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(socket, () => resolve());

@@ -1,28 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  symlinkSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { z } from 'zod';
 import { junitXml, type JUnitCase } from '../../controller/model/junit.js';
-import { runProcess, type ProcessResult } from '../../controller/clients/process.js';
+import type { ProcessResult } from '../../controller/clients/process.js';
 import { type RunContext, type SubjectApp } from '../context.js';
 import { TestFailure } from '../errors.js';
 import { subjectApp } from '../deploy.js';
 import { describeCustomTests, describeFile, type CustomTestFile, type CustomTests } from '../../recipes/custom-tests.js';
 import type { TierRunner } from './runner.js';
-import { scriptEnv } from '../hooks.js';
+import { maskDirective, scriptEnv } from '../hooks.js';
+import { copyEvidence, maskEvidence } from '../evidence-mask.js';
+import { runRepoCode, sandboxWorkDir } from '../sandboxed.js';
 
 /**
  * custom: the recipe's own tests against the app install (or upgrade) left serving —
@@ -49,6 +39,8 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
   '--no-first-run',
 ];
+/** A Playwright report larger than this is not read (a hostile spec could write any size). */
+const MAX_REPORT_BYTES = 64 * 1024 * 1024;
 /** Output kept per functional check in the JUnit file. */
 const MAX_OUTPUT_CHARS = 64_000;
 
@@ -95,10 +87,16 @@ export const customTier: TierRunner = {
     const env = scriptEnv(ctx, app);
 
     const outcomes: Outcome[] = [];
-    for (const f of tests.functional) outcomes.push(await runFunctional(ctx, f, tests, env, evidence));
-    if (tests.specs.length > 0) outcomes.push(...(await runPlaywright(ctx, tests, app, env, evidence)));
+    try {
+      for (const f of tests.functional) outcomes.push(await runFunctional(ctx, f, tests, app, env, evidence));
+      if (tests.specs.length > 0) outcomes.push(...(await runPlaywright(ctx, tests, app, env, evidence)));
+    } finally {
+      // Whatever the tests left, finished or stopped, is served only once masked (docs/security.md).
+      const { withheld } = maskEvidence(evidence, ctx.redactor);
+      for (const file of withheld) ctx.log('warn', `evidence ${relative(ctx.dir, file)} held a secret of the run and is withheld`);
+    }
 
-    writeFileSync(join(ctx.dir, 'evidence', 'junit-custom.xml'), junitXml('custom', outcomes.map(toJUnit)));
+    writeFileSync(join(ctx.dir, 'evidence', 'junit-custom.xml'), ctx.redactor.apply(junitXml('custom', outcomes.map(toJUnit))));
     const failed = outcomes.filter((o) => o.status === 'failed');
     if (failed.length > 0) throw new TestFailure(failureReason(ctx, outcomes, failed));
     return { reason: passReason(outcomes) };
@@ -108,24 +106,35 @@ export const customTier: TierRunner = {
 // ---------------------------------------------------------------------------------------------
 // Functional checks
 
-async function runFunctional(ctx: RunContext, f: CustomTestFile, tests: CustomTests, env: Record<string, string>, evidence: string): Promise<Outcome> {
+async function runFunctional(
+  ctx: RunContext,
+  f: CustomTestFile,
+  tests: CustomTests,
+  app: SubjectApp,
+  env: Record<string, string>,
+  evidence: string,
+): Promise<Outcome> {
   const dir = join(evidence, 'functional');
   mkdirSync(dir, { recursive: true });
   const lines: string[] = [];
   let result: ProcessResult | undefined;
+  const key = `functional-${f.name}`;
+  const ownEvidence = join(sandboxWorkDir(ctx, key), 'evidence');
   try {
     await ctx.step(
       'functional check',
       async () => {
-        result = await runProcess({
+        result = await runRepoCode(ctx, {
+          key,
           cmd: f.path,
           args: [],
           timeoutMs: FUNCTIONAL_TIMEOUT_MS,
-          env: { ...env, EVIDENCE_DIR: dir },
-          cwd: ctx.workspace!.recipeDir,
-          signal: ctx.signal,
-          tracker: ctx.tracker,
+          env: { ...env, EVIDENCE_DIR: ownEvidence },
+          readOnly: [dirname(f.path)],
+          dirs: ['evidence'],
+          app,
           onLine: (stream, line) => {
+            if (maskDirective(ctx, line)) return;
             lines.push(`${stream === 'err' ? '! ' : ''}${line}`);
             ctx.log(stream, `  ${f.name}: ${line}`);
           },
@@ -138,6 +147,8 @@ async function runFunctional(ctx: RunContext, f: CustomTestFile, tests: CustomTe
     );
   } catch (e) {
     if (!(e instanceof TestFailure)) throw e;
+  } finally {
+    copyEvidence(ownEvidence, dir);
   }
   const r = result!;
   const output = ctx.redactor.apply(lines.join('\n'));
@@ -232,26 +243,28 @@ async function runPlaywright(ctx: RunContext, tests: CustomTests, app: SubjectAp
     throw new Error(`Playwright specs found but Chromium is not installed at ${CHROMIUM} (set CCCI_CHROMIUM, or install the chromium package)`);
   }
   const pw = playwrightInstall();
-  const work = join(ctx.dir, 'custom');
+  const key = 'playwright';
+  const work = sandboxWorkDir(ctx, key);
   const specsDir = join(work, 'specs');
-  const link = join(work, 'node_modules');
-  removeLink(link);
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(specsDir, { recursive: true });
-  for (const f of [...tests.specs, ...tests.support]) copyFileSync(f.path, join(specsDir, f.name));
-  writeFileSync(join(work, 'package.json'), `${JSON.stringify({ private: true, type: 'commonjs' }, null, 2)}\n`);
-  symlinkSync(pw.nodeModules, link, 'dir');
+  const reports = join(work, 'reports');
+  const outputDir = join(work, 'out');
   const marker = `--ccci-playwright=${randomUUID()}`;
   const config = join(work, 'playwright.config.cjs');
-  const outputDir = join(evidence, 'playwright');
-  writeFileSync(
-    config,
-    `// Written by cc-ci for run ${ctx.name}; see docs/testing-custom.md.\nmodule.exports = ${JSON.stringify(
-      playwrightConfig({ specsDir, outputDir, evidence, baseUrl: app.baseUrl, marker }),
-      null,
-      2,
-    )};\n`,
-  );
+  // What the runner needs, written by cc-ci into the sandbox's work directory (read-only to it).
+  const prepare = (): void => {
+    mkdirSync(specsDir, { recursive: true });
+    for (const f of [...tests.specs, ...tests.support]) copyFileSync(f.path, join(specsDir, f.name));
+    writeFileSync(join(work, 'package.json'), `${JSON.stringify({ private: true, type: 'commonjs' }, null, 2)}\n`);
+    symlinkSync(pw.nodeModules, join(work, 'node_modules'), 'dir');
+    writeFileSync(
+      config,
+      `// Written by cc-ci for run ${ctx.name}; see docs/testing-custom.md.\nmodule.exports = ${JSON.stringify(
+        playwrightConfig({ specsDir, outputDir, evidence: reports, baseUrl: app.baseUrl, marker }),
+        null,
+        2,
+      )};\n`,
+    );
+  };
 
   const lines: string[] = [];
   let result: ProcessResult | undefined;
@@ -259,21 +272,23 @@ async function runPlaywright(ctx: RunContext, tests: CustomTests, app: SubjectAp
     await ctx.step(
       'playwright test',
       async () => {
-        result = await runProcess({
+        result = await runRepoCode(ctx, {
+          key,
           cmd: process.execPath,
           args: [pw.cli, 'test', '--config', config],
           timeoutMs: PLAYWRIGHT_TIMEOUT_MS,
           cwd: work,
+          prepare,
+          dirs: ['out', 'reports'],
+          readOnly: [],
+          app,
           env: {
             ...env,
-            NODE_PATH: [pw.nodeModules, process.env.NODE_PATH].filter(Boolean).join(':'),
+            NODE_PATH: pw.nodeModules,
             FORCE_COLOR: '0',
-            NO_COLOR: undefined,
             CI: '1',
             PLAYWRIGHT_HTML_OPEN: 'never',
           },
-          signal: ctx.signal,
-          tracker: ctx.tracker,
           onLine: (stream, line) => {
             lines.push(line);
             if (line.trim()) ctx.log(stream, `  ${stripAnsi(line)}`);
@@ -282,25 +297,24 @@ async function runPlaywright(ctx: RunContext, tests: CustomTests, app: SubjectAp
         ctx.throwIfCancelled();
         if (result.exitCode !== 0) throw new TestFailure(`playwright test ended with ${result.timedOut ? 'a timeout' : `exit ${result.exitCode}`}`);
       },
-      `${tests.specs.length} spec file(s) against ${app.baseUrl}`,
+      `${tests.specs.length} spec file(s) against ${app.baseUrl}, sandboxed`,
     );
   } catch (e) {
     if (!(e instanceof TestFailure)) throw e;
   } finally {
-    removeLink(link);
     killMarked(marker);
+    // The evidence leaves the sandbox: screenshots and traces into evidence/, the reports with
+    // their attachment paths pointing there (masked with the rest at the end of the tier).
+    copyEvidence(outputDir, join(evidence, 'playwright'));
+    for (const name of ['playwright-junit.xml', 'playwright-report.json']) {
+      const from = join(reports, name);
+      if (!existsSync(from) || !lstatSync(from).isFile() || lstatSync(from).size > MAX_REPORT_BYTES) continue;
+      writeFileSync(join(evidence, name), readFileSync(from, 'utf8').split(outputDir).join(join(evidence, 'playwright')));
+    }
   }
   const r = result!;
   writeFileSync(join(evidence, 'playwright-output.txt'), `${ctx.redactor.apply(stripAnsi(lines.join('\n')))}\n`);
   return playwrightOutcomes(ctx, r, join(evidence, 'playwright-report.json'), specsDir);
-}
-
-function removeLink(path: string): void {
-  try {
-    if (lstatSync(path).isSymbolicLink()) unlinkSync(path);
-  } catch {
-    /* not there */
-  }
 }
 
 /**

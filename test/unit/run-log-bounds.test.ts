@@ -2,12 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configSchema } from '../../controller/model/config.js';
-import { createLogger } from '../../controller/model/log.js';
-import { ensureStateDirs, statePaths } from '../../controller/model/paths.js';
-import { runSpecSchema } from '../../controller/model/spec.js';
-import { RunContext } from '../../reconcilers/context.js';
 import { Store } from '../../state/store.js';
+import { testRunContext } from '../support/run-context.js';
 
 /** A run's log is bounded (docs/security.md): program output past a size is dropped, saying so
  *  once; a long line is cut; cc-ci's own lines are always kept — also after a restart. */
@@ -15,28 +11,7 @@ import { Store } from '../../state/store.js';
 const dir = mkdtempSync(join(tmpdir(), 'ccci-logbounds-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function context(store: Store, name: string) {
-  const paths = statePaths(join(dir, 'state'));
-  ensureStateDirs(paths);
-  const spec = runSpecSchema.parse({
-    apiVersion: 'cc-ci/v1',
-    kind: 'Run',
-    metadata: { name },
-    spec: { recipe: 'webnotes', source: { repo: '/r', ref: 'main' } },
-  });
-  if (!store.getRun(name)) store.insertRun({ name, specJson: JSON.stringify(spec), specHash: 'h', specPath: null, recipe: 'webnotes', lane: 'cold' });
-  return new RunContext({
-    store,
-    apps: {} as never,
-    config: configSchema.parse({ log: { runOutputBytes: 64 * 1024, lineChars: 256 } }),
-    paths,
-    logger: createLogger('silent'),
-    run: store.getRun(name)!,
-    spec,
-    signal: new AbortController().signal,
-    tracker: { started: () => undefined, ended: () => undefined },
-  });
-}
+const context = (store: Store, name: string) => testRunContext(store, join(dir, 'state'), name, { log: { runOutputBytes: 64 * 1024, lineChars: 256 } });
 
 describe("a run's log", () => {
   it('keeps program output up to its bound, says so once, and keeps its own lines', () => {
