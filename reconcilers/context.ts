@@ -124,7 +124,11 @@ export class RunContext {
       abraDir: this.abraDir,
       signal: options.signal,
       tracker: options.tracker,
-      onLine: (stream, line) => this.log(stream, `  ${line}`),
+      onLines: (stream, lines) =>
+        this.logLines(
+          stream,
+          lines.map((line) => `  ${line}`),
+        ),
     });
     this.docker = dockerFromConfig(options.config, { signal: options.signal, tracker: options.tracker });
   }
@@ -180,15 +184,21 @@ export class RunContext {
    */
   protected kept(kind: EventKind, text: string): { kind: EventKind; text: string } | null {
     const { lineChars, runOutputBytes } = this.config.log;
-    let safe = this.redactor.apply(text);
-    if (safe.length > lineChars) safe = `${safe.slice(0, lineChars)} … (line cut at ${lineChars} characters)`;
-    if (kind !== 'out' && kind !== 'err') return { kind, text: safe };
-    if (this.output.bytes === null) {
-      this.output.bytes = this.store.outputBytes(this.name);
-      this.output.cut = this.store.outputCut(this.name, OUTPUT_CUT);
+    const isOutput = kind === 'out' || kind === 'err';
+    if (isOutput) {
+      if (this.output.bytes === null) {
+        this.output.bytes = this.store.outputBytes(this.name);
+        this.output.cut = this.store.outputCut(this.name, OUTPUT_CUT);
+      }
+      this.output.cut ||= this.output.bytes >= runOutputBytes;
+      // Past the bound a flood costs nothing more: not even the masking.
+      if (this.output.cut) return null;
     }
-    this.output.cut ||= this.output.bytes >= runOutputBytes;
-    if (this.output.cut) return null;
+    // Masked before it is cut, so a secret across the cut is masked whole; a line far past the
+    // cut is not read to its end.
+    let safe = this.redactor.apply(text.length > 4 * lineChars ? text.slice(0, 4 * lineChars) : text);
+    if (safe.length > lineChars) safe = `${safe.slice(0, lineChars)} … (line cut at ${lineChars} characters)`;
+    if (!isOutput || this.output.bytes === null) return { kind, text: safe };
     this.output.bytes += Buffer.byteLength(safe);
     if (this.output.bytes < runOutputBytes) return { kind, text: safe };
     this.output.cut = true;
@@ -197,13 +207,21 @@ export class RunContext {
 
   /** Appends to the run's log (store events and log.txt), secrets masked, bounded. */
   log(kind: EventKind, text: string): void {
-    const line = this.kept(kind, text);
-    if (!line) return;
-    const safe = line.text;
-    kind = line.kind;
-    this.store.appendEvent(this.name, kind, safe);
+    this.logLines(kind, [text]);
+  }
+
+  /** Appends lines of one kind at once — a chunk of a program's output — in one transaction. */
+  logLines(kind: EventKind, texts: readonly string[]): void {
+    const lines: { kind: EventKind; text: string }[] = [];
+    for (const text of texts) {
+      const line = this.kept(kind, text);
+      if (line) lines.push(line);
+    }
+    if (lines.length === 0) return;
+    this.store.appendEvents(this.name, lines);
+    const at = new Date().toISOString();
     try {
-      appendFileSync(this.logFile, `${new Date().toISOString()} ${kind.padEnd(5)} ${safe}\n`);
+      appendFileSync(this.logFile, lines.map((l) => `${at} ${l.kind.padEnd(5)} ${l.text}\n`).join(''));
     } catch {
       /* the store copy is the record; the file is a convenience */
     }

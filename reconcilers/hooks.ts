@@ -60,8 +60,11 @@ export async function runHook(
   const file = ctx.workspace?.customization.hooks[hook];
   if (!file) return { ran: false, ok: true, output: '' };
   const limitSeconds = ctx.workspace?.settings.hookTimeoutSeconds ?? 300;
-  const onLine = (stream: 'out' | 'err', line: string): void => {
-    if (!maskDirective(ctx, line)) ctx.log(stream, `  ${line}`);
+  const onLines = (stream: 'out' | 'err', lines: readonly string[]): void => {
+    ctx.logLines(
+      stream,
+      lines.filter((line) => !maskDirective(ctx, line)).map((line) => `  ${line}`),
+    );
   };
   // A file the hook is handed (verify-backup's archive) is readable in the sandbox, nothing else of the run.
   const handed = Object.entries(extraEnv)
@@ -81,7 +84,7 @@ export async function runHook(
             signal: ctx.signal,
             tracker: ctx.tracker,
             cwd: ctx.workspace?.recipeDir ?? ctx.dir,
-            onLine,
+            onLines,
           })
         : runRepoCode(ctx, {
             key: `hook-${hook}`,
@@ -91,7 +94,7 @@ export async function runHook(
             readOnly: [dirname(file.path), ...handed],
             timeoutMs: limitSeconds * 1000,
             app,
-            onLine,
+            onLines,
           }),
     `${file.path} ${args.join(' ')} (${file.source}${trusted(file) ? ', on the host' : ', sandboxed'})`,
   );

@@ -15,6 +15,9 @@ import type { RunContext, SubjectApp } from './context.js';
 
 let checked: Promise<string | null> | null = null;
 
+/** The tail of a repository program's output a run keeps in memory (its reasons quote the end). */
+const REPO_CODE_KEEP_CHARS = 1024 * 1024;
+
 /** Whether the sandbox works here, asked once per process (a restart asks again). */
 async function ensureSandbox(): Promise<void> {
   checked ??= sandboxProblem(SANDBOX);
@@ -30,7 +33,7 @@ export function sandboxApp(app: SubjectApp | null): SandboxedRun['app'] {
   return { host: url.hostname, port, names: url.hostname === '127.0.0.1' ? [app.host] : [url.hostname, app.host] };
 }
 
-export interface RepoCodeRun extends Pick<RunOptions, 'cmd' | 'args' | 'timeoutMs' | 'onLine'> {
+export interface RepoCodeRun extends Pick<RunOptions, 'cmd' | 'args' | 'timeoutMs' | 'onLines'> {
   /** Names the work directory (`<run>/sandbox/<key>`), made afresh for each run of the code. */
   key: string;
   env: Record<string, string>;
@@ -73,7 +76,9 @@ export async function runRepoCode(ctx: RunContext, o: RepoCodeRun): Promise<Proc
     timeoutMs: o.timeoutMs,
     signal: ctx.signal,
     tracker: ctx.tracker,
-    ...(o.onLine ? { onLine: o.onLine } : {}),
+    ...(o.onLines ? { onLines: o.onLines } : {}),
+    // What the caller keeps of a flood: the tail (the log has its own bound, log.runOutputBytes).
+    keepChars: REPO_CODE_KEEP_CHARS,
   });
   return { ...result, workDir };
 }

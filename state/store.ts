@@ -302,6 +302,27 @@ export class Store {
     return ev;
   }
 
+  /** Appends several lines in one transaction (a chunk of a program's output): one commit, not one per line. */
+  appendEvents(run: string, lines: readonly { kind: EventKind; text: string }[]): RunEvent[] {
+    if (lines.length === 0) return [];
+    const insert = this.db.prepare(
+      `INSERT INTO events (run, seq, ts, kind, text)
+       SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE run = ? RETURNING seq`,
+    );
+    const ts = Date.now();
+    const events = this.db.transaction(() =>
+      lines.map((l) => ({ seq: Number((insert.get(run, ts, l.kind, l.text, run) as Row).seq), ts, kind: l.kind, text: l.text })),
+    )();
+    for (const ev of events) this.changes.emit('event', run, ev);
+    return events;
+  }
+
+  /** The sequence number of the run's last log line (0: none yet). */
+  lastEventSeq(run: string): number {
+    const r = this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS n FROM events WHERE run = ?').get(run) as Row;
+    return Number(r.n);
+  }
+
   /** How many bytes of program output (abra, docker, hooks) a run's log holds, and whether it was
    *  cut already (the line saying so, reconcilers/context.ts, starts with `marker`). */
   outputBytes(run: string): number {

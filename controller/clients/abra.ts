@@ -17,6 +17,8 @@ export interface AbraOptions {
   signal?: AbortSignal;
   tracker?: ChildTracker;
   onLine?: (stream: Stream, line: string) => void;
+  /** Instead of onLine: the lines of each chunk of output at once (one log write per chunk). */
+  onLines?: (stream: Stream, lines: readonly string[]) => void;
 }
 
 export class AbraError extends Error {
@@ -63,7 +65,10 @@ export class Abra {
   constructor(private readonly options: AbraOptions) {}
 
   /** The abra of cc-ci's config (binary, server, call timeout); `abraDir` defaults to the canonical one. */
-  static fromConfig(config: Pick<Config, 'abra'>, o: Partial<Pick<AbraOptions, 'abraDir'>> & Pick<AbraOptions, 'signal' | 'tracker' | 'onLine'> = {}): Abra {
+  static fromConfig(
+    config: Pick<Config, 'abra'>,
+    o: Partial<Pick<AbraOptions, 'abraDir'>> & Pick<AbraOptions, 'signal' | 'tracker' | 'onLine' | 'onLines'> = {},
+  ): Abra {
     const { abraDir = config.abra.dir, ...rest } = o;
     return new Abra({ bin: config.abra.bin, abraDir, server: config.abra.server, callTimeoutMs: config.abra.callTimeoutSeconds * 1000, ...rest });
   }
@@ -103,6 +108,7 @@ export class Abra {
       ...(this.options.signal ? { signal: this.options.signal } : {}),
       ...(this.options.tracker ? { tracker: this.options.tracker } : {}),
       ...(this.options.onLine && !extra.quiet ? { onLine: this.options.onLine } : {}),
+      ...(this.options.onLines && !extra.quiet ? { onLines: this.options.onLines } : {}),
       sensitive: extra.sensitive ?? false,
     });
     // abra reports every error through its fatal logger: non-zero exit and a FATA line.

@@ -1,11 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { execa } from 'execa';
+import { DEFAULT_KEEP_CHARS, LineSplitter, OutputTail } from './output-tail.js';
 
 /**
  * Runs external programs (abra, docker, git): always an argument array, never a shell; always
- * a wall-clock timeout; output streamed line by line; the whole process group killed on
- * timeout or cancel, because abra starts docker and git children of its own.
+ * a wall-clock timeout; output streamed line by line and kept only as a bounded tail
+ * (output-tail.ts); the whole process group killed on timeout or cancel, because abra starts
+ * docker and git children of its own.
  */
 
 export type Stream = 'out' | 'err';
@@ -31,6 +32,10 @@ export interface RunOptions {
   cleanEnv?: boolean;
   /** Receives each output line. Not called for sensitive calls. */
   onLine?: (stream: Stream, line: string) => void;
+  /** Receives the lines of each chunk of output at once (instead of onLine): one log write per chunk. */
+  onLines?: (stream: Stream, lines: readonly string[]) => void;
+  /** How much of each stream's last lines the result keeps (default 8 MiB; output_tail.ts). */
+  keepChars?: number;
   /** The output carries secrets: keep it out of every log; the caller parses it. */
   sensitive?: boolean;
   tracker?: ChildTracker;
@@ -190,8 +195,8 @@ function superviseGroup(pid: number | undefined, o: RunOptions): { state: { time
 export async function runProcess(o: RunOptions): Promise<ProcessResult> {
   const command = [o.cmd, ...o.args].join(' ');
   const started = Date.now();
-  const stdout: string[] = [];
-  const stderr: string[] = [];
+  const stdout = new OutputTail(o.keepChars ?? DEFAULT_KEEP_CHARS);
+  const stderr = new OutputTail(o.keepChars ?? DEFAULT_KEEP_CHARS);
 
   const base: ProcessResult = {
     command,
@@ -224,14 +229,29 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
   const pid = child.pid;
   if (pid !== undefined) o.tracker?.started(pid, command);
 
-  const collect = (stream: NodeJS.ReadableStream | null, into: string[], name: Stream) => {
+  const collect = (stream: NodeJS.ReadableStream | null, into: OutputTail, name: Stream) => {
     if (!stream) return Promise.resolve();
-    const rl = createInterface({ input: stream, crlfDelay: Infinity });
-    rl.on('line', (line) => {
-      into.push(line);
-      if (!o.sensitive) o.onLine?.(name, line);
+    const split = new LineSplitter();
+    const hand = (lines: string[]): void => {
+      if (lines.length === 0) return;
+      into.push(lines);
+      if (o.sensitive) return;
+      if (o.onLines) o.onLines(name, lines);
+      else if (o.onLine) for (const line of lines) o.onLine(name, line);
+    };
+    stream.on('data', (chunk: Buffer) => hand(split.push(chunk)));
+    return new Promise<void>((res) => {
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        hand(split.end());
+        res();
+      };
+      stream.once('end', end);
+      stream.once('close', end);
+      stream.once('error', end);
     });
-    return new Promise<void>((res) => rl.once('close', () => res()));
   };
   const bytes: Buffer[] = [];
   const collectBytes = (stream: NodeJS.ReadableStream | null) => {
@@ -256,9 +276,9 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
       command,
       exitCode: result.exitCode ?? null,
       signal: result.signal ?? null,
-      stdout: stdout.join('\n'),
+      stdout: stdout.text(),
       ...(o.binaryStdout ? { stdoutBytes: Buffer.concat(bytes) } : {}),
-      stderr: stderr.join('\n'),
+      stderr: stderr.text(),
       timedOut,
       timeoutMs: o.timeoutMs,
       aborted,
@@ -297,24 +317,25 @@ export async function runInTerminal(o: RunOptions): Promise<ProcessResult> {
   }
   const pid = term.pid;
   o.tracker?.started(pid, command);
-  const lines: string[] = [];
-  let partial = '';
-  term.onData((chunk: string) => {
-    const parts = (partial + chunk).replace(/\r\n/g, '\n').replace(/\r/g, '\n').split('\n');
-    partial = parts.pop() ?? '';
-    for (const raw of parts) {
-      const line = raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-      lines.push(line);
-      if (!o.sensitive) o.onLine?.('out', line);
-    }
-  });
+  const lines = new OutputTail(o.keepChars ?? DEFAULT_KEEP_CHARS);
+  const split = new LineSplitter();
+  const hand = (raw: string[]): void => {
+    const batch = raw.map((l) => l.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''));
+    if (batch.length === 0) return;
+    lines.push(batch);
+    if (o.sensitive) return;
+    if (o.onLines) o.onLines('out', batch);
+    else if (o.onLine) for (const line of batch) o.onLine('out', line);
+  };
+  // A terminal ends lines with \r\n, and redraws with a lone \r: both end a line here.
+  term.onData((chunk: string) => hand(split.push(chunk.replace(/\r(?!\n)/g, '\n'))));
   const watch = superviseGroup(pid, o);
   try {
     const exit = await new Promise<{ exitCode: number; signal?: number }>((resolve) => term.onExit(resolve));
-    if (partial) lines.push(partial);
+    hand(split.end());
     watch.finish();
     const { timedOut, aborted } = watch.state;
-    const text = lines.join('\n');
+    const text = lines.text();
     return {
       command,
       exitCode: exit.signal ? null : exit.exitCode,

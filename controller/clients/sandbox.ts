@@ -25,7 +25,10 @@ export interface SandboxSettings {
   gid: number;
 }
 
-export interface SandboxedRun extends Pick<RunOptions, 'cmd' | 'args' | 'timeoutMs' | 'signal' | 'tracker' | 'onLine' | 'killGraceMs'> {
+export interface SandboxedRun extends Pick<
+  RunOptions,
+  'cmd' | 'args' | 'timeoutMs' | 'signal' | 'tracker' | 'onLine' | 'onLines' | 'keepChars' | 'killGraceMs'
+> {
   /** The whole environment the program gets, besides PATH, HOME, TMPDIR and LANG. */
   env: Record<string, string>;
   /** A private directory the program may write (created when missing, owned by the sandbox user); its HOME. */
@@ -206,6 +209,8 @@ export async function runSandboxed(s: SandboxSettings, o: SandboxedRun): Promise
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.tracker ? { tracker: o.tracker } : {}),
       ...(o.onLine ? { onLine: o.onLine } : {}),
+      ...(o.onLines ? { onLines: o.onLines } : {}),
+      ...(o.keepChars !== undefined ? { keepChars: o.keepChars } : {}),
       ...(o.killGraceMs !== undefined ? { killGraceMs: o.killGraceMs } : {}),
       cwd: '/',
     });

@@ -55,13 +55,18 @@ es.addEventListener('log', (m) => {
   log.textContent += e.line + '\\n';
   if (stick) log.scrollTop = log.scrollHeight;
 });
+es.addEventListener('skipped', (m) => {
+  const e = JSON.parse(m.data);
+  if (log.textContent === '') log.textContent = '… ' + e.skipped + ' earlier lines are not shown: open this page with ?all=1 for the whole log\n';
+});
 es.addEventListener('end', (m) => {
   const e = JSON.parse(m.data);
   live.textContent = 'finished: ' + e.result + ' (reload for the final tier table)';
   es.close();
 });`;
 
-export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now()): string {
+/** `wholeLog`: replay every line of the live log, not only its tail (the sse.ts TAIL_LINES). */
+export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now(), wholeLog = false): string {
   const { run, spec, row } = d;
   const forge = spec.spec.trigger?.forge;
   const prUrl =
@@ -110,7 +115,7 @@ ${tiers ? `<table><thead><tr><th>tier</th><th>result</th><th>duration</th><th>re
 <h2>Evidence</h2>
 ${evidence ? `<ul>${evidence}</ul>` : '<p class="muted">None.</p>'}
 <h2>Log <span id="live" class="muted"></span></h2>
-<pre id="log" data-events="${esc(`${runLink(run.name)}/events`)}"></pre>
+<pre id="log" data-events="${esc(`${runLink(run.name)}/events${wholeLog ? '?all=1' : ''}`)}"></pre>
 <noscript><p>The live log needs JavaScript; <a href="/api/runs/${esc(encodeURIComponent(run.name))}">the run as JSON</a>.</p></noscript>
 <script>${LIVE_LOG_SCRIPT}</script>`,
   );

@@ -76,13 +76,13 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
   app.get('/metrics', async (_request, reply) => reply.header('content-type', o.metrics.registry.contentType).send(await o.metrics.registry.metrics()));
 
   app.get('/runs', async (_request, reply) => reply.type('text/html; charset=utf-8').send(runsPage(listRunRows(o.store), invalidSpecs(o.store))));
-  app.get<{ Params: { name: string } }>('/runs/:name', async (request, reply) => {
+  app.get<{ Params: { name: string }; Querystring: { all?: string } }>('/runs/:name', async (request, reply) => {
     const { name } = request.params;
     const d = isName(name) ? runDetail(o.store, o.paths, name) : undefined;
     if (!d) return reply.code(404).type('text/plain; charset=utf-8').send(`no run named ${name}\n`);
-    return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl));
+    return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl, Date.now(), request.query.all === '1'));
   });
-  registerEvents(app, { store: o.store, closing });
+  registerEvents(app, { store: o.store, closing, caps: { total: o.config.http.maxStreams, perClient: o.config.http.maxStreamsPerClient } });
   registerRecipes(app, {
     store: o.store,
     paths: o.paths,

@@ -174,6 +174,9 @@ export const configSchema = z.strictObject({
       publicUrl: z.url().optional(),
       /** Open connections at most (live-log streams included); further ones are closed at once. */
       maxConnections: z.number().int().min(8).max(65_536).default(512),
+      /** Live-log streams (server-sent events) open at once, in all and from one client address. */
+      maxStreams: z.number().int().min(1).max(65_536).default(256),
+      maxStreamsPerClient: z.number().int().min(1).max(65_536).default(16),
     })
     .prefault({}),
   /** What a recipe's compose configuration may hand of the host to its stack (docs/security.md,

@@ -1,7 +1,9 @@
 /** `https://user:secret@host/x` → `https://***@host/x`, wherever such a URL stands in a text:
  *  a clone URL may carry a token, and git repeats the URL in its messages. */
 export function withoutCredentials(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
+  // The scheme is bounded (no real one is longer): unbounded, a long run of letters is tried from
+  // every position, which is quadratic in the line's length.
+  return text.replace(/([a-z][a-z0-9+.-]{0,31}:\/\/)[^/@\s]*@/gi, '$1***@');
 }
 
 /**

@@ -5,6 +5,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { z } from 'zod';
 import { junitXml, type JUnitCase } from '../../controller/model/junit.js';
 import type { ProcessResult } from '../../controller/clients/process.js';
+import { OutputTail } from '../../controller/clients/output-tail.js';
 import { type RunContext, type SubjectApp } from '../context.js';
 import { TestFailure } from '../errors.js';
 import { subjectApp } from '../deploy.js';
@@ -41,6 +42,8 @@ const CHROMIUM_ARGS = [
 ];
 /** A Playwright report larger than this is not read (a hostile spec could write any size). */
 const MAX_REPORT_BYTES = 64 * 1024 * 1024;
+/** Output of a check or the Playwright runner kept for its evidence file (the log has its own bound). */
+const OUTPUT_TAIL_CHARS = 4 * 1024 * 1024;
 /** Output kept per functional check in the JUnit file. */
 const MAX_OUTPUT_CHARS = 64_000;
 
@@ -116,7 +119,7 @@ async function runFunctional(
 ): Promise<Outcome> {
   const dir = join(evidence, 'functional');
   mkdirSync(dir, { recursive: true });
-  const lines: string[] = [];
+  const lines = new OutputTail(OUTPUT_TAIL_CHARS);
   let result: ProcessResult | undefined;
   const key = `functional-${f.name}`;
   const ownEvidence = join(sandboxWorkDir(ctx, key), 'evidence');
@@ -133,10 +136,13 @@ async function runFunctional(
           readOnly: [dirname(f.path)],
           dirs: ['evidence'],
           app,
-          onLine: (stream, line) => {
-            if (maskDirective(ctx, line)) return;
-            lines.push(`${stream === 'err' ? '! ' : ''}${line}`);
-            ctx.log(stream, `  ${f.name}: ${line}`);
+          onLines: (stream, batch) => {
+            const kept = batch.filter((line) => !maskDirective(ctx, line));
+            lines.push(kept.map((line) => `${stream === 'err' ? '! ' : ''}${line}`));
+            ctx.logLines(
+              stream,
+              kept.map((line) => `  ${f.name}: ${line}`),
+            );
           },
         });
         ctx.throwIfCancelled();
@@ -151,7 +157,7 @@ async function runFunctional(
     copyEvidence(ownEvidence, dir);
   }
   const r = result!;
-  const output = ctx.redactor.apply(lines.join('\n'));
+  const output = ctx.redactor.apply(lines.text());
   const logFile = join(dir, `${f.name}.log`);
   writeFileSync(logFile, `# ${describeFile(f, tests.layers)}: ${r.exitCode === 0 ? 'passed' : 'failed'} in ${(r.durationMs / 1000).toFixed(1)}s\n${output}\n`);
   const problem = functionalProblem(r);
@@ -266,7 +272,7 @@ async function runPlaywright(ctx: RunContext, tests: CustomTests, app: SubjectAp
     );
   };
 
-  const lines: string[] = [];
+  const lines = new OutputTail(OUTPUT_TAIL_CHARS);
   let result: ProcessResult | undefined;
   try {
     await ctx.step(
@@ -289,9 +295,12 @@ async function runPlaywright(ctx: RunContext, tests: CustomTests, app: SubjectAp
             CI: '1',
             PLAYWRIGHT_HTML_OPEN: 'never',
           },
-          onLine: (stream, line) => {
-            lines.push(line);
-            if (line.trim()) ctx.log(stream, `  ${stripAnsi(line)}`);
+          onLines: (stream, batch) => {
+            lines.push(batch);
+            ctx.logLines(
+              stream,
+              batch.filter((line) => line.trim()).map((line) => `  ${stripAnsi(line)}`),
+            );
           },
         });
         ctx.throwIfCancelled();
@@ -302,6 +311,8 @@ async function runPlaywright(ctx: RunContext, tests: CustomTests, app: SubjectAp
   } catch (e) {
     if (!(e instanceof TestFailure)) throw e;
   } finally {
+    // The link into cc-ci's own node_modules is only for the runner: gone once it has run.
+    rmSync(join(work, 'node_modules'), { force: true });
     killMarked(marker);
     // The evidence leaves the sandbox: screenshots and traces into evidence/, the reports with
     // their attachment paths pointing there (masked with the rest at the end of the tier).
@@ -313,7 +324,7 @@ async function runPlaywright(ctx: RunContext, tests: CustomTests, app: SubjectAp
     }
   }
   const r = result!;
-  writeFileSync(join(evidence, 'playwright-output.txt'), `${ctx.redactor.apply(stripAnsi(lines.join('\n')))}\n`);
+  writeFileSync(join(evidence, 'playwright-output.txt'), `${ctx.redactor.apply(stripAnsi(lines.text()))}\n`);
   return playwrightOutcomes(ctx, r, join(evidence, 'playwright-report.json'), specsDir);
 }
 

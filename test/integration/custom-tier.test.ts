@@ -213,7 +213,7 @@ describe('the custom tier on the real swarm', () => {
     expect(await runLeftovers(t, json.name, json.domains)).toEqual(nothingOfRun(json.domains));
     const dir = runDirOf(t, json.name);
     // The link to cc-ci's node_modules is gone once Playwright has run.
-    expect(existsSync(join(dir, 'custom', 'node_modules'))).toBe(false);
+    expect(existsSync(join(dir, 'sandbox', 'playwright', 'node_modules'))).toBe(false);
   }
 
   interface StoredFile {
@@ -257,7 +257,7 @@ describe('the custom tier on the real swarm', () => {
     expect(readFileSync(join(evidence, 'functional', 'health.sh.log'), 'utf8')).toMatch(/GET http:\/\/127\.0\.0\.1:\d+\/health: ok/);
     expect(readFileSync(join(evidence, 'playwright-junit.xml'), 'utf8')).toContain('the page shows the notes title');
     // The config cc-ci wrote for the run points Playwright at the app and at the evidence.
-    const config = readFileSync(join(runDirOf(t, json.name), 'custom', 'playwright.config.cjs'), 'utf8');
+    const config = readFileSync(join(runDirOf(t, json.name), 'sandbox', 'playwright', 'playwright.config.cjs'), 'utf8');
     expect(config).toMatch(/"baseURL": "http:\/\/127\.0\.0\.1:213\d\d"/);
 
     const text = log(json);
@@ -410,7 +410,7 @@ describe('the custom tier on the real swarm', () => {
       timeout: 600_000,
     });
     const runDir = runDirOf(t, name);
-    const config = join(runDir, 'custom', 'playwright.config.cjs');
+    const config = join(runDir, 'sandbox', 'playwright', 'playwright.config.cjs');
     const marker = await waitFor(
       'the Playwright config',
       async () => (existsSync(config) ? /--ccci-playwright=[0-9a-f-]+/.exec(readFileSync(config, 'utf8'))?.[0] : null),
