@@ -57,7 +57,7 @@ es.addEventListener('log', (m) => {
 });
 es.addEventListener('skipped', (m) => {
   const e = JSON.parse(m.data);
-  if (log.textContent === '') log.textContent = '… ' + e.skipped + ' earlier lines are not shown: open this page with ?all=1 for the whole log\n';
+  if (log.textContent === '') log.textContent = '… ' + e.skipped + ' earlier lines are not shown: open this page with ?all=1 for the whole log\\n';
 });
 es.addEventListener('end', (m) => {
   const e = JSON.parse(m.data);
