@@ -2,8 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../controller/model/config.js';
@@ -13,6 +11,7 @@ import { buildApp } from '../../controller/http/server.js';
 import { TAIL_LINES } from '../../controller/http/sse.js';
 import { ensureStateDirs, statePaths } from '../../controller/model/paths.js';
 import { Store } from '../../state/store.js';
+import { heldBytes } from '../support/memory.js';
 
 /**
  * The live log under load, listening for real (docs/security.md, "What is bounded"): ten clients
@@ -22,13 +21,6 @@ import { Store } from '../../state/store.js';
  */
 
 const LINES = 200_000;
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-const held = (): number => {
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.external + m.arrayBuffers;
-};
 
 let dir: string;
 let store: Store;
@@ -109,7 +101,7 @@ async function healthzMs(): Promise<number> {
 describe('live-log streams under load', () => {
   it('ten paused clients on a 200,000-line log hold the server under 64 MB, and /healthz answers within 100 ms while streams replay', async () => {
     await healthzMs(); // the first fetch of a process loads its HTTP client: not the server's time
-    const before = held();
+    const before = heldBytes();
     let peakRss = process.memoryUsage().rss;
     const rss0 = peakRss;
     const sample = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
@@ -124,7 +116,7 @@ describe('live-log streams under load', () => {
     }
     const bytes = await replayed;
     await new Promise((r) => setTimeout(r, 500)); // the paused streams have filled what they can
-    const heldMB = (held() - before) / 2 ** 20;
+    const heldMB = (heldBytes() - before) / 2 ** 20;
     clearInterval(sample);
     const worst = Math.max(...latencies);
     console.log(

@@ -1,12 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LineSplitter, OutputTail } from '../../controller/clients/output-tail.js';
 import { runProcess } from '../../controller/clients/process.js';
 import { Store } from '../../state/store.js';
+import { heldBytes } from '../support/memory.js';
 import { testRunContext } from '../support/run-context.js';
 
 /**
@@ -16,14 +15,6 @@ import { testRunContext } from '../support/run-context.js';
  */
 
 const dir = mkdtempSync(join(tmpdir(), 'ccci-output-'));
-// A collection on demand, to tell what the flood left held from what V8 had not collected yet.
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-const held = (): number => {
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.external + m.arrayBuffers;
-};
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('output in bounded memory', () => {
@@ -53,7 +44,7 @@ describe('output in bounded memory', () => {
       '}',
       'more();',
     ].join('\n');
-    const heldBefore = held();
+    const heldBefore = heldBytes();
     const before = process.memoryUsage();
     let peakRss = before.rss;
     let peakHeap = before.heapUsed + before.external + before.arrayBuffers;
@@ -70,7 +61,7 @@ describe('output in bounded memory', () => {
       onLines: (stream, lines) => ctx.logLines(stream, lines),
     });
     clearInterval(sample);
-    const heldMB = (held() - heldBefore) / 2 ** 20;
+    const heldMB = (heldBytes() - heldBefore) / 2 ** 20;
     const rssMB = (peakRss - before.rss) / 2 ** 20;
     const heapMB = (peakHeap - (before.heapUsed + before.external + before.arrayBuffers)) / 2 ** 20;
     console.log(
