@@ -502,7 +502,7 @@ describe("the recipe repository's own .cc-ci/", () => {
       const seedAt = log.indexOf('hook seed: ');
       expect(log.indexOf(`step  check out: ${base}`)).toBeGreaterThan(0);
       expect(log.indexOf(`step  check out: ${base}`)).toBeLessThan(seedAt);
-      expect(log.slice(seedAt)).toMatch(/^hook seed: \S+\/recipe-cc-ci\/hooks\/seed upgrade \(recipe-repo\)/);
+      expect(log.slice(seedAt)).toMatch(/^hook seed: \S+\/recipe-cc-ci\/hooks\/seed upgrade \(recipe-repo, sandboxed\)/);
     },
     FULL,
   );
