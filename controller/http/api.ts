@@ -12,9 +12,14 @@ import { homedir } from 'node:os';
  * directory, cc-ci's installation and the service user's home are named by placeholders.
  */
 export function withoutHostPaths<T>(value: T, places: readonly [string, string][]): T {
-  const sorted = places.filter(([p]) => p.length > 1).sort((a, b) => b[0].length - a[0].length);
+  // A place is replaced only where the path ends or goes on with a `/`: /srv/cc-ci-other is
+  // another directory than /srv/cc-ci, not `<cc-ci>-other`.
+  const sorted = places
+    .filter(([p]) => p.length > 1)
+    .sort((a, b) => b[0].length - a[0].length)
+    .map(([p, name]) => [new RegExp(`${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w-]|\\.[\\w-])`, 'g'), name] as const);
   const hide = (v: unknown): unknown => {
-    if (typeof v === 'string') return sorted.reduce((s, [p, name]) => s.split(p).join(name), v);
+    if (typeof v === 'string') return sorted.reduce((s, [re, name]) => s.replace(re, name), v);
     if (Array.isArray(v)) return v.map(hide);
     if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hide(x)]));
     return v;

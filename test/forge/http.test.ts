@@ -252,9 +252,12 @@ describe('pages, JSON and the live log', () => {
       expect(body, url).toContain('<state>/runs/r3/log.txt');
       expect(body, url).toContain('<cc-ci>/recipes');
     }
-    expect(withoutHostPaths({ a: ['/srv/state/x', 7, null], b: { c: '/srv/state2' } }, [['/srv/state', '<state>']])).toEqual({
+    expect(
+      withoutHostPaths({ a: ['/srv/state/x', 7, null], b: { c: '/srv/state2 /srv/state-old /srv/state.bak, /srv/state.' } }, [['/srv/state', '<state>']]),
+    ).toEqual({
       a: ['<state>/x', 7, null],
-      b: { c: '<state>2' },
+      // Another directory whose name only begins the same is not the state directory.
+      b: { c: '/srv/state2 /srv/state-old /srv/state.bak, <state>.' },
     });
   });
 
