@@ -1,6 +1,6 @@
 import { chownSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { runSandboxed, SANDBOX, sandboxProblem, SandboxUnavailable, type SandboxedRun } from '../controller/clients/sandbox.js';
+import { runSandboxed, sandboxProblem, sandboxSettings, SandboxUnavailable, type SandboxedRun } from '../controller/clients/sandbox.js';
 import type { ProcessResult, RunOptions } from '../controller/clients/process.js';
 import type { RunContext, SubjectApp } from './context.js';
 
@@ -13,15 +13,19 @@ import type { RunContext, SubjectApp } from './context.js';
  * saying how to install it.
  */
 
-let checked: Promise<string | null> | null = null;
+/** Whether the sandbox works, asked once per bwrap binary and process (a restart asks again). */
+const checked = new Map<string, Promise<string | null>>();
 
 /** The tail of a repository program's output a run keeps in memory (its reasons quote the end). */
 const REPO_CODE_KEEP_CHARS = 1024 * 1024;
 
-/** Whether the sandbox works here, asked once per process (a restart asks again). */
-async function ensureSandbox(): Promise<void> {
-  checked ??= sandboxProblem(SANDBOX);
-  const problem = await checked;
+async function ensureSandbox(settings: ReturnType<typeof sandboxSettings>): Promise<void> {
+  let check = checked.get(settings.bwrap);
+  if (!check) {
+    check = sandboxProblem(settings);
+    checked.set(settings.bwrap, check);
+  }
+  const problem = await check;
   if (problem) throw new SandboxUnavailable(`repository code is not run without its sandbox: ${problem}`);
 }
 
@@ -55,17 +59,18 @@ export function sandboxWorkDir(ctx: RunContext, key: string): string {
 
 /** Runs it; `workDir` is where it could write (its HOME), for the caller to take evidence from. */
 export async function runRepoCode(ctx: RunContext, o: RepoCodeRun): Promise<ProcessResult & { workDir: string }> {
-  await ensureSandbox();
+  const sandbox = sandboxSettings();
+  await ensureSandbox(sandbox);
   const workDir = sandboxWorkDir(ctx, o.key);
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
   o.prepare?.(workDir);
   for (const d of o.dirs ?? []) {
     mkdirSync(join(workDir, d), { recursive: true });
-    if (process.getuid?.() === 0) chownSync(join(workDir, d), SANDBOX.uid, SANDBOX.gid);
+    if (process.getuid?.() === 0) chownSync(join(workDir, d), sandbox.uid, sandbox.gid);
   }
   const recipeDir = ctx.workspace?.recipeDir;
-  const result = await runSandboxed(SANDBOX, {
+  const result = await runSandboxed(sandbox, {
     cmd: o.cmd,
     args: o.args,
     env: o.env,

@@ -1,4 +1,4 @@
-import { SANDBOX, sandboxProblem } from '../clients/sandbox.js';
+import { sandboxProblem, sandboxSettings } from '../clients/sandbox.js';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { Abra, AbraError } from '../clients/abra.js';
 import type { Config } from '../model/config.js';
@@ -191,7 +191,7 @@ export async function runDoctor(config: Config, paths: StatePaths): Promise<Chec
     fix: 'apt-get install chromium',
   });
 
-  const sandbox = await sandboxProblem(SANDBOX);
+  const sandbox = await sandboxProblem(sandboxSettings());
   checks.push({
     name: 'sandbox',
     ok: sandbox === null,

@@ -52,8 +52,13 @@ export class SandboxUnavailable extends Error {}
 /** nobody/nogroup on Debian: the default sandbox user when cc-ci runs as root. */
 export const SANDBOX_UID = 65534;
 
-/** What cc-ci runs repository code with: Debian's bwrap on PATH, as nobody/nogroup. */
-export const SANDBOX: SandboxSettings = { bwrap: 'bwrap', uid: SANDBOX_UID, gid: SANDBOX_UID };
+/**
+ * What cc-ci runs repository code with: bwrap on PATH (or `CCCI_BWRAP`, e.g. a Nix store path),
+ * as nobody/nogroup. Read when asked, so the environment of the moment counts.
+ */
+export function sandboxSettings(): SandboxSettings {
+  return { bwrap: process.env.CCCI_BWRAP || 'bwrap', uid: SANDBOX_UID, gid: SANDBOX_UID };
+}
 
 /** The system's parts a program needs to run: read-only, never the whole of /etc. */
 const ETC = [

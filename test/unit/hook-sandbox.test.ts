@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,6 +95,20 @@ describe('a hook from the recipe repository', () => {
     const log = logOf('leaky-hook');
     expect(log).not.toContain(TOKEN);
     expect(log).not.toContain(Buffer.from(TOKEN).toString('base64').slice(4, -4));
+  });
+});
+
+describe('without bubblewrap', () => {
+  it('runs no repository code: the hook never starts, and the error says how to install it', async () => {
+    const marker = join(dir, 'ran-anyway');
+    const ctx = contextWithHook('no-bwrap', 'seed', 'recipe-repo', `#!/bin/sh\ntouch "${marker}"\n`);
+    process.env.CCCI_BWRAP = join(dir, 'no-such-bwrap');
+    try {
+      await expect(runHook(ctx, 'seed', null, ['upgrade'])).rejects.toThrow(/repository code is not run without its sandbox: .*apt-get install bubblewrap/);
+    } finally {
+      delete process.env.CCCI_BWRAP;
+    }
+    expect(existsSync(marker)).toBe(false);
   });
 });
 
