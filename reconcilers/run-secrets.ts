@@ -1,4 +1,4 @@
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../controller/model/config.js';
 import { readSecretFile } from '../controller/clients/forge/secrets.js';
@@ -51,4 +51,9 @@ export function registerKnownSecrets(redactor: Redactor, config: Pick<Config, 'f
     return;
   }
   for (const line of text.split('\n')) if (line) redactor.add(Buffer.from(line, 'base64').toString('utf8'), false);
+}
+
+/** At the end of teardown: the run's apps are gone, and with them what their secrets opened. */
+export function forgetRunSecrets(runDir: string): void {
+  rmSync(join(runDir, MASKS_FILE), { force: true });
 }

@@ -29,6 +29,7 @@ import { reconcileTiers, verdict, writeTierJUnit } from './test.js';
 import { understandRecipe } from './understand.js';
 import { WarmStore, type WarmRecord } from '../state/warm-store.js';
 import { warmLease } from './warm-app.js';
+import { forgetRunSecrets } from './run-secrets.js';
 
 /**
  * The Run reconciler: moves one run through its phases
@@ -374,7 +375,16 @@ export class RunReconciler {
         return this.teardownTimedOut(run, ctx, ctx.abraDir);
       }
       this.ops.start(run.name, 'remove ABRA_DIR', (signal) =>
-        ctx.withSignal(signal).step('remove ABRA_DIR', async () => rmSync(ctx.abraDir, { recursive: true, force: true }), ctx.abraDir),
+        ctx.withSignal(signal).step(
+          'remove ABRA_DIR',
+          async () => {
+            rmSync(ctx.abraDir, { recursive: true, force: true });
+            // The run's masks go with its apps; this context keeps masking in memory for the
+            // lines it still writes.
+            forgetRunSecrets(ctx.dir);
+          },
+          ctx.abraDir,
+        ),
       );
       return {};
     }

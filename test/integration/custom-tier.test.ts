@@ -214,6 +214,8 @@ describe('the custom tier on the real swarm', () => {
     const dir = runDirOf(t, json.name);
     // The link to cc-ci's node_modules is gone once Playwright has run.
     expect(existsSync(join(dir, 'sandbox', 'playwright', 'node_modules'))).toBe(false);
+    // The secrets the run masked are forgotten with its apps.
+    expect(existsSync(join(dir, 'masks'))).toBe(false);
   }
 
   interface StoredFile {
