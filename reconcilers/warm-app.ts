@@ -102,17 +102,18 @@ export class WarmContext extends RunContext {
     return new WarmContext(this.recipe, options, this.redactor);
   }
 
-  override log(kind: EventKind, text: string): void {
-    const line = this.kept(kind, text);
-    if (!line) return;
-    const safe = line.text;
-    kind = line.kind;
-    try {
-      appendFileSync(this.logPath, `${new Date().toISOString()} ${kind.padEnd(5)} ${safe}\n`);
-    } catch {
-      /* the operator's log below still has it */
+  /** The upkeep is no run: its lines go to its own journal (log.txt), never to the runs' log table. */
+  override logLines(kind: EventKind, texts: readonly string[]): void {
+    for (const text of texts) {
+      const line = this.kept(kind, text);
+      if (!line) continue;
+      try {
+        appendFileSync(this.logPath, `${new Date().toISOString()} ${line.kind.padEnd(5)} ${line.text}\n`);
+      } catch {
+        /* the operator's log below still has it */
+      }
+      if (line.kind === 'warn' || line.kind === 'error') this.logger.warn({ recipe: this.recipe }, `warm-${this.recipe}: ${line.text}`);
     }
-    if (kind === 'warn' || kind === 'error') this.logger.warn({ recipe: this.recipe }, `warm-${this.recipe}: ${safe}`);
   }
 
   override setPhase(_phase: Phase, note?: string): void {
