@@ -236,8 +236,14 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
       if (lines.length === 0) return;
       into.push(lines);
       if (o.sensitive) return;
-      if (o.onLines) o.onLines(name, lines);
-      else if (o.onLine) for (const line of lines) o.onLine(name, line);
+      // Runs inside a stream's event: a listener that throws (a log whose store has closed) must
+      // not become an uncaught exception that ends the controller. The result keeps the lines.
+      try {
+        if (o.onLines) o.onLines(name, lines);
+        else if (o.onLine) for (const line of lines) o.onLine(name, line);
+      } catch {
+        /* the lines stay in the result's tail */
+      }
     };
     stream.on('data', (chunk: Buffer) => hand(split.push(chunk)));
     return new Promise<void>((res) => {
