@@ -218,13 +218,18 @@ export class RunContext {
       if (line) lines.push(line);
     }
     if (lines.length === 0) return;
-    this.store.appendEvents(this.name, lines);
+    this.record(lines);
     const at = new Date().toISOString();
     try {
       appendFileSync(this.logFile, lines.map((l) => `${at} ${l.kind.padEnd(5)} ${l.text}\n`).join(''));
     } catch {
       /* the store copy is the record; the file is a convenience */
     }
+  }
+
+  /** Where kept lines go besides log.txt: the run's log in the store (a warm upkeep, no run, differs). */
+  protected record(lines: readonly { kind: EventKind; text: string }[]): void {
+    this.store.appendEvents(this.name, lines);
   }
 
   /** Moves the run to a phase (read from the store: contexts derived for tiers share it). */

@@ -50,6 +50,17 @@ export function maskDirective(ctx: RunContext, line: string): boolean {
   return true;
 }
 
+/** Logs a batch of a hook's or check's lines after `prefix`, minus its `::add-mask::` directives
+ *  (which it obeys); the lines it logged. */
+export function logProgramLines(ctx: RunContext, stream: 'out' | 'err', lines: readonly string[], prefix: string): string[] {
+  const kept = lines.filter((line) => !maskDirective(ctx, line));
+  ctx.logLines(
+    stream,
+    kept.map((line) => `${prefix}${line}`),
+  );
+  return kept;
+}
+
 export async function runHook(
   ctx: RunContext,
   hook: HookName,
@@ -60,12 +71,7 @@ export async function runHook(
   const file = ctx.workspace?.customization.hooks[hook];
   if (!file) return { ran: false, ok: true, output: '' };
   const limitSeconds = ctx.workspace?.settings.hookTimeoutSeconds ?? 300;
-  const onLines = (stream: 'out' | 'err', lines: readonly string[]): void => {
-    ctx.logLines(
-      stream,
-      lines.filter((line) => !maskDirective(ctx, line)).map((line) => `  ${line}`),
-    );
-  };
+  const onLines = (stream: 'out' | 'err', lines: readonly string[]): void => void logProgramLines(ctx, stream, lines, '  ');
   // A file the hook is handed (verify-backup's archive) is readable in the sandbox, nothing else of the run.
   const handed = Object.entries(extraEnv)
     .filter(([k, v]) => k.endsWith('_FILE') && v.startsWith('/'))

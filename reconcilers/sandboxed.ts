@@ -1,6 +1,6 @@
 import { chownSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { runSandboxed, sandboxProblem, sandboxSettings, SandboxUnavailable, type SandboxedRun } from '../controller/clients/sandbox.js';
+import { runSandboxed, sandboxProblem, sandboxSettings, SandboxUnavailable, type SandboxedRun, type SandboxSettings } from '../controller/clients/sandbox.js';
 import type { ProcessResult, RunOptions } from '../controller/clients/process.js';
 import type { RunContext, SubjectApp } from './context.js';
 
@@ -19,7 +19,7 @@ const checked = new Map<string, Promise<string | null>>();
 /** The tail of a repository program's output a run keeps in memory (its reasons quote the end). */
 const REPO_CODE_KEEP_CHARS = 1024 * 1024;
 
-async function ensureSandbox(settings: ReturnType<typeof sandboxSettings>): Promise<void> {
+async function ensureSandbox(settings: SandboxSettings): Promise<void> {
   let check = checked.get(settings.bwrap);
   if (!check) {
     check = sandboxProblem(settings);
@@ -57,8 +57,8 @@ export function sandboxWorkDir(ctx: RunContext, key: string): string {
   return join(ctx.dir, 'sandbox', key);
 }
 
-/** Runs it; `workDir` is where it could write (its HOME), for the caller to take evidence from. */
-export async function runRepoCode(ctx: RunContext, o: RepoCodeRun): Promise<ProcessResult & { workDir: string }> {
+/** Runs it; what it wrote stays in `sandboxWorkDir(ctx, key)` (its HOME), for the caller to take evidence from. */
+export async function runRepoCode(ctx: RunContext, o: RepoCodeRun): Promise<ProcessResult> {
   const sandbox = sandboxSettings();
   await ensureSandbox(sandbox);
   const workDir = sandboxWorkDir(ctx, o.key);
@@ -70,7 +70,7 @@ export async function runRepoCode(ctx: RunContext, o: RepoCodeRun): Promise<Proc
     if (process.getuid?.() === 0) chownSync(join(workDir, d), sandbox.uid, sandbox.gid);
   }
   const recipeDir = ctx.workspace?.recipeDir;
-  const result = await runSandboxed(sandbox, {
+  return runSandboxed(sandbox, {
     cmd: o.cmd,
     args: o.args,
     env: o.env,
@@ -85,5 +85,4 @@ export async function runRepoCode(ctx: RunContext, o: RepoCodeRun): Promise<Proc
     // What the caller keeps of a flood: the tail (the log has its own bound, log.runOutputBytes).
     keepChars: REPO_CODE_KEEP_CHARS,
   });
-  return { ...result, workDir };
 }

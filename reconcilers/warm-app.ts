@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { probe } from '../controller/clients/http-probe.js';
 import type { ChildTracker } from '../controller/clients/process.js';
@@ -87,7 +87,6 @@ export interface WarmAppDeps {
  */
 export class WarmContext extends RunContext {
   override readonly keepsAbraDir = true;
-  private readonly logPath: string;
 
   constructor(
     private readonly recipe: string,
@@ -95,25 +94,16 @@ export class WarmContext extends RunContext {
     redactor?: Redactor,
   ) {
     super(options, redactor);
-    this.logPath = join(this.dir, 'log.txt');
   }
 
   protected override derive(options: RunContextOptions): RunContext {
     return new WarmContext(this.recipe, options, this.redactor);
   }
 
-  /** The upkeep is no run: its lines go to its own journal (log.txt), never to the runs' log table. */
-  override logLines(kind: EventKind, texts: readonly string[]): void {
-    for (const text of texts) {
-      const line = this.kept(kind, text);
-      if (!line) continue;
-      try {
-        appendFileSync(this.logPath, `${new Date().toISOString()} ${line.kind.padEnd(5)} ${line.text}\n`);
-      } catch {
-        /* the operator's log below still has it */
-      }
-      if (line.kind === 'warn' || line.kind === 'error') this.logger.warn({ recipe: this.recipe }, `warm-${this.recipe}: ${line.text}`);
-    }
+  /** The upkeep is no run: its lines stay in its own journal (log.txt, RunContext writes it), never
+   *  the runs' log table; its warnings go to the operator's log. */
+  protected override record(lines: readonly { kind: EventKind; text: string }[]): void {
+    for (const line of lines) if (line.kind === 'warn' || line.kind === 'error') this.logger.warn({ recipe: this.recipe }, `warm-${this.recipe}: ${line.text}`);
   }
 
   override setPhase(_phase: Phase, note?: string): void {

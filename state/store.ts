@@ -290,16 +290,7 @@ export class Store {
   /** Appends to the run's log. The seq is computed in the INSERT so a second writer (the CLI
    *  recording a cancel) can never collide with the controller's numbering. */
   appendEvent(run: string, kind: EventKind, text: string): RunEvent {
-    const ts = Date.now();
-    const r = this.db
-      .prepare(
-        `INSERT INTO events (run, seq, ts, kind, text)
-         SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE run = ? RETURNING seq`,
-      )
-      .get(run, ts, kind, text, run) as Row;
-    const ev: RunEvent = { seq: Number(r.seq), ts, kind, text };
-    this.changes.emit('event', run, ev);
-    return ev;
+    return this.appendEvents(run, [{ kind, text }])[0]!;
   }
 
   /** Appends several lines in one transaction (a chunk of a program's output): one commit, not one per line. */

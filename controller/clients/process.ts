@@ -192,6 +192,23 @@ function superviseGroup(pid: number | undefined, o: RunOptions): { state: { time
   };
 }
 
+/**
+ * One batch of a child's lines: kept in the result's tail, then handed to the caller (never for a
+ * sensitive call). Runs inside a stream's event, so a listener that throws (a log whose store has
+ * closed) must not become an uncaught exception that ends the controller: the result keeps the lines.
+ */
+function deliver(o: Pick<RunOptions, 'sensitive' | 'onLine' | 'onLines'>, tail: OutputTail, stream: Stream, lines: string[]): void {
+  if (lines.length === 0) return;
+  tail.push(lines);
+  if (o.sensitive) return;
+  try {
+    if (o.onLines) o.onLines(stream, lines);
+    else if (o.onLine) for (const line of lines) o.onLine(stream, line);
+  } catch {
+    /* the lines stay in the result's tail */
+  }
+}
+
 export async function runProcess(o: RunOptions): Promise<ProcessResult> {
   const command = [o.cmd, ...o.args].join(' ');
   const started = Date.now();
@@ -232,19 +249,7 @@ export async function runProcess(o: RunOptions): Promise<ProcessResult> {
   const collect = (stream: NodeJS.ReadableStream | null, into: OutputTail, name: Stream) => {
     if (!stream) return Promise.resolve();
     const split = new LineSplitter();
-    const hand = (lines: string[]): void => {
-      if (lines.length === 0) return;
-      into.push(lines);
-      if (o.sensitive) return;
-      // Runs inside a stream's event: a listener that throws (a log whose store has closed) must
-      // not become an uncaught exception that ends the controller. The result keeps the lines.
-      try {
-        if (o.onLines) o.onLines(name, lines);
-        else if (o.onLine) for (const line of lines) o.onLine(name, line);
-      } catch {
-        /* the lines stay in the result's tail */
-      }
-    };
+    const hand = (lines: string[]): void => deliver(o, into, name, lines);
     stream.on('data', (chunk: Buffer) => hand(split.push(chunk)));
     return new Promise<void>((res) => {
       let ended = false;
@@ -325,14 +330,13 @@ export async function runInTerminal(o: RunOptions): Promise<ProcessResult> {
   o.tracker?.started(pid, command);
   const lines = new OutputTail(o.keepChars ?? DEFAULT_KEEP_CHARS);
   const split = new LineSplitter();
-  const hand = (raw: string[]): void => {
-    const batch = raw.map((l) => l.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''));
-    if (batch.length === 0) return;
-    lines.push(batch);
-    if (o.sensitive) return;
-    if (o.onLines) o.onLines('out', batch);
-    else if (o.onLine) for (const line of batch) o.onLine('out', line);
-  };
+  const hand = (raw: string[]): void =>
+    deliver(
+      o,
+      lines,
+      'out',
+      raw.map((l) => l.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')),
+    );
   // A terminal ends lines with \r\n, and redraws with a lone \r: both end a line here.
   term.onData((chunk: string) => hand(split.push(chunk.replace(/\r(?!\n)/g, '\n'))));
   const watch = superviseGroup(pid, o);

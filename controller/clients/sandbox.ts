@@ -41,10 +41,10 @@ export interface SandboxedRun extends Pick<
   cwd: string;
   /**
    * The app under test: the one address the program can reach. Inside, 127.0.0.1:`port` is
-   * carried to `host`:`target` (default `port`) outside; `names` resolve to 127.0.0.1 inside (the
-   * app's domain, for https://<domain> behind Traefik).
+   * carried to `host`:`port` outside; `names` resolve to 127.0.0.1 inside (the app's domain, for
+   * https://<domain> behind Traefik).
    */
-  app: { host: string; port: number; target?: number; names?: readonly string[] } | null;
+  app: { host: string; port: number; names?: readonly string[] } | null;
 }
 
 export class SandboxUnavailable extends Error {}
@@ -179,7 +179,7 @@ async function bridge(dir: string, app: NonNullable<SandboxedRun['app']>): Promi
   const socket = join(dir, 'app.sock');
   const names = [...new Set(['localhost', ...(app.names ?? [])])].filter((n) => /^[a-z0-9.-]{1,253}$/i.test(n));
   writeFileSync(join(dir, 'hosts'), `127.0.0.1 ${names.join(' ')}\n::1 localhost\n`, { mode: 0o644 });
-  const server = createServer((inner) => joinSockets(inner, connect(app.target ?? app.port, app.host)));
+  const server = createServer((inner) => joinSockets(inner, connect(app.port, app.host)));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(socket, () => resolve());

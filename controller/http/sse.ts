@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Store } from '../../state/store.js';
 import type { RunEvent } from '../../state/types.js';
-import { formatEvent } from '../views/follow.js';
+import { followRun, formatEvent } from '../views/follow.js';
 import { isName } from '../model/spec.js';
 
 /**
@@ -137,26 +136,15 @@ export function registerEvents(app: FastifyInstance, o: { store: Store; closing:
           await write(res, `event: skipped\ndata: ${JSON.stringify({ skipped: seq, all: `${request.url.split('?')[0]}?all=1` })}\n\n`, stop.signal);
         }
       }
-      for (;;) {
-        if (stop.signal.aborted) break;
-        const batch = o.store.eventsSince(name, seq, BATCH);
-        for (const e of batch) {
-          await write(res, line(e), stop.signal);
-          seq = e.seq;
-        }
-        if (batch.length === BATCH) {
-          await yieldToLoop();
-          continue;
-        }
-        const now = o.store.getRun(name);
-        if (!now) break;
-        if (now.phase === 'Done') {
-          // Lines written in the same instant as the final phase change are read once more.
-          for (const e of o.store.eventsSince(name, seq, 10_000)) await write(res, line(e), stop.signal);
-          await write(res, `event: end\ndata: ${JSON.stringify({ result: now.result, reason: now.reason })}\n\n`, stop.signal);
-          break;
-        }
-        await watchers.next(name, FALLBACK_LOOK_MS, stop.signal);
+      const final = await followRun(o.store, name, (e) => write(res, line(e), stop.signal), {
+        fromSeq: seq,
+        follow: true,
+        signal: stop.signal,
+        batch: BATCH,
+        wait: () => watchers.next(name, FALLBACK_LOOK_MS, stop.signal),
+      });
+      if (!stop.signal.aborted && final?.phase === 'Done') {
+        await write(res, `event: end\ndata: ${JSON.stringify({ result: final.result, reason: final.reason })}\n\n`, stop.signal);
       }
     } catch {
       // The store closed under us (shutdown) or the client left: nothing more to send.

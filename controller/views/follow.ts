@@ -1,35 +1,43 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Store } from '../../state/store.js';
 import type { RunEvent, RunRecord } from '../../state/types.js';
 
 /**
  * Tails a run's log from the store: replays from a sequence number, then follows new events
  * until the run is Done. Works across processes (the store is the channel), so `cc-ci logs -f`
- * follows a run that `cc-ci serve` is executing.
+ * follows a run that `cc-ci serve` is executing. A caller that writes to a slow reader awaits in
+ * `onEvent` (the next line is read only then); replay yields to the event loop between batches;
+ * `wait` replaces the poll between looks (the server wakes on the store's change events).
  */
 export async function followRun(
   store: Store,
   name: string,
-  onEvent: (e: RunEvent) => void,
-  opts: { fromSeq?: number; follow: boolean; pollMs?: number; signal?: AbortSignal },
+  onEvent: (e: RunEvent) => void | Promise<void>,
+  opts: { fromSeq?: number; follow: boolean; pollMs?: number; signal?: AbortSignal; batch?: number; wait?: () => Promise<void> },
 ): Promise<RunRecord | undefined> {
+  const batchSize = opts.batch ?? 500;
   let seq = opts.fromSeq ?? 0;
   for (;;) {
-    const batch = store.eventsSince(name, seq, 500);
+    if (opts.signal?.aborted) return store.getRun(name);
+    const batch = store.eventsSince(name, seq, batchSize);
     for (const e of batch) {
-      onEvent(e);
+      await onEvent(e);
       seq = e.seq;
     }
-    if (batch.length === 500) continue;
+    if (batch.length === batchSize) {
+      await yieldToLoop();
+      continue;
+    }
     const run = store.getRun(name);
     if (!run) return undefined;
     if (!opts.follow || opts.signal?.aborted) return run;
     if (run.phase === 'Done') {
       // Events written in the same instant as the final phase change are read once more.
       const rest = store.eventsSince(name, seq, 10_000);
-      for (const e of rest) onEvent(e);
+      for (const e of rest) await onEvent(e);
       return run;
     }
-    await new Promise((r) => setTimeout(r, opts.pollMs ?? 200));
+    await (opts.wait ? opts.wait() : new Promise((r) => setTimeout(r, opts.pollMs ?? 200)));
   }
 }
 

@@ -11,7 +11,7 @@ import { TestFailure } from '../errors.js';
 import { subjectApp } from '../deploy.js';
 import { describeCustomTests, describeFile, type CustomTestFile, type CustomTests } from '../../recipes/custom-tests.js';
 import type { TierRunner } from './runner.js';
-import { maskDirective, scriptEnv } from '../hooks.js';
+import { logProgramLines, scriptEnv } from '../hooks.js';
 import { copyEvidence, maskEvidence } from '../evidence-mask.js';
 import { runRepoCode, sandboxWorkDir } from '../sandboxed.js';
 
@@ -137,12 +137,8 @@ async function runFunctional(
           dirs: ['evidence'],
           app,
           onLines: (stream, batch) => {
-            const kept = batch.filter((line) => !maskDirective(ctx, line));
+            const kept = logProgramLines(ctx, stream, batch, `  ${f.name}: `);
             lines.push(kept.map((line) => `${stream === 'err' ? '! ' : ''}${line}`));
-            ctx.logLines(
-              stream,
-              kept.map((line) => `  ${f.name}: ${line}`),
-            );
           },
         });
         ctx.throwIfCancelled();
@@ -319,7 +315,8 @@ async function runPlaywright(ctx: RunContext, tests: CustomTests, app: SubjectAp
     copyEvidence(outputDir, join(evidence, 'playwright'));
     for (const name of ['playwright-junit.xml', 'playwright-report.json']) {
       const from = join(reports, name);
-      if (!existsSync(from) || !lstatSync(from).isFile() || lstatSync(from).size > MAX_REPORT_BYTES) continue;
+      const st = lstatSync(from, { throwIfNoEntry: false });
+      if (!st?.isFile() || st.size > MAX_REPORT_BYTES) continue;
       writeFileSync(join(evidence, name), readFileSync(from, 'utf8').split(outputDir).join(join(evidence, 'playwright')));
     }
   }

@@ -93,15 +93,24 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const healthy = (why: string, pred: (w: NonNullable<Awaited<ReturnType<typeof warm>>>) => boolean = () => true) =>
-  waitFor(
-    why,
-    async () => {
-      const w = await warm();
-      return w && w.health === 'healthy' && !w.upkeep && !w.holder && !w.returnPending && pred(w) ? w : null;
-    },
-    180_000,
-  );
+const healthy = async (why: string, pred: (w: NonNullable<Awaited<ReturnType<typeof warm>>>) => boolean = () => true) => {
+  let last: Awaited<ReturnType<typeof warm>> = undefined;
+  try {
+    return await waitFor(
+      why,
+      async () => {
+        const w = (last = await warm());
+        return w && w.health === 'healthy' && !w.upkeep && !w.holder && !w.returnPending && pred(w) ? w : null;
+      },
+      180_000,
+    );
+  } catch (e) {
+    // Which state it was stuck in, and the end of the upkeep's journal, say why.
+    const journal = join(t.stateDir, 'warm-apps', 'webnotes', 'log.txt');
+    const tail = existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').slice(-40).join('\n') : '(no journal)';
+    throw new Error(`${(e as Error).message}; last: ${JSON.stringify(last)}\n${tail}`, { cause: e });
+  }
+};
 
 const docker = (...args: string[]): string => execFileSync('docker', args, { encoding: 'utf8', timeout: 60_000 }).trim();
 const chaosVersion = (): string => docker('service', 'inspect', `${STACK}_app`, '--format', `{{index .Spec.Labels "coop-cloud.${STACK}.chaos-version"}}`);
