@@ -48,6 +48,11 @@ export const settingsFileSchema = z.strictObject({
   healthStatuses: z.array(z.number().int().min(100).max(599)).min(1).optional(),
   /** How long the deploy may take to converge (all services N/N, update settled). */
   deployTimeoutSeconds: z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS}`).optional(),
+  /**
+   * How many failed tasks (exited non-zero, rejected, killed as unhealthy) of one service since
+   * the deploy fail it at once instead of at the deadline; 0 waits for the deadline.
+   */
+  taskFailuresToFail: z.number().int().min(0).max(100).optional(),
   /** How long the app may take to answer the probe once converged. */
   httpTimeoutSeconds: z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS}`).optional(),
   /** How long a hook may run. */
@@ -73,6 +78,7 @@ export interface Settings {
   healthPath: string;
   healthStatuses: number[];
   deployTimeoutSeconds: number;
+  taskFailuresToFail: number;
   httpTimeoutSeconds: number;
   hookTimeoutSeconds: number;
   extraEnv: Record<string, string>;
@@ -228,6 +234,7 @@ function load(s: CustomizationSources): Customization {
     healthPath: '/',
     healthStatuses: [200, 301, 302],
     deployTimeoutSeconds: s.defaults.deployTimeoutSeconds,
+    taskFailuresToFail: 3,
     httpTimeoutSeconds: s.defaults.httpTimeoutSeconds,
     hookTimeoutSeconds: 300,
     extraEnv: {},
@@ -311,6 +318,7 @@ function apply(settings: Settings, f: SettingsFile): void {
   if (f.healthPath !== undefined) settings.healthPath = f.healthPath;
   if (f.healthStatuses !== undefined) settings.healthStatuses = f.healthStatuses;
   if (f.deployTimeoutSeconds !== undefined) settings.deployTimeoutSeconds = f.deployTimeoutSeconds;
+  if (f.taskFailuresToFail !== undefined) settings.taskFailuresToFail = f.taskFailuresToFail;
   if (f.httpTimeoutSeconds !== undefined) settings.httpTimeoutSeconds = f.httpTimeoutSeconds;
   if (f.hookTimeoutSeconds !== undefined) settings.hookTimeoutSeconds = f.hookTimeoutSeconds;
   if (f.upgradeBase !== undefined) settings.upgradeBase = f.upgradeBase;

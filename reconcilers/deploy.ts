@@ -11,7 +11,7 @@ import type { RecipeFacts, WebFacts } from '../controller/clients/recipe-facts.j
 import { runHook } from './hooks.js';
 import type { AppRecord } from '../state/types.js';
 import { applyRunEnv, copyRecipeOverlay, factsUnder, INGRESS_OVERLAY, RUN_MARKER, runEnvOf } from './app-env.js';
-import { converged, deployedState } from './app-state.js';
+import { converged, deployedState, serviceConverged } from './app-state.js';
 import { type RunContext, type SubjectApp } from './context.js';
 import { InputError, PolicyRefusal, SwarmFaultError, TestFailure } from './errors.js';
 import { describeItem, judge, refusalMessage } from '../controller/model/compose-policy.js';
@@ -70,7 +70,14 @@ export interface DeployMemo {
   installStepsRan: boolean;
   /** The commit abra last reported deploying, and when: a stack that does not show it a little later was not moved. */
   deployIssuedFor: string | null;
+  /** When the last deploy call started: tasks created since are this deploy's. */
+  deployStartedAt: number | null;
   deployedAt: number | null;
+  /** When the failed tasks were last counted, and a service that failed too often since the deploy. */
+  failuresLookedAt: number | null;
+  crashLoop: { service: string; failures: number; error: string } | null;
+  /** The most failed tasks of one service counted since the deploy, for the log once it converges. */
+  failuresSeen: number;
   convergedAt: number | null;
   probed: ProbeResult | null;
   lastProbeProblem: string | null;
@@ -84,7 +91,11 @@ export function newDeployMemo(): DeployMemo {
     secretsChecked: false,
     installStepsRan: false,
     deployIssuedFor: null,
+    deployStartedAt: null,
     deployedAt: null,
+    failuresLookedAt: null,
+    crashLoop: null,
+    failuresSeen: 0,
     convergedAt: null,
     probed: null,
     lastProbeProblem: null,
@@ -105,6 +116,10 @@ export type AppStep =
   | { kind: 'fail'; error: Error };
 
 const DID_NOT_MOVE_GRACE_MS = 10_000;
+/** How often an unconverged app's failed tasks are counted (two docker calls per service). */
+const FAILURE_LOOK_MS = 3_000;
+/** Docker's clock and ours are read a moment apart: tasks this much older than the deploy count too. */
+const CLOCK_SLACK_MS = 2_000;
 
 const op = (label: string, run: (ctx: RunContext) => Promise<void>, observes = false): AppStep => ({ kind: 'op', label, run, observes });
 
@@ -203,6 +218,38 @@ export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppReco
 
   if (!converged(o.services)) {
     m.convergedAt = null;
+    const threshold = settings.taskFailuresToFail;
+    if (m.crashLoop) {
+      const loop = m.crashLoop;
+      return op('diagnose', async (c) => {
+        const diag = await diagnose(c, stack, o.services);
+        const fault = diag.swarmFault;
+        if (fault) throw new SwarmFaultError(`the swarm could not start ${fault.service} (${fault.error}); a Docker fault, not the recipe's`);
+        throw new TestFailure(
+          `${want.describe}: ${loop.service} failed ${loop.failures} times since the deploy (last task error: ${loop.error || 'none'}; ` +
+            `taskFailuresToFail is ${threshold}), so cc-ci stopped waiting for convergence: ${diag.summary}`,
+        );
+      });
+    }
+    if (threshold > 0 && Date.now() - (m.failuresLookedAt ?? 0) >= FAILURE_LOOK_MS) {
+      const since = (m.deployStartedAt ?? m.deployedAt) - CLOCK_SLACK_MS;
+      return op(
+        'count failed tasks',
+        async (c) => {
+          m.failuresLookedAt = Date.now();
+          for (const s of o.services.filter((x) => !serviceConverged(x))) {
+            const failed = await c.docker.failedTasksSince(s.name, since);
+            m.failuresSeen = Math.max(m.failuresSeen, failed.length);
+            if (failed.length >= threshold) {
+              m.crashLoop = { service: s.name, failures: failed.length, error: failed[0]?.error ?? '' };
+              c.log('warn', `${s.name}: ${failed.length} failed tasks since the deploy (last: ${failed[0]?.error || failed[0]?.state}); failing fast`);
+              return;
+            }
+          }
+        },
+        true,
+      );
+    }
     if (Date.now() - m.deployedAt > settings.deployTimeoutSeconds * 1000) {
       return op('diagnose', async (c) => {
         const diag = await diagnose(c, stack, o.services);
@@ -215,7 +262,10 @@ export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppReco
   }
   if (m.convergedAt === null) {
     m.convergedAt = Date.now();
-    ctx.log('info', `converged at ${state.shows}: ${o.services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}`);
+    const tolerated = m.failuresSeen
+      ? ` (after ${m.failuresSeen} failed task(s) of one service, fewer than taskFailuresToFail ${settings.taskFailuresToFail})`
+      : '';
+    ctx.log('info', `converged at ${state.shows}: ${o.services.map((s) => `${s.name} ${s.running}/${s.desired}`).join(', ')}${tolerated}`);
     ctx.setPhase('Testing', `${want.purpose}: probing ${domain}`);
   }
 
@@ -270,6 +320,10 @@ async function deploy(ctx: RunContext, m: DeployMemo, want: DesiredApp, lease: A
   }
   copyRecipeOverlay(ctx);
   ctx.setPhase('Deploying', `${want.purpose}: ${want.describe}`);
+  m.deployStartedAt = Date.now();
+  m.crashLoop = null;
+  m.failuresLookedAt = null;
+  m.failuresSeen = 0;
   try {
     await abraStep(
       ctx,

@@ -164,6 +164,7 @@ function upkeepRecord(spec: RunSpec): RunRecord {
     customization: null,
     understanding: null,
     laneNote: null,
+    teardownProblem: null,
     createdAt: now,
     startedAt: now,
     finishedAt: null,

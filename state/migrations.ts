@@ -253,4 +253,14 @@ export const migrations: Migration[] = [
       ALTER TABLE warm ADD COLUMN canonical_version TEXT;
     `,
   },
+  {
+    version: 6,
+    name: 'runs: a teardown that failed after the verdict was reported',
+    sql: `
+      -- The verdict is reported when the last tier ends, before teardown (docs/architecture.md, A
+      -- run); a teardown that then fails is the server's problem, recorded here beside the verdict
+      -- it does not change, and shown on the run page, the PR comment and /metrics.
+      ALTER TABLE runs ADD COLUMN teardown_problem TEXT;
+    `,
+  },
 ];

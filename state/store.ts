@@ -46,6 +46,7 @@ function toRun(r: Row): RunRecord {
     customization: r.customization_json ? (JSON.parse(str(r.customization_json)) as unknown) : null,
     understanding: r.understanding_json ? (JSON.parse(str(r.understanding_json)) as unknown) : null,
     laneNote: strOrNull(r.lane_note),
+    teardownProblem: strOrNull(r.teardown_problem),
     createdAt: Number(r.created_at),
     startedAt: numOrNull(r.started_at),
     finishedAt: numOrNull(r.finished_at),
@@ -101,6 +102,7 @@ export type RunPatch = Partial<
     | 'customization'
     | 'understanding'
     | 'laneNote'
+    | 'teardownProblem'
     | 'startedAt'
     | 'finishedAt'
     | 'specPath'
@@ -124,6 +126,7 @@ const PATCH_COLUMNS: Record<keyof RunPatch, string> = {
   customization: 'customization_json',
   understanding: 'understanding_json',
   laneNote: 'lane_note',
+  teardownProblem: 'teardown_problem',
   startedAt: 'started_at',
   finishedAt: 'finished_at',
   specPath: 'spec_path',

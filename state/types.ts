@@ -42,6 +42,8 @@ export interface RunRecord {
   /** How the run's lane was served when that differs from its name: a quick run that fell back to
    *  the cold ladder says why (docs/warm.md). */
   laneNote: string | null;
+  /** A teardown that failed after the verdict: the server's problem, not the recipe's; the verdict stands. */
+  teardownProblem: string | null;
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;

@@ -22,7 +22,7 @@ const T = 30_000; // timeout of each docker/git call
 const EXPECTED: Record<string, { tags: string[]; variants: string[] }> = {
   webnotes: {
     tags: ['1.0.0+1.35.0', '1.1.0+1.35.0'],
-    variants: ['unhealthy', 'deploy-fails', 'wipes-data', 'restore-loses', 'page-broken'],
+    variants: ['unhealthy', 'deploy-fails', 'wipes-data', 'restore-loses', 'page-broken', 'crash-loop', 'slow-start'],
   },
   plainpage: { tags: ['0.1.0+1.35.0', '0.2.0+1.35.0'], variants: [] },
 };
@@ -304,6 +304,10 @@ describe('recipe contents at every commit', () => {
     const restore = labelsOf(parseYaml(await show('restore-loses', 'compose.yml')).services.app);
     expect(restore['backupbot.restore.post-hook']).toBe('rm -rf /data/notes');
     expect(await show('page-broken', 'entrypoint.sh')).not.toContain('notes-title');
+    expect(await show('crash-loop', 'entrypoint.sh')).toMatch(/app\)\n\s+echo "cannot reach the database[^\n]*\n\s+exit 1/);
+    expect(await show('slow-start', 'entrypoint.sh')).toContain('if [ "$starts" -le 2 ]');
+    expect(await show('slow-start', '.cc-ci/settings.yaml')).toContain('deployTimeoutSeconds: 120');
+    expect(headEntry).not.toContain('exit 1\n');
     const labels = labelsOf(parseYaml(headCompose).services.app);
     expect(labels['backupbot.backup']).toBe('true');
     expect(labels['backupbot.backup.volumes.data.path']).toBe('notes');

@@ -215,6 +215,34 @@ export class Docker {
     });
   }
 
+  /**
+   * The tasks of a service that failed (swarm state `failed` or `rejected`: exited non-zero,
+   * killed as unhealthy, refused by a node) and were created at or after `sinceMs`, newest first.
+   * `docker service ps` shows only relative times, so the tasks are inspected for theirs.
+   */
+  async failedTasksSince(service: string, sinceMs: number): Promise<{ id: string; state: string; error: string; createdAt: number }[]> {
+    const ids = (await this.lines(['service', 'ps', service, '--no-trunc', '--quiet'])).filter(Boolean).slice(0, 50);
+    if (ids.length === 0) return [];
+    // A task removed between the two calls makes inspect exit non-zero; the others still print.
+    const r = await this.run(
+      ['inspect', '--type', 'task', '--format', '{{json .ID}} {{json .CreatedAt}} {{json .Status.State}} {{json .Status.Err}}', ...ids],
+      {
+        allowFail: true,
+      },
+    );
+    const rows = r.stdout.split('\n').map((l) => l.trim());
+    const failed: { id: string; state: string; error: string; createdAt: number }[] = [];
+    for (const row of rows) {
+      const m = /^("[^"]*") ("[^"]*") ("[^"]*") (".*")$/.exec(row);
+      if (!m) continue;
+      const [id, created, state, error] = [m[1]!, m[2]!, m[3]!, m[4]!].map((x) => JSON.parse(x) as string) as [string, string, string, string];
+      const createdAt = parseDockerTime(created);
+      if (createdAt === null || createdAt < sinceMs) continue;
+      if (state === 'failed' || state === 'rejected') failed.push({ id, state, error, createdAt });
+    }
+    return failed.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
   async serviceLogsTail(service: string, lines: number): Promise<string> {
     const r = await this.run(['service', 'logs', '--raw', '--no-trunc', '--tail', String(lines), service], {
       allowFail: true,

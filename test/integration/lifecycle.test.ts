@@ -149,6 +149,30 @@ describe('a run on the real swarm', () => {
     await expectNothingLeft(json);
   });
 
+  it('fails a head whose app keeps exiting on its third failed task, not at the deadline, with the task error and log tail', async () => {
+    // The variant's settings give the deploy 120 s: only counting the failed tasks ends it early.
+    const r = await run('crash-loop');
+    expect(r.exitCode, r.stderr).toBe(1);
+    const json = r.json!;
+    expect(json.tiers.install?.result).toBe('fail');
+    const reason = json.tiers.install?.reason ?? '';
+    expect(reason).toMatch(/_app failed [3-9] times since the deploy \(last task error: task: non-zero exit \(1\)/);
+    expect(reason).not.toMatch(/did not converge within/);
+    expect(reason).toMatch(/log tail: .*cannot reach the database/);
+    await expectNothingLeft(json);
+  });
+
+  it('passes a head whose app fails its first two starts and then serves (fewer failures than taskFailuresToFail)', async () => {
+    const r = await run('slow-start');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.json!.tiers.install?.result).toBe('pass');
+    // It did restart: the failures were seen and tolerated, not absent.
+    const log = readFileSync(join(runDirOf(t, r.json!.name), 'log.txt'), 'utf8');
+    expect(log).toMatch(/converged at .*\(after [12] failed task\(s\) of one service, fewer than taskFailuresToFail 3\)/);
+    expect(log).not.toMatch(/failing fast/);
+    await expectNothingLeft(r.json!);
+  });
+
   it("fails when abra cannot deploy the recipe at all, with abra's reason", async () => {
     const r = await run('deploy-fails');
     expect(r.exitCode, r.stderr).toBe(1);

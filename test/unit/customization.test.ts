@@ -49,6 +49,7 @@ describe('loading the customisation layers', () => {
       healthPath: '/',
       healthStatuses: [200, 301, 302],
       deployTimeoutSeconds: 600,
+      taskFailuresToFail: 3,
       httpTimeoutSeconds: 300,
       hookTimeoutSeconds: 300,
       extraEnv: {},
@@ -65,7 +66,7 @@ describe('loading the customisation layers', () => {
   it("layers generic < recipe repo < bundled < operator: scalars replace, extraEnv and expectedNA extend, a hook or overlay is the highest layer's whole", () => {
     const l = layout('layered');
     put(join(l.bundled, '_generic', 'settings.yaml'), 'healthPath: /\nhealthStatuses: [200]\nextraEnv: { A: g, B: g }\nexpectedNA: { backup: generic says }\n');
-    put(join(l.repo, '.cc-ci', 'settings.yaml'), 'healthPath: /from-repo\ndeployTimeoutSeconds: 10\nextraEnv: { B: repo }\nwebPort: 8081\n');
+    put(join(l.repo, '.cc-ci', 'settings.yaml'), 'healthPath: /from-repo\ndeployTimeoutSeconds: 10\ntaskFailuresToFail: 0\nextraEnv: { B: repo }\nwebPort: 8081\n');
     put(join(l.repo, '.cc-ci', 'hooks', 'seed'), HOOK, 0o755);
     put(join(l.repo, '.cc-ci', 'hooks', 'check'), HOOK, 0o755);
     put(join(l.repo, '.cc-ci', 'compose.ccci.yml'), 'version: "3.8"\n');
@@ -89,6 +90,7 @@ describe('loading the customisation layers', () => {
       healthPath: '/from-repo',
       healthStatuses: [204],
       deployTimeoutSeconds: 10,
+      taskFailuresToFail: 0,
       httpTimeoutSeconds: 7,
       hookTimeoutSeconds: 5,
       extraEnv: { A: 'g', B: 'repo', C: 'op' },

@@ -37,6 +37,7 @@ function run(name: string, createdAt: number, forge?: { pr: number; comment?: nu
     customization: null,
     understanding: null,
     laneNote: null,
+    teardownProblem: null,
     createdAt,
     startedAt: null,
     finishedAt: null,
