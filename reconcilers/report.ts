@@ -74,6 +74,15 @@ export function forgeTarget(run: RunRecord): ForgeTarget | null {
   };
 }
 
+/**
+ * The verdict is known once the last tier has ended and the run went to teardown without a retry
+ * pending (docs/architecture.md, A run): it is reported then, not after teardown.
+ */
+export function verdictKnown(run: RunRecord): boolean {
+  if (run.phase === 'Reporting' || run.phase === 'Done') return true;
+  return run.phase === 'TearingDown' && !run.retryPending && run.result !== null;
+}
+
 function isFinalRefusal(e: unknown): e is ForgeError {
   return e instanceof ForgeError && e.lastingRefusal;
 }
@@ -214,6 +223,7 @@ export class ForgeReporter implements Runnable {
       const put = await this.unlessRefused(name, `the ${view.stage} PR comment`, () => this.putComment(ref, target.pr, name, rep.commentId, body));
       // Refused: this text is done with (not asked again); the next stage's text tries again.
       forgeStore.updateReport(name, put ? { commentId: put.value, commentHash: hash, commentStage: view.stage } : { commentHash: hash });
+      if (put && view.stage === 'verdict') this.deps.logger.info({ run: name, result: view.result, phase: run.phase }, 'verdict reported to the forge');
     }
 
     if (target.sha) {
@@ -237,10 +247,10 @@ export class ForgeReporter implements Runnable {
         forgeStore.updateReport(name, { statusKey: key });
       }
     }
-    if (view.stage === 'verdict') {
+    // Final once teardown is over: until then a teardown that fails may still add its note.
+    if (view.stage === 'verdict' && (run.phase === 'Reporting' || run.phase === 'Done')) {
       forgeStore.updateReport(name, { final: true, failed: false, lastError: null });
       this.deps.onReport?.('ok');
-      this.deps.logger.info({ run: name, result: view.result }, 'verdict reported to the forge');
     }
   }
 
@@ -297,7 +307,7 @@ export class ForgeReporter implements Runnable {
   }
 
   private viewOf(run: RunRecord, target: ForgeTarget): ReportView {
-    const stage = run.phase === 'Pending' ? 'queued' : run.phase === 'Reporting' || run.phase === 'Done' ? 'verdict' : 'running';
+    const stage = run.phase === 'Pending' ? 'queued' : verdictKnown(run) ? 'verdict' : 'running';
     // The same queue rules as the run pages (controller/views/run-view.ts).
     const pending = stage === 'queued' ? this.deps.store.listRuns({ phases: ['Pending'] }).filter((r) => !r.cancelRequested) : [];
     const position = pending.findIndex((r) => r.name === run.name);
@@ -317,6 +327,7 @@ export class ForgeReporter implements Runnable {
       tiers: stage === 'verdict' ? this.deps.store.getTiers(run.name) : [],
       testedMs: run.startedAt !== null && end !== null ? end - run.startedAt : null,
       runUrl: this.deps.runUrl(run.name),
+      teardownProblem: run.teardownProblem,
     };
   }
 }

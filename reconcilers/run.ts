@@ -327,7 +327,8 @@ export class RunReconciler {
     });
     const kind = o.result === 'passed' ? 'info' : o.retry ? 'warn' : 'error';
     this.log(run.name, kind, o.result ? `verdict: ${o.result} — ${o.reason}` : o.reason);
-    this.log(run.name, 'phase', 'TearingDown');
+    // The verdict is out from here (the reporters read it at TearingDown): teardown no longer delays it.
+    this.log(run.name, 'phase', o.retry ? 'TearingDown' : 'TearingDown: cleaning up; the verdict above is final');
     return { requeueAfterMs: 0 };
   }
 
@@ -428,18 +429,38 @@ export class RunReconciler {
     return { requeueAfterMs: 0 };
   }
 
-  /** Reporting: the run's result is written down and the run is Done. Reporters (the forge's)
-   *  are controllers of their own, driven by the record: the run never waits for them. */
-  /** Teardown ran out of time: the run ends `error` saying what is left, and stops holding capacity. */
+  /**
+   * Teardown ran out of time: the run stops holding capacity and the janitor reaps what is left.
+   * A verdict reported when the last tier ended stands — leftovers are the server's problem, not
+   * the recipe's — and the problem is recorded beside it (run page, PR comment, /metrics) and
+   * told to the operator. A run that was to be retried had no verdict yet: it ends `error`.
+   */
   private teardownTimedOut(run: RunRecord, ctx: RunContext, left: string): ReconcileResult {
     const { store, config } = this.deps;
     const what = `timed out in teardown after ${config.timeouts.teardownSeconds}s: could not remove ${left}`;
     const fresh = store.getRun(run.name) ?? run;
-    store.updateRun(run.name, { phase: 'Reporting', result: 'error', reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`, retryPending: false });
-    ctx.log('error', what);
+    if (fresh.retryPending || fresh.result === null) {
+      store.updateRun(run.name, {
+        phase: 'Reporting',
+        result: 'error',
+        reason: `${fresh.reason ?? ''}${fresh.reason ? '; ' : ''}${what}`,
+        retryPending: false,
+        teardownProblem: what,
+      });
+    } else {
+      store.updateRun(run.name, { phase: 'Reporting', teardownProblem: what });
+    }
+    ctx.log('error', `${what} — a problem of this server, not of the recipe${fresh.retryPending ? '' : `; the verdict (${fresh.result ?? 'error'}) stands`}; the janitor reaps what is left`);
+    this.deps.logger.error(
+      { run: run.name, left, verdict: fresh.retryPending ? null : fresh.result },
+      'teardown failed after the verdict: apps or volumes may be left on the swarm (docs/runbook.md, Leaked apps)',
+    );
     this.deps.onCapacityFreed();
     return { requeueAfterMs: 0 };
   }
+
+  /** Reporting: the run's result is written down and the run is Done. Reporters (the forge's)
+   *  are controllers of their own, driven by the record: the run never waits for them. */
 
   private report(run: RunRecord): ReconcileResult {
     const { store, paths } = this.deps;
@@ -492,6 +513,10 @@ export interface RunSummary {
   tiers: Record<string, { result: string; reason: string | null; durationMs: number | null }>;
   domains: string[];
   durationMs: number | null;
+  /** From admission to the verdict: what a maintainer waits for (teardown runs after it). */
+  verdictMs: number | null;
+  /** A teardown that failed after the verdict (the verdict stands). */
+  teardownProblem: string | null;
   customization: unknown;
   understanding: unknown;
 }
@@ -515,6 +540,8 @@ export function runSummary(
     tiers: Object.fromEntries(tiers.map((t) => [t.tier, { result: t.result ?? 'skipped', reason: t.reason, durationMs: t.durationMs }])),
     domains,
     durationMs: run.finishedAt && run.startedAt ? run.finishedAt - run.startedAt : null,
+    verdictMs: run.teardownStartedAt && run.startedAt ? run.teardownStartedAt - run.startedAt : null,
+    teardownProblem: run.teardownProblem,
     customization: run.customization,
     understanding: run.understanding,
   };

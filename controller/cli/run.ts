@@ -110,11 +110,14 @@ export async function runCommand(recipe: string, o: RunCommandOptions): Promise<
     out(JSON.stringify(jsonResult(summary)));
   } else {
     out('');
-    out(`verdict: ${summary.result} in ${duration(summary.durationMs)} — ${summary.reason ?? ''}`);
+    out(`verdict: ${summary.result} in ${duration(summary.verdictMs ?? summary.durationMs)} — ${summary.reason ?? ''}`);
     for (const [tier, t] of Object.entries(summary.tiers)) {
       out(`  ${tier.padEnd(8)} ${t.result.padEnd(8)} ${duration(t.durationMs).padStart(7)}  ${t.reason ?? ''}`);
     }
+    if (summary.verdictMs !== null && summary.durationMs !== null) out(`cleaned up ${duration(summary.durationMs - summary.verdictMs)} after the verdict`);
   }
+  // The verdict stands and decides the exit status; leftovers are the server's to reap.
+  if (summary.teardownProblem) err(`warning: teardown failed after the verdict: ${summary.teardownProblem} (cc-ci janitor reaps what is left)`);
   return summary.result === 'passed' ? EXIT.passed : summary.result === 'failed' ? EXIT.failed : EXIT.error;
 }
 
@@ -136,6 +139,8 @@ export function jsonResult(s: RunSummary): Record<string, unknown> {
     domain: s.domains[0] ?? null,
     domains: s.domains,
     durationMs: s.durationMs,
+    verdictMs: s.verdictMs,
+    teardownProblem: s.teardownProblem,
     recipe: s.recipe,
     ref: s.ref,
     commit: s.commit,

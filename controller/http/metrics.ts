@@ -33,6 +33,14 @@ export class Metrics implements ForgeCounters {
         for (const r of rows) this.set({ phase: r.phase, result: r.result ?? 'none' }, Number(r.n));
       },
     });
+    new Gauge({
+      name: 'ccci_teardown_failures',
+      help: 'Runs on record whose teardown failed after their verdict (apps or volumes may be left on the swarm for the janitor)',
+      registers,
+      collect() {
+        this.set(Number((store.db.prepare('SELECT COUNT(*) AS n FROM runs WHERE teardown_problem IS NOT NULL').get() as { n: number }).n));
+      },
+    });
     this.deliveries = new Counter({
       name: 'ccci_webhook_deliveries_total',
       help: 'Forge webhook deliveries, by outcome (accepted, duplicate, bad-signature, ignored-<reason>, disabled)',

@@ -130,6 +130,64 @@ describe('the forge reporter', () => {
     expect(writes()).toBe(before);
   });
 
+  it('reports the verdict when the last tier ends, while teardown still runs, and does not post again when the run is Done', async () => {
+    const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    const name = 'webnotes-pr1-c9';
+    addRun(name, trigger.id);
+    const r = reporter();
+    store.updateRun(name, { phase: 'Testing', startedAt: Date.now() - 5_000 });
+    store.planTiers(name, ['install']);
+    store.startTier(name, 'install');
+    store.finishTier(name, 'install', 'fail', 'not serving');
+    await r.sync(name);
+    expect(ours()[0]?.body).toContain('🏃 **Running**');
+
+    // An infrastructure fault to be retried is no verdict: still running.
+    store.updateRun(name, { phase: 'TearingDown', result: null, reason: 'interrupted', retryPending: true, teardownStartedAt: Date.now() });
+    await r.sync(name);
+    expect(ours()[0]?.body).toContain('🏃 **Running**');
+    expect(statuses()).toEqual(['cc-ci/cold pending Running']);
+
+    store.updateRun(name, { phase: 'TearingDown', result: 'failed', reason: 'install failed: not serving', retryPending: false });
+    await r.sync(name);
+    expect(ours()).toHaveLength(1);
+    expect(ours()[0]?.body).toContain('❌ **Failed**');
+    expect(statuses()).toEqual(['cc-ci/cold pending Running', 'cc-ci/cold failure Failed: install']);
+    // Not final yet: a teardown that fails would still add its note.
+    expect(forgeStore.getReport(name)).toMatchObject({ final: false });
+    expect(forgeStore.runsToReport(60_000)).toContain(name);
+
+    const before = writes();
+    store.updateRun(name, { phase: 'Done', finishedAt: Date.now() });
+    await r.sync(name);
+    expect(writes()).toBe(before);
+    expect(forgeStore.getReport(name)).toMatchObject({ final: true });
+  });
+
+  it('a teardown that fails after the verdict adds a note to the comment; the verdict and the status stand', async () => {
+    const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
+    const name = 'webnotes-pr1-c10';
+    addRun(name, trigger.id);
+    const r = reporter();
+    store.updateRun(name, { phase: 'Testing', startedAt: Date.now() - 5_000 });
+    store.planTiers(name, ['install']);
+    store.finishTier(name, 'install', 'pass', 'serving');
+    store.updateRun(name, { phase: 'TearingDown', result: 'passed', reason: 'passed: install', teardownStartedAt: Date.now() });
+    await r.sync(name);
+    expect(ours()[0]?.body).toContain('✅ **Passed**');
+    expect(ours()[0]?.body).not.toContain('Cleaning up');
+    const statusesAtVerdict = statuses();
+
+    store.updateRun(name, { phase: 'Reporting', teardownProblem: 'timed out in teardown after 15s: could not remove webn-abc123.ci.localhost: 1 volumes' });
+    await r.sync(name);
+    expect(ours()).toHaveLength(1);
+    const body = ours()[0]?.body ?? '';
+    expect(body).toContain('✅ **Passed**');
+    expect(body).toMatch(/🧹 \*\*Cleaning up after this run failed\*\* \(timed out in teardown after 15s: could not remove webn-abc123\.ci\.localhost: 1 volumes\)\. That is a problem of the CI server/);
+    expect(statuses()).toEqual(statusesAtVerdict);
+    expect(forgeStore.getReport(name)).toMatchObject({ final: true });
+  });
+
   it('adopts its own comment by the marker when the id was never stored', async () => {
     const trigger = double.addComment({ repo: REPO, index: pr.index, author: 'alice', body: '!testme' }).comment;
     addRun('webnotes-pr1-c2', trigger.id);

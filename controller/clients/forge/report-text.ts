@@ -35,6 +35,8 @@ export interface ReportView {
   /** From admission to the verdict (teardown not included). */
   testedMs: number | null;
   runUrl: string;
+  /** A teardown that failed after the verdict: the server's problem, noted under the verdict it does not change. */
+  teardownProblem?: string | null;
 }
 
 export function reportMarker(run: string): string {
@@ -127,6 +129,12 @@ export function renderComment(v: ReportView): string {
       lines.push(`**Why ${t.tier} failed:**`, block(t.reason ?? 'no reason recorded'), '');
     }
     lines.push(`Full log and evidence: ${v.runUrl}`, '', RERUN);
+    if (v.teardownProblem) {
+      lines.push(
+        '',
+        `> 🧹 **Cleaning up after this run failed** (${cell(v.teardownProblem, 300)}). That is a problem of the CI server, not of this pull request: the verdict above stands, and the server's operator has been told.`,
+      );
+    }
   }
   if (v.lane === 'quick') lines.push('', v.laneNote ? fallbackNote(v.laneNote) : QUICK_NOTE);
   return lines.join('\n');
