@@ -19,6 +19,7 @@ import {
   recipeRepo,
   serve,
   waitFor,
+  withStore,
   type TestEnv,
 } from '../support/harness.js';
 import { deliverWebhook, startForgeDouble, type DoubleIssue, type ForgeDouble, type JsonObject } from '../support/forge-double/index.js';
@@ -210,7 +211,19 @@ describe('!testme over a webhook', () => {
 
       await waitFor('the 👀 reaction', async () => double.comment(comment.id)?.reactions.length === 1, 30_000, 200);
       await waitFor('the pending status', async () => coldStatuses()[0]?.state === 'pending', 30_000, 200);
+      // The run as the store has it at the moment the verdict reaches the pull request: still
+      // tearing down (the verdict does not wait for teardown).
+      const atVerdict = waitFor(
+        'the success status',
+        async () =>
+          coldStatuses().at(-1)?.state === 'success' && reportComments()[0]?.body.includes('✅ **Passed**')
+            ? withStore(t, (s) => s.getRun(name))
+            : undefined,
+        600_000,
+        50,
+      );
       await verdictOf(name);
+      expect(await atVerdict).toMatchObject({ phase: 'TearingDown', result: 'passed', finishedAt: null });
       expectReported(name, comment.id, url);
       expect(await runNames()).toEqual([name]);
       expect(specFiles()).toEqual([`${name}.yaml`]);
