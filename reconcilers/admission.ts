@@ -14,6 +14,14 @@ export function whyNotAdmitted(store: Store, config: Config): string | null {
 }
 
 /**
+ * Whether a run may take one more host port beyond what admission counted for it (a second app at
+ * once) and still leave one for every admitted run that has not leased yet. Always in traefik mode.
+ */
+export function spareIngressPort(store: Store, config: Config): boolean {
+  return leaseHeld(store, config) === null;
+}
+
+/**
  * In the local ingress mode every app holds a host port, so a run is admitted only while a port
  * of the range is left for it — one for each live app, and one for each admitted run that has
  * not leased its app yet. (A port something else on the host listens on is found only at lease

@@ -71,9 +71,11 @@ export class Apps implements AppsApi {
     const lease = fixed ?? (await leaseFor(ctx, want.purpose));
     const entry = this.entry(lease, fixed ? null : ctx.name);
     entry.lease = fixed ?? null;
+    // A run's app deploys from its own checkout (deploy.ts leaseFor); a warm app from the holder's.
+    const appCtx = fixed ? ctx : ctx.forAbraDir(lease.abraDir);
     return this.ask(
       entry,
-      { kind: 'ready', want, ctx, memo: entry.want.kind === 'ready' ? entry.want.memo : newDeployMemo() },
+      { kind: 'ready', want, ctx: appCtx, memo: entry.want.kind === 'ready' ? entry.want.memo : newDeployMemo() },
       ctx.signal,
     ) as Promise<ReadyApp>;
   }

@@ -93,6 +93,9 @@ export class RunContext {
   /** The warm app a quick run holds (reconcilers/warm-app.ts): its apps are deployed on it, in
    *  place, rather than on fresh leases. */
   warmApp: AppRecord | null = null;
+  /** Work started ahead of the tier that needs it (the upgrade's base release, installed beside
+   *  install: tiers/upgrade.ts), shared by derived contexts; its failure is the later tier's. */
+  early: { upgradeBase: { app: Promise<SubjectApp>; stop: AbortController } | null } = { upgradeBase: null };
   /** How much program output the run's log holds (null: not counted yet), shared by derived contexts. */
   output: { bytes: number | null; cut: boolean } = { bytes: null, cut: false };
   /** Whether the ABRA_DIR outlives one use (a warm app's): prepare then remakes only the recipe clone. */
@@ -135,13 +138,29 @@ export class RunContext {
 
   /** The same run under another signal (a tier's deadline), sharing its log, secrets and workspace. */
   withSignal(signal: AbortSignal): RunContext {
-    const c = this.derive({ ...this.options, run: this._run, signal });
-    c.workspace = this.workspace;
+    return this.sharedWith(this.derive({ ...this.options, run: this._run, signal }), this.workspace);
+  }
+
+  /**
+   * The same run working in another ABRA_DIR: an app of the run with a recipe checkout of its own
+   * (deploy.ts leaseFor), so two of its apps can deploy different commits at once without moving
+   * each other's checkout. The deploy steps, abra and the hooks of that app use it.
+   */
+  forAbraDir(abraDir: string): RunContext {
+    if (abraDir === this.abraDir) return this;
+    const ws = this.workspace ? { ...this.workspace, abraDir, recipeDir: join(abraDir, 'recipes', this.spec.spec.recipe) } : null;
+    return this.sharedWith(this.derive({ ...this.options, run: this._run, abraDir }), ws);
+  }
+
+  /** A derived context shares the attempt's state: what its tiers hand on to each other. */
+  private sharedWith(c: RunContext, workspace: Workspace | null): RunContext {
+    c.workspace = workspace;
     c.subject = this.subject;
     c.backup = this.backup;
     c.onTier = this.onTier;
     c.warmApp = this.warmApp;
     c.output = this.output;
+    c.early = this.early;
     return c;
   }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbraError } from '../controller/clients/abra.js';
 import type { ServiceState } from '../controller/clients/docker.js';
@@ -470,12 +470,40 @@ async function abraStep(ctx: RunContext, name: string, fn: () => Promise<void>, 
   }
 }
 
+/**
+ * Where an app of the run keeps its recipe checkout: install's is the run's own ABRA_DIR; every
+ * other purpose gets an ABRA_DIR of its own beside it (`abra-<purpose>`), so the upgrade's base
+ * release can deploy while install's head does — abra deploys whatever the checkout holds.
+ */
+function appAbraDir(ctx: RunContext, purpose: string): string {
+  return purpose === 'install' ? ctx.abraDir : `${ctx.abraDir}-${purpose}`;
+}
+
+/**
+ * An app's own ABRA_DIR: servers/ and catalogue/ linked like the run's, and a copy of the run's
+ * recipe clone (its tags, its excludes, its remote), made afresh for a new lease.
+ */
+async function makeAppAbraDir(ctx: RunContext, abraDir: string): Promise<void> {
+  await ctx.step(
+    'make app ABRA_DIR',
+    async () => {
+      rmSync(abraDir, { recursive: true, force: true });
+      mkdirSync(join(abraDir, 'recipes'), { recursive: true });
+      for (const link of ['servers', 'catalogue']) symlinkSync(readlinkSync(join(ctx.abraDir, link)), join(abraDir, link));
+      const recipe = ctx.spec.spec.recipe;
+      cpSync(join(ctx.abraDir, 'recipes', recipe), join(abraDir, 'recipes', recipe), { recursive: true, verbatimSymlinks: true });
+    },
+    abraDir,
+  );
+}
+
 /** The run's app for a purpose in this attempt, leased now if it has none: the domain → run
  *  lease (and the host port) is recorded before anything is created for it. */
 export async function leaseFor(ctx: RunContext, purpose: string): Promise<AppRecord> {
   const held = ctx.store.appsOfRun(ctx.name).find((a) => a.purpose === purpose && a.attempt === ctx.attempt && a.state !== 'released');
   if (held) return held;
-  return ctx.step('lease app domain', async () => {
+  const abraDir = appAbraDir(ctx, purpose);
+  const lease = await ctx.step('lease app domain', async () => {
     for (let i = 0; i < 20; i++) {
       const domain = newAppDomain(ctx.spec.spec.recipe, ctx.config.domain.base);
       const port = ctx.config.ingress.mode !== 'traefik' ? await pickFreePort(ctx.config.ingress.portRange, ctx.store.livePorts()) : null;
@@ -486,7 +514,7 @@ export async function leaseFor(ctx: RunContext, purpose: string): Promise<AppRec
         purpose,
         stack: stackName(domain),
         server: ctx.config.abra.server,
-        abraDir: ctx.abraDir,
+        abraDir,
         port,
       });
       if (leased) {
@@ -496,6 +524,9 @@ export async function leaseFor(ctx: RunContext, purpose: string): Promise<AppRec
     }
     throw new Error('could not lease a free app domain and port after 20 tries');
   });
+  // Recorded with the lease first: a crash in between leaves a lease teardown knows of.
+  if (abraDir !== ctx.abraDir) await makeAppAbraDir(ctx, abraDir);
+  return lease;
 }
 
 export function readyApp(ctx: RunContext, lease: AppRecord, services: ServiceState[], want: DesiredApp): ReadyApp {

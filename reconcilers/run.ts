@@ -370,21 +370,24 @@ export class RunReconciler {
 
     if (this.ops.running(run.name)) return {};
     const removed = this.ops.take(run.name);
-    if (removed && !removed.ok) ctx.log('warn', `could not remove ${ctx.abraDir}: ${(removed.error as Error).message}; looking again`);
-    if (existsSync(ctx.abraDir)) {
+    // The run's ABRA_DIR and its apps' own (deploy.ts leaseFor), never a directory outside the run's.
+    const abraDirs = [ctx.abraDir, ...store.appsOfRun(run.name).map((a) => a.abraDir)].filter((d, i, all) => all.indexOf(d) === i && d.startsWith(`${ctx.dir}/`));
+    if (removed && !removed.ok) ctx.log('warn', `could not remove ${abraDirs.join(', ')}: ${(removed.error as Error).message}; looking again`);
+    const dirsLeft = abraDirs.filter((d) => existsSync(d));
+    if (dirsLeft.length > 0) {
       if (Date.now() - startedAt >= limitMs) {
-        return this.teardownTimedOut(run, ctx, ctx.abraDir);
+        return this.teardownTimedOut(run, ctx, dirsLeft.join(', '));
       }
       this.ops.start(run.name, 'remove ABRA_DIR', (signal) =>
         ctx.withSignal(signal).step(
           'remove ABRA_DIR',
           async () => {
-            rmSync(ctx.abraDir, { recursive: true, force: true });
+            for (const d of dirsLeft) rmSync(d, { recursive: true, force: true });
             // The run's masks go with its apps; this context keeps masking in memory for the
             // lines it still writes.
             forgetRunSecrets(ctx.dir);
           },
-          ctx.abraDir,
+          dirsLeft.join(' '),
         ),
       );
       return {};

@@ -169,7 +169,8 @@ async function sweep(docker: Docker, left: StackLeftovers): Promise<void> {
 }
 
 /** Tears down one app of the run before the run ends (the upgrade tier frees the install app
- *  first: one app at a time is enough for the ladder and halves what the swarm carries). */
+ *  once it has done its job). Recorded (`tearing-down`) before the promise is returned; the run's
+ *  own teardown waits for whatever is still going. */
 export async function releaseApp(ctx: RunContext, domain: string): Promise<void> {
   const app = ctx.store.getApp(domain);
   if (!app || app.state === 'released') return;

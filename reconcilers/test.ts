@@ -6,6 +6,7 @@ import type { TierName, TierRecord } from '../state/types.js';
 import { type RunContext } from './context.js';
 import { CancelledError, DeadlineError, ShutdownError, TestFailure } from './errors.js';
 import { diagnose, diagnosticsFile } from './deploy.js';
+import { abandonEarlyWork, installBaseEarly } from './tiers/upgrade.js';
 
 /**
  * The test reconciler. Desired: every tier of the run evaluated, in order, as a ladder — a tier
@@ -14,6 +15,15 @@ import { diagnose, diagnosticsFile } from './deploy.js';
  * is never run again.
  */
 export async function reconcileTiers(ctx: RunContext): Promise<void> {
+  await installBaseEarly(ctx);
+  try {
+    await climb(ctx);
+  } finally {
+    await abandonEarlyWork(ctx);
+  }
+}
+
+async function climb(ctx: RunContext): Promise<void> {
   let failed: TierName | null = null;
   for (const t of ctx.store.getTiers(ctx.name)) {
     if (t.result !== null) {
@@ -125,7 +135,8 @@ function runEnded(reason: unknown, fallback: string): string {
  * it is all a maintainer has. A deploy that failed wrote its own at the moment it failed.
  */
 async function failureDiagnostics(ctx: RunContext): Promise<void> {
-  const apps = ctx.store.appsOfRun(ctx.name).filter((a) => a.attempt === ctx.attempt && a.state !== 'released');
+  // An app already being removed (install's, once upgrade began) is not what failed.
+  const apps = ctx.store.appsOfRun(ctx.name).filter((a) => a.attempt === ctx.attempt && a.state !== 'released' && a.state !== 'tearing-down');
   for (const app of apps) {
     if (existsSync(diagnosticsFile(ctx, app.stack))) continue;
     try {

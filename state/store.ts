@@ -393,8 +393,10 @@ export class Store {
     return r ? toApp(r) : undefined;
   }
 
+  /** A run's apps in the order its ladder uses them: attempt by attempt, install's first (the
+   *  upgrade's base may be leased before it, to install beside it), then as leased. */
   appsOfRun(run: string): AppRecord[] {
-    return (this.db.prepare('SELECT * FROM apps WHERE run = ? ORDER BY leased_at').all(run) as Row[]).map(toApp);
+    return (this.db.prepare("SELECT * FROM apps WHERE run = ? ORDER BY attempt, purpose <> 'install', leased_at").all(run) as Row[]).map(toApp);
   }
 
   livePorts(): Set<number> {

@@ -243,12 +243,24 @@ export class Docker {
     return failed.sort((a, b) => b.createdAt - a.createdAt);
   }
 
+  /**
+   * The last lines a service logged. `docker service logs` shows nothing of a task still starting
+   * (a healthcheck that has not passed yet): then the newest of its containers on this node
+   * (`docker logs`), which is where a crash-looping or never-healthy app says why.
+   */
   async serviceLogsTail(service: string, lines: number): Promise<string> {
-    const r = await this.run(['service', 'logs', '--raw', '--no-trunc', '--tail', String(lines), service], {
-      allowFail: true,
-      timeoutMs: Math.min(this.options.timeoutMs, 20_000),
-    });
-    return `${r.stdout}${r.stderr ? `\n${r.stderr}` : ''}`.trim();
+    const timeoutMs = Math.min(this.options.timeoutMs, 20_000);
+    const r = await this.run(['service', 'logs', '--raw', '--no-trunc', '--tail', String(lines), service], { allowFail: true, timeoutMs });
+    const text = `${r.stdout}${r.stderr ? `\n${r.stderr}` : ''}`.trim();
+    if (text) return text;
+    // `docker ps` lists the newest first.
+    const ids = await this.lines(['ps', '-a', '--filter', `label=com.docker.swarm.service.name=${service}`, '--format', '{{.ID}}']);
+    for (const id of ids.slice(0, 3)) {
+      const c = await this.run(['logs', '--tail', String(lines), id], { allowFail: true, timeoutMs });
+      const out = `${c.stdout}${c.stderr ? `\n${c.stderr}` : ''}`.trim();
+      if (out) return out;
+    }
+    return '';
   }
 
   /** Every secret's name on the swarm. */

@@ -23,6 +23,12 @@ const ageSeconds = z
 export const configSchema = z.strictObject({
   /** How many runs may hold swarm resources at once. */
   capacity: z.number().int().min(1).max(64).default(1),
+  /**
+   * Install the upgrade tier's base release while the install tier runs (a second app of the run,
+   * from a checkout of its own), instead of after it: a full ladder's verdict comes sooner. Off:
+   * one deploy of a run at a time, for a server where two would starve each other.
+   */
+  overlapBaseInstall: z.boolean().default(true),
   abra: z
     .strictObject({
       /** The abra binary. `CCCI_ABRA` overrides it. */

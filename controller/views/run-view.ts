@@ -105,8 +105,8 @@ function listFiles(root: string): { path: string; bytes: number }[] {
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
-      // The run's ABRA_DIR holds a whole recipe clone; it is workspace, not evidence.
-      if (e.isDirectory() && !(d === root && e.name === 'abra')) walk(p);
+      // The run's ABRA_DIRs (its own, its apps': abra-<purpose>) hold recipe clones: workspace, not evidence.
+      if (e.isDirectory() && !(d === root && (e.name === 'abra' || e.name.startsWith('abra-')))) walk(p);
       else if (e.isFile()) outFiles.push({ path: relative(root, p), bytes: statSync(p).size });
     }
   };

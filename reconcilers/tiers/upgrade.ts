@@ -1,8 +1,9 @@
 import { isLightweightTag, releaseBelow, tagCommit } from '../../controller/clients/git.js';
 import { type RunContext, type SubjectApp } from '../context.js';
-import { InputError, TestFailure } from '../errors.js';
-import { deployedState, ensureApp } from '../deploy.js';
+import { CancelledError, InputError, TestFailure } from '../errors.js';
+import { deployedState, ensureApp, leaseFor, type DesiredApp } from '../deploy.js';
 import { releaseApp } from '../teardown.js';
+import { spareIngressPort } from '../admission.js';
 import type { TierRunner } from './runner.js';
 import { checkMarker, newMarker, seedMarker } from './data-marker.js';
 import { WarmStore } from '../../state/warm-store.js';
@@ -83,6 +84,48 @@ async function quickUpgrade(ctx: RunContext): Promise<{ reason: string }> {
   return upgradeInPlace(ctx, baseApp, `the warm app's canonical ${canonical.slice(0, 8)}`);
 }
 
+function baseWant(base: UpgradeBase): DesiredApp {
+  return { purpose: 'upgrade', commit: base.commit, describe: `release ${base.tag}`, release: base.tag };
+}
+
+/**
+ * Starts installing the upgrade's base release before the ladder climbs, beside the install tier
+ * (docs/testing.md, How long a run takes), where the server allows a second app of the run: the
+ * upgrade tier then finds it installed or installing. The lease and the app's own checkout are made
+ * here, before install deploys anything, so the two deploys never share a checkout. Its failure
+ * is the upgrade tier's to report; `abandonEarlyWork` stops it if the upgrade tier never runs.
+ */
+export async function installBaseEarly(ctx: RunContext): Promise<void> {
+  if (ctx.warmApp || !ctx.config.overlapBaseInstall || ctx.early.upgradeBase) return;
+  const tiers = ctx.store.getTiers(ctx.name);
+  const pending = (tier: string) => tiers.some((t) => t.tier === tier && t.result === null);
+  if (!pending('upgrade') || !pending('install') || ctx.workspace!.settings.expectedNA.upgrade) return;
+  if (!spareIngressPort(ctx.store, ctx.config)) {
+    ctx.log('info', 'upgrade base: installed when the upgrade tier starts (no spare ingress port for a second app now)');
+    return;
+  }
+  const base = await upgradeBase(ctx);
+  if (!base) return;
+  const stop = new AbortController();
+  const early = ctx.withSignal(AbortSignal.any([ctx.signal, stop.signal]));
+  await leaseFor(early, 'upgrade');
+  ctx.log('info', `upgrade base ${base.tag}: installing it now, beside install (overlapBaseInstall)`);
+  const app = ensureApp(early, baseWant(base));
+  // Observed by the upgrade tier, or dropped by abandonEarlyWork: never an unhandled rejection.
+  app.catch(() => undefined);
+  ctx.early.upgradeBase = { app, stop };
+}
+
+/** The ladder is over: early work no tier took is stopped and waited for, so nothing of it is
+ *  leased or deployed after the attempt ends (teardown removes what it left). */
+export async function abandonEarlyWork(ctx: RunContext): Promise<void> {
+  const early = ctx.early.upgradeBase;
+  if (!early) return;
+  ctx.early.upgradeBase = null;
+  early.stop.abort(new CancelledError('the upgrade tier did not run'));
+  await early.app.catch(() => undefined);
+}
+
 export const upgradeTier: TierRunner = {
   name: 'upgrade',
   async applies(ctx) {
@@ -95,13 +138,18 @@ export const upgradeTier: TierRunner = {
     const base = (await upgradeBase(ctx))!;
     ctx.log('info', `upgrade base: ${base.tag} (${base.commit.slice(0, 8)}) ${base.why}`);
 
-    // One app at a time: the install app has done its job.
+    const early = ctx.early.upgradeBase;
+    ctx.early.upgradeBase = null;
+    // The install app has done its job: it is removed in the background (recorded first; the run
+    // is Done only once it is gone), unless its host port is needed for the base release now.
     if (ctx.subject.current) {
-      await releaseApp(ctx, ctx.subject.current.domain);
+      const removal = releaseApp(ctx, ctx.subject.current.domain);
       ctx.subject.current = null;
+      if (early || spareIngressPort(ctx.store, ctx.config)) removal.catch(() => undefined);
+      else await removal;
     }
 
-    const baseApp = await ensureApp(ctx, { purpose: 'upgrade', commit: base.commit, describe: `release ${base.tag}`, release: base.tag }).catch(
+    const baseApp = await (early?.app ?? ensureApp(ctx, baseWant(base))).catch(
       (e: unknown) => {
         if (e instanceof TestFailure && base.lightweight) {
           throw new TestFailure(

@@ -179,6 +179,17 @@ describe('the tier ladder', () => {
       expect(kept.some((f) => /^snapshot-[0-9a-f]{8}\.txt$/.test(f))).toBe(true);
       expect(kept.some((f) => f.endsWith('.tar.gz'))).toBe(false);
       const log = r.log();
+      // The base release was installed beside install, not after it (overlapBaseInstall): its
+      // deploy began before install passed, from a checkout of its own.
+      const [installApp, upgradeApp] = r.json.domains as [string, string];
+      expect(log).toMatch(/upgrade base 1\.1\.0\+1\.35\.0: installing it now, beside install/);
+      const baseDeploy = log.indexOf(`abra app deploy: ${upgradeApp} at release 1.1.0+1.35.0`);
+      expect(baseDeploy).toBeGreaterThan(0);
+      expect(baseDeploy).toBeLessThan(log.indexOf('install: pass in'));
+      expect(log).toContain(`make app ABRA_DIR: ${join(r.dir, 'abra-upgrade')}`);
+      // Install's app was asked to go when upgrade began, and was verified gone before the run ended.
+      expect(log.indexOf('upgrade: started')).toBeLessThan(log.indexOf(`${installApp}: nothing left`));
+      expect(existsSync(join(r.dir, 'abra-upgrade'))).toBe(false);
       // The bundled mutate and verify-backup hooks did the work.
       expect(log).toMatch(/verify-backup: \S+notes\/ccci-backup holds the note written before the backup/);
       expect(log).toMatch(/mutate: POST \/cgi-bin\/notes\?key=ccci-backup -> 200/);
