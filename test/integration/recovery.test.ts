@@ -210,6 +210,32 @@ describe('kill -9 of cc-ci serve, then a restart', () => {
     },
   );
 
+  it('in Deploying with the base release installing beside install: both apps and both checkouts are removed, and the retry passes', async () => {
+    // The first deploy call (install's head or the base, whichever comes first) hangs; the other goes on.
+    const env = faults('app.deploy:1:hang');
+    const name = `crash-overlap-${++n}`;
+    const first = serve(t, env);
+    drop(name, 'main', {}, ['install', 'upgrade']);
+    await waitFor(`${name} to lease both apps`, async () => withStore(t, (s) => s.appsOfRun(name)).length === 2, 120_000, 100);
+    const orphan = await hungChild(name, 'app deploy');
+    expect(existsSync(join(t.stateDir, 'runs', name, 'abra-upgrade', 'recipes', 'webnotes', 'compose.yml'))).toBe(true);
+    await stop(first, 'SIGKILL');
+
+    const second = serve(t, env);
+    try {
+      const done = await untilDone(t, name);
+      expect(done.result, done.reason ?? '').toBe('passed');
+      expect(done.attempt).toBe(2);
+      expect(done.retries[0]?.reason).toMatch(/interrupted: the controller stopped while the run was (Deploying|Testing)/);
+      const apps = withStore(t, (s) => s.appsOfRun(name));
+      expect(apps.map((a) => `${a.attempt} ${a.purpose}`).sort()).toEqual(['1 install', '1 upgrade', '2 install', '2 upgrade']);
+      await expectClean(name, [orphan.pid]);
+      expect(existsSync(join(t.stateDir, 'runs', name, 'abra-upgrade'))).toBe(false);
+    } finally {
+      await stop(second);
+    }
+  });
+
   it('in Preparing (step clone recipe): the hung git and its group are stopped, and the retry passes', async () => {
     const name = `crash-prep-${++n}`;
     writeFileSync(gitHangMarker, '');
