@@ -1,5 +1,6 @@
 import { acceptedSpec, type RunSpec } from '../controller/model/spec.js';
 import type { Store } from '../state/store.js';
+import { UNFINISHED } from '../state/history.js';
 import type { RunRecord } from '../state/types.js';
 
 /**
@@ -16,7 +17,7 @@ export function superseded(store: Store, name: string): { name: string; by: stri
   const run = store.getRun(name);
   const key = run ? supersedeKey(run) : null;
   if (!run || !key) return [];
-  const group = store.listRuns().filter((r) => r.phase !== 'Done' && !r.cancelRequested && supersedeKey(r) === key);
+  const group = store.listRuns({ phases: UNFINISHED }).filter((r) => !r.cancelRequested && supersedeKey(r) === key);
   const newest = group.reduce((a, b) => (newerThan(b, a) ? b : a), run);
   return group.filter((r) => r.name !== newest.name).map((r) => ({ name: r.name, by: newest.name }));
 }

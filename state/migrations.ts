@@ -263,4 +263,96 @@ export const migrations: Migration[] = [
       ALTER TABLE runs ADD COLUMN teardown_problem TEXT;
     `,
   },
+  {
+    version: 7,
+    name: 'history at scale: indexed filters, recipe aggregates, retention marks, spec file fingerprints',
+    sql: `
+      -- The pull request a run tests, read from its spec (trigger.forge): virtual columns, so every
+      -- writer fills them, and indexed, so filtering the runs list by a pull request is a lookup.
+      ALTER TABLE runs ADD COLUMN pr INTEGER GENERATED ALWAYS AS
+        (CASE WHEN json_valid(spec_json) THEN json_extract(spec_json, '$.spec.trigger.forge.pr') END) VIRTUAL;
+      ALTER TABLE runs ADD COLUMN pr_repo TEXT GENERATED ALWAYS AS
+        (CASE WHEN json_valid(spec_json) THEN lower(json_extract(spec_json, '$.spec.trigger.forge.owner') || '/' || json_extract(spec_json, '$.spec.trigger.forge.repo')) END) VIRTUAL;
+
+      -- Retention (reconcilers/retention.ts): when a finished run's log, steps, directory and spec
+      -- file were removed (its summary stays); files_pending is set in the same transaction and
+      -- cleared once the files are gone, so a restart finishes what a crash interrupted.
+      ALTER TABLE runs ADD COLUMN pruned_at INTEGER;
+      ALTER TABLE runs ADD COLUMN files_pending INTEGER NOT NULL DEFAULT 0;
+
+      -- Keyset pagination, newest first, whole or by each filter (docs/architecture.md, Web pages).
+      CREATE INDEX runs_created ON runs(created_at, name);
+      CREATE INDEX runs_recipe_created ON runs(recipe, created_at, name);
+      CREATE INDEX runs_result_created ON runs(result, created_at, name);
+      CREATE INDEX runs_lane_created ON runs(lane, created_at, name);
+      CREATE INDEX runs_pr_created ON runs(pr, created_at, name) WHERE pr IS NOT NULL;
+      CREATE INDEX runs_files_pending ON runs(files_pending) WHERE files_pending = 1;
+      -- What changed since a look (the live runs list, when a change came from another process).
+      CREATE INDEX runs_updated ON runs(updated_at);
+
+      -- What a resync compares before it reads a spec file again (inode, size, mtime, ctime), the
+      -- duplicate-name check as a lookup, and the invalid files the runs list shows.
+      ALTER TABLE spec_files ADD COLUMN stat_key TEXT;
+      CREATE INDEX spec_files_name ON spec_files(name);
+      CREATE INDEX spec_files_invalid ON spec_files(path) WHERE status = 'invalid';
+
+      -- Per recipe and lane: the verdicts of every run that reached Done, and the newest of them
+      -- (by creation, as the pages order runs). Kept by the triggers below for every writer, and
+      -- never decreased when retention removes a run's summary: the pass rate outlives the rows.
+      CREATE TABLE recipe_stats (
+        recipe TEXT NOT NULL,
+        lane TEXT NOT NULL,
+        passed INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        error INTEGER NOT NULL DEFAULT 0,
+        cancelled INTEGER NOT NULL DEFAULT 0,
+        last_run TEXT,
+        last_result TEXT,
+        last_created_at INTEGER,
+        PRIMARY KEY (recipe, lane)
+      );
+      INSERT INTO recipe_stats (recipe, lane, passed, failed, error, cancelled)
+        SELECT recipe, lane, SUM(result IS 'passed'), SUM(result IS 'failed'), SUM(result IS 'error'), SUM(result IS 'cancelled')
+        FROM runs WHERE phase = 'Done' GROUP BY recipe, lane;
+      UPDATE recipe_stats SET (last_run, last_result, last_created_at) = (
+        SELECT name, result, created_at FROM runs r
+        WHERE r.recipe = recipe_stats.recipe AND r.lane = recipe_stats.lane AND r.phase = 'Done'
+        ORDER BY created_at DESC, name DESC LIMIT 1);
+
+      CREATE TRIGGER runs_stats_insert AFTER INSERT ON runs WHEN NEW.phase = 'Done'
+      BEGIN
+        INSERT INTO recipe_stats (recipe, lane) VALUES (NEW.recipe, NEW.lane) ON CONFLICT DO NOTHING;
+        UPDATE recipe_stats SET
+          passed = passed + (NEW.result IS 'passed'), failed = failed + (NEW.result IS 'failed'),
+          error = error + (NEW.result IS 'error'), cancelled = cancelled + (NEW.result IS 'cancelled'),
+          last_run = CASE WHEN last_created_at IS NULL OR NEW.created_at > last_created_at OR (NEW.created_at = last_created_at AND NEW.name >= last_run) THEN NEW.name ELSE last_run END,
+          last_result = CASE WHEN last_created_at IS NULL OR NEW.created_at > last_created_at OR (NEW.created_at = last_created_at AND NEW.name >= last_run) THEN NEW.result ELSE last_result END,
+          last_created_at = CASE WHEN last_created_at IS NULL OR NEW.created_at > last_created_at OR (NEW.created_at = last_created_at AND NEW.name >= last_run) THEN NEW.created_at ELSE last_created_at END
+        WHERE recipe = NEW.recipe AND lane = NEW.lane;
+      END;
+
+      -- A run leaving Done, or whose verdict changes while Done, takes back what it counted.
+      CREATE TRIGGER runs_stats_undone AFTER UPDATE OF phase, result ON runs
+        WHEN OLD.phase = 'Done' AND (NEW.phase IS NOT 'Done' OR OLD.result IS NOT NEW.result)
+      BEGIN
+        UPDATE recipe_stats SET
+          passed = passed - (OLD.result IS 'passed'), failed = failed - (OLD.result IS 'failed'),
+          error = error - (OLD.result IS 'error'), cancelled = cancelled - (OLD.result IS 'cancelled')
+        WHERE recipe = OLD.recipe AND lane = OLD.lane;
+      END;
+
+      CREATE TRIGGER runs_stats_done AFTER UPDATE OF phase, result ON runs
+        WHEN NEW.phase = 'Done' AND (OLD.phase IS NOT 'Done' OR OLD.result IS NOT NEW.result)
+      BEGIN
+        INSERT INTO recipe_stats (recipe, lane) VALUES (NEW.recipe, NEW.lane) ON CONFLICT DO NOTHING;
+        UPDATE recipe_stats SET
+          passed = passed + (NEW.result IS 'passed'), failed = failed + (NEW.result IS 'failed'),
+          error = error + (NEW.result IS 'error'), cancelled = cancelled + (NEW.result IS 'cancelled'),
+          last_run = CASE WHEN last_created_at IS NULL OR NEW.created_at > last_created_at OR (NEW.created_at = last_created_at AND NEW.name >= last_run) THEN NEW.name ELSE last_run END,
+          last_result = CASE WHEN last_created_at IS NULL OR NEW.created_at > last_created_at OR (NEW.created_at = last_created_at AND NEW.name >= last_run) THEN NEW.result ELSE last_result END,
+          last_created_at = CASE WHEN last_created_at IS NULL OR NEW.created_at > last_created_at OR (NEW.created_at = last_created_at AND NEW.name >= last_run) THEN NEW.created_at ELSE last_created_at END
+        WHERE recipe = NEW.recipe AND lane = NEW.lane;
+      END;
+    `,
+  },
 ];

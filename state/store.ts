@@ -20,9 +20,9 @@ import type {
   TierRecord,
   TierResult,
 } from './types.js';
-import { ACTIVE_PHASES } from './types.js';
+import { ACTIVE_PHASES, PHASES } from './types.js';
 
-function toRun(r: Row): RunRecord {
+export function toRun(r: Row): RunRecord {
   return {
     name: str(r.name),
     specJson: str(r.spec_json),
@@ -460,14 +460,41 @@ export class Store {
 
   // ---- spec files -------------------------------------------------------------------------
 
-  recordSpecFile(f: Omit<SpecFileRecord, 'seenAt'>): void {
+  /** `statKey`: the file's fingerprint when it was read (spec-sync.ts); a resync that finds it
+   *  unchanged does not read the file again. None: read it again next time. */
+  recordSpecFile(f: Omit<SpecFileRecord, 'seenAt'>, statKey: string | null = null): void {
     this.db
       .prepare(
-        `INSERT INTO spec_files (path, name, status, error, hash, seen_at) VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO spec_files (path, name, status, error, hash, seen_at, stat_key) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(path) DO UPDATE SET name = excluded.name, status = excluded.status, error = excluded.error,
-           hash = excluded.hash, seen_at = excluded.seen_at`,
+           hash = excluded.hash, seen_at = excluded.seen_at, stat_key = excluded.stat_key`,
       )
-      .run(f.path, f.name, f.status, f.error, f.hash, Date.now());
+      .run(f.path, f.name, f.status, f.error, f.hash, Date.now(), statKey);
+  }
+
+  setSpecFileStat(path: string, statKey: string | null): void {
+    this.db.prepare('UPDATE spec_files SET stat_key = ? WHERE path = ?').run(statKey, path);
+  }
+
+  /** Every recorded spec file's fingerprint, by path: what a resync compares before reading. */
+  specFileStats(): Map<string, string | null> {
+    return new Map(this.db.prepare('SELECT path, stat_key FROM spec_files').raw().all() as [string, string | null][]);
+  }
+
+  /** The recorded spec files whose content still matters — invalid ones, those of unfinished runs — with their fingerprints. */
+  unsettledSpecFiles(): [string, string | null][] {
+    const q = `SELECT path, stat_key FROM spec_files WHERE status = 'invalid'
+      UNION ALL SELECT f.path, f.stat_key FROM runs r JOIN spec_files f ON f.name = r.name AND f.status = 'valid'
+      WHERE r.phase IN (${PHASES.filter((p) => p !== 'Done')
+        .map((p) => `'${p}'`)
+        .join(',')})`;
+    return this.db.prepare(q).raw().all() as [string, string | null][];
+  }
+
+  /** Another valid file that names the run `name`, if one does. */
+  specFileNamed(name: string, except: string): string | undefined {
+    const r = this.db.prepare("SELECT path FROM spec_files WHERE name = ? AND path != ? AND status = 'valid' LIMIT 1").get(name, except) as Row | undefined;
+    return r ? str(r.path) : undefined;
   }
 
   forgetSpecFile(path: string): void {

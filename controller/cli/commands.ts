@@ -4,7 +4,8 @@ import { runDoctor } from './doctor.js';
 import { withoutCredentials } from '../model/redact.js';
 import { readForgeSecrets, SecretFileError, type ForgeSecrets } from '../clients/forge/secrets.js';
 import { Manager } from '../runtime/manager.js';
-import { invalidSpecs, listRunRows, runDetail } from '../views/run-view.js';
+import { invalidSpecsOf, runDetail, runList, runListJson, type RunList } from '../views/run-view.js';
+import { parseRunQuery, PAGE_SIZE } from '../views/run-query.js';
 import { kindOf, parseDocument, parseSpecText } from '../model/spec.js';
 import { validateWarm, writeWarmFile } from '../model/warm.js';
 import { writeSpecFile } from '../model/spec-files.js';
@@ -83,24 +84,44 @@ export function applyCommand(file: string, o: GlobalOptions): number {
   return EXIT.passed;
 }
 
-/** `cc-ci get runs [-o json|wide]`. */
-export function getRunsCommand(o: GlobalOptions & { output?: string }): number {
+/** Runs `cc-ci get runs` lists at most (`--limit`): it reads a local database, but prints a page, not the history. */
+const CLI_MAX_LIMIT = 10_000;
+
+export interface GetRunsOptions {
+  output?: string;
+  limit?: string;
+  cursor?: string;
+  recipe?: string;
+  result?: string;
+  lane?: string;
+  pr?: string;
+  repo?: string;
+}
+
+/** `cc-ci get runs [-o json|wide] [--limit N] [--cursor C] [--recipe R] [--result R] [--lane L] [--pr N] [--repo O/N]`:
+ *  the unfinished runs, then the newest finished ones (PAGE_SIZE unless --limit says otherwise). */
+export function getRunsCommand(o: GlobalOptions & GetRunsOptions): number {
   const env = loadEnv(o);
-  if (!existsSync(env.paths.db)) {
-    out(o.output === 'json' ? JSON.stringify({ runs: [], invalidSpecs: [] }) : 'No runs.');
-    return EXIT.passed;
+  const { limit, cursor, recipe, result, lane, pr, repo } = o;
+  const parsed = parseRunQuery({ limit, cursor, recipe, result, lane, pr, repo }, CLI_MAX_LIMIT);
+  if (!parsed.ok) throw new UsageError(`get runs: ${parsed.error}`);
+  const empty: RunList = { unfinished: [], unfinishedTotal: 0, finished: [], next: null, invalidSpecs: [], invalidTotal: 0 };
+  let list = empty;
+  if (existsSync(env.paths.db)) {
+    const store = openStore(env.paths);
+    try {
+      list = runList(store, parsed.query);
+    } finally {
+      store.close();
+    }
   }
-  const store = openStore(env.paths);
-  const rows = listRunRows(store);
-  const invalid = invalidSpecs(store);
-  store.close();
   if (o.output === 'json') {
-    out(JSON.stringify({ runs: rows, invalidSpecs: invalid }, null, 2));
+    out(JSON.stringify(runListJson(list), null, 2));
     return EXIT.passed;
   }
   const wide = o.output === 'wide';
   const head = ['NAME', 'RECIPE', 'REF', 'LANE', 'PHASE', 'RESULT', 'AGE', 'DURATION', wide ? 'DOMAINS' : '', 'INFO'].filter(Boolean);
-  const body = rows.map((r) => {
+  const body = [...list.unfinished, ...list.finished].map((r) => {
     const info = r.queuePosition ? `#${r.queuePosition} in queue: ${r.waiting}` : (r.reason ?? '');
     return [
       r.name,
@@ -115,10 +136,13 @@ export function getRunsCommand(o: GlobalOptions & { output?: string }): number {
       wide ? info : info.slice(0, 100),
     ];
   });
-  for (const i of invalid) {
+  for (const i of list.invalidSpecs) {
     body.push([i.name ?? basename(i.file), '-', '-', '-', 'Invalid', 'error', '-', '-', ...(wide ? ['-'] : []), `${basename(i.file)}: ${i.error}`]);
   }
   out(body.length ? table([head, ...body]) : 'No runs.');
+  if (list.unfinishedTotal > list.unfinished.length) out(`(${list.unfinishedTotal - list.unfinished.length} more unfinished runs not shown)`);
+  if (list.invalidTotal > list.invalidSpecs.length) out(`(${list.invalidTotal - list.invalidSpecs.length} more invalid spec files not shown)`);
+  if (list.next) out(`(older runs: --cursor ${list.next}${parsed.query.limit !== PAGE_SIZE ? ` --limit ${parsed.query.limit}` : ''})`);
   return EXIT.passed;
 }
 
@@ -127,7 +151,7 @@ export function describeRunCommand(name: string, o: GlobalOptions): number {
   const env = loadEnv(o);
   const store = openStore(env.paths);
   const d = runDetail(store, env.paths, name);
-  const invalid = invalidSpecs(store).filter((i) => i.name === name || basename(i.file).startsWith(`${name}.`));
+  const invalid = invalidSpecsOf(store, name);
   store.close();
   if (!d) {
     if (invalid.length) {
@@ -150,6 +174,7 @@ export function describeRunCommand(name: string, o: GlobalOptions): number {
   out(`Created:    ${new Date(run.createdAt).toISOString()}`);
   out(`Duration:   ${duration(row.durationMs)}`);
   if (run.cancelRequested) out(`Cancel:     ${run.cancelReason ?? 'requested'}`);
+  if (d.prunedAt !== null) out(`Pruned:     log, steps and files removed by retention on ${new Date(d.prunedAt).toISOString()}`);
   out('Tiers:');
   out(
     d.tiers.length

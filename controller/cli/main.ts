@@ -2,7 +2,17 @@
 import { Command, CommanderError } from 'commander';
 import { AlreadyServingError } from '../../state/instance.js';
 import { getWarmCommand, describeWarmCommand, warmReconcileCommand } from './warm.js';
-import { applyCommand, deleteRunCommand, describeRunCommand, doctorCommand, getRunsCommand, logsCommand, serveCommand } from './commands.js';
+import {
+  applyCommand,
+  deleteRunCommand,
+  describeRunCommand,
+  doctorCommand,
+  getRunsCommand,
+  logsCommand,
+  serveCommand,
+  type GetRunsOptions,
+} from './commands.js';
+import { PAGE_SIZE } from '../views/run-query.js';
 import { EXIT, UsageError, err, type GlobalOptions } from './common.js';
 import { janitorCommand } from './janitor.js';
 import { runCommand, type RunCommandOptions } from './run.js';
@@ -47,11 +57,21 @@ async function main(argv: string[]): Promise<number> {
   });
 
   const get = program.command('get').description('list objects');
-  withGlobals(get.command('runs').description('list runs, queue positions and invalid spec files').option('-o, --output <format>', 'json | wide')).action(
-    (o: GlobalOptions & { output?: string }) => {
-      code = getRunsCommand(o);
-    },
-  );
+  withGlobals(
+    get
+      .command('runs')
+      .description('list unfinished runs (queue positions, why they wait), the newest finished runs, and invalid spec files')
+      .option('-o, --output <format>', 'json | wide')
+      .option('--limit <n>', `finished runs to list (default ${PAGE_SIZE})`)
+      .option('--cursor <cursor>', 'list the finished runs older than this (printed under a full page)')
+      .option('--recipe <recipe>', 'only runs of this recipe')
+      .option('--result <result>', 'only runs that ended passed, failed, error or cancelled')
+      .option('--lane <lane>', 'only runs of this lane (cold, quick)')
+      .option('--pr <number>', 'only runs of this pull request')
+      .option('--repo <owner/name>', "only runs of this pull request's repository"),
+  ).action((o: GlobalOptions & GetRunsOptions) => {
+    code = getRunsCommand(o);
+  });
 
   withGlobals(get.command('warm').description('list warm canonical apps: promoted commit, health, holder').option('-o, --output <format>', 'json')).action(
     (o: GlobalOptions & { output?: string }) => {

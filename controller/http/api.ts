@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
 import type { StatePaths } from '../model/paths.js';
-import { invalidSpecs, listRunRows, runDetail } from '../views/run-view.js';
+import { runDetail, runList, runListJson } from '../views/run-view.js';
+import { parseRunQuery } from '../views/run-query.js';
 import { withoutCredentials } from './html.js';
 import { isName } from '../model/spec.js';
 import { projectRoot } from '../model/project-root.js';
@@ -27,7 +28,7 @@ export function withoutHostPaths<T>(value: T, places: readonly [string, string][
   return hide(value) as T;
 }
 
-/** GET /api/runs and /api/runs/:name: the same views as the pages and `cc-ci get -o json`, as JSON. */
+/** GET /api/runs[?limit&cursor&recipe&result&lane&pr&repo] and /api/runs/:name: the same views as the pages and `cc-ci get -o json`, as JSON. */
 export function registerApi(app: FastifyInstance, o: { store: Store; paths: StatePaths }): void {
   const places: [string, string][] = [
     [o.paths.root, '<state>'],
@@ -35,7 +36,11 @@ export function registerApi(app: FastifyInstance, o: { store: Store; paths: Stat
     [homedir(), '~'],
   ];
   app.addHook('preSerialization', async (request, _reply, payload) => (request.url.startsWith('/api/') ? withoutHostPaths(payload, places) : payload));
-  app.get('/api/runs', async () => ({ runs: listRunRows(o.store), invalidSpecs: invalidSpecs(o.store) }));
+  app.get('/api/runs', async (request, reply) => {
+    const q = parseRunQuery(request.query);
+    if (!q.ok) return reply.code(400).send({ error: `bad query: ${q.error}` });
+    return runListJson(runList(o.store, q.query));
+  });
 
   app.get<{ Params: { name: string } }>('/api/runs/:name', async (request, reply) => {
     const { name } = request.params;
@@ -46,6 +51,7 @@ export function registerApi(app: FastifyInstance, o: { store: Store; paths: Stat
       ...d.row,
       spec,
       commitSha: d.run.commitSha,
+      prunedAt: d.prunedAt,
       step: d.run.step,
       cancelReason: d.run.cancelReason,
       retries: d.run.retries,

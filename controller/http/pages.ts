@@ -1,47 +1,17 @@
-import { basename } from 'node:path';
 import { formatDuration } from '../clients/forge/report-text.js';
-import type { InvalidSpecRow, RunDetail, RunRow } from '../views/run-view.js';
+import type { RunDetail } from '../views/run-view.js';
 import { ago, esc, page, withoutCredentials } from './html.js';
 
 /**
- * The two HTML pages (docs/architecture.md, Web pages): the runs list, with queue position and why each run waits, and
- * one run's page, with its tier table, evidence and a live log fed by server-sent events. Both
- * read only what run-view.ts computes, so they say what `cc-ci get runs`/`describe run` say.
+ * One run's page (docs/architecture.md, Web pages), with its tier table, evidence and a live log
+ * fed by server-sent events (the runs list is runs-page.ts). It reads only what run-view.ts
+ * computes, so it says what `cc-ci describe run` says.
  */
 
 const runLink = (name: string): string => `/runs/${encodeURIComponent(name)}`;
 
 function resultCell(result: string | null): string {
   return result ? `<span class="${esc(result)}">${esc(result)}</span>` : '–';
-}
-
-export function runsPage(rows: RunRow[], invalid: InvalidSpecRow[], now = Date.now()): string {
-  const newestFirst = [...rows].sort((a, b) => b.createdAt - a.createdAt);
-  const body = newestFirst
-    .map((r) => {
-      const info = r.queuePosition !== null ? `#${r.queuePosition} in queue: ${r.waiting ?? ''}` : (r.reason ?? '');
-      return `<tr><td><a href="${runLink(r.name)}">${esc(r.name)}</a></td><td><a href="/recipes/${esc(encodeURIComponent(r.recipe))}">${esc(r.recipe)}</a></td><td><code>${esc(r.ref.slice(0, 12))}</code></td>
-<td>${esc(r.lane)}</td><td>${esc(r.phase)}</td><td>${resultCell(r.result)}</td><td>${esc(info)}</td><td>${esc(ago(r.createdAt, now))}</td><td>${esc(formatDuration(r.durationMs))}</td></tr>`;
-    })
-    .join('\n');
-  const bad = invalid.map((i) => `<tr><td><code>${esc(basename(i.file))}</code></td><td>${esc(i.name ?? '–')}</td><td>${esc(i.error)}</td></tr>`).join('\n');
-  return page(
-    'runs',
-    `<h1>Runs</h1>
-${
-  rows.length
-    ? `<table><thead><tr><th>name</th><th>recipe</th><th>ref</th><th>lane</th><th>phase</th><th>result</th><th>queue / reason</th><th>created</th><th>duration</th></tr></thead>
-<tbody>${body}</tbody></table>`
-    : '<p>No runs yet.</p>'
-}
-${
-  invalid.length
-    ? `<h2>Invalid spec files</h2><p class="muted">Left where they are in the specs directory; fix or delete them.</p>
-<table><thead><tr><th>file</th><th>name</th><th>error</th></tr></thead><tbody>${bad}</tbody></table>`
-    : ''
-}`,
-    '<meta http-equiv="refresh" content="10">',
-  );
 }
 
 export const LIVE_LOG_SCRIPT = `

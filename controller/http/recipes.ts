@@ -1,18 +1,22 @@
 import type { StatePaths } from '../model/paths.js';
 import { warmRows, type WarmRow } from '../views/warm-view.js';
+import { runList, type RunList, type RunRow } from '../views/run-view.js';
+import { PAGE_SIZE, parseRunQuery, queryString, type RunQuery } from '../views/run-query.js';
 import { makeBadge } from 'badge-maker';
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
-import type { RunRecord } from '../../state/types.js';
+import { RunHistory, type RecipeStats, type RunBrief } from '../../state/history.js';
+import type { RunResult } from '../../state/types.js';
 import { formatDuration } from '../clients/forge/report-text.js';
-import { acceptedSpec, isName } from '../model/spec.js';
+import { isName } from '../model/spec.js';
 import { ago, esc, page } from './html.js';
 
 /**
  * The recipe overview (docs/architecture.md, Web pages): per recipe its latest runs and pass rate, a history page, and
- * a status badge for a README. Everything is computed from the runs table on each request, so it
- * says what the run pages say. The pass rate counts verdicts only: a run that ended in `error`
- * or was cancelled says nothing about the recipe.
+ * a status badge for a README. Counts and the last verdict of each lane come from the recipe's
+ * aggregates (state/history.ts, kept by the store as each run reaches Done and outliving the rows
+ * retention removes); the latest runs and the history are index lookups of a page. The pass rate
+ * counts verdicts only: a run that ended in `error` or was cancelled says nothing about the recipe.
  */
 
 const LANES = ['cold', 'quick'] as const;
@@ -21,58 +25,76 @@ type Lane = (typeof LANES)[number];
 /** How many of the newest runs the overview shows per recipe. */
 const LATEST = 10;
 
+/** The newest run of a recipe (and lane) that reached Done, as its aggregates remember it. */
+interface LastDone {
+  name: string;
+  result: RunResult | null;
+  createdAt: number;
+}
+
 export interface RecipeSummary {
   recipe: string;
+  /** Every run that reached Done, and those not finished yet. */
   runs: number;
   passed: number;
   failed: number;
   /** passed / (passed + failed), null before the first verdict. */
   passRate: number | null;
   /** The newest Done run, per lane and of any lane. */
-  lastDone: RunRecord | null;
-  lastDoneByLane: Partial<Record<Lane, RunRecord>>;
-  /** Every run of the recipe, newest first. */
-  history: RunRecord[];
-  /** The first LATEST of the history. */
-  latest: RunRecord[];
+  lastDone: LastDone | null;
+  lastDoneByLane: Partial<Record<Lane, LastDone>>;
+  /** The newest LATEST runs, any phase, newest first. */
+  latest: RunBrief[];
 }
 
-function summarise(recipe: string, runs: RunRecord[]): RecipeSummary {
-  const newestFirst = [...runs].sort((a, b) => b.createdAt - a.createdAt || b.name.localeCompare(a.name));
-  const done = newestFirst.filter((r) => r.phase === 'Done');
-  const passed = done.filter((r) => r.result === 'passed').length;
-  const failed = done.filter((r) => r.result === 'failed').length;
-  const lastDoneByLane: Partial<Record<Lane, RunRecord>> = {};
-  for (const lane of LANES) {
-    const last = done.find((r) => r.lane === lane);
-    if (last) lastDoneByLane[lane] = last;
+function summarise(recipe: string, stats: RecipeStats[], unfinished: number, latest: RunBrief[]): RecipeSummary {
+  let passed = 0;
+  let failed = 0;
+  let done = 0;
+  let lastDone: LastDone | null = null;
+  const lastDoneByLane: Partial<Record<Lane, LastDone>> = {};
+  for (const s of stats) {
+    passed += s.passed;
+    failed += s.failed;
+    done += s.passed + s.failed + s.error + s.cancelled;
+    if (s.lastRun === null || s.lastCreatedAt === null) continue;
+    const last = { name: s.lastRun, result: s.lastResult, createdAt: s.lastCreatedAt };
+    if ((LANES as readonly string[]).includes(s.lane)) lastDoneByLane[s.lane as Lane] = last;
+    if (!lastDone || last.createdAt > lastDone.createdAt || (last.createdAt === lastDone.createdAt && last.name > lastDone.name)) lastDone = last;
   }
   return {
     recipe,
-    runs: runs.length,
+    runs: done + unfinished,
     passed,
     failed,
     passRate: passed + failed > 0 ? passed / (passed + failed) : null,
-    lastDone: done[0] ?? null,
+    lastDone,
     lastDoneByLane,
-    history: newestFirst,
-    latest: newestFirst.slice(0, LATEST),
+    latest,
   };
 }
 
 export function recipeSummaries(store: Store): RecipeSummary[] {
-  const byRecipe = new Map<string, RunRecord[]>();
-  for (const r of store.listRuns()) {
-    const runs = byRecipe.get(r.recipe);
-    if (runs) runs.push(r);
-    else byRecipe.set(r.recipe, [r]);
-  }
-  return [...byRecipe.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([recipe, runs]) => summarise(recipe, runs));
+  const history = new RunHistory(store);
+  const byRecipe = new Map<string, RecipeStats[]>();
+  for (const s of history.allStats()) byRecipe.set(s.recipe, [...(byRecipe.get(s.recipe) ?? []), s]);
+  const unfinished = history.unfinishedByRecipe();
+  const recipes = [...new Set([...byRecipe.keys(), ...unfinished.keys()])].sort((a, b) => a.localeCompare(b));
+  return recipes.map((recipe) => summarise(recipe, byRecipe.get(recipe) ?? [], unfinished.get(recipe) ?? 0, history.latest(recipe, LATEST)));
 }
 
 export function recipeSummary(store: Store, recipe: string): RecipeSummary | null {
-  const runs = store.listRuns().filter((r) => r.recipe === recipe);
-  return runs.length ? summarise(recipe, runs) : null;
+  const history = new RunHistory(store);
+  const stats = history.stats(recipe);
+  const latest = history.latest(recipe, LATEST);
+  if (stats.length === 0 && latest.length === 0) return null;
+  return summarise(recipe, stats, history.countUnfinished({ recipe }), latest);
+}
+
+/** The badge's only question: the newest Done run of the recipe (of one lane). Two rows at most. */
+function lastVerdict(store: Store, recipe: string, lane: Lane | null): RunResult | null {
+  const s = summarise(recipe, new RunHistory(store).stats(recipe), 0, []);
+  return (lane ? s.lastDoneByLane[lane] : s.lastDone)?.result ?? null;
 }
 
 // ---- the badge -------------------------------------------------------------------------------
@@ -91,9 +113,8 @@ export function badgeSvg(label: string, message: string, color: string): string 
 }
 
 /** The badge of a recipe: the result of its newest Done run (of `lane`, when given). */
-export function recipeBadge(summary: RecipeSummary | null, recipe: string, lane: Lane | null): string {
-  const run = summary ? (lane ? (summary.lastDoneByLane[lane] ?? null) : summary.lastDone) : null;
-  const look = run?.result ? (BADGE[run.result] ?? NO_RESULT) : NO_RESULT;
+function recipeBadge(result: RunResult | null, recipe: string, lane: Lane | null): string {
+  const look = result ? (BADGE[result] ?? NO_RESULT) : NO_RESULT;
   return badgeSvg(lane ? `${recipe} ${lane}` : recipe, look.text, look.color);
 }
 
@@ -102,23 +123,17 @@ export function recipeBadge(summary: RecipeSummary | null, recipe: string, lane:
 const runLink = (name: string): string => `/runs/${encodeURIComponent(name)}`;
 const recipeLink = (recipe: string): string => `/recipes/${encodeURIComponent(recipe)}`;
 
-function resultText(r: RunRecord): string {
-  return r.result ? `<span class="${esc(r.result)}">${esc(r.result)}</span>` : `<span class="muted">${esc(r.phase)}</span>`;
+function resultText(r: { result: string | null; phase?: string }): string {
+  return r.result ? `<span class="${esc(r.result)}">${esc(r.result)}</span>` : `<span class="muted">${esc(r.phase ?? 'no result')}</span>`;
 }
 
 function rate(s: RecipeSummary): string {
   return s.passRate === null ? '–' : `${Math.round(s.passRate * 100)}% <span class="muted">(${s.passed} of ${s.passed + s.failed})</span>`;
 }
 
-function durationOf(r: RunRecord): number | null {
-  const end = r.finishedAt ?? (r.phase === 'Done' ? r.updatedAt : null);
-  return r.startedAt !== null && end !== null ? end - r.startedAt : null;
-}
-
-function triggerOf(r: RunRecord): string {
-  const t = acceptedSpec(r).spec.trigger;
-  if (t?.forge) return esc(`${t.forge.owner}/${t.forge.repo}#${t.forge.pr}${t.forge.by ? ` by ${t.forge.by}` : ''}`);
-  return esc(t?.kind ?? 'file');
+function triggerOf(r: RunRow): string {
+  if (r.forge) return esc(`${r.forge.repo}#${r.forge.pr}${r.forge.by ? ` by ${r.forge.by}` : ''}`);
+  return esc(r.trigger);
 }
 
 export function recipesPage(summaries: RecipeSummary[], now = Date.now()): string {
@@ -144,14 +159,21 @@ ${
   );
 }
 
-export function recipePage(s: RecipeSummary, baseUrl: string | null, warm: WarmRow | null = null, now = Date.now()): string {
-  const rows = s.history
-    .map((r) => {
-      const spec = acceptedSpec(r);
-      return `<tr><td><a href="${runLink(r.name)}">${esc(r.name)}</a></td><td><code>${esc(spec.spec.source.ref.slice(0, 12))}</code></td><td>${esc(r.lane)}</td>
-<td>${resultText(r)}</td><td>${esc(r.reason ?? '')}</td><td>${triggerOf(r)}</td><td>${esc(ago(r.createdAt, now))}</td><td>${esc(formatDuration(durationOf(r)))}</td></tr>`;
-    })
+/** One page of a recipe's history: its unfinished runs (first page) and then finished ones, newest first. */
+export function recipePage(s: RecipeSummary, history: RunList, q: RunQuery, baseUrl: string | null, warm: WarmRow | null = null, now = Date.now()): string {
+  const rows = [...history.unfinished, ...history.finished]
+    .map(
+      (r) => `<tr><td><a href="${runLink(r.name)}">${esc(r.name)}</a></td><td><code>${esc(r.ref.slice(0, 12))}</code></td><td>${esc(r.lane)}</td>
+<td>${resultText(r)}</td><td>${esc(r.reason ?? '')}</td><td>${triggerOf(r)}</td><td>${esc(ago(r.createdAt, now))}</td><td>${esc(formatDuration(r.durationMs))}</td></tr>`,
+    )
     .join('\n');
+  const { recipe: _recipe, ...others } = q.filter;
+  const nav = [
+    q.before === null ? '' : `<a href="${recipeLink(s.recipe)}${esc(queryString(others))}">newest</a>`,
+    history.next
+      ? `<a href="${recipeLink(s.recipe)}${esc(queryString(others, { cursor: history.next, ...(q.limit !== PAGE_SIZE ? { limit: String(q.limit) } : {}) }))}">older →</a>`
+      : '',
+  ].filter(Boolean);
   const badge = `/badge/${encodeURIComponent(s.recipe)}.svg`;
   const markdown = `[![cc-ci](${baseUrl ?? ''}${badge})](${baseUrl ?? ''}${recipeLink(s.recipe)})`;
   return page(
@@ -159,7 +181,7 @@ export function recipePage(s: RecipeSummary, baseUrl: string | null, warm: WarmR
     `<h1>${esc(s.recipe)} <img alt="badge" src="${esc(badge)}"></h1>
 <dl>
 <dt>Pass rate</dt><dd>${rate(s)}</dd>
-<dt>Runs</dt><dd>${s.runs}</dd>
+<dt>Runs</dt><dd>${s.runs} <a href="/runs${esc(queryString({ recipe: s.recipe }))}">(in the runs list)</a></dd>
 ${LANES.map((lane) => {
   const last = s.lastDoneByLane[lane];
   return `<dt>Last ${lane}</dt><dd>${last ? `<a href="${runLink(last.name)}">${resultText(last)}</a> <span class="muted">${esc(ago(last.createdAt, now))}</span>` : '–'}</dd>`;
@@ -168,7 +190,8 @@ ${LANES.map((lane) => {
 </dl>
 ${warm ? warmSection(warm, now) : ''}<h2>History</h2>
 <table><thead><tr><th>run</th><th>ref</th><th>lane</th><th>result</th><th>reason</th><th>trigger</th><th>created</th><th>duration</th></tr></thead>
-<tbody>${rows}</tbody></table>`,
+<tbody>${rows}</tbody></table>
+${nav.length ? `<p>${nav.join(' · ')}</p>` : ''}`,
   );
 }
 
@@ -190,7 +213,7 @@ function warmSection(w: WarmRow, now: number): string {
 `;
 }
 
-/** GET /recipes, /recipes/:recipe and /badge/:recipe.svg[?lane=cold|quick]. */
+/** GET /recipes, /recipes/:recipe[?cursor&limit&result&lane&pr&repo] and /badge/:recipe.svg[?lane=cold|quick]. */
 export function registerRecipes(app: FastifyInstance, o: { store: Store; paths: StatePaths; baseUrl: () => string | null; domainBase?: string }): void {
   app.get('/recipes', async (_request, reply) => reply.type('text/html; charset=utf-8').send(recipesPage(recipeSummaries(o.store))));
 
@@ -198,8 +221,11 @@ export function registerRecipes(app: FastifyInstance, o: { store: Store; paths: 
     const { recipe } = request.params;
     const summary = isName(recipe) ? recipeSummary(o.store, recipe) : null;
     if (!summary) return reply.code(404).type('text/plain; charset=utf-8').send(`no runs of a recipe named ${recipe}\n`);
+    const parsed = parseRunQuery(request.query);
+    if (!parsed.ok) return reply.code(400).type('text/plain; charset=utf-8').send(`bad query: ${parsed.error}\n`);
+    const q = { ...parsed.query, filter: { ...parsed.query.filter, recipe } };
     const warm = warmRows(o.store, o.paths, o.domainBase ?? null).find((w) => w.recipe === recipe) ?? null;
-    return reply.type('text/html; charset=utf-8').send(recipePage(summary, o.baseUrl(), warm));
+    return reply.type('text/html; charset=utf-8').send(recipePage(summary, runList(o.store, q), q, o.baseUrl(), warm));
   });
 
   app.get<{ Params: { recipe: string }; Querystring: { lane?: string } }>('/badge/:recipe.svg', async (request, reply) => {
@@ -216,6 +242,6 @@ export function registerRecipes(app: FastifyInstance, o: { store: Store; paths: 
     return reply
       .type('image/svg+xml; charset=utf-8')
       .header('cache-control', 'no-cache, max-age=0')
-      .send(recipeBadge(recipeSummary(o.store, recipe), recipe, lane as Lane | null));
+      .send(recipeBadge(lastVerdict(o.store, recipe, lane as Lane | null), recipe, lane as Lane | null));
   });
 }

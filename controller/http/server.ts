@@ -4,14 +4,17 @@ import type { Config } from '../model/config.js';
 import type { WebhookIntake } from '../forge/service.js';
 import type { Logger } from '../model/log.js';
 import type { StatePaths } from '../model/paths.js';
-import { invalidSpecs, listRunRows, runDetail } from '../views/run-view.js';
+import { runDetail, runList } from '../views/run-view.js';
+import { parseRunQuery } from '../views/run-query.js';
 import { registerApi } from './api.js';
 import { registerArtifacts } from './artifacts.js';
 import { registerForgeHook } from './webhook-route.js';
 import type { Metrics } from './metrics.js';
-import { runPage, runsPage } from './pages.js';
+import { runPage } from './pages.js';
+import { runsPage } from './runs-page.js';
 import { registerRecipes } from './recipes.js';
-import { registerEvents } from './sse.js';
+import { registerRunsStream } from './runs-stream.js';
+import { registerEvents, StreamSlots } from './sse.js';
 import { isName } from '../model/spec.js';
 import { registerSecurityHeaders } from './security-headers.js';
 
@@ -75,14 +78,21 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/metrics', async (_request, reply) => reply.header('content-type', o.metrics.registry.contentType).send(await o.metrics.registry.metrics()));
 
-  app.get('/runs', async (_request, reply) => reply.type('text/html; charset=utf-8').send(runsPage(listRunRows(o.store), invalidSpecs(o.store))));
+  app.get('/runs', async (request, reply) => {
+    const q = parseRunQuery(request.query);
+    if (!q.ok) return reply.code(400).type('text/plain; charset=utf-8').send(`bad query: ${q.error}\n`);
+    return reply.type('text/html; charset=utf-8').send(runsPage(runList(o.store, q.query), q.query));
+  });
   app.get<{ Params: { name: string }; Querystring: { all?: string } }>('/runs/:name', async (request, reply) => {
     const { name } = request.params;
     const d = isName(name) ? runDetail(o.store, o.paths, name) : undefined;
     if (!d) return reply.code(404).type('text/plain; charset=utf-8').send(`no run named ${name}\n`);
     return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl, Date.now(), request.query.all === '1'));
   });
-  registerEvents(app, { store: o.store, closing, caps: { total: o.config.http.maxStreams, perClient: o.config.http.maxStreamsPerClient } });
+  // The live log and the live runs list count against the same caps.
+  const slots = new StreamSlots({ total: o.config.http.maxStreams, perClient: o.config.http.maxStreamsPerClient });
+  registerEvents(app, { store: o.store, closing, slots });
+  registerRunsStream(app, { store: o.store, closing, slots });
   registerRecipes(app, {
     store: o.store,
     paths: o.paths,

@@ -1,6 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { Store } from '../../state/store.js';
+import { RunHistory } from '../../state/history.js';
 import type { RunEvent } from '../../state/types.js';
 import { followRun, formatEvent } from '../views/follow.js';
 import { isName } from '../model/spec.js';
@@ -10,12 +11,14 @@ import { isName } from '../model/spec.js';
  * Every event carries `id: <seq>`, so a browser that reconnects sends Last-Event-ID and resumes
  * right after what it saw. A new stream replays the last TAIL_LINES lines (a `skipped` event says
  * how many came before; `?all=1` replays them all). The stream ends with an `end` event once the
- * run is Done. Comment lines keep idle proxies from closing it.
+ * run is Done. Comment lines keep idle proxies from closing it. A run whose log retention removed
+ * gets one line saying so, and when.
  *
  * Bounded for a server that runs for months: a write the client does not read waits for `drain`
  * (a paused reader holds one batch, not the log); replay yields to the event loop between batches
  * (other requests, /healthz, keep being answered); new lines are pushed from the store's change
- * events, not polled per stream; streams are capped in all and per client address.
+ * events, not polled per stream; streams — these and the live runs list's (runs-stream.ts) — are
+ * capped together, in all and per client address.
  */
 
 const PING_MS = 15_000;
@@ -68,7 +71,7 @@ class RunWatchers {
 }
 
 /** Writes, and when the socket's buffer is full waits for it to drain (or the stream to stop). */
-async function write(res: ServerResponse, chunk: string, signal: AbortSignal): Promise<void> {
+export async function write(res: ServerResponse, chunk: string, signal: AbortSignal): Promise<void> {
   if (signal.aborted || res.write(chunk)) return;
   await new Promise<void>((resolve) => {
     const done = (): void => {
@@ -81,82 +84,127 @@ async function write(res: ServerResponse, chunk: string, signal: AbortSignal): P
   });
 }
 
-export function registerEvents(app: FastifyInstance, o: { store: Store; closing: AbortSignal; caps: StreamCaps }): void {
+/** The streams open now, in all and per client address: every event stream of the server counts against one set of caps. */
+export class StreamSlots {
+  private readonly open = new Map<string, number>();
+  private total = 0;
+
+  constructor(private readonly caps: StreamCaps) {}
+
+  /** Takes a slot for `client`, or says why there is none. */
+  take(client: string): string | null {
+    if (this.total >= this.caps.total) return 'on this server';
+    if ((this.open.get(client) ?? 0) >= this.caps.perClient) return 'from your address';
+    this.total++;
+    this.open.set(client, (this.open.get(client) ?? 0) + 1);
+    return null;
+  }
+
+  release(client: string): void {
+    this.total--;
+    const left = (this.open.get(client) ?? 1) - 1;
+    if (left > 0) this.open.set(client, left);
+    else this.open.delete(client);
+  }
+}
+
+/**
+ * Serves one event stream: a slot (429 past the caps), the response taken over from fastify, the
+ * idle timeout lifted, pings for proxies, and a stop when the client leaves or the server closes.
+ * `body` writes through `send` (which waits for a slow reader) until it returns or `signal` aborts.
+ */
+export async function serveStream(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  o: { closing: AbortSignal; slots: StreamSlots },
+  body: (send: (chunk: string) => Promise<void>, signal: AbortSignal) => Promise<void>,
+): Promise<unknown> {
+  const client = request.ip;
+  const refused = o.slots.take(client);
+  if (refused) {
+    return reply
+      .code(429)
+      .header('retry-after', '30')
+      .send({ error: `too many live streams open (${refused}); try again later` });
+  }
+  reply.hijack();
+  // A stream is long-lived by design: the server's idle timeout is for sockets left open by
+  // nobody, and the pings keep proxies from closing this one.
+  // (fastify's inject hands the route a socket without timeouts at all.)
+  const socket: { setTimeout?: unknown } | null = request.raw.socket;
+  if (typeof socket?.setTimeout === 'function') request.raw.socket.setTimeout(0);
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  const stop = new AbortController();
+  const abort = (): void => stop.abort();
+  res.once('close', abort); // the client went away
+  o.closing.addEventListener('abort', abort, { once: true });
+  const ping = setInterval(() => {
+    if (res.writableLength === 0) res.write(': ping\n\n');
+  }, PING_MS);
+  try {
+    await body((chunk) => write(res, chunk, stop.signal), stop.signal);
+  } catch {
+    // The store closed under us (shutdown) or the client left: nothing more to send.
+  } finally {
+    clearInterval(ping);
+    res.off('close', abort);
+    o.closing.removeEventListener('abort', abort);
+    o.slots.release(client);
+    res.end();
+  }
+  return undefined;
+}
+
+export function registerEvents(app: FastifyInstance, o: { store: Store; closing: AbortSignal; slots: StreamSlots }): void {
   const watchers = new RunWatchers(o.store);
-  const open = new Map<string, number>();
-  let total = 0;
 
   app.get<{ Params: { name: string }; Querystring: { after?: string; all?: string } }>('/runs/:name/events', async (request, reply) => {
     const { name } = request.params;
     const run = isName(name) ? o.store.getRun(name) : undefined;
     if (!run) return reply.code(404).send({ error: `no run named ${name}` });
-    const client = request.ip;
-    if (total >= o.caps.total || (open.get(client) ?? 0) >= o.caps.perClient) {
-      return reply
-        .code(429)
-        .header('retry-after', '30')
-        .send({ error: `too many live-log streams open (${total >= o.caps.total ? 'on this server' : 'from your address'}); try again later` });
-    }
     const lastId = Number(request.headers['last-event-id'] ?? request.query.after ?? 0);
     const resumeAt = Number.isInteger(lastId) && lastId > 0 ? lastId : 0;
-
-    total++;
-    open.set(client, (open.get(client) ?? 0) + 1);
-    reply.hijack();
-    // A stream is long-lived by design: the server's idle timeout is for sockets left open by
-    // nobody, and the pings keep proxies from closing this one.
-    // (fastify's inject hands the route a socket without timeouts at all.)
-    const socket: { setTimeout?: unknown } | null = request.raw.socket;
-    if (typeof socket?.setTimeout === 'function') request.raw.socket.setTimeout(0);
-    const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    const stop = new AbortController();
-    const abort = (): void => stop.abort();
-    res.once('close', abort); // the client went away
-    o.closing.addEventListener('abort', abort, { once: true });
-    const ping = setInterval(() => {
-      if (res.writableLength === 0) res.write(': ping\n\n');
-    }, PING_MS);
+    const prunedAt = new RunHistory(o.store).prunedAt(name);
     const t0 = run.createdAt;
     // Written by hand rather than through an object per line: replaying a long log makes less garbage.
     const line = (e: RunEvent): string =>
       `id: ${e.seq}\nevent: log\ndata: {"seq":${e.seq},"ts":${e.ts},"kind":${JSON.stringify(e.kind)},"text":${JSON.stringify(e.text)},"line":${JSON.stringify(formatEvent(e, t0))}}\n\n`;
-    try {
-      await write(res, 'retry: 2000\n\n', stop.signal);
+    return serveStream(request, reply, o, async (send, signal) => {
+      await send('retry: 2000\n\n');
+      if (prunedAt !== null) {
+        // No id: a reconnecting browser must not resume from a line that is not in the log.
+        const text = prunedLogNote(prunedAt);
+        await send(`event: log\ndata: ${JSON.stringify({ seq: 0, ts: prunedAt, kind: 'info', text, line: text })}\n\n`);
+      }
       let seq = resumeAt;
       if (resumeAt === 0 && request.query.all !== '1') {
         const last = o.store.lastEventSeq(name);
         if (last > TAIL_LINES) {
           seq = last - TAIL_LINES;
-          await write(res, `event: skipped\ndata: ${JSON.stringify({ skipped: seq, all: `${request.url.split('?')[0]}?all=1` })}\n\n`, stop.signal);
+          await send(`event: skipped\ndata: ${JSON.stringify({ skipped: seq, all: `${request.url.split('?')[0]}?all=1` })}\n\n`);
         }
       }
-      const final = await followRun(o.store, name, (e) => write(res, line(e), stop.signal), {
+      const final = await followRun(o.store, name, (e) => send(line(e)), {
         fromSeq: seq,
         follow: true,
-        signal: stop.signal,
+        signal,
         batch: BATCH,
-        wait: () => watchers.next(name, FALLBACK_LOOK_MS, stop.signal),
+        wait: () => watchers.next(name, FALLBACK_LOOK_MS, signal),
       });
-      if (!stop.signal.aborted && final?.phase === 'Done') {
-        await write(res, `event: end\ndata: ${JSON.stringify({ result: final.result, reason: final.reason })}\n\n`, stop.signal);
+      if (!signal.aborted && final?.phase === 'Done') {
+        await send(`event: end\ndata: ${JSON.stringify({ result: final.result, reason: final.reason })}\n\n`);
       }
-    } catch {
-      // The store closed under us (shutdown) or the client left: nothing more to send.
-    } finally {
-      clearInterval(ping);
-      res.off('close', abort);
-      o.closing.removeEventListener('abort', abort);
-      total--;
-      const left = (open.get(client) ?? 1) - 1;
-      if (left > 0) open.set(client, left);
-      else open.delete(client);
-      res.end();
-    }
+    });
   });
+}
+
+/** What a run's log says once retention removed it (docs/runbook.md, State directory growth). */
+export function prunedLogNote(at: number): string {
+  return `The log, steps and files of this run were removed by retention on ${new Date(at).toISOString()}; its result, reason and tiers are kept.`;
 }

@@ -23,9 +23,16 @@ export function readBoundedFile(path: string, maxBytes: number): string {
     if (!st.isFile()) throw new UnreadableFileError('is not a regular file (a FIFO, device or directory); only regular files are read');
     if (st.size > maxBytes) throw new UnreadableFileError(`is larger than ${Math.round(maxBytes / 1024)} KiB`);
     // Read to the limit and one byte past it: a file that grows while being read is refused too.
-    const buf = Buffer.alloc(maxBytes + 1);
+    // The buffer starts at the size the file has (a spec is a few hundred bytes: a resync of ten
+    // thousand must not zero a megabyte for each) and grows, up to the limit, if the file does.
+    let buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
     let got = 0;
     for (;;) {
+      if (got === buf.length) {
+        const bigger = Buffer.alloc(Math.min(buf.length * 2, maxBytes + 1));
+        buf.copy(bigger, 0, 0, got);
+        buf = bigger;
+      }
       const n = readSync(fd, buf, got, buf.length - got, null);
       if (n === 0) break;
       got += n;

@@ -108,6 +108,37 @@ export const configSchema = z.strictObject({
       graceSeconds: z.number().min(0).max(MAX_TIMER_SECONDS).default(30),
     })
     .prefault({}),
+  /** Retention (docs/runbook.md, State directory growth): what `cc-ci serve` keeps of finished runs. */
+  retention: z
+    .strictObject({
+      /** Off: nothing new is removed (marks an earlier pass left are still finished). */
+      enabled: z.boolean().default(true),
+      /** How often a pass runs (also once at the start). */
+      intervalSeconds: seconds.default(600),
+      /** A pass removes the files of at most this many runs, and the summaries of at most as many. */
+      runsPerPass: z.number().int().min(1).max(100_000).default(500),
+      /** Past this, a finished run's log, steps, run directory and spec file are removed; its summary stays. */
+      logs: z
+        .strictObject({
+          /** Finished longer ago than this. */
+          maxAgeSeconds: ageSeconds.default(90 * 86_400),
+          /** Beyond the newest this many finished runs of its recipe. */
+          keepPerRecipe: z.number().int().min(1).max(10_000_000).default(1_000),
+        })
+        .prefault({}),
+      /** Past this, the summary goes too (the recipe's counts and pass rate keep it). */
+      summaries: z
+        .strictObject({
+          maxAgeSeconds: ageSeconds.default(2 * 365 * 86_400),
+          keepPerRecipe: z.number().int().min(1).max(10_000_000).default(20_000),
+        })
+        .prefault({}),
+    })
+    .refine(
+      (r) => r.summaries.maxAgeSeconds >= r.logs.maxAgeSeconds && r.summaries.keepPerRecipe >= r.logs.keepPerRecipe,
+      'summaries must be kept at least as long (maxAgeSeconds) and as many (keepPerRecipe) as logs',
+    )
+    .prefault({}),
   /** Warm canonical apps (docs/warm.md). */
   warm: z
     .strictObject({

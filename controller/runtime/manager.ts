@@ -2,6 +2,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { Apps } from '../../reconcilers/apps.js';
 import { CancelledError, ShutdownError } from '../../reconcilers/errors.js';
 import { Janitor } from '../../reconcilers/janitor.js';
+import { Retention } from '../../reconcilers/retention.js';
 import { RunReconciler } from '../../reconcilers/run.js';
 import { Store } from '../../state/store.js';
 import type { InstanceRecord, RunRecord } from '../../state/types.js';
@@ -12,11 +13,13 @@ import { acquireInstance } from '../../state/instance.js';
 import type { Logger } from '../model/log.js';
 import { ensureStateDirs, type StatePaths } from '../model/paths.js';
 import { ACTIVE_PHASES } from '../../state/types.js';
+import { UNFINISHED } from '../../state/history.js';
 import { processStartTicks, stopRecordedGroup, type ChildTracker } from '../clients/process.js';
 import { Controller } from '../engine/controller.js';
 import { RuntimeMetrics } from '../engine/metrics.js';
 import { aborted, every, RunGroup, type Runnable } from '../engine/runnable.js';
 import { SpecSync } from './spec-sync.js';
+import { watchDir } from './dir-watch.js';
 import { warmKeys, WarmReconciler } from '../../reconcilers/warm.js';
 import { basename } from 'node:path';
 import { isName } from '../model/spec.js';
@@ -26,7 +29,7 @@ import { recipeOfWarmFile } from '../model/warm.js';
 /**
  * The manager: one per state directory (controller-runtime's Manager). It claims the directory,
  * then starts every loop of the controller as a Runnable, in one declared order — the app and Run
- * controllers, the spec watcher and its resync, the heartbeat, the janitor (serve), and whatever
+ * controllers, the spec watcher and its resync, the heartbeat, the janitor and retention (serve), and whatever
  * the caller adds (the forge, the HTTP server) — and stops them in the reverse order on SIGTERM:
  * no new work, the operations in flight stopped and recorded.
  */
@@ -133,12 +136,15 @@ export class Manager {
       every('resync', o.config.resyncSeconds * 1000, () => this.resync()),
       every('heartbeat', HEARTBEAT_MS, () => this.instance && store.heartbeat(this.instance.id)),
       ...(o.mode === 'serve'
-        ? [new Janitor({ store, config: o.config, paths: o.paths, logger: log, tracker: this.tracker(null), apps, metrics: this.metrics })]
+        ? [
+            new Janitor({ store, config: o.config, paths: o.paths, logger: log, tracker: this.tracker(null), apps, metrics: this.metrics }),
+            new Retention({ store, config: o.config, paths: o.paths, logger: log, metrics: this.metrics }),
+          ]
         : []),
       ...extra,
     ];
     for (const r of runnables) await this.group.start(r);
-    for (const run of store.listRuns()) if (run.phase !== 'Done') this.enqueue(run.name);
+    for (const run of store.listRuns({ phases: UNFINISHED })) this.enqueue(run.name);
     if (this.warm) for (const recipe of warmKeys(o.paths, store)) this.warm.enqueue(recipe);
   }
 
@@ -148,15 +154,14 @@ export class Manager {
       name: 'spec watcher',
       start: async (signal, ready) => {
         this.specSync?.resync();
-        const watcher: FSWatcher = watch(this.options.paths.specs, {
-          ignoreInitial: true,
-          depth: 0,
-          awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 50 },
+        // One watch on the directory: a file added, changed or removed is looked at (syncFile
+        // tells which from the file itself; a vanished one is `removed`).
+        const watcher = watchDir(this.options.paths.specs, {
+          settleMs: 150,
+          changed: (p) => this.specSync?.syncFile(p),
+          overflow: () => this.specSync?.resync(),
+          error: (err) => log.error({ err }, 'spec watcher error; the periodic resync still runs'),
         });
-        watcher.on('add', (p) => this.specSync?.syncFile(p));
-        watcher.on('change', (p) => this.specSync?.syncFile(p));
-        watcher.on('unlink', (p) => this.specSync?.removed(p));
-        watcher.on('error', (err) => log.error({ err }, 'spec watcher error; the periodic resync still runs'));
         // Warm files: any event of the directory is a hint to look at that recipe.
         const warmWatcher: FSWatcher | null = this.warm ? watch(this.options.paths.warm, { ignoreInitial: true, depth: 0 }) : null;
         warmWatcher?.on('all', (_event, p) => {
@@ -166,7 +171,7 @@ export class Manager {
         warmWatcher?.on('error', (err) => log.error({ err }, 'warm watcher error; the periodic resync still runs'));
         ready();
         await aborted(signal);
-        await watcher.close();
+        watcher.close();
         await warmWatcher?.close();
       },
     };
@@ -189,7 +194,7 @@ export class Manager {
   resync(): void {
     if (this.stopping || !this.specSync) return;
     this.specSync.resync();
-    for (const run of this.store.listRuns()) if (run.phase !== 'Done') this.enqueue(run.name);
+    for (const run of this.store.listRuns({ phases: UNFINISHED })) this.enqueue(run.name);
     if (this.warm) for (const recipe of warmKeys(this.options.paths, this.store)) this.warm.enqueue(recipe);
   }
 
@@ -253,7 +258,7 @@ export class Manager {
   /** Graceful stop: every runnable, the last started first; then the claim is released. */
   stop(reason = 'controller stopping'): Promise<void> {
     this.stopping ??= (async () => {
-      for (const run of this.store.listRuns()) {
+      for (const run of this.store.listRuns({ phases: UNFINISHED })) {
         if (this.reconciler?.isExecuting(run.name)) {
           this.store.appendEvent(run.name, 'warn', `${reason}: stopping the current step; the run resumes on the next start`);
         }

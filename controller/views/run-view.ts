@@ -1,9 +1,11 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Store } from '../../state/store.js';
-import type { AppRecord, RunRecord, SpecFileRecord, StepRecord, TierRecord } from '../../state/types.js';
+import { RunHistory } from '../../state/history.js';
+import type { AppRecord, RunRecord, StepRecord, TierRecord } from '../../state/types.js';
 import { runDir, type StatePaths } from '../model/paths.js';
 import { type RunSpec, acceptedSpec } from '../model/spec.js';
+import { formatCursor, type RunQuery } from './run-query.js';
 
 /**
  * What a person (CLI) or a page (HTTP) is shown of runs: one place computes queue position,
@@ -27,6 +29,9 @@ export interface RunRow {
   finishedAt: number | null;
   durationMs: number | null;
   domains: string[];
+  /** What started the run (comment, cli, file, schedule), and the pull request it tests when a forge comment did. */
+  trigger: string;
+  forge: { repo: string; pr: number; by: string | null } | null;
 }
 
 export interface InvalidSpecRow {
@@ -35,16 +40,95 @@ export interface InvalidSpecRow {
   error: string;
 }
 
-export function listRunRows(store: Store): RunRow[] {
-  const runs = store.listRuns();
-  const pending = runs.filter((r) => r.phase === 'Pending' && !r.cancelRequested);
-  return runs.map((r) => toRow(store, r, pending));
+/** Where each queued run stands: name → place (1 = next). The one computation of queue positions. */
+export function queuePositions(store: Store): Map<string, number> {
+  return new Map(new RunHistory(store).queue().map((name, i) => [name, i + 1]));
 }
 
-function toRow(store: Store, r: RunRecord, pending: RunRecord[]): RunRow {
+/** Unfinished runs a list shows at most; past it, it says how many more there are. */
+export const MAX_UNFINISHED = 200;
+/** Invalid spec files a list shows at most. */
+const MAX_INVALID = 100;
+
+export interface RunList {
+  /** On the first page only: runs not Done yet (queued first in line… running), newest first. */
+  unfinished: RunRow[];
+  /** How many unfinished runs match, of which `unfinished` shows at most MAX_UNFINISHED. */
+  unfinishedTotal: number;
+  /** A page of finished runs, newest first. */
+  finished: RunRow[];
+  /** The cursor of the next (older) page, or null at the end. */
+  next: string | null;
+  /** On the first page only: spec files that could not be taken in (at most MAX_INVALID), and how many. */
+  invalidSpecs: InvalidSpecRow[];
+  invalidTotal: number;
+}
+
+/** One page of the runs list: the unfinished runs on top of the first page, then finished ones by keyset. */
+export function runList(store: Store, q: RunQuery): RunList {
+  const history = new RunHistory(store);
+  const first = q.before === null;
+  const positions = queuePositions(store);
+  const unfinished = first ? history.unfinished(q.filter, MAX_UNFINISHED) : [];
+  const page = history.finished(q.filter, q.before, q.limit + 1);
+  const shown = page.slice(0, q.limit);
+  const last = shown.at(-1);
+  const domains = history.domainsOf([...unfinished, ...shown].map((r) => r.name));
+  const invalid = first && Object.keys(q.filter).length === 0 ? history.invalidSpecFiles(MAX_INVALID) : { rows: [], total: 0 };
+  return {
+    unfinished: unfinished.map((r) => toRow(r, positions, domains.get(r.name) ?? [])),
+    unfinishedTotal: first ? (unfinished.length < MAX_UNFINISHED ? unfinished.length : history.countUnfinished(q.filter)) : 0,
+    finished: shown.map((r) => toRow(r, positions, domains.get(r.name) ?? [])),
+    next: page.length > q.limit && last ? formatCursor(last) : null,
+    invalidSpecs: invalid.rows.map((f) => ({ file: f.path, name: f.name, error: f.error ?? 'invalid' })),
+    invalidTotal: invalid.total,
+  };
+}
+
+/**
+ * The runs list as JSON (the API and `cc-ci get runs -o json`): `runs` holds the unfinished runs
+ * (first page only) and then a page of finished ones, newest first; `next` is the cursor of the
+ * next page, null at the end.
+ */
+export function runListJson(list: RunList): {
+  runs: RunRow[];
+  unfinishedTotal: number;
+  next: string | null;
+  invalidSpecs: InvalidSpecRow[];
+  invalidTotal: number;
+} {
+  return {
+    runs: [...list.unfinished, ...list.finished],
+    unfinishedTotal: list.unfinishedTotal,
+    next: list.next,
+    invalidSpecs: list.invalidSpecs,
+    invalidTotal: list.invalidTotal,
+  };
+}
+
+/** Spec files of one run name that could not be taken in (`cc-ci describe run`). */
+export function invalidSpecsOf(store: Store, name: string): InvalidSpecRow[] {
+  return new RunHistory(store).invalidSpecFiles(MAX_INVALID, name).rows.map((f) => ({ file: f.path, name: f.name, error: f.error ?? 'invalid' }));
+}
+
+/** The row of one run as every list shows it (the live runs list sends changed rows). */
+export function runRow(store: Store, name: string, positions: Map<string, number>): RunRow | undefined {
+  const r = store.getRun(name);
+  return r
+    ? toRow(
+        r,
+        positions,
+        store.appsOfRun(name).map((a) => a.domain),
+      )
+    : undefined;
+}
+
+function toRow(r: RunRecord, positions: Map<string, number>, domains: string[]): RunRow {
   const spec = acceptedSpec(r);
-  const pos = pending.findIndex((p) => p.name === r.name);
+  const pos = positions.get(r.name) ?? null;
   const end = r.finishedAt ?? (r.phase === 'Done' ? r.updatedAt : null);
+  const trigger = spec.spec.trigger;
+  const forge = trigger?.forge;
   return {
     name: r.name,
     recipe: r.recipe,
@@ -53,22 +137,17 @@ function toRow(store: Store, r: RunRecord, pending: RunRecord[]): RunRow {
     phase: r.phase,
     result: r.result,
     reason: r.reason,
-    queuePosition: pos >= 0 ? pos + 1 : null,
-    waiting: pos >= 0 ? (r.waitingReason ?? 'waiting for the controller to admit it') : null,
+    queuePosition: pos,
+    waiting: pos !== null ? (r.waitingReason ?? 'waiting for the controller to admit it') : null,
     attempt: r.attempt,
     createdAt: r.createdAt,
     startedAt: r.startedAt,
     finishedAt: r.finishedAt,
     durationMs: r.startedAt ? (end ?? Date.now()) - r.startedAt : null,
-    domains: store.appsOfRun(r.name).map((a) => a.domain),
+    domains,
+    trigger: trigger?.kind ?? 'file',
+    forge: forge ? { repo: `${forge.owner}/${forge.repo}`, pr: forge.pr, by: forge.by ?? null } : null,
   };
-}
-
-export function invalidSpecs(store: Store): InvalidSpecRow[] {
-  return store
-    .listSpecFiles()
-    .filter((f: SpecFileRecord) => f.status === 'invalid')
-    .map((f) => ({ file: f.path, name: f.name, error: f.error ?? 'invalid' }));
 }
 
 export interface RunDetail {
@@ -80,15 +159,20 @@ export interface RunDetail {
   steps: StepRecord[];
   evidence: { path: string; bytes: number }[];
   dir: string;
+  /** When retention removed the run's log, steps and files (its summary stays), or null. */
+  prunedAt: number | null;
 }
 
 export function runDetail(store: Store, paths: StatePaths, name: string): RunDetail | undefined {
   const run = store.getRun(name);
   if (!run) return undefined;
-  const pending = store.listRuns({ phases: ['Pending'] }).filter((p) => !p.cancelRequested);
   const dir = runDir(paths, name);
   return {
-    row: toRow(store, run, pending),
+    row: toRow(
+      run,
+      queuePositions(store),
+      store.appsOfRun(name).map((a) => a.domain),
+    ),
     run,
     spec: acceptedSpec(run),
     tiers: store.getTiers(name),
@@ -96,6 +180,7 @@ export function runDetail(store: Store, paths: StatePaths, name: string): RunDet
     steps: store.getSteps(name),
     evidence: listFiles(dir),
     dir,
+    prunedAt: new RunHistory(store).prunedAt(name),
   };
 }
 
