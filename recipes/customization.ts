@@ -49,7 +49,7 @@ export const settingsFileSchema = z.strictObject({
   /** How long the deploy may take to converge (all services N/N, update settled). */
   deployTimeoutSeconds: z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS}`).optional(),
   /**
-   * How many failed tasks (exited non-zero, rejected, killed as unhealthy) of one service since
+   * How many ended tasks (exited non-zero, rejected, exited although it should run) of one service since
    * the deploy fail it at once instead of at the deadline; 0 waits for the deadline.
    */
   taskFailuresToFail: z.number().int().min(0).max(100).optional(),

@@ -1,7 +1,7 @@
 import { cpSync, mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbraError } from '../controller/clients/abra.js';
-import type { ServiceState } from '../controller/clients/docker.js';
+import type { EndedTask, ServiceState } from '../controller/clients/docker.js';
 import { EnvFile } from '../controller/model/envfile.js';
 import { checkout, headCommit } from '../controller/clients/git.js';
 import { probe, type ProbeResult } from '../controller/clients/http-probe.js';
@@ -73,7 +73,7 @@ export interface DeployMemo {
   /** When the last deploy call started: tasks created since are this deploy's. */
   deployStartedAt: number | null;
   deployedAt: number | null;
-  /** When the failed tasks were last counted, and a service that failed too often since the deploy. */
+  /** When the ended tasks were last counted, and a service whose tasks ended too often since the deploy. */
   failuresLookedAt: number | null;
   crashLoop: { service: string; failures: number; error: string } | null;
   /** The most failed tasks of one service counted since the deploy, for the log once it converges. */
@@ -116,7 +116,7 @@ export type AppStep =
   | { kind: 'fail'; error: Error };
 
 const DID_NOT_MOVE_GRACE_MS = 10_000;
-/** How often an unconverged app's failed tasks are counted (two docker calls per service). */
+/** How often an unconverged app's ended tasks are counted (two docker calls per service). */
 const FAILURE_LOOK_MS = 3_000;
 /** Docker's clock and ours are read a moment apart: tasks this much older than the deploy count too. */
 const CLOCK_SLACK_MS = 2_000;
@@ -226,7 +226,7 @@ export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppReco
         const fault = diag.swarmFault;
         if (fault) throw new SwarmFaultError(`the swarm could not start ${fault.service} (${fault.error}); a Docker fault, not the recipe's`);
         throw new TestFailure(
-          `${want.describe}: ${loop.service} failed ${loop.failures} times since the deploy (last task error: ${loop.error || 'none'}; ` +
+          `${want.describe}: ${loop.service} failed ${loop.failures} times since the deploy (last task error: ${loop.error}; ` +
             `taskFailuresToFail is ${threshold}), so cc-ci stopped waiting for convergence: ${diag.summary}`,
         );
       });
@@ -238,11 +238,12 @@ export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppReco
         async (c) => {
           m.failuresLookedAt = Date.now();
           for (const s of o.services.filter((x) => !serviceConverged(x))) {
-            const failed = await c.docker.failedTasksSince(s.name, since);
-            m.failuresSeen = Math.max(m.failuresSeen, failed.length);
-            if (failed.length >= threshold) {
-              m.crashLoop = { service: s.name, failures: failed.length, error: failed[0]?.error ?? '' };
-              c.log('warn', `${s.name}: ${failed.length} failed tasks since the deploy (last: ${failed[0]?.error || failed[0]?.state}); failing fast`);
+            const ended = await c.docker.endedTasksSince(s.name, since);
+            m.failuresSeen = Math.max(m.failuresSeen, ended.length);
+            if (ended.length >= threshold) {
+              const why = await howTaskEnded(c, ended[0]!);
+              m.crashLoop = { service: s.name, failures: ended.length, error: why };
+              c.log('warn', `${s.name}: ${ended.length} tasks ended since the deploy (last: ${why}); failing fast`);
               return;
             }
           }
@@ -298,6 +299,13 @@ export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppReco
     };
   }
   return { kind: 'wait', ms: 1000 };
+}
+
+/** What ended a task, in a maintainer's words: swarm's error, or the exit, and a failed healthcheck's last output. */
+async function howTaskEnded(ctx: RunContext, t: EndedTask): Promise<string> {
+  const exit = t.error || (t.state === 'complete' ? `exited ${t.exitCode ?? 0} while it should have kept running` : t.state);
+  const unhealthy = t.containerId ? await ctx.docker.unhealthyBecause(t.containerId) : null;
+  return unhealthy ? `${exit}: killed as unhealthy, ${unhealthy}` : exit;
 }
 
 async function checkoutCommit(ctx: RunContext, m: DeployMemo, commit: string): Promise<void> {

@@ -84,6 +84,13 @@ export async function runCommand(recipe: string, o: RunCommandOptions): Promise<
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  // A serving controller takes the file in when its watch or resync sees it: until then there is
+  // no run to follow.
+  if (!manager && !(await appeared(store, name, TAKE_IN_WITHIN_MS))) {
+    err(`the serving controller did not take ${file} in within ${TAKE_IN_WITHIN_MS / 1000}s; see cc-ci get runs`);
+    store.close();
+    return EXIT.error;
+  }
   let t0: number | null = null;
   const final = await followRun(
     manager?.store ?? store,
@@ -119,6 +126,18 @@ export async function runCommand(recipe: string, o: RunCommandOptions): Promise<
   // The verdict stands and decides the exit status; leftovers are the server's to reap.
   if (summary.teardownProblem) err(`warning: teardown failed after the verdict: ${summary.teardownProblem} (cc-ci janitor reaps what is left)`);
   return summary.result === 'passed' ? EXIT.passed : summary.result === 'failed' ? EXIT.failed : EXIT.error;
+}
+
+/** How long `cc-ci run` waits for a serving controller to take its spec file in (its resync is at most 30 s). */
+const TAKE_IN_WITHIN_MS = 90_000;
+
+async function appeared(store: ReturnType<typeof openStore>, name: string, withinMs: number): Promise<boolean> {
+  const end = Date.now() + withinMs;
+  while (!store.getRun(name)) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
 }
 
 function summarize(store: ReturnType<typeof openStore>, run: RunRecord): RunSummary {

@@ -57,6 +57,19 @@ export interface StackLeftovers {
 }
 
 /** docker prints times as RFC 3339 (inspect) or as `2026-11-23 17:07:09.01 +0000 UTC` (ls). */
+/** A task that ended on its own (Docker.endedTasksSince). */
+export interface EndedTask {
+  id: string;
+  state: string;
+  /** Swarm's error for the task (`task: non-zero exit (1)`), empty for a clean exit. */
+  error: string;
+  exitCode: number | null;
+  containerId: string | null;
+  createdAt: number;
+}
+
+const ENDED_ON_THEIR_OWN = new Set(['failed', 'rejected', 'complete']);
+
 export function parseDockerTime(text: string): number | null {
   const t = text.trim();
   if (!t) return null;
@@ -216,31 +229,60 @@ export class Docker {
   }
 
   /**
-   * The tasks of a service that failed (swarm state `failed` or `rejected`: exited non-zero,
-   * killed as unhealthy, refused by a node) and were created at or after `sinceMs`, newest first.
-   * `docker service ps` shows only relative times, so the tasks are inspected for theirs.
+   * The tasks of a service that ended on their own and were created at or after `sinceMs`, newest
+   * first: swarm's `failed` (exited non-zero, killed), `rejected` (refused by a node) and
+   * `complete` — a long-running service's process that exited 0, as one does that stops cleanly
+   * on the SIGTERM Docker sends when its healthcheck has failed. Tasks swarm stopped itself (an
+   * update, a scale) are `shutdown` and not counted. `docker service ps` shows only relative
+   * times, so the tasks are inspected for theirs.
    */
-  async failedTasksSince(service: string, sinceMs: number): Promise<{ id: string; state: string; error: string; createdAt: number }[]> {
+  async endedTasksSince(service: string, sinceMs: number): Promise<EndedTask[]> {
     const ids = (await this.lines(['service', 'ps', service, '--no-trunc', '--quiet'])).filter(Boolean).slice(0, 50);
     if (ids.length === 0) return [];
     // A task removed between the two calls makes inspect exit non-zero; the others still print.
-    const r = await this.run(
-      ['inspect', '--type', 'task', '--format', '{{json .ID}} {{json .CreatedAt}} {{json .Status.State}} {{json .Status.Err}}', ...ids],
-      {
-        allowFail: true,
-      },
-    );
-    const rows = r.stdout.split('\n').map((l) => l.trim());
-    const failed: { id: string; state: string; error: string; createdAt: number }[] = [];
-    for (const row of rows) {
-      const m = /^("[^"]*") ("[^"]*") ("[^"]*") (".*")$/.exec(row);
-      if (!m) continue;
-      const [id, created, state, error] = [m[1]!, m[2]!, m[3]!, m[4]!].map((x) => JSON.parse(x) as string) as [string, string, string, string];
-      const createdAt = parseDockerTime(created);
-      if (createdAt === null || createdAt < sinceMs) continue;
-      if (state === 'failed' || state === 'rejected') failed.push({ id, state, error, createdAt });
+    const r = await this.run(['inspect', '--type', 'task', '--format', '{{json .}}', ...ids], { allowFail: true });
+    const ended: EndedTask[] = [];
+    for (const row of r.stdout.split('\n')) {
+      if (!row.trim()) continue;
+      let t: { ID?: string; CreatedAt?: string; Status?: { State?: string; Err?: string; ContainerStatus?: { ContainerID?: string; ExitCode?: number } } };
+      try {
+        t = JSON.parse(row) as typeof t;
+      } catch {
+        continue;
+      }
+      const state = t.Status?.State ?? '';
+      const createdAt = parseDockerTime(t.CreatedAt ?? '');
+      if (createdAt === null || createdAt < sinceMs || !ENDED_ON_THEIR_OWN.has(state)) continue;
+      const status = t.Status ?? {};
+      ended.push({
+        id: t.ID ?? '',
+        state,
+        error: status.Err ?? '',
+        exitCode: status.ContainerStatus?.ExitCode ?? null,
+        containerId: status.ContainerStatus?.ContainerID ?? null,
+        createdAt,
+      });
     }
-    return failed.sort((a, b) => b.createdAt - a.createdAt);
+    return ended.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  /**
+   * Why a container's healthcheck last failed, when Docker judged it unhealthy: the check's own
+   * last output. Null for a container that is gone (swarm keeps a few per service), has no
+   * healthcheck, or was not unhealthy.
+   */
+  async unhealthyBecause(containerId: string): Promise<string | null> {
+    const r = await this.run(['inspect', '--type', 'container', '--format', '{{json .State.Health}}', containerId], { allowFail: true });
+    if (!ok(r)) return null;
+    try {
+      const h = JSON.parse(r.stdout) as { Status?: string; FailingStreak?: number; Log?: { ExitCode?: number; Output?: string }[] } | null;
+      if (h?.Status !== 'unhealthy') return null;
+      const last = h.Log?.at(-1);
+      const output = (last?.Output ?? '').replace(/\s+/g, ' ').trim().slice(0, 300);
+      return `its healthcheck failed ${h.FailingStreak ?? '?'} times in a row (last: exit ${last?.ExitCode ?? '?'}${output ? `, ${output}` : ''})`;
+    } catch {
+      return null;
+    }
   }
 
   /**

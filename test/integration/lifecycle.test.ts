@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeRepo } from '../../fixtures/recipe-repo.js';
 import {
@@ -160,6 +161,19 @@ describe('a run on the real swarm', () => {
     expect(reason).not.toMatch(/did not converge within/);
     expect(reason).toMatch(/log tail: .*cannot reach the database/);
     await expectNothingLeft(json);
+  });
+
+  it('fails a head whose healthcheck never passes on its third task killed as unhealthy, long before a 300 s deadline, saying what the check answered', async () => {
+    // The app stops cleanly on Docker's SIGTERM: swarm records those tasks `complete`, not `failed`.
+    const config = join(t.dir, 'config-deploy-300.yaml');
+    const base = parseYaml(readFileSync(t.configFile, 'utf8')) as { timeouts: Record<string, number> };
+    writeFileSync(config, stringifyYaml({ ...base, timeouts: { ...base.timeouts, deploySeconds: 300 } }));
+    const r = await run('unhealthy', [], { CCCI_CONFIG: config });
+    expect(r.exitCode, r.stderr).toBe(1);
+    const reason = r.json!.tiers.install?.reason ?? '';
+    expect(reason).toMatch(/_app failed 3 times since the deploy \(last task error: exited 0 while it should have kept running: killed as unhealthy, its healthcheck failed \d+ times in a row \(last: exit 1, [^)]*404/);
+    expect(reason).not.toMatch(/did not converge within/);
+    await expectNothingLeft(r.json!);
   });
 
   it('passes a head whose app fails its first two starts and then serves (fewer failures than taskFailuresToFail)', async () => {
