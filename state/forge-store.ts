@@ -241,7 +241,9 @@ export class ForgeStore {
            -- Last: the JSON is read only for the few rows the cheap tests let through (every resync).
            AND json_extract(r.spec_json, '$.spec.trigger.kind') = 'comment'
            AND json_extract(r.spec_json, '$.spec.trigger.forge.owner') IS NOT NULL
-         ORDER BY r.created_at`,
+         -- +: sorted after the lookup by finished_at (unfinished and recent runs are few), not by
+         -- walking every run in creation order.
+         ORDER BY +r.created_at`,
       )
       .all(Date.now() - maxAgeMs) as Row[];
     return rows.map((r) => String(r.name));

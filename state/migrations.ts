@@ -287,8 +287,10 @@ export const migrations: Migration[] = [
       CREATE INDEX runs_lane_created ON runs(lane, created_at, name);
       CREATE INDEX runs_pr_created ON runs(pr, created_at, name) WHERE pr IS NOT NULL;
       CREATE INDEX runs_files_pending ON runs(files_pending) WHERE files_pending = 1;
-      -- What changed since a look (the live runs list, when a change came from another process).
+      -- What changed since a look (the live runs list, when a change came from another process),
+      -- and what finished lately (the forge reporter's resync looks at no older run).
       CREATE INDEX runs_updated ON runs(updated_at);
+      CREATE INDEX runs_finished ON runs(finished_at);
 
       -- What a resync compares before it reads a spec file again (inode, size, mtime, ctime), the
       -- duplicate-name check as a lookup, and the invalid files the runs list shows.
