@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { RunHistory, type RunFilter } from '../../state/history.js';
 import type { Store } from '../../state/store.js';
 import { matches, parseRunQuery } from '../views/run-query.js';
-import { queuePositions, runRow } from '../views/run-view.js';
+import { MAX_UNFINISHED, queuePositions, runRow } from '../views/run-view.js';
 import { runRowHtml } from './runs-page.js';
 import { serveStream, type StreamSlots } from './sse.js';
 
@@ -107,7 +107,11 @@ class RunsFeed {
       // A second of overlap: a change in the same millisecond as the last look is not missed (a row sent twice is harmless).
       const since = this.lastLook - 1_000;
       this.lastLook = Date.now();
-      for (const name of new RunHistory(this.store).changedSince(since, MAX_PENDING + 1)) this.note(name);
+      try {
+        for (const name of new RunHistory(this.store).changedSince(since, MAX_PENDING + 1)) this.note(name);
+      } catch {
+        // The store closed (shutdown): the streams are ending.
+      }
     }, FALLBACK_LOOK_MS);
     this.lookTimer.unref();
   }
@@ -124,14 +128,20 @@ class RunsFeed {
     const names = new Set(this.changed);
     this.changed.clear();
     if (this.subscribers.size === 0) return;
-    let positions: Map<string, number>;
     try {
-      positions = queuePositions(this.store);
+      this.send(names);
     } catch {
-      return; // the store closed (shutdown)
+      // The store closed (shutdown): the streams are ending.
     }
-    for (const [name, pos] of positions) if (this.positions.get(name) !== pos) names.add(name);
-    for (const name of this.positions.keys()) if (!positions.has(name)) names.add(name);
+  }
+
+  private send(names: Set<string>): void {
+    const positions = queuePositions(this.store);
+    // Only rows a page can show move with the queue: the newest MAX_UNFINISHED (a queue longer than
+    // that must not turn every admission into hundreds of rows, or a reload).
+    const shown = (p: Map<string, number>) => [...p.keys()].slice(-MAX_UNFINISHED);
+    for (const name of shown(positions)) if (this.positions.get(name) !== positions.get(name)) names.add(name);
+    for (const name of shown(this.positions)) if (!positions.has(name)) names.add(name);
     this.positions = positions;
     if (names.size > MAX_PENDING) {
       for (const s of this.subscribers) s.reload();
