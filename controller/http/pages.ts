@@ -21,6 +21,7 @@ es.onopen = () => { live.textContent = 'live'; };
 es.onerror = () => { live.textContent = 'reconnecting…'; };
 es.addEventListener('log', (m) => {
   const e = JSON.parse(m.data);
+  if (e.text.startsWith('verdict: ')) live.textContent = e.text.split(' — ')[0] + ' (final; cleaning up)';
   const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
   log.textContent += e.line + '\\n';
   if (stick) log.scrollTop = log.scrollHeight;
@@ -34,6 +35,12 @@ es.addEventListener('end', (m) => {
   live.textContent = 'finished: ' + e.result + ' (reload for the final tier table)';
   es.close();
 });`;
+
+/** A verdict given while the run's apps are still being removed says so: the verdict is final, the run is not over. */
+function cleaningUp(run: RunDetail['run']): string {
+  if (run.phase !== 'TearingDown' || run.retryPending || run.result === null) return '';
+  return ' <span class="muted">(final; cleaning up: the run\'s apps are being removed)</span>';
+}
 
 /** `wholeLog`: replay every line of the live log, not only its tail (the sse.ts TAIL_LINES). */
 export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now(), wholeLog = false): string {
@@ -73,7 +80,8 @@ export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now(),
 <dt>Lane</dt><dd>${esc(run.lane)}${quick}</dd>
 <dt>Trigger</dt><dd>${trigger}</dd>
 <dt>Phase</dt><dd>${esc(run.phase)}${run.step ? ` <span class="muted">(${esc(run.step)})</span>` : ''}</dd>
-<dt>Result</dt><dd>${resultCell(run.result)}</dd>
+<dt>Result</dt><dd>${resultCell(run.result)}${cleaningUp(run)}</dd>
+${run.teardownProblem ? `<dt>Teardown</dt><dd><span class="error">failed after the verdict</span>: ${esc(run.teardownProblem)} <span class="muted">(a problem of this server, not of the recipe: the verdict stands; the janitor reaps what is left)</span></dd>` : ''}
 <dt>Reason</dt><dd>${esc(run.reason ?? '–')}</dd>
 ${row.queuePosition !== null ? `<dt>Queue</dt><dd>#${row.queuePosition}: ${esc(row.waiting ?? '')}</dd>` : ''}
 <dt>Attempt</dt><dd>${run.attempt}</dd>

@@ -243,6 +243,21 @@ describe('pages, JSON and the live log', () => {
     expect((await app.inject('/healthz')).json()).toEqual({ ok: true });
   });
 
+  it('shows a verdict given during teardown as final while cleaning up, and a teardown that failed after it on the page and /metrics', async () => {
+    addRun('r4', 'passed: install');
+    store.updateRun('r4', { phase: 'TearingDown', result: 'passed', reason: 'passed: install' });
+    const cleaning = (await app.inject('/runs/r4')).body;
+    expect(cleaning).toMatch(/<span class="passed">passed<\/span> <span class="muted">\(final; cleaning up: the run's apps are being removed\)/);
+    expect((await app.inject('/metrics')).body).toMatch(/^ccci_teardown_failures 0$/m);
+
+    store.updateRun('r4', { phase: 'Done', teardownProblem: 'timed out in teardown after 15s: could not remove webn-abc123.ci.localhost: 1 volumes' });
+    const done = (await app.inject('/runs/r4')).body;
+    expect(done).not.toContain('final; cleaning up: the run');
+    expect(done).toMatch(/<dt>Teardown<\/dt><dd><span class="error">failed after the verdict<\/span>: timed out in teardown after 15s: could not remove webn-abc123\.ci\.localhost: 1 volumes/);
+    expect(done).toContain('<span class="passed">passed</span>');
+    expect((await app.inject('/metrics')).body).toMatch(/^ccci_teardown_failures 1$/m);
+  });
+
   it("names the server's own paths by placeholders in the API: state directory, installation, home", async () => {
     addRun('r3', `could not read ${join(paths.root, 'runs', 'r3', 'log.txt')} (see ${join(ROOT_DIR, 'recipes')})`);
     for (const url of ['/api/runs', '/api/runs/r3']) {
