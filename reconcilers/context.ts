@@ -13,6 +13,7 @@ import type { Customization, Settings } from '../recipes/customization.js';
 import type { Store } from '../state/store.js';
 import type { AppRecord, EventKind, Phase, RunRecord } from '../state/types.js';
 import type { AppsApi } from './apps.js';
+import type { EarlyBase } from './tiers/upgrade.js';
 import { callFault, CancelledError } from './errors.js';
 import { registerKnownSecrets, rememberMask } from './run-secrets.js';
 
@@ -95,7 +96,7 @@ export class RunContext {
   warmApp: AppRecord | null = null;
   /** Work started ahead of the tier that needs it (the upgrade's base release, installed beside
    *  install: tiers/upgrade.ts), shared by derived contexts; its failure is the later tier's. */
-  early: { upgradeBase: { app: Promise<SubjectApp>; stop: AbortController } | null } = { upgradeBase: null };
+  early: { upgradeBase: EarlyBase | null } = { upgradeBase: null };
   /** How much program output the run's log holds (null: not counted yet), shared by derived contexts. */
   output: { bytes: number | null; cut: boolean } = { bytes: null, cut: false };
   /** Whether the ABRA_DIR outlives one use (a warm app's): prepare then remakes only the recipe clone. */

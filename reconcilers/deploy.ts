@@ -110,14 +110,18 @@ export interface AppObservation {
 
 /** One step of a pass: an operation to start, a look again later, the app ready, or failed. */
 export type AppStep =
+  /** `observes`: the step leaves what the last look saw as it was (it only looks, or touches only
+   *  what a look does not cover: the checkout, the env file in hand, secrets), so the next pass
+   *  decides on that look instead of a new one (each costs docker calls). */
   | { kind: 'op'; label: string; observes?: boolean; run(ctx: RunContext): Promise<void> }
   | { kind: 'wait'; ms: number }
   | { kind: 'ready'; app: ReadyApp }
   | { kind: 'fail'; error: Error };
 
 const DID_NOT_MOVE_GRACE_MS = 10_000;
-/** How often an unconverged app's ended tasks are counted (two docker calls per service). */
-const FAILURE_LOOK_MS = 3_000;
+/** How often an unconverged app's ended tasks are counted (two docker calls for all its services):
+ *  as often as it is looked at, so a crash loop is red within a second of its last failure. */
+const FAILURE_LOOK_MS = 1_000;
 /** Docker's clock and ours are read a moment apart: tasks this much older than the deploy count too. */
 const CLOCK_SLACK_MS = 2_000;
 
@@ -151,7 +155,7 @@ export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppReco
   const o = m.seen;
 
   if (!o.env) {
-    if (m.checkedOut !== want.commit) return op('check out', (c) => checkoutCommit(c, m, want.commit));
+    if (m.checkedOut !== want.commit) return op('check out', (c) => checkoutCommit(c, m, want.commit), true);
     return op('abra app new', async (c) => {
       c.setPhase('Deploying', `${want.purpose}: ${want.describe} as ${domain}`);
       await abraStep(c, 'abra app new', () => c.abra.appNew(c.spec.spec.recipe, domain, { chaos: true, offline: true }), domain);
@@ -161,36 +165,44 @@ export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppReco
 
   const env = o.env;
   if (env.get(RUN_MARKER) !== ctx.name) {
-    return op('configure app env', (c) =>
-      c.step(
-        'configure app env',
-        async () => {
-          applyRunEnv(env, runEnvOf(c, domain));
-          env.save();
-          // Overlays must exist before any abra call reads COMPOSE_FILE (they all load the compose files).
-          await writeOverlays(c, m, env, lease);
-          c.log(
-            'info',
-            `app env: LETS_ENCRYPT_ENV= TIMEOUT=${Math.round(settings.deployTimeoutSeconds)}${
-              Object.keys(settings.extraEnv).length ? ` extra: ${Object.keys(settings.extraEnv).join(', ')}` : ''
-            } DOMAIN=${domain} COMPOSE_FILE=${env.resolved('COMPOSE_FILE') ?? ''}`,
-          );
-        },
-        o.envPath,
-      ),
+    return op(
+      'configure app env',
+      (c) =>
+        c.step(
+          'configure app env',
+          async () => {
+            applyRunEnv(env, runEnvOf(c, domain));
+            env.save();
+            // Overlays must exist before any abra call reads COMPOSE_FILE (they all load the compose files).
+            await writeOverlays(c, m, env, lease);
+            c.log(
+              'info',
+              `app env: LETS_ENCRYPT_ENV= TIMEOUT=${Math.round(settings.deployTimeoutSeconds)}${
+                Object.keys(settings.extraEnv).length ? ` extra: ${Object.keys(settings.extraEnv).join(', ')}` : ''
+              } DOMAIN=${domain} COMPOSE_FILE=${env.resolved('COMPOSE_FILE') ?? ''}`,
+            );
+          },
+          o.envPath,
+        ),
+      // The look's env is the file in hand, changed and saved in place.
+      true,
     );
   }
 
   const state = deployedState(o.services, stack, want);
   if (!state.at || (want.redeploy === true && m.deployIssuedFor !== want.commit)) {
     // What is deployed next is the checkout: first put it at the commit, then read what it says.
-    if (m.checkedOut !== want.commit) return op('check out', (c) => checkoutCommit(c, m, want.commit));
-    if (!m.facts) return op('read compose', (c) => c.step('read compose', () => writeOverlays(c, m, env, lease), want.describe));
+    if (m.checkedOut !== want.commit) return op('check out', (c) => checkoutCommit(c, m, want.commit), true);
+    if (!m.facts) return op('read compose', (c) => c.step('read compose', () => writeOverlays(c, m, env, lease), want.describe), true);
     if (!m.secretsChecked) {
-      return op('secrets', async (c) => {
-        await ensureSecrets(c, domain, m.facts!, want);
-        m.secretsChecked = true;
-      });
+      return op(
+        'secrets',
+        async (c) => {
+          await ensureSecrets(c, domain, m.facts!, want);
+          m.secretsChecked = true;
+        },
+        true,
+      );
     }
     const installSteps = ws.customization.hooks['install-steps'];
     if (o.services.length === 0 && installSteps && !m.installStepsRan) {
@@ -237,13 +249,16 @@ export function nextDeployStep(ctx: RunContext, want: DesiredApp, lease: AppReco
         'count failed tasks',
         async (c) => {
           m.failuresLookedAt = Date.now();
-          for (const s of o.services.filter((x) => !serviceConverged(x))) {
-            const ended = await c.docker.endedTasksSince(s.name, since);
+          const byService = await c.docker.endedTasksSince(
+            o.services.filter((x) => !serviceConverged(x)),
+            since,
+          );
+          for (const [service, ended] of byService) {
             m.failuresSeen = Math.max(m.failuresSeen, ended.length);
             if (ended.length >= threshold) {
               const why = await howTaskEnded(c, ended[0]!);
-              m.crashLoop = { service: s.name, failures: ended.length, error: why };
-              c.log('warn', `${s.name}: ${ended.length} tasks ended since the deploy (last: ${why}); failing fast`);
+              m.crashLoop = { service, failures: ended.length, error: why };
+              c.log('warn', `${service}: ${ended.length} tasks ended since the deploy (last: ${why}); failing fast`);
               return;
             }
           }

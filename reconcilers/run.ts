@@ -371,7 +371,9 @@ export class RunReconciler {
     if (this.ops.running(run.name)) return {};
     const removed = this.ops.take(run.name);
     // The run's ABRA_DIR and its apps' own (deploy.ts leaseFor), never a directory outside the run's.
-    const abraDirs = [ctx.abraDir, ...store.appsOfRun(run.name).map((a) => a.abraDir)].filter((d, i, all) => all.indexOf(d) === i && d.startsWith(`${ctx.dir}/`));
+    const abraDirs = [ctx.abraDir, ...store.appsOfRun(run.name).map((a) => a.abraDir)].filter(
+      (d, i, all) => all.indexOf(d) === i && d.startsWith(`${ctx.dir}/`),
+    );
     if (removed && !removed.ok) ctx.log('warn', `could not remove ${abraDirs.join(', ')}: ${(removed.error as Error).message}; looking again`);
     const dirsLeft = abraDirs.filter((d) => existsSync(d));
     if (dirsLeft.length > 0) {
@@ -453,7 +455,10 @@ export class RunReconciler {
     } else {
       store.updateRun(run.name, { phase: 'Reporting', teardownProblem: what });
     }
-    ctx.log('error', `${what} — a problem of this server, not of the recipe${fresh.retryPending ? '' : `; the verdict (${fresh.result ?? 'error'}) stands`}; the janitor reaps what is left`);
+    ctx.log(
+      'error',
+      `${what} — a problem of this server, not of the recipe${fresh.retryPending ? '' : `; the verdict (${fresh.result ?? 'error'}) stands`}; the janitor reaps what is left`,
+    );
     this.deps.logger.error(
       { run: run.name, left, verdict: fresh.retryPending ? null : fresh.result },
       'teardown failed after the verdict: apps or volumes may be left on the swarm (docs/runbook.md, Leaked apps)',

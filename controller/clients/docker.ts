@@ -229,22 +229,29 @@ export class Docker {
   }
 
   /**
-   * The tasks of a service that ended on their own and were created at or after `sinceMs`, newest
-   * first: swarm's `failed` (exited non-zero, killed), `rejected` (refused by a node) and
+   * The tasks of each service that ended on their own and were created at or after `sinceMs`,
+   * newest first: swarm's `failed` (exited non-zero, killed), `rejected` (refused by a node) and
    * `complete` — a long-running service's process that exited 0, as one does that stops cleanly
    * on the SIGTERM Docker sends when its healthcheck has failed. Tasks swarm stopped itself (an
    * update, a scale) are `shutdown` and not counted. `docker service ps` shows only relative
    * times, so the tasks are inspected for theirs.
    */
-  async endedTasksSince(service: string, sinceMs: number): Promise<EndedTask[]> {
-    const ids = (await this.lines(['service', 'ps', service, '--no-trunc', '--quiet'])).filter(Boolean).slice(0, 50);
-    if (ids.length === 0) return [];
+  async endedTasksSince(services: readonly { id: string; name: string }[], sinceMs: number): Promise<Map<string, EndedTask[]>> {
+    const byService = new Map<string, EndedTask[]>(services.map((s) => [s.name, []]));
+    if (services.length === 0) return byService;
+    // One listing and one inspect for all of them: this is looked at every second while a deploy converges.
+    const ids = (await this.lines(['service', 'ps', ...services.map((s) => s.name), '--no-trunc', '--quiet'])).filter(Boolean).slice(0, 200);
+    if (ids.length === 0) return byService;
     // A task removed between the two calls makes inspect exit non-zero; the others still print.
     const r = await this.run(['inspect', '--type', 'task', '--format', '{{json .}}', ...ids], { allowFail: true });
-    const ended: EndedTask[] = [];
     for (const row of r.stdout.split('\n')) {
       if (!row.trim()) continue;
-      let t: { ID?: string; CreatedAt?: string; Status?: { State?: string; Err?: string; ContainerStatus?: { ContainerID?: string; ExitCode?: number } } };
+      let t: {
+        ID?: string;
+        ServiceID?: string;
+        CreatedAt?: string;
+        Status?: { State?: string; Err?: string; ContainerStatus?: { ContainerID?: string; ExitCode?: number } };
+      };
       try {
         t = JSON.parse(row) as typeof t;
       } catch {
@@ -253,8 +260,11 @@ export class Docker {
       const state = t.Status?.State ?? '';
       const createdAt = parseDockerTime(t.CreatedAt ?? '');
       if (createdAt === null || createdAt < sinceMs || !ENDED_ON_THEIR_OWN.has(state)) continue;
+      const serviceId = t.ServiceID ?? '';
+      const service = services.find((s) => s.id && serviceId && (serviceId.startsWith(s.id) || s.id.startsWith(serviceId)));
+      if (!service) continue;
       const status = t.Status ?? {};
-      ended.push({
+      byService.get(service.name)!.push({
         id: t.ID ?? '',
         state,
         error: status.Err ?? '',
@@ -263,7 +273,8 @@ export class Docker {
         createdAt,
       });
     }
-    return ended.sort((a, b) => b.createdAt - a.createdAt);
+    for (const ended of byService.values()) ended.sort((a, b) => b.createdAt - a.createdAt);
+    return byService;
   }
 
   /**

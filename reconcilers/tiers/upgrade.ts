@@ -5,7 +5,7 @@ import { deployedState, ensureApp, leaseFor, type DesiredApp } from '../deploy.j
 import { releaseApp } from '../teardown.js';
 import { spareIngressPort } from '../admission.js';
 import type { TierRunner } from './runner.js';
-import { checkMarker, newMarker, seedMarker } from './data-marker.js';
+import { checkMarker, newMarker, seedMarker, type MarkerPlace } from './data-marker.js';
 import { WarmStore } from '../../state/warm-store.js';
 
 /**
@@ -51,12 +51,10 @@ export async function upgradeBase(ctx: RunContext): Promise<UpgradeBase | null> 
  * written through it, the app upgraded in place to the head (a chaos redeploy), which must carry
  * the head's label, converge, serve and still have the data. Both lanes climb it.
  */
-async function upgradeInPlace(ctx: RunContext, baseApp: SubjectApp, from: string): Promise<{ reason: string }> {
+async function upgradeInPlace(ctx: RunContext, baseApp: SubjectApp, from: string, seeded?: Seeded): Promise<{ reason: string }> {
   const ws = ctx.workspace!;
   const head = ws.commit.slice(0, 8);
-  const marker = newMarker('upgrade');
-  const place = await seedMarker(ctx, baseApp, 'upgrade', marker, false);
-  ctx.log('info', `test data before the upgrade: ${place.describe}`);
+  const { marker, place } = seeded ?? (await seedBase(ctx, baseApp));
 
   const upgraded = await ensureApp(ctx, { purpose: 'upgrade', commit: ws.commit, describe: `head ${head}` });
   ctx.subject.current = upgraded;
@@ -71,6 +69,25 @@ async function upgradeInPlace(ctx: RunContext, baseApp: SubjectApp, from: string
     throw new TestFailure(`the upgrade from ${from} lost the data written before it (${place.describe}): ${check.found}`);
   }
   return { reason: `${from} → head ${head} in place (${moved.shows}), converged, serving, and the data written before it survived (${place.describe})` };
+}
+
+/** The test data the upgrade must keep, written through the base before it is upgraded. */
+interface Seeded {
+  marker: string;
+  place: MarkerPlace;
+}
+
+/** The base release installing beside install (installBaseEarly), and how to stop it. */
+export interface EarlyBase {
+  app: Promise<{ baseApp: SubjectApp; seeded: Seeded }>;
+  stop: AbortController;
+}
+
+async function seedBase(ctx: RunContext, baseApp: SubjectApp): Promise<Seeded> {
+  const marker = newMarker('upgrade');
+  const place = await seedMarker(ctx, baseApp, 'upgrade', marker, false);
+  ctx.log('info', `test data before the upgrade: ${place.describe}`);
+  return { marker, place };
 }
 
 /**
@@ -110,7 +127,8 @@ export async function installBaseEarly(ctx: RunContext): Promise<void> {
   const early = ctx.withSignal(AbortSignal.any([ctx.signal, stop.signal]));
   await leaseFor(early, 'upgrade');
   ctx.log('info', `upgrade base ${base.tag}: installing it now, beside install (overlapBaseInstall)`);
-  const app = ensureApp(early, baseWant(base));
+  // Installed and seeded: everything of the upgrade that comes before the head is deployed on it.
+  const app = ensureApp(early, baseWant(base)).then(async (baseApp) => ({ baseApp, seeded: await seedBase(early, baseApp) }));
   // Observed by the upgrade tier, or dropped by abandonEarlyWork: never an unhandled rejection.
   app.catch(() => undefined);
   ctx.early.upgradeBase = { app, stop };
@@ -149,16 +167,14 @@ export const upgradeTier: TierRunner = {
       else await removal;
     }
 
-    const baseApp = await (early?.app ?? ensureApp(ctx, baseWant(base))).catch(
-      (e: unknown) => {
-        if (e instanceof TestFailure && base.lightweight) {
-          throw new TestFailure(
-            `${e.message} — an operator cannot install release ${base.tag}: it is a lightweight tag; publish releases as annotated tags (git tag -a, as abra recipe release does)`,
-          );
-        }
-        throw e;
-      },
-    );
-    return upgradeInPlace(ctx, baseApp, base.tag);
+    const { baseApp, seeded } = await (early?.app ?? ensureApp(ctx, baseWant(base)).then((baseApp) => ({ baseApp, seeded: undefined }))).catch((e: unknown) => {
+      if (e instanceof TestFailure && base.lightweight) {
+        throw new TestFailure(
+          `${e.message} — an operator cannot install release ${base.tag}: it is a lightweight tag; publish releases as annotated tags (git tag -a, as abra recipe release does)`,
+        );
+      }
+      throw e;
+    });
+    return upgradeInPlace(ctx, baseApp, base.tag, seeded);
   },
 };

@@ -183,7 +183,9 @@ describe('the forge reporter', () => {
     expect(ours()).toHaveLength(1);
     const body = ours()[0]?.body ?? '';
     expect(body).toContain('✅ **Passed**');
-    expect(body).toMatch(/🧹 \*\*Cleaning up after this run failed\*\* \(timed out in teardown after 15s: could not remove webn-abc123\.ci\.localhost: 1 volumes\)\. That is a problem of the CI server/);
+    expect(body).toMatch(
+      /🧹 \*\*Cleaning up after this run failed\*\* \(timed out in teardown after 15s: could not remove webn-abc123\.ci\.localhost: 1 volumes\)\. That is a problem of the CI server/,
+    );
     expect(statuses()).toEqual(statusesAtVerdict);
     expect(forgeStore.getReport(name)).toMatchObject({ final: true });
   });

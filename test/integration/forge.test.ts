@@ -216,9 +216,7 @@ describe('!testme over a webhook', () => {
       const atVerdict = waitFor(
         'the success status',
         async () =>
-          coldStatuses().at(-1)?.state === 'success' && reportComments()[0]?.body.includes('✅ **Passed**')
-            ? withStore(t, (s) => s.getRun(name))
-            : undefined,
+          coldStatuses().at(-1)?.state === 'success' && reportComments()[0]?.body.includes('✅ **Passed**') ? withStore(t, (s) => s.getRun(name)) : undefined,
         600_000,
         50,
       );

@@ -171,7 +171,9 @@ describe('a run on the real swarm', () => {
     const r = await run('unhealthy', [], { CCCI_CONFIG: config });
     expect(r.exitCode, r.stderr).toBe(1);
     const reason = r.json!.tiers.install?.reason ?? '';
-    expect(reason).toMatch(/_app failed 3 times since the deploy \(last task error: exited 0 while it should have kept running: killed as unhealthy, its healthcheck failed \d+ times in a row \(last: exit 1, [^)]*404/);
+    expect(reason).toMatch(
+      /_app failed 3 times since the deploy \(last task error: exited 0 while it should have kept running: killed as unhealthy, its healthcheck failed \d+ times in a row \(last: exit 1, [^)]*404/,
+    );
     expect(reason).not.toMatch(/did not converge within/);
     await expectNothingLeft(r.json!);
   });

@@ -66,7 +66,10 @@ describe('loading the customisation layers', () => {
   it("layers generic < recipe repo < bundled < operator: scalars replace, extraEnv and expectedNA extend, a hook or overlay is the highest layer's whole", () => {
     const l = layout('layered');
     put(join(l.bundled, '_generic', 'settings.yaml'), 'healthPath: /\nhealthStatuses: [200]\nextraEnv: { A: g, B: g }\nexpectedNA: { backup: generic says }\n');
-    put(join(l.repo, '.cc-ci', 'settings.yaml'), 'healthPath: /from-repo\ndeployTimeoutSeconds: 10\ntaskFailuresToFail: 0\nextraEnv: { B: repo }\nwebPort: 8081\n');
+    put(
+      join(l.repo, '.cc-ci', 'settings.yaml'),
+      'healthPath: /from-repo\ndeployTimeoutSeconds: 10\ntaskFailuresToFail: 0\nextraEnv: { B: repo }\nwebPort: 8081\n',
+    );
     put(join(l.repo, '.cc-ci', 'hooks', 'seed'), HOOK, 0o755);
     put(join(l.repo, '.cc-ci', 'hooks', 'check'), HOOK, 0o755);
     put(join(l.repo, '.cc-ci', 'compose.ccci.yml'), 'version: "3.8"\n');
