@@ -333,12 +333,18 @@ export async function janitorOnce(deps: JanitorDeps, o: JanitorOptions = {}): Pr
   }
 }
 
-/** A finished run keeps its log and evidence, never its ABRA_DIR (a whole recipe clone). */
+/**
+ * A finished run keeps its log and evidence, never its ABRA_DIRs (whole recipe clones: its own and
+ * its apps'). Teardown removes them; only a teardown that ran out of time leaves them behind, for
+ * the janitor once the apps are reaped.
+ */
 function sweepRunDirs(deps: JanitorDeps): void {
-  for (const run of deps.store.listRuns({ phases: ['Done'] })) {
-    const dir = runAbraDir(deps.paths, run.name);
-    if (existsSync(dir) && deps.store.appsOfRun(run.name).every((a) => a.state === 'released')) {
-      rmSync(dir, { recursive: true, force: true });
+  for (const run of deps.store.runsWithTeardownProblems()) {
+    const apps = deps.store.appsOfRun(run.name);
+    if (!apps.every((a) => a.state === 'released')) continue;
+    const own = runAbraDir(deps.paths, run.name);
+    for (const dir of new Set([own, ...apps.map((a) => a.abraDir).filter((d) => d.startsWith(`${own}-`))])) {
+      if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
     }
   }
 }

@@ -298,7 +298,7 @@ export class ForgeReporter implements Runnable {
   }
 
   private newerRunOnSameCommit(run: RunRecord, target: ForgeTarget): boolean {
-    return this.deps.store.listRuns().some((other) => {
+    return this.deps.store.runsCreatedSince(run.createdAt).some((other) => {
       if (other.name === run.name || other.lane !== run.lane || other.createdAt < run.createdAt) return false;
       if (other.createdAt === run.createdAt && other.name < run.name) return false;
       const t = forgeTarget(other);

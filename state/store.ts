@@ -239,6 +239,16 @@ export class Store {
     return (this.db.prepare('SELECT * FROM runs ORDER BY created_at, name').all() as Row[]).map(toRun);
   }
 
+  /** Runs created at or after `createdAt`, oldest first (an index range: the newest few). */
+  runsCreatedSince(createdAt: number): RunRecord[] {
+    return (this.db.prepare('SELECT * FROM runs WHERE created_at >= ? ORDER BY created_at, name').all(createdAt) as Row[]).map(toRun);
+  }
+
+  /** Finished runs whose teardown ran out of time: the only ones whose ABRA_DIRs can outlive them. */
+  runsWithTeardownProblems(): RunRecord[] {
+    return (this.db.prepare("SELECT * FROM runs WHERE phase = 'Done' AND teardown_problem IS NOT NULL ORDER BY created_at, name").all() as Row[]).map(toRun);
+  }
+
   countActiveRuns(): number {
     const q = `SELECT COUNT(*) AS n FROM runs WHERE phase IN (${ACTIVE_PHASES.map(() => '?').join(',')})`;
     return Number((this.db.prepare(q).get(...ACTIVE_PHASES) as Row).n);
