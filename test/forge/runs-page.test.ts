@@ -1,18 +1,15 @@
 import { chromium } from '@playwright/test';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { configSchema } from '../../controller/model/config.js';
 import { createLogger } from '../../controller/model/log.js';
 import { Metrics } from '../../controller/http/metrics.js';
 import { buildApp } from '../../controller/http/server.js';
-import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/model/paths.js';
+import type { StatePaths } from '../../controller/model/paths.js';
 import { RetentionStore } from '../../state/retention-store.js';
 import { Store } from '../../state/store.js';
-import { addHistoryRun } from '../support/history.js';
+import { addHistoryRun, removeTempState, tempState } from '../support/history.js';
 
 /**
  * The runs list and recipe history at scale, through the real fastify app: pages and filters in
@@ -27,10 +24,7 @@ let app: FastifyInstance;
 let closing: AbortController;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ccci-runs-page-'));
-  paths = statePaths(dir);
-  ensureStateDirs(paths);
-  store = new Store(paths.db);
+  ({ dir, paths, store } = tempState('ccci-runs-page-'));
   closing = new AbortController();
   app = buildApp({ store, paths, config: configSchema.parse({}), logger: createLogger('silent'), metrics: new Metrics(store), webhook: null }, closing.signal);
 });
@@ -38,8 +32,7 @@ beforeEach(() => {
 afterEach(async () => {
   closing.abort();
   await app.close();
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
+  removeTempState({ dir, store });
 });
 
 const T0 = 1_700_000_000_000;

@@ -1,7 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { writeSpecFile } from '../../controller/model/spec-files.js';
-import type { StatePaths } from '../../controller/model/paths.js';
+import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/model/paths.js';
 import { validateSpec } from '../../controller/model/spec.js';
-import type { Store } from '../../state/store.js';
+import { Store } from '../../state/store.js';
 import type { Phase, RunResult } from '../../state/types.js';
 
 /**
@@ -54,4 +57,18 @@ export function addHistoryRun(store: Store, r: HistoryRun, paths?: StatePaths): 
     startedAt: r.createdAt + 1_000,
     finishedAt: phase === 'Done' ? (r.finishedAt ?? r.createdAt + 60_000) : null,
   });
+}
+
+/** A fresh state directory with its store, as a test's `beforeEach` makes one. */
+export function tempState(prefix: string): { dir: string; paths: StatePaths; store: Store } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const paths = statePaths(dir);
+  ensureStateDirs(paths);
+  return { dir, paths, store: new Store(paths.db) };
+}
+
+/** What `tempState` made, closed and removed. */
+export function removeTempState(t: { dir: string; store: Store }): void {
+  t.store.close();
+  rmSync(t.dir, { recursive: true, force: true });
 }

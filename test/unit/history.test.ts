@@ -1,10 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { configSchema } from '../../controller/model/config.js';
 import { createLogger } from '../../controller/model/log.js';
-import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/model/paths.js';
+import type { StatePaths } from '../../controller/model/paths.js';
 import { RuntimeMetrics } from '../../controller/engine/metrics.js';
 import { parseRunQuery, type RunQuery } from '../../controller/views/run-query.js';
 import { runList, type RunRow } from '../../controller/views/run-view.js';
@@ -12,7 +9,7 @@ import { Retention } from '../../reconcilers/retention.js';
 import { RunHistory } from '../../state/history.js';
 import { Store } from '../../state/store.js';
 import { RESULTS, type RunResult } from '../../state/types.js';
-import { addHistoryRun } from '../support/history.js';
+import { addHistoryRun, removeTempState, tempState } from '../support/history.js';
 
 /**
  * The runs as history on real SQLite: keyset pages newest first with the unfinished runs on top,
@@ -25,16 +22,10 @@ let paths: StatePaths;
 let store: Store;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ccci-history-'));
-  paths = statePaths(dir);
-  ensureStateDirs(paths);
-  store = new Store(paths.db);
+  ({ dir, paths, store } = tempState('ccci-history-'));
 });
 
-afterEach(() => {
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => removeTempState({ dir, store }));
 
 const T0 = 1_700_000_000_000;
 const RECIPES = ['webnotes', 'plainpage', 'gitea'];

@@ -1,10 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { configSchema, type Config } from '../../controller/model/config.js';
 import { createLogger } from '../../controller/model/log.js';
-import { ensureStateDirs, runDir, statePaths, type StatePaths } from '../../controller/model/paths.js';
+import { runDir, type StatePaths } from '../../controller/model/paths.js';
 import { RuntimeMetrics } from '../../controller/engine/metrics.js';
 import { SpecSync } from '../../controller/runtime/spec-sync.js';
 import { runDetail } from '../../controller/views/run-view.js';
@@ -14,7 +13,7 @@ import { RetentionStore } from '../../state/retention-store.js';
 import { Store } from '../../state/store.js';
 import { WarmStore } from '../../state/warm-store.js';
 import { ForgeStore } from '../../state/forge-store.js';
-import { addHistoryRun } from '../support/history.js';
+import { addHistoryRun, removeTempState, tempState } from '../support/history.js';
 
 /**
  * Retention on real SQLite and a real state directory: finished runs past the horizon lose their
@@ -30,16 +29,10 @@ let paths: StatePaths;
 let store: Store;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ccci-retention-'));
-  paths = statePaths(dir);
-  ensureStateDirs(paths);
-  store = new Store(paths.db);
+  ({ dir, paths, store } = tempState('ccci-retention-'));
 });
 
-afterEach(() => {
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => removeTempState({ dir, store }));
 
 function policy(retention: Record<string, unknown>): Config {
   return configSchema.parse({ retention });

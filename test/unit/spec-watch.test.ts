@@ -1,12 +1,12 @@
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../controller/model/log.js';
-import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/model/paths.js';
+import type { StatePaths } from '../../controller/model/paths.js';
 import { watchDir } from '../../controller/runtime/dir-watch.js';
 import { SpecSync } from '../../controller/runtime/spec-sync.js';
 import { Store } from '../../state/store.js';
+import { removeTempState, tempState } from '../support/history.js';
 
 /**
  * The spec directory's watch (one inotify watch, not one per file) and the resync that reads only
@@ -22,10 +22,7 @@ let calls: string[];
 let sync: SpecSync;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ccci-spec-watch-'));
-  paths = statePaths(dir);
-  ensureStateDirs(paths);
-  store = new Store(paths.db);
+  ({ dir, paths, store } = tempState('ccci-spec-watch-'));
   calls = [];
   sync = new SpecSync(store, paths.specs, createLogger('silent'), {
     enqueue: () => undefined,
@@ -34,10 +31,7 @@ beforeEach(() => {
   });
 });
 
-afterEach(() => {
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => removeTempState({ dir, store }));
 
 const spec = (name: string, ref = 'main') => `apiVersion: cc-ci/v1
 kind: Run
