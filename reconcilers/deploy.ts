@@ -1,4 +1,5 @@
-import { cpSync, mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AbraError } from '../controller/clients/abra.js';
 import type { EndedTask, ServiceState } from '../controller/clients/docker.js';
@@ -510,11 +511,13 @@ async function makeAppAbraDir(ctx: RunContext, abraDir: string): Promise<void> {
   await ctx.step(
     'make app ABRA_DIR',
     async () => {
-      rmSync(abraDir, { recursive: true, force: true });
+      // Asynchronous: a recipe's clone is hundreds of files, and a synchronous copy would stall
+      // every other reconcile for its duration.
+      await rm(abraDir, { recursive: true, force: true });
       mkdirSync(join(abraDir, 'recipes'), { recursive: true });
       for (const link of ['servers', 'catalogue']) symlinkSync(readlinkSync(join(ctx.abraDir, link)), join(abraDir, link));
       const recipe = ctx.spec.spec.recipe;
-      cpSync(join(ctx.abraDir, 'recipes', recipe), join(abraDir, 'recipes', recipe), { recursive: true, verbatimSymlinks: true });
+      await cp(join(ctx.abraDir, 'recipes', recipe), join(abraDir, 'recipes', recipe), { recursive: true, verbatimSymlinks: true });
     },
     abraDir,
   );

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tierSeconds, type Config } from '../controller/model/config.js';
 import { DockerError } from '../controller/clients/docker.js';
@@ -384,7 +385,7 @@ export class RunReconciler {
         ctx.withSignal(signal).step(
           'remove ABRA_DIR',
           async () => {
-            for (const d of dirsLeft) rmSync(d, { recursive: true, force: true });
+            for (const d of dirsLeft) await rm(d, { recursive: true, force: true });
             // The run's masks go with its apps; this context keeps masking in memory for the
             // lines it still writes.
             forgetRunSecrets(ctx.dir);

@@ -126,30 +126,6 @@ describe('a run on the real swarm', () => {
     expect(described.stdout).toContain('result.json');
   });
 
-  it('fails the install tier of a version that never becomes healthy, naming the service and its task error', async () => {
-    const r = await run('unhealthy');
-    expect(r.exitCode, r.stderr).toBe(1);
-    const json = r.json!;
-    expect(json.result).toBe('failed');
-    const reason = json.tiers.install?.reason ?? '';
-    expect(json.tiers.install?.result).toBe('fail');
-    expect(reason).toMatch(/did not converge within 25s/);
-    expect(reason).toMatch(/_app 0\/1/);
-    expect(reason).toMatch(/task /);
-    // The evidence outlives the teardown: the failing service, its tasks and its log tail.
-    const evidence = join(runDirOf(t, json.name), 'evidence');
-    const diag = readdirSync(evidence).filter((f) => /^diagnostics-.*\.txt$/.test(f));
-    expect(diag).toHaveLength(1);
-    const text = readFileSync(join(evidence, diag[0]!), 'utf8');
-    expect(text).toMatch(/^== webn-[0-9a-f]{6}_ci_localhost_app 0\/1/m);
-    expect(text).toMatch(/^task webn-[0-9a-f]{6}_ci_localhost_app\.1 desired=\w+ current=/m);
-    expect(text).toMatch(/^-- log tail \(last 20 lines\)$/m);
-    // The log tail shows the cause: the healthcheck's requests answered 404.
-    expect(text).toMatch(/response:404/);
-    expect(reason).toMatch(/log tail: .*response:404/);
-    await expectNothingLeft(json);
-  });
-
   it('fails a head whose app keeps exiting on its third failed task, not at the deadline, with the task error and log tail', async () => {
     // The variant's settings give the deploy 120 s: only counting the failed tasks ends it early.
     const r = await run('crash-loop');
@@ -163,19 +139,35 @@ describe('a run on the real swarm', () => {
     await expectNothingLeft(json);
   });
 
-  it('fails a head whose healthcheck never passes on its third task killed as unhealthy, long before a 300 s deadline, saying what the check answered', async () => {
+  it('fails a version that never becomes healthy on its third task killed as unhealthy, long before a 300 s deadline, naming the service, what the check answered and the log tail', async () => {
     // The app stops cleanly on Docker's SIGTERM: swarm records those tasks `complete`, not `failed`.
+    // (The deadline itself is tested in tiers.test.ts, deployTimeoutSeconds.)
     const config = join(t.dir, 'config-deploy-300.yaml');
     const base = parseYaml(readFileSync(t.configFile, 'utf8')) as { timeouts: Record<string, number> };
     writeFileSync(config, stringifyYaml({ ...base, timeouts: { ...base.timeouts, deploySeconds: 300 } }));
     const r = await run('unhealthy', [], { CCCI_CONFIG: config });
     expect(r.exitCode, r.stderr).toBe(1);
-    const reason = r.json!.tiers.install?.reason ?? '';
+    const json = r.json!;
+    expect(json.result).toBe('failed');
+    expect(json.tiers.install?.result).toBe('fail');
+    const reason = json.tiers.install?.reason ?? '';
     expect(reason).toMatch(
       /_app failed 3 times since the deploy \(last task error: exited 0 while it should have kept running: killed as unhealthy, its healthcheck failed \d+ times in a row \(last: exit 1, [^)]*404/,
     );
     expect(reason).not.toMatch(/did not converge within/);
-    await expectNothingLeft(r.json!);
+    expect(reason).toMatch(/_app 0\/1/);
+    // The evidence outlives the teardown: the failing service, its tasks and its log tail.
+    const evidence = join(runDirOf(t, json.name), 'evidence');
+    const diag = readdirSync(evidence).filter((f) => /^diagnostics-.*\.txt$/.test(f));
+    expect(diag).toHaveLength(1);
+    const text = readFileSync(join(evidence, diag[0]!), 'utf8');
+    expect(text).toMatch(/^== webn-[0-9a-f]{6}_ci_localhost_app 0\/1/m);
+    expect(text).toMatch(/^task webn-[0-9a-f]{6}_ci_localhost_app\.1 desired=\w+ current=/m);
+    expect(text).toMatch(/^-- log tail \(last 20 lines\)$/m);
+    // The log tail shows the cause: the healthcheck's requests answered 404.
+    expect(text).toMatch(/response:404/);
+    expect(reason).toMatch(/log tail: .*response:404/);
+    await expectNothingLeft(json);
   });
 
   it('passes a head whose app fails its first two starts and then serves (fewer failures than taskFailuresToFail)', async () => {
