@@ -357,4 +357,19 @@ export const migrations: Migration[] = [
       END;
     `,
   },
+  {
+    version: 8,
+    name: 'API tokens for actions from the CLI and scripts',
+    sql: `
+      -- Operator-issued bearer tokens (cc-ci token create; docs/security.md, "Who may act"). Only
+      -- a token's SHA-256 is kept: a token is 32 random bytes, so a fast hash is as good as a slow
+      -- one, and a copy of the state directory gives no one a token.
+      CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+      );
+    `,
+  },
 ];

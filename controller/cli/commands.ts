@@ -30,7 +30,9 @@ export async function serveCommand(o: GlobalOptions): Promise<number> {
   try {
     // The forge and the HTTP server are runnables of the manager like its own: started after
     // them, stopped before them. The forge reporter follows the runs; no run waits for it.
-    await manager.start(serveRunnables({ ...env, store: manager.store, secrets, registries: [manager.metrics.registry] }));
+    await manager.start(
+      serveRunnables({ ...env, store: manager.store, secrets, registries: [manager.metrics.registry], cancel: (name, reason) => manager.cancel(name, reason) }),
+    );
   } catch (e) {
     await manager.stop('cc-ci serve could not start');
     throw e instanceof Error && 'syscall' in e && e.syscall === 'listen'

@@ -14,6 +14,7 @@ import {
 } from './commands.js';
 import { PAGE_SIZE } from '../views/run-query.js';
 import { EXIT, UsageError, err, type GlobalOptions } from './common.js';
+import { cancelCommand, rerunCommand, tokenCommand } from './actions.js';
 import { janitorCommand } from './janitor.js';
 import { runCommand, type RunCommandOptions } from './run.js';
 
@@ -108,6 +109,30 @@ async function main(argv: string[]): Promise<number> {
   const del = program.command('delete').description('delete an object');
   withGlobals(del.command('run <name>').description('cancel a run, tear it down and forget its spec')).action(async (name: string, o: GlobalOptions) => {
     code = await deleteRunCommand(name, o);
+  });
+
+  withGlobals(program.command('cancel <name>').description('cancel a run: it is torn down and reported cancelled; its record stays')).action(
+    async (name: string, o: GlobalOptions) => {
+      code = await cancelCommand(name, o);
+    },
+  );
+  withGlobals(
+    program
+      .command('rerun <name>')
+      .description('run a run again at the same commit, lane and trigger (cc-ci serve picks it up)')
+      .option('--failed', 'only the tiers from the first that did not pass'),
+  ).action((name: string, o: GlobalOptions & { failed?: boolean }) => {
+    code = rerunCommand(name, o);
+  });
+  const token = program.command('token').description('API tokens for cancelling and rerunning over HTTP');
+  withGlobals(token.command('create <name>').description('issue a token (printed once; only its hash is kept)')).action((name: string, o: GlobalOptions) => {
+    code = tokenCommand('create', name, o);
+  });
+  withGlobals(token.command('list').description('the tokens, when made and last used')).action((o: GlobalOptions) => {
+    code = tokenCommand('list', undefined, o);
+  });
+  withGlobals(token.command('revoke <name>').description('revoke a token at once')).action((name: string, o: GlobalOptions) => {
+    code = tokenCommand('revoke', name, o);
   });
 
   withGlobals(

@@ -22,6 +22,8 @@ export function serveRunnables(o: {
   store: Store;
   secrets: ForgeSecrets | null;
   registries?: Registry[];
+  /** The controller's cancel, for the cancel action of the pages and the API. */
+  cancel?: (name: string, reason: string) => void;
 }): Runnable[] {
   const log = o.logger.child({ component: 'http' });
   const metrics = new Metrics(o.store, o.registries ?? []);

@@ -36,13 +36,19 @@ export function registerApi(app: FastifyInstance, o: { store: Store; paths: Stat
     [homedir(), '~'],
   ];
   app.addHook('preSerialization', async (request, _reply, payload) => (request.url.startsWith('/api/') ? withoutHostPaths(payload, places) : payload));
-  app.get('/api/runs', async (request, reply) => {
+  // /api/v1/ is the API the pages and the CLI share (openapi.ts describes it); /api/ is the same,
+  // kept for clients written before the version was in the path.
+  for (const base of ['/api/v1', '/api']) registerRunRoutes(app, base, o);
+}
+
+function registerRunRoutes(app: FastifyInstance, base: string, o: { store: Store; paths: StatePaths }): void {
+  app.get(`${base}/runs`, async (request, reply) => {
     const q = parseRunQuery(request.query);
     if (!q.ok) return reply.code(400).send({ error: `bad query: ${q.error}` });
     return runListJson(runList(o.store, q.query));
   });
 
-  app.get<{ Params: { name: string } }>('/api/runs/:name', async (request, reply) => {
+  app.get<{ Params: { name: string } }>(`${base}/runs/:name`, async (request, reply) => {
     const { name } = request.params;
     const d = isName(name) ? runDetail(o.store, o.paths, name) : undefined;
     if (!d) return reply.code(404).send({ error: `no run named ${name}` });

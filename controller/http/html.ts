@@ -23,11 +23,27 @@ export function ago(ms: number, now = Date.now()): string {
 }
 
 export const STYLE = `
-body{font:14px/1.45 system-ui,sans-serif;margin:1.5rem auto;max-width:72rem;padding:0 1rem;color:#222}
-table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#f6f6f6}code,pre{font:12px/1.4 ui-monospace,monospace}pre#log{background:#111;color:#ddd;padding:.75rem;max-height:36rem;overflow:auto;white-space:pre-wrap}
-.passed,.pass{color:#137333}.failed,.fail{color:#b3261e}.error{color:#b06000}.cancelled,.skipped{color:#666}.muted{color:#666}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}
+:root{color-scheme:light dark;--fg:#222;--bg:#fff;--muted:#5f6368;--line:#ddd;--head:#f3f3f3;--ok:#137333;--bad:#b3261e;--err:#a04c00;--link:#0b57d0}
+@media (prefers-color-scheme:dark){:root{--fg:#e3e3e3;--bg:#161616;--muted:#a8a8a8;--line:#3a3a3a;--head:#242424;--ok:#6dd58c;--bad:#ff8a80;--err:#ffb74d;--link:#8ab4f8}}
+body{font:14px/1.45 system-ui,sans-serif;margin:1.5rem auto;max-width:72rem;padding:0 1rem;color:var(--fg);background:var(--bg)}
+a{color:var(--link)}:focus-visible{outline:2px solid var(--link);outline-offset:2px}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}th,td{border-bottom:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
+th{background:var(--head)}code,pre{font:12px/1.4 ui-monospace,monospace}pre#log{background:#111;color:#ddd;padding:.75rem;max-height:36rem;overflow:auto;white-space:pre-wrap}
+.passed,.pass{color:var(--ok)}.failed,.fail{color:var(--bad)}.error{color:var(--err)}.cancelled,.skipped,.na,.pending{color:var(--muted)}.muted{color:var(--muted)}.quick{color:var(--err)}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
+h1 .verdict{font-size:1rem;border:1px solid currentColor;border-radius:1rem;padding:.1rem .6rem;vertical-align:middle}.sub{margin-top:-.5rem;overflow-wrap:anywhere}
+.actions{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin:.5rem 0 1rem}.actions form{margin:0}
+button{font:inherit;padding:.35rem .8rem;border:1px solid var(--line);border-radius:.3rem;background:var(--head);color:var(--fg);cursor:pointer}
+ol.ladder{list-style:none;padding:0;margin:.5rem 0 1rem;border-left:3px solid var(--line)}
+li.tier{padding:.3rem .75rem;margin:0 0 .25rem;border-left:3px solid transparent;margin-left:-3px}li.tier .tname{font-weight:600}li.tier .treason{margin:.1rem 0 0;overflow-wrap:anywhere}
+li.tier.pass{border-color:var(--ok)}li.tier.fail{border-color:var(--bad)}li.tier.running{border-color:var(--link)}li.tier.running .tstate::before{content:"● "}
+.log{background:#111;color:#ddd;padding:.5rem;max-height:40rem;overflow:auto;font:12px/1.45 ui-monospace,monospace}
+.log details{margin:0 0 .25rem}.log summary{cursor:pointer;color:#8ab4f8}.log .ln{white-space:pre-wrap;overflow-wrap:anywhere}
+.log .ln .n{display:inline-block;min-width:3.5em;color:#888;text-decoration:none;user-select:none;margin-right:.5em;text-align:right}
+.log .ln.warn{color:#ffd27a}.log .ln.error,.log .ln.err{color:#ff9c94}.log .ln.result{color:#9be7a9}.log .ln.target{background:#3a3a00}
+.logtools input{font:inherit;padding:.25rem .4rem;width:min(24rem,100%)}
+.shots{display:flex;flex-wrap:wrap;gap:.75rem}.shots figure{margin:0;max-width:22rem}.shots img{max-width:100%;border:1px solid var(--line)}.shots figcaption{font-size:12px;overflow-wrap:anywhere}
+@media (max-width:40rem){body{margin:.75rem auto;padding:0 .6rem}dl{grid-template-columns:1fr}dt{margin-top:.3rem}table{display:block;overflow-x:auto}}
 `;
 
 export function page(title: string, body: string, head = ''): string {

@@ -7,6 +7,10 @@ import type { StatePaths } from '../model/paths.js';
 import { runDetail, runList } from '../views/run-view.js';
 import { parseRunQuery } from '../views/run-query.js';
 import { registerApi } from './api.js';
+import { registerActions } from './actions.js';
+import { apiTokenSource } from './api-tokens.js';
+import { Auth } from './auth.js';
+import { registerOpenApi } from './openapi.js';
 import { registerArtifacts } from './artifacts.js';
 import { registerForgeHook } from './webhook-route.js';
 import type { Metrics } from './metrics.js';
@@ -34,6 +38,8 @@ export interface HttpServerOptions {
   webhook: WebhookIntake | null;
   /** Defaults: HTTP_TIMEOUTS (tests shorten them). */
   timeouts?: Partial<HttpTimeouts>;
+  /** The serving controller's cancel: records it and stops the run's step at once (actions.ts). */
+  cancel?: (name: string, reason: string) => void;
 }
 
 /**
@@ -73,6 +79,7 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
   app.server.maxConnections = o.config.http.maxConnections;
   registerSecurityHeaders(app);
   const forgeUrl = o.config.forge?.url ?? null;
+  const auth = new Auth([apiTokenSource(o.store)]);
 
   app.get('/', async (_request, reply) => reply.redirect('/runs'));
   app.get('/healthz', async () => ({ ok: true }));
@@ -87,7 +94,9 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
     const { name } = request.params;
     const d = isName(name) ? runDetail(o.store, o.paths, name) : undefined;
     if (!d) return reply.code(404).type('text/plain; charset=utf-8').send(`no run named ${name}\n`);
-    return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl, Date.now(), request.query.all === '1'));
+    const who = await auth.actorOf(request);
+    const actions = { formToken: auth.formToken(request), loginUrl: null, login: who?.actor.login ?? null };
+    return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl, Date.now(), request.query.all === '1', actions));
   });
   // The live log and the live runs list count against the same caps.
   const slots = new StreamSlots({ total: o.config.http.maxStreams, perClient: o.config.http.maxStreamsPerClient });
@@ -101,6 +110,8 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
   });
   registerArtifacts(app, { paths: o.paths });
   registerApi(app, { store: o.store, paths: o.paths });
+  registerOpenApi(app);
+  registerActions(app, { store: o.store, paths: o.paths, auth, ...(o.cancel ? { cancel: o.cancel } : {}) });
   registerForgeHook(app, { webhook: o.webhook, logger: o.logger, metrics: o.metrics, answerWithinMs: t.hookMs });
   return app;
 }

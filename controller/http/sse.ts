@@ -164,7 +164,12 @@ export async function serveStream(
 export function registerEvents(app: FastifyInstance, o: { store: Store; closing: AbortSignal; slots: StreamSlots }): void {
   const watchers = new RunWatchers(o.store);
 
-  app.get<{ Params: { name: string }; Querystring: { after?: string; all?: string } }>('/runs/:name/events', async (request, reply) => {
+  // The run page's stream, and the same under the versioned API (controller/http/openapi.ts).
+  for (const path of ['/runs/:name/events', '/api/v1/runs/:name/events']) registerRunEvents(app, path, o, watchers);
+}
+
+function registerRunEvents(app: FastifyInstance, path: string, o: { store: Store; closing: AbortSignal; slots: StreamSlots }, watchers: RunWatchers): void {
+  app.get<{ Params: { name: string }; Querystring: { after?: string; all?: string } }>(path, async (request, reply) => {
     const { name } = request.params;
     const run = isName(name) ? o.store.getRun(name) : undefined;
     if (!run) return reply.code(404).send({ error: `no run named ${name}` });
@@ -190,17 +195,49 @@ export function registerEvents(app: FastifyInstance, o: { store: Store; closing:
           await send(`event: skipped\ndata: ${JSON.stringify({ skipped: seq, all: `${request.url.split('?')[0]}?all=1` })}\n\n`);
         }
       }
+      // The run's phase, step and tiers, sent whenever they changed since the last look: the run
+      // page's timeline moves with the run rather than on a reload.
+      let lastState = '';
+      const sendState = async (): Promise<void> => {
+        const state = runState(o.store, name);
+        if (state === null || state === lastState) return;
+        lastState = state;
+        await send(`event: state\ndata: ${state}\n\n`);
+      };
+      await sendState();
       const final = await followRun(o.store, name, (e) => send(line(e)), {
         fromSeq: seq,
         follow: true,
         signal,
         batch: BATCH,
-        wait: () => watchers.next(name, FALLBACK_LOOK_MS, signal),
+        wait: async () => {
+          await sendState();
+          await watchers.next(name, FALLBACK_LOOK_MS, signal);
+        },
       });
+      if (!signal.aborted) await sendState();
       if (!signal.aborted && final?.phase === 'Done') {
         await send(`event: end\ndata: ${JSON.stringify({ result: final.result, reason: final.reason })}\n\n`);
       }
     });
+  });
+}
+
+/** What the run page's timeline shows of a run now, as the JSON of a `state` event (null: no such run). */
+export function runState(store: Store, name: string): string | null {
+  const run = store.getRun(name);
+  if (!run) return null;
+  return JSON.stringify({
+    phase: run.phase,
+    step: run.step,
+    result: run.result,
+    reason: run.reason,
+    retryPending: run.retryPending,
+    teardownProblem: run.teardownProblem,
+    attempt: run.attempt,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    tiers: store.getTiers(name).map((t) => ({ tier: t.tier, result: t.result, reason: t.reason, startedAt: t.startedAt, durationMs: t.durationMs })),
   });
 }
 

@@ -100,6 +100,14 @@ export const runSpecSchema = z.strictObject({
         forge: forgeTrigger.optional(),
       })
       .optional(),
+    /** This run reruns another (controller/runtime/run-actions.ts): all its tiers, or from the first that failed. */
+    rerun: z
+      .strictObject({
+        of: nameSchema,
+        tiers: z.enum(['all', 'failed']),
+        by: z.string().min(1).max(200),
+      })
+      .optional(),
   }),
 });
 
