@@ -148,6 +148,18 @@ function isFinalRefusal(e: unknown): e is ForgeError {
 
 const WRITE_OR_ABOVE = new Set(['write', 'admin', 'owner']);
 
+/** The forge's access mode that lets a person trigger a run, or act on one (docs/security.md):
+ *  write or above on the recipe's repository. */
+export function grantsWrite(mode: string): boolean {
+  return WRITE_OR_ABOVE.has(mode);
+}
+
+/** The operator's allow-list, compared as the forge compares logins: case-insensitively. */
+export function onAllowList(allowList: readonly string[], login: string): boolean {
+  const wanted = login.toLowerCase();
+  return allowList.some((u) => u.toLowerCase() === wanted);
+}
+
 /** The timeline since one comment: a page of the forge's default size, a few pages at most. */
 const TIMELINE_PAGE_SIZE = 50;
 const TIMELINE_MAX_PAGES = 10;
@@ -349,11 +361,10 @@ export class Intake {
 
   /** Write access or above, or the allow-list. A 403 means the bot itself lacks admin. */
   private async permission(event: CommentEvent): Promise<'allowed' | 'denied' | 'cannot-check'> {
-    const login = event.commenter.toLowerCase();
-    if (this.deps.allowList.some((u) => u.toLowerCase() === login)) return 'allowed';
+    if (onAllowList(this.deps.allowList, event.commenter)) return 'allowed';
     try {
       const p = await this.deps.client.getCollaboratorPermission({ owner: event.owner, repo: event.repo }, event.commenter);
-      return WRITE_OR_ABOVE.has(p.permission) ? 'allowed' : 'denied';
+      return grantsWrite(p.permission) ? 'allowed' : 'denied';
     } catch (e) {
       if (e instanceof ForgeError && e.status === 404) return 'denied';
       if (e instanceof ForgeError && e.status === 403) {

@@ -214,8 +214,23 @@ export const configSchema = z.strictObject({
       /** Live-log streams (server-sent events) open at once, in all and from one client address. */
       maxStreams: z.number().int().min(1).max(65_536).default(256),
       maxStreamsPerClient: z.number().int().min(1).max(65_536).default(16),
+      /** Every page and API read needs a login or an API token (docs/security.md, "Who may read");
+       *  /healthz, the webhook, the login itself and badges stay open. Off: reading is open. */
+      requireLogin: z.boolean().default(false),
     })
     .prefault({}),
+  /** People log in through the forge, an OAuth2 provider (docs/security.md, "Who may act").
+   *  Absent: no login for people; actions take API tokens only. */
+  login: z
+    .strictObject({
+      /** The OAuth2 application's client id, as the forge shows it when the application is made. */
+      clientId: z.string().min(1).max(256),
+      /** A file holding the application's client secret (never logged). */
+      clientSecretFile: z.string().min(1),
+      /** How long a login lasts (the session cookie's Max-Age); at most a week. */
+      sessionHours: z.number().positive().max(168).default(12),
+    })
+    .optional(),
   /** What a recipe's compose configuration may hand of the host to its stack (docs/security.md,
    *  "Compose policy"). Everything it lists is refused unless allowed here, item by item, per
    *  recipe: only the operator writes this file, never a pull request. */
@@ -304,6 +319,15 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
     if (config.forge.webhookSecretFile) config.forge.webhookSecretFile = resolve(expandHome(config.forge.webhookSecretFile));
     if (config.forge.mode !== 'poll' && !config.forge.webhookSecretFile) {
       throw new ConfigError(`config file ${file}: forge.webhookSecretFile is required when forge.mode is ${config.forge.mode}`);
+    }
+  }
+  if (config.login) {
+    config.login.clientSecretFile = resolve(expandHome(config.login.clientSecretFile));
+    // The forge sends people back to <publicUrl>/login/callback, the redirect URI registered with
+    // the OAuth2 application: an address guessed from the listen address would not be it.
+    if (!config.forge) throw new ConfigError(`config file ${file}: login needs forge: people log in through the forge`);
+    if (!config.http.publicUrl) {
+      throw new ConfigError(`config file ${file}: login needs http.publicUrl: the forge sends people back to <publicUrl>/login/callback`);
     }
   }
   return config;

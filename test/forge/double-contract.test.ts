@@ -1,6 +1,7 @@
 // The forge double against the contract: its answers validate, it refuses requests that do not,
 // and it behaves as the contract's handler notes say. Requests here are raw fetch calls, so the
 // double is tested independently of cc-ci's client.
+import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ForgeOperation } from '../../controller/clients/forge/client.js';
 import {
@@ -475,5 +476,159 @@ describe('fault injection', () => {
 
   it('refuses to inject into an operation outside the contract', () => {
     expect(() => double.failNext('repoDelete' as ForgeOperation, 500)).toThrow(/unknown operation/);
+  });
+});
+
+// The OAuth2 provider has no shared contract (the OpenAPI file is /api/v1 only): these check the
+// behaviour read in Gitea v1.26.3's source (test/support/forge-double/oauth.ts names the files),
+// and that the API answers an OAuth token within the contract.
+describe('OAuth2 provider', () => {
+  const CALLBACK = 'https://ci.example.org/login/callback';
+  const SECRET = 'gto_secret';
+  const challengeOf = (verifier: string): string => createHash('sha256').update(verifier).digest('base64url');
+
+  beforeEach(() => {
+    double.addOAuthApp({ clientId: 'app-1', clientSecret: SECRET, redirectUris: [CALLBACK] });
+  });
+
+  async function authorize(params: Record<string, string>): Promise<{ status: number; location: URL | null; body: string }> {
+    const url = new URL(`${double.url}/login/oauth/authorize`);
+    url.search = new URLSearchParams({ client_id: 'app-1', redirect_uri: CALLBACK, response_type: 'code', state: 'st-1', ...params }).toString();
+    const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(5_000) });
+    const location = response.headers.get('location');
+    return { status: response.status, location: location === null ? null : new URL(location, double.url), body: await response.text() };
+  }
+
+  async function codeFor(login: string, params: Record<string, string> = {}): Promise<string> {
+    double.authorizeAs(login);
+    const answer = await authorize(params);
+    expect(answer.status).toBe(303);
+    return answer.location?.searchParams.get('code') ?? '';
+  }
+
+  async function exchange(
+    fields: Record<string, string>,
+    options: { json?: boolean; basic?: string } = {},
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const all = { grant_type: 'authorization_code', client_id: 'app-1', client_secret: SECRET, redirect_uri: CALLBACK, ...fields };
+    const body = Object.fromEntries(Object.entries(all).filter(([, v]) => v !== ''));
+    const headers: Record<string, string> = { 'content-type': options.json ? 'application/json' : 'application/x-www-form-urlencoded' };
+    if (options.basic) headers['authorization'] = `Basic ${Buffer.from(options.basic).toString('base64')}`;
+    const response = await fetch(`${double.url}/login/oauth/access_token`, {
+      method: 'POST',
+      headers,
+      body: options.json ? JSON.stringify(body) : new URLSearchParams(body).toString(),
+      signal: AbortSignal.timeout(5_000),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  }
+
+  it('sends a browser nobody signed in to the forge login first', async () => {
+    double.authorizeAs(null);
+    const answer = await authorize({});
+    expect(answer.status).toBe(303);
+    expect(answer.location?.pathname).toBe('/user/login');
+    expect(answer.location?.searchParams.get('redirect_to')).toMatch(/^\/login\/oauth\/authorize\?/);
+  });
+
+  it('answers an unknown client or an unregistered redirect URI with a page, never a redirect', async () => {
+    double.authorizeAs('alice');
+    expect(await authorize({ client_id: 'nope' })).toMatchObject({ status: 400, location: null, body: expect.stringContaining('Client ID not registered') });
+    expect(await authorize({ redirect_uri: 'https://evil.example/cb' })).toMatchObject({ status: 400, location: null });
+    // Case and one trailing slash aside, the redirect URI must match exactly.
+    expect((await authorize({ redirect_uri: `${CALLBACK.toUpperCase()}/` })).status).toBe(303);
+    expect((await authorize({ redirect_uri: `${CALLBACK}/x` })).status).toBe(400);
+  });
+
+  it('redirects other authorize errors back with error, description and state', async () => {
+    double.authorizeAs('alice');
+    const wrongType = await authorize({ response_type: 'token' });
+    expect(Object.fromEntries(wrongType.location?.searchParams ?? [])).toEqual({
+      error: 'unsupported_response_type',
+      error_description: 'Only code response type is supported.',
+      state: 'st-1',
+    });
+    expect((await authorize({ code_challenge_method: 'S512', code_challenge: 'x' })).location?.searchParams.get('error_description')).toBe(
+      'unsupported code challenge method',
+    );
+    double.addOAuthApp({ clientId: 'public', clientSecret: 'unused', redirectUris: [CALLBACK], confidential: false });
+    expect((await authorize({ client_id: 'public' })).location?.searchParams.get('error_description')).toBe('PKCE is required for public clients');
+    double.authorizeAs('alice', { approve: false });
+    expect((await authorize({})).location?.searchParams.get('error')).toBe('access_denied');
+  });
+
+  it('hands out a code with the state (none when no state was given)', async () => {
+    double.authorizeAs('alice');
+    const answer = await authorize({});
+    expect(answer.location?.searchParams.get('state')).toBe('st-1');
+    expect(answer.location?.searchParams.get('code')).toMatch(/^gta_[a-z2-7]{52}$/);
+    expect((await authorize({ state: '' })).location?.searchParams.has('state')).toBe(false);
+  });
+
+  it('exchanges a code once, from a form, JSON, or with the client in Basic auth', async () => {
+    for (const options of [{}, { json: true }]) {
+      const code = await codeFor('alice');
+      const first = await exchange({ code }, options);
+      expect(first).toMatchObject({
+        status: 200,
+        body: { token_type: 'bearer', expires_in: 3600, access_token: expect.any(String), refresh_token: expect.any(String) },
+      });
+      expect(await exchange({ code }, options)).toEqual({ status: 400, body: { error: 'unauthorized_client', error_description: 'client is not authorized' } });
+    }
+    const code = await codeFor('alice');
+    expect((await exchange({ code, client_id: '', client_secret: '' }, { basic: `app-1:${SECRET}` })).status).toBe(200);
+    expect(double.oauth.requests.at(-1)).toMatchObject({ clientAuth: 'basic', params: { code: '<given>' } });
+    expect(double.oauth.openCodes).toBe(0);
+  });
+
+  it('checks the client, the code, its age, its redirect URI and its PKCE verifier', async () => {
+    const refused = async (fields: Record<string, string>, error: string, description: string): Promise<void> => {
+      expect(await exchange(fields)).toEqual({ status: 400, body: { error, error_description: description } });
+    };
+    const code = await codeFor('alice');
+    await refused({ code, client_secret: 'wrong' }, 'unauthorized_client', 'invalid client secret');
+    await refused({ code, client_secret: '' }, 'unauthorized_client', 'invalid empty client secret');
+    await refused({ code, client_id: 'nope' }, 'invalid_client', "cannot load client with client id: 'nope'");
+    await refused({ code, grant_type: 'password' }, 'unsupported_grant_type', 'Only refresh_token or authorization_code grant type is supported');
+    await refused({ code, redirect_uri: 'https://evil.example/cb' }, 'unauthorized_client', 'unexpected redirect URI');
+    double.addOAuthApp({ clientId: 'app-2', clientSecret: SECRET, redirectUris: [CALLBACK] });
+    await refused({ code, client_id: 'app-2' }, 'invalid_grant', 'invalid grant');
+
+    const verifier = 'v'.repeat(43);
+    const pkce = await codeFor('alice', { code_challenge: challengeOf(verifier), code_challenge_method: 'S256' });
+    await refused({ code: pkce }, 'unauthorized_client', 'failed PKCE code challenge');
+    await refused({ code: pkce, code_verifier: 'w'.repeat(43) }, 'unauthorized_client', 'failed PKCE code challenge');
+    // A failed verifier does not use the code up.
+    expect((await exchange({ code: pkce, code_verifier: verifier })).status).toBe(200);
+    const plain = await codeFor('alice', { code_challenge: verifier, code_challenge_method: 'plain' });
+    expect((await exchange({ code: plain, code_verifier: verifier })).status).toBe(200);
+
+    const late = await codeFor('alice');
+    double.advanceTime(600);
+    await refused({ code: late }, 'invalid_grant', 'authorization code expired');
+    await refused({ code: late }, 'unauthorized_client', 'client is not authorized');
+  });
+
+  it('lets the API answer an OAuth token as its user, within the contract, until it expires', async () => {
+    const { body } = await exchange({ code: await codeFor('alice') });
+    const token = String(body['access_token']);
+    for (const authorization of [`Bearer ${token}`, `bearer ${token}`, `token ${token}`]) {
+      const answer = await call('GET', '/user', { authorization });
+      expect(answer.body).toMatchObject({ login: 'alice' });
+      expectContract('userGetCurrent', answer);
+    }
+    double.advanceTime(3600);
+    expect((await call('GET', '/user', { authorization: `Bearer ${token}` })).status).toBe(401);
+    expect(double.violations).toEqual([]);
+  });
+
+  it('holds a token to the access scopes its grant named', async () => {
+    const tokenFor = async (scope: string): Promise<string> => String((await exchange({ code: await codeFor('alice', { scope }) })).body['access_token']);
+    expect((await call('GET', '/user', { authorization: `Bearer ${await tokenFor('read:user')}` })).status).toBe(200);
+    expect((await call('GET', '/user', { authorization: `Bearer ${await tokenFor('openid profile')}` })).status).toBe(200);
+    const narrow = await call('GET', '/user', { authorization: `Bearer ${await tokenFor('read:repository')}` });
+    expect(narrow.status).toBe(403);
+    expectContract('userGetCurrent', narrow);
+    expect(narrow.body).toMatchObject({ message: expect.stringContaining('required=[read:user write:user]') });
   });
 });

@@ -19,6 +19,7 @@ import {
   type DoubleUser,
   type JsonObject,
 } from './model.js';
+import { OAuthProvider, scopeRefusal, type OAuthApp } from './oauth.js';
 import { issueCommentPayload, reviewCommentPayload, type CommentAction, type ForgeFlavour } from './payloads.js';
 
 export interface ContractViolation {
@@ -108,6 +109,8 @@ export class ForgeDouble {
   readonly bot: DoubleUser;
   readonly botToken: string;
   readonly state: ForgeState;
+  /** The forge as an OAuth2 provider: apps, codes, tokens, and the calls of its endpoints (oauth.ts). */
+  readonly oauth: OAuthProvider;
 
   private readonly tokens = new Map<string, string>();
   private readonly faults = new Map<ForgeOperation, Fault[]>();
@@ -124,6 +127,7 @@ export class ForgeDouble {
     this.state = new ForgeState(options.publicUrl ?? 'http://127.0.0.1/', () => this.nowSeconds());
     this.botToken = options.botToken ?? randomBytes(20).toString('hex');
     this.bot = this.addUser({ login: options.botLogin ?? 'cc-ci', fullName: 'cc-ci bot', token: this.botToken });
+    this.oauth = new OAuthProvider(this.state, () => this.nowSeconds());
   }
 
   static async start(options: ForgeDoubleOptions = {}): Promise<ForgeDouble> {
@@ -185,6 +189,20 @@ export class ForgeDouble {
     repo.permissions.set(this.bot.login.toLowerCase(), fields.botAccess ?? 'admin');
     for (const [login, mode] of Object.entries(fields.permissions ?? {})) this.setPermission(`${fields.owner}/${fields.name}`, login, mode);
     return repo;
+  }
+
+  /** An OAuth2 application, as a user registers one in the forge's settings (a confidential client unless said). */
+  addOAuthApp(fields: { clientId?: string; clientSecret?: string; redirectUris: string[]; confidential?: boolean }): OAuthApp {
+    return this.oauth.addApp(fields);
+  }
+
+  /**
+   * Who is signed in to the forge when a browser opens the authorize page, and whether they
+   * approve: the page then redirects straight back with a code (or `access_denied`). null: nobody
+   * is signed in, and the page sends the browser to the forge's login.
+   */
+  authorizeAs(login: string | null, options: { approve?: boolean } = {}): void {
+    this.oauth.authorizeAs(login, options);
   }
 
   setPermission(repoName: string, login: string, mode: AccessMode): void {
@@ -337,6 +355,8 @@ export class ForgeDouble {
       request.raw.socket.destroy();
     });
 
+    this.oauth.register(app);
+
     for (const contract of operations.values()) {
       app.route({
         method: contract.method,
@@ -411,10 +431,17 @@ export class ForgeDouble {
     // 3. Authentication: only `Authorization: token <TOKEN>`, the form the contract names.
     const match = /^token (\S+)$/.exec(request.headers.authorization ?? '');
     const login = match?.[1] === undefined ? undefined : this.tokens.get(match[1]);
-    const caller = login === undefined ? undefined : this.state.user(login);
+    // An OAuth access token (a login through the forge) may come as `Bearer` too (oauth.ts).
+    const oauth = login === undefined ? this.oauth.userOfToken(request.headers.authorization) : null;
+    const caller = this.state.user(login ?? oauth?.login ?? '');
     if (!caller) {
       record(401, null);
       return send(401, { message: 'token is required or invalid', url: this.swaggerUrl() });
+    }
+    const narrow = oauth ? scopeRefusal(oauth.scope, scopeCategory(contract.operation), request.method !== 'GET') : null;
+    if (narrow !== null) {
+      record(403, caller.login);
+      return send(403, { message: narrow, url: this.swaggerUrl() });
     }
 
     // 4. The handler, and its answer against the contract.
@@ -650,6 +677,12 @@ export class ForgeDouble {
 }
 
 export const startForgeDouble = (options?: ForgeDoubleOptions): Promise<ForgeDouble> => ForgeDouble.start(options);
+
+/** The scope category of an operation's route group in Gitea's routers/api/v1/api.go. */
+function scopeCategory(operation: ForgeOperation): string {
+  if (operation === 'userGetCurrent') return 'user';
+  return operation.startsWith('issue') ? 'issue' : 'repository';
+}
 
 function splitName(fullName: string): [string, string] {
   const [owner, name] = fullName.split('/');

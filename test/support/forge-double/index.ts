@@ -6,3 +6,4 @@ export { operations, validateDefinition, type OperationContract, type Profile } 
 export { readExampleWebhookBytes, CONTRACT_DIR } from './fixtures.js';
 export type { DoubleComment, DoubleIssue, DoubleRepo, DoubleStatus, DoubleUser, JsonObject } from './model.js';
 export type { CommentAction, ForgeFlavour } from './payloads.js';
+export type { OAuthApp, OAuthRequest } from './oauth.js';
