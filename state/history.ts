@@ -43,6 +43,15 @@ export interface RecipeStats {
 }
 
 /** A run as a list of a recipe's latest runs shows it. */
+export interface DayVerdicts {
+  /** The day's start, UTC, in ms. */
+  day: number;
+  passed: number;
+  /** Failed or ended in error (a cancelled run says nothing of the recipe). */
+  failed: number;
+  total: number;
+}
+
 export interface RunBrief {
   name: string;
   phase: string;
@@ -147,6 +156,15 @@ export class RunHistory {
   unfinishedByRecipe(): Map<string, number> {
     const q = `SELECT recipe, COUNT(*) AS n FROM runs WHERE phase IN (${UNFINISHED.map(() => '?').join(',')}) GROUP BY recipe`;
     return new Map((this.prepare(q).all(...UNFINISHED) as Row[]).map((r) => [str(r.recipe), Number(r.n)]));
+  }
+
+  /** Verdicts of a recipe's finished runs per UTC day since `since` (the runs retention kept; an index range of one recipe). */
+  dailyVerdicts(recipe: string, since: number): DayVerdicts[] {
+    const rows = this.prepare(
+      `SELECT created_at / 86400000 AS day, SUM(result IS 'passed') AS passed, SUM(result IN ('failed', 'error')) AS failed, COUNT(*) AS total
+       FROM runs WHERE recipe = ? AND created_at >= ? AND phase = 'Done' AND result IS NOT 'cancelled' GROUP BY day ORDER BY day`,
+    ).all(recipe, since) as Row[];
+    return rows.map((r) => ({ day: Number(r.day) * 86_400_000, passed: Number(r.passed), failed: Number(r.failed), total: Number(r.total) }));
   }
 
   /** The newest `n` runs of a recipe, any phase. */

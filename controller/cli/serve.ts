@@ -4,6 +4,7 @@ import { aborted, type Runnable } from '../engine/runnable.js';
 import { ForgeService } from '../forge/service.js';
 import { Metrics } from '../http/metrics.js';
 import { HttpServer } from '../http/server.js';
+import { ForgeClient } from '../clients/forge/client.js';
 import type { Config } from '../model/config.js';
 import type { Logger } from '../model/log.js';
 import type { StatePaths } from '../model/paths.js';
@@ -29,7 +30,13 @@ export function serveRunnables(o: {
   const metrics = new Metrics(o.store, o.registries ?? []);
   // Run links on pull requests name the server's address, known once it listens (read lazily).
   const forge = ForgeService.fromConfig({ ...o, runUrl: (name) => `${http.baseUrl}/runs/${encodeURIComponent(name)}`, counters: metrics });
-  const http = new HttpServer({ ...o, metrics, webhook: forge?.webhook ?? null });
+  // Asking who may act, for people logged in through the forge: one attempt, so a slow forge
+  // gives a refusal that says so rather than a wait (controller/http/forge-login.ts).
+  const permissions =
+    o.config.login && o.config.forge && o.secrets
+      ? new ForgeClient({ baseUrl: o.config.forge.url, token: o.secrets.token, timeoutMs: o.config.forge.timeoutSeconds * 1000, retry: { attempts: 1 } })
+      : null;
+  const http = new HttpServer({ ...o, metrics, webhook: forge?.webhook ?? null, ...(permissions ? { permissions } : {}) });
   const server: Runnable = {
     name: 'http server',
     start: async (signal, ready) => {

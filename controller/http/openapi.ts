@@ -108,6 +108,7 @@ export const OPENAPI = {
           ref: str,
           lane: str,
           phase: str,
+          tier: nullable('string'),
           result: nullable('string'),
           reason: nullable('string'),
           queuePosition: nullable('integer'),

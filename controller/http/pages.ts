@@ -58,9 +58,15 @@ function addLine(e) {
   if (q.value && !e.line.toLowerCase().includes(q.value.toLowerCase())) div.hidden = true;
   const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
   group.appendChild(div);
-  if (wanted && div.id === wanted) { div.classList.add('target'); div.scrollIntoView({ block: 'center' }); wanted = null; }
+  if (wanted && div.id === wanted) mark(wanted);
   else if (stick && !wanted) log.scrollTop = log.scrollHeight;
 }
+function mark(id) {
+  for (const el of log.querySelectorAll('.target')) el.classList.remove('target');
+  const el = id.startsWith('L') ? document.getElementById(id) : null;
+  if (el) { el.classList.add('target'); el.scrollIntoView({ block: 'center' }); wanted = null; } else if (id.startsWith('L')) wanted = id;
+}
+window.addEventListener('hashchange', () => mark(location.hash.slice(1)));
 function setText(id, text) { const el = document.getElementById(id); if (el) el.textContent = text; }
 function showState(s) {
   const v = document.getElementById('verdict');
@@ -72,7 +78,7 @@ function showState(s) {
     let li = document.getElementById('tier-' + t.tier);
     if (!li) {
       li = document.createElement('li'); li.id = 'tier-' + t.tier;
-      li.innerHTML = '<span class="tname"></span> <span class="tstate"></span> <span class="tdur muted"></span><p class="treason"></p>';
+      li.innerHTML = '<span class="tname"></span> <span class="tstate"></span> <span class="tdur muted"></span><p class="treason"><span class="rtext"></span><span class="tdiag"></span></p>';
       li.querySelector('.tname').textContent = t.tier;
       document.getElementById('ladder').appendChild(li);
     }
@@ -81,7 +87,11 @@ function showState(s) {
     li.dataset.started = t.result ? '' : (t.startedAt || '');
     li.querySelector('.tstate').textContent = state;
     li.querySelector('.tdur').textContent = fmt(t.durationMs);
-    li.querySelector('.treason').textContent = t.reason || '';
+    li.querySelector('.rtext').textContent = t.reason || '';
+    const diag = li.querySelector('.tdiag');
+    if (t.result === 'fail' && s.diagnostics.length && !diag.childElementCount) {
+      for (const d of s.diagnostics) { const a = document.createElement('a'); a.href = d.url; a.textContent = d.name; diag.append(' ', a); }
+    }
   }
 }
 setInterval(() => { for (const li of document.querySelectorAll('li.tier.running')) if (li.dataset.started) li.querySelector('.tdur').textContent = fmt(Date.now() - Number(li.dataset.started)); }, 1000);
@@ -152,7 +162,7 @@ function ladder(d: RunDetail, now: number): string {
         t.result === 'fail' && diagnostics.length
           ? ` ${diagnostics.map((e) => `<a href="${esc(artifactUrl(d.run.name, e.path))}">${esc(e.path.slice('evidence/'.length))}</a>`).join(' ')}`
           : '';
-      return `<li id="tier-${esc(t.tier)}" class="tier ${esc(state.replace('/', ''))}" data-started="${t.result ? '' : (t.startedAt ?? '')}"><span class="tname">${esc(t.tier)}</span> <span class="tstate">${esc(state)}</span> <span class="tdur muted">${esc(dur === null ? '' : formatDuration(dur))}</span><p class="treason">${esc(t.reason ?? '')}${diag}</p></li>`;
+      return `<li id="tier-${esc(t.tier)}" class="tier ${esc(state.replace('/', ''))}" data-started="${t.result ? '' : (t.startedAt ?? '')}"><span class="tname">${esc(t.tier)}</span> <span class="tstate">${esc(state)}</span> <span class="tdur muted">${esc(dur === null ? '' : formatDuration(dur))}</span><p class="treason"><span class="rtext">${esc(t.reason ?? '')}</span><span class="tdiag">${diag}</span></p></li>`;
     })
     .join('\n');
 }

@@ -5,7 +5,7 @@ import { PAGE_SIZE, parseRunQuery, queryString, type RunQuery } from '../views/r
 import { makeBadge } from 'badge-maker';
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
-import { RunHistory, type RecipeStats, type RunBrief } from '../../state/history.js';
+import { RunHistory, type DayVerdicts, type RecipeStats, type RunBrief } from '../../state/history.js';
 import type { RunResult } from '../../state/types.js';
 import { formatDuration } from '../clients/forge/report-text.js';
 import { isName } from '../model/spec.js';
@@ -155,12 +155,52 @@ ${
     : '<p>No runs yet.</p>'
 }
 <p class="muted">The pass rate counts passed and failed runs; errors and cancelled runs say nothing about a recipe.</p>`,
-    '<meta http-equiv="refresh" content="30">',
   );
 }
 
+const CHART_DAYS = 30;
+
+/**
+ * The pass rate over the last CHART_DAYS days as a small inline chart: one bar per day, its height
+ * the runs that day, green the share that passed. Plain SVG (no script, no library), with a text
+ * alternative that says the same in words.
+ */
+export function passRateChart(days: DayVerdicts[], now = Date.now()): string {
+  const first = Math.floor(now / 86_400_000) * 86_400_000 - (CHART_DAYS - 1) * 86_400_000;
+  const byDay = new Map(days.map((d) => [d.day, d]));
+  const max = Math.max(1, ...days.map((d) => d.total));
+  const w = 8;
+  const h = 40;
+  const bars: string[] = [];
+  let passed = 0;
+  let total = 0;
+  for (let i = 0; i < CHART_DAYS; i++) {
+    const day = first + i * 86_400_000;
+    const d = byDay.get(day);
+    if (!d) continue;
+    passed += d.passed;
+    total += d.passed + d.failed;
+    const all = Math.round((d.total / max) * h);
+    const ok = d.total ? Math.round((d.passed / d.total) * all) : 0;
+    const label = `${new Date(day).toISOString().slice(0, 10)}: ${d.passed} of ${d.passed + d.failed} passed`;
+    bars.push(
+      `<g><title>${esc(label)}</title><rect class="bad" x="${i * (w + 2)}" y="${h - all}" width="${w}" height="${all - ok}"/><rect class="ok" x="${i * (w + 2)}" y="${h - ok}" width="${w}" height="${ok}"/></g>`,
+    );
+  }
+  const words = total ? `${passed} of ${total} runs passed in the last ${CHART_DAYS} days` : `no finished runs in the last ${CHART_DAYS} days`;
+  return `<figure class="chart"><svg role="img" aria-label="${esc(words)}" viewBox="0 0 ${CHART_DAYS * (w + 2)} ${h}" width="${CHART_DAYS * (w + 2)}" height="${h}">${bars.join('')}</svg><figcaption class="muted">${esc(words)} (one bar a day; green: passed)</figcaption></figure>`;
+}
+
 /** One page of a recipe's history: its unfinished runs (first page) and then finished ones, newest first. */
-export function recipePage(s: RecipeSummary, history: RunList, q: RunQuery, baseUrl: string | null, warm: WarmRow | null = null, now = Date.now()): string {
+export function recipePage(
+  s: RecipeSummary,
+  history: RunList,
+  q: RunQuery,
+  baseUrl: string | null,
+  warm: WarmRow | null = null,
+  now = Date.now(),
+  days: DayVerdicts[] = [],
+): string {
   const rows = [...history.unfinished, ...history.finished]
     .map(
       (r) => `<tr><td><a href="${runLink(r.name)}">${esc(r.name)}</a></td><td><code>${esc(r.ref.slice(0, 12))}</code></td><td>${esc(r.lane)}</td>
@@ -180,7 +220,7 @@ export function recipePage(s: RecipeSummary, history: RunList, q: RunQuery, base
     s.recipe,
     `<h1>${esc(s.recipe)} <img alt="badge" src="${esc(badge)}"></h1>
 <dl>
-<dt>Pass rate</dt><dd>${rate(s)}</dd>
+<dt>Pass rate</dt><dd>${rate(s)}${passRateChart(days, now)}</dd>
 <dt>Runs</dt><dd>${s.runs} <a href="/runs${esc(queryString({ recipe: s.recipe }))}">(in the runs list)</a></dd>
 ${LANES.map((lane) => {
   const last = s.lastDoneByLane[lane];
@@ -225,7 +265,9 @@ export function registerRecipes(app: FastifyInstance, o: { store: Store; paths: 
     if (!parsed.ok) return reply.code(400).type('text/plain; charset=utf-8').send(`bad query: ${parsed.error}\n`);
     const q = { ...parsed.query, filter: { ...parsed.query.filter, recipe } };
     const warm = warmRows(o.store, o.paths, o.domainBase ?? null).find((w) => w.recipe === recipe) ?? null;
-    return reply.type('text/html; charset=utf-8').send(recipePage(summary, runList(o.store, q), q, o.baseUrl(), warm));
+    const now = Date.now();
+    const days = new RunHistory(o.store).dailyVerdicts(recipe, now - CHART_DAYS * 86_400_000);
+    return reply.type('text/html; charset=utf-8').send(recipePage(summary, runList(o.store, q), q, o.baseUrl(), warm, now, days));
   });
 
   app.get<{ Params: { recipe: string }; Querystring: { lane?: string } }>('/badge/:recipe.svg', async (request, reply) => {

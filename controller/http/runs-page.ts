@@ -20,7 +20,7 @@ export function runRowHtml(r: RunRow, now = Date.now()): string {
   const info = r.queuePosition !== null ? `#${r.queuePosition} in queue: ${r.waiting ?? ''}` : (r.reason ?? '');
   const result = r.result ? `<span class="${esc(r.result)}">${esc(r.result)}</span>` : '–';
   const pr = r.forge ? ` <span class="muted">${esc(`${r.forge.repo}#${r.forge.pr}`)}</span>` : '';
-  return `<tr id="run-${esc(r.name)}" data-created="${r.createdAt}" data-name="${esc(r.name)}"><td><a href="${runLink(r.name)}">${esc(r.name)}</a>${pr}</td><td><a href="/recipes/${esc(encodeURIComponent(r.recipe))}">${esc(r.recipe)}</a></td><td><code>${esc(r.ref.slice(0, 12))}</code></td><td>${esc(r.lane)}</td><td>${esc(r.phase)}</td><td>${result}</td><td>${esc(info)}</td><td>${esc(ago(r.createdAt, now))}</td><td>${esc(formatDuration(r.durationMs))}</td></tr>`;
+  return `<tr id="run-${esc(r.name)}" data-created="${r.createdAt}" data-name="${esc(r.name)}"><td><a href="${runLink(r.name)}">${esc(r.name)}</a>${pr}</td><td><a href="/recipes/${esc(encodeURIComponent(r.recipe))}">${esc(r.recipe)}</a></td><td><code>${esc(r.ref.slice(0, 12))}</code></td><td>${esc(r.lane)}</td><td>${esc(r.phase)}${r.tier ? ` <span class="muted">(${esc(r.tier)})</span>` : ''}</td><td>${result}</td><td>${esc(info)}</td><td>${esc(ago(r.createdAt, now))}</td><td>${esc(formatDuration(r.durationMs))}</td></tr>`;
 }
 
 /**
@@ -78,17 +78,17 @@ export function runsPage(list: RunList, q: RunQuery, now = Date.now()): string {
     .map((i) => `<tr><td><code>${esc(basename(i.file))}</code></td><td>${esc(i.name ?? '–')}</td><td>${esc(i.error)}</td></tr>`)
     .join('\n');
   const option = (name: string, values: readonly string[], current: string | undefined) =>
-    `<select name="${name}"><option value="">any ${name}</option>${values.map((v) => `<option${v === current ? ' selected' : ''}>${v}</option>`).join('')}</select>`;
+    `<select name="${name}" aria-label="${name}"><option value="">any ${name}</option>${values.map((v) => `<option${v === current ? ' selected' : ''}>${v}</option>`).join('')}</select>`;
   const empty = list.unfinished.length === 0 && list.finished.length === 0;
   return page(
     'runs',
     `<h1>Runs <span id="live" class="muted"></span></h1>
 <form method="get" action="/runs">
-<input name="recipe" placeholder="recipe" size="14" value="${esc(q.filter.recipe ?? '')}">
+<input name="recipe" placeholder="recipe" aria-label="recipe" size="14" value="${esc(q.filter.recipe ?? '')}">
 ${option('result', ['passed', 'failed', 'error', 'cancelled'], q.filter.result)}
 ${option('lane', ['cold', 'quick'], q.filter.lane)}
-<input name="repo" placeholder="owner/repo" size="18" value="${esc(q.filter.repo ?? '')}">
-<input name="pr" placeholder="PR" size="5" inputmode="numeric" value="${esc(q.filter.pr ?? '')}">
+<input name="repo" placeholder="owner/repo" aria-label="pull request repository (owner/repo)" size="18" value="${esc(q.filter.repo ?? '')}">
+<input name="pr" placeholder="PR" aria-label="pull request number" size="5" inputmode="numeric" value="${esc(q.filter.pr ?? '')}">
 <button>filter</button>${filtered ? ' <a href="/runs">all runs</a>' : ''}
 </form>
 <table id="runs" data-first="${first ? '1' : '0'}" data-events="${esc(`/events/runs${queryString(q.filter)}`)}">

@@ -10,6 +10,8 @@ import { registerApi } from './api.js';
 import { registerActions } from './actions.js';
 import { apiTokenSource } from './api-tokens.js';
 import { Auth } from './auth.js';
+import { forgeLoginOptions, loginHref, registerForgeLogin, registerReadLogin, type ForgeLoginOptions } from './forge-login.js';
+import type { ForgeClient } from '../clients/forge/client.js';
 import { registerOpenApi } from './openapi.js';
 import { registerArtifacts } from './artifacts.js';
 import { registerForgeHook } from './webhook-route.js';
@@ -40,6 +42,10 @@ export interface HttpServerOptions {
   timeouts?: Partial<HttpTimeouts>;
   /** The serving controller's cancel: records it and stops the run's step at once (actions.ts). */
   cancel?: (name: string, reason: string) => void;
+  /** The bot's view of who may write where, for people who log in through the forge (forge-login.ts). */
+  permissions?: Pick<ForgeClient, 'getCollaboratorPermission'>;
+  /** The forge login's options in full, instead of from config and `permissions` (tests: a clock, the double). */
+  loginOptions?: ForgeLoginOptions;
 }
 
 /**
@@ -79,7 +85,12 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
   app.server.maxConnections = o.config.http.maxConnections;
   registerSecurityHeaders(app);
   const forgeUrl = o.config.forge?.url ?? null;
-  const auth = new Auth([apiTokenSource(o.store)]);
+  // People log in through the forge when the operator configured it (and the bot can be asked
+  // who may write where); scripts and the CLI send an API token either way.
+  const login = o.loginOptions ?? (o.permissions ? forgeLoginOptions(o.config, { permissions: o.permissions, logger: o.logger }) : null);
+  const forgeLogin = login ? registerForgeLogin(app, login) : null;
+  const auth = new Auth([apiTokenSource(o.store), ...(forgeLogin ? [forgeLogin] : [])]);
+  registerReadLogin(app, auth, { requireLogin: o.config.http.requireLogin, loginPath: forgeLogin ? '/login' : null });
 
   app.get('/', async (_request, reply) => reply.redirect('/runs'));
   app.get('/healthz', async () => ({ ok: true }));
@@ -95,12 +106,16 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
     const d = isName(name) ? runDetail(o.store, o.paths, name) : undefined;
     if (!d) return reply.code(404).type('text/plain; charset=utf-8').send(`no run named ${name}\n`);
     const who = await auth.actorOf(request);
-    const actions = { formToken: auth.formToken(request), loginUrl: null, login: who?.actor.login ?? null };
+    const actions = {
+      formToken: auth.formToken(request),
+      loginUrl: forgeLogin && !who ? loginHref(request.url) : null,
+      login: who?.actor.login ?? null,
+    };
     return reply.type('text/html; charset=utf-8').send(runPage(d, forgeUrl, Date.now(), request.query.all === '1', actions));
   });
   // The live log and the live runs list count against the same caps.
   const slots = new StreamSlots({ total: o.config.http.maxStreams, perClient: o.config.http.maxStreamsPerClient });
-  registerEvents(app, { store: o.store, closing, slots });
+  registerEvents(app, { store: o.store, paths: o.paths, closing, slots });
   registerRunsStream(app, { store: o.store, closing, slots });
   registerRecipes(app, {
     store: o.store,

@@ -1,4 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { runDir, type StatePaths } from '../model/paths.js';
 import type { ServerResponse } from 'node:http';
 import type { Store } from '../../state/store.js';
 import { RunHistory } from '../../state/history.js';
@@ -161,14 +164,19 @@ export async function serveStream(
   return undefined;
 }
 
-export function registerEvents(app: FastifyInstance, o: { store: Store; closing: AbortSignal; slots: StreamSlots }): void {
+export function registerEvents(app: FastifyInstance, o: { store: Store; paths: StatePaths; closing: AbortSignal; slots: StreamSlots }): void {
   const watchers = new RunWatchers(o.store);
 
   // The run page's stream, and the same under the versioned API (controller/http/openapi.ts).
   for (const path of ['/runs/:name/events', '/api/v1/runs/:name/events']) registerRunEvents(app, path, o, watchers);
 }
 
-function registerRunEvents(app: FastifyInstance, path: string, o: { store: Store; closing: AbortSignal; slots: StreamSlots }, watchers: RunWatchers): void {
+function registerRunEvents(
+  app: FastifyInstance,
+  path: string,
+  o: { store: Store; paths: StatePaths; closing: AbortSignal; slots: StreamSlots },
+  watchers: RunWatchers,
+): void {
   app.get<{ Params: { name: string }; Querystring: { after?: string; all?: string } }>(path, async (request, reply) => {
     const { name } = request.params;
     const run = isName(name) ? o.store.getRun(name) : undefined;
@@ -199,7 +207,7 @@ function registerRunEvents(app: FastifyInstance, path: string, o: { store: Store
       // page's timeline moves with the run rather than on a reload.
       let lastState = '';
       const sendState = async (): Promise<void> => {
-        const state = runState(o.store, name);
+        const state = runState(o.store, o.paths, name);
         if (state === null || state === lastState) return;
         lastState = state;
         await send(`event: state\ndata: ${state}\n\n`);
@@ -224,9 +232,10 @@ function registerRunEvents(app: FastifyInstance, path: string, o: { store: Store
 }
 
 /** What the run page's timeline shows of a run now, as the JSON of a `state` event (null: no such run). */
-export function runState(store: Store, name: string): string | null {
+export function runState(store: Store, paths: StatePaths, name: string): string | null {
   const run = store.getRun(name);
   if (!run) return null;
+  const tiers = store.getTiers(name);
   return JSON.stringify({
     phase: run.phase,
     step: run.step,
@@ -237,8 +246,24 @@ export function runState(store: Store, name: string): string | null {
     attempt: run.attempt,
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,
-    tiers: store.getTiers(name).map((t) => ({ tier: t.tier, result: t.result, reason: t.reason, startedAt: t.startedAt, durationMs: t.durationMs })),
+    tiers: tiers.map((t) => ({ tier: t.tier, result: t.result, reason: t.reason, startedAt: t.startedAt, durationMs: t.durationMs })),
+    // Once a tier failed, its diagnostics are one click from the reason (written as it failed).
+    diagnostics: tiers.some((t) => t.result === 'fail') ? diagnosticsOf(paths, name) : [],
   });
+}
+
+/** The diagnostics files of a run's evidence, as links. */
+function diagnosticsOf(paths: StatePaths, name: string): { name: string; url: string }[] {
+  let files: string[] = [];
+  try {
+    files = readdirSync(join(runDir(paths, name), 'evidence'));
+  } catch {
+    return [];
+  }
+  return files
+    .filter((f) => /^diagnostics-.*\.txt$/.test(f))
+    .sort()
+    .map((f) => ({ name: f, url: `/runs/${encodeURIComponent(name)}/artifacts/${encodeURIComponent(f)}` }));
 }
 
 /** What a run's log says once retention removed it (docs/runbook.md, State directory growth). */

@@ -18,6 +18,8 @@ export interface RunRow {
   ref: string;
   lane: string;
   phase: string;
+  /** For a run in Testing: the tier it is climbing. */
+  tier: string | null;
   result: string | null;
   reason: string | null;
   /** For a Pending run: its place in the queue (1 = next) and why it waits. */
@@ -76,7 +78,7 @@ export function runList(store: Store, q: RunQuery): RunList {
   const domains = history.domainsOf([...unfinished, ...shown].map((r) => r.name));
   const invalid = first && Object.keys(q.filter).length === 0 ? history.invalidSpecFiles(MAX_INVALID) : { rows: [], total: 0 };
   return {
-    unfinished: unfinished.map((r) => toRow(r, positions, domains.get(r.name) ?? [])),
+    unfinished: unfinished.map((r) => toRow(r, positions, domains.get(r.name) ?? [], store.runningTier(r.name)?.tier ?? null)),
     unfinishedTotal: first ? (unfinished.length < MAX_UNFINISHED ? unfinished.length : history.countUnfinished(q.filter)) : 0,
     finished: shown.map((r) => toRow(r, positions, domains.get(r.name) ?? [])),
     next: page.length > q.limit && last ? formatCursor(last) : null,
@@ -119,11 +121,12 @@ export function runRow(store: Store, name: string, positions: Map<string, number
         r,
         positions,
         store.appsOfRun(name).map((a) => a.domain),
+        r.phase === 'Done' ? null : (store.runningTier(name)?.tier ?? null),
       )
     : undefined;
 }
 
-function toRow(r: RunRecord, positions: Map<string, number>, domains: string[]): RunRow {
+function toRow(r: RunRecord, positions: Map<string, number>, domains: string[], tier: string | null = null): RunRow {
   const spec = acceptedSpec(r);
   const pos = positions.get(r.name) ?? null;
   const end = r.finishedAt ?? (r.phase === 'Done' ? r.updatedAt : null);
@@ -135,6 +138,7 @@ function toRow(r: RunRecord, positions: Map<string, number>, domains: string[]):
     ref: spec.spec.source.ref,
     lane: r.lane,
     phase: r.phase,
+    tier,
     result: r.result,
     reason: r.reason,
     queuePosition: pos,

@@ -17,7 +17,6 @@ import {
   FORM_TOKEN_FIELD,
   ForgeLogin,
   registerForgeLogin,
-  registerReadLogin,
   sameSitePath,
   forgeLoginOptions,
   SESSION_COOKIE,
@@ -477,18 +476,24 @@ describe('http.requireLogin', () => {
   let store: Store;
   let server: FastifyInstance;
 
+  /** The server as `cc-ci serve` builds it (buildApp wires the login and the read check itself). */
   async function serve(requireLogin: boolean, withLogin = true): Promise<void> {
     const config = configSchema.parse({
       forge: { url: double.url, tokenFile: '/dev/null', webhookSecretFile: '/dev/null' },
       http: { publicUrl: PUBLIC, requireLogin },
     });
     server = buildApp(
-      { store, paths: statePaths(dir), config, logger: createLogger('silent'), metrics: new Metrics(store), webhook: null },
+      {
+        store,
+        paths: statePaths(dir),
+        config,
+        logger: createLogger('silent'),
+        metrics: new Metrics(store),
+        webhook: null,
+        ...(withLogin ? { loginOptions: options() } : {}),
+      },
       new AbortController().signal,
     );
-    const sources = withLogin ? [registerForgeLogin(server, options())] : [];
-    login = sources[0] ?? login;
-    registerReadLogin(server, new Auth(sources), { requireLogin: config.http.requireLogin, loginPath: withLogin ? '/login' : null });
     await server.ready();
   }
 
@@ -535,12 +540,25 @@ describe('http.requireLogin', () => {
     const page = await server.inject({ url: '/runs', headers: { cookie: session } });
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-type']).toContain('text/html');
-    // Logging out beside the run actions' own form parser.
+    // The session's form token is on a run page's action forms; logging out beside the run
+    // actions' own form parser.
+    store.insertRun({
+      name: 'r1',
+      specJson: JSON.stringify({ spec: { recipe: 'webnotes', source: { repo: '/r', ref: 'main' }, lane: 'cold' } }),
+      specHash: 'h',
+      specPath: null,
+      recipe: 'webnotes',
+      lane: 'cold',
+    });
+    const runPage = (await server.inject({ url: '/runs/r1', headers: { cookie: session } })).body;
+    expect(runPage).toContain('as bob');
+    const formToken = /name="_form" value="([^"]+)"/.exec(runPage)?.[1] ?? '';
+    expect(formToken).not.toBe('');
     const out = await server.inject({
       method: 'POST',
       url: '/logout',
       headers: { cookie: session, host: 'ci.example.org', origin: PUBLIC, 'content-type': 'application/x-www-form-urlencoded' },
-      payload: new URLSearchParams({ [FORM_TOKEN_FIELD]: login.formToken(requestWith(session)) ?? '' }).toString(),
+      payload: new URLSearchParams({ [FORM_TOKEN_FIELD]: formToken }).toString(),
     });
     expect(out.statusCode).toBe(303);
     expect((await server.inject({ url: '/api/runs', headers: { cookie: session } })).statusCode).toBe(401);
