@@ -46,11 +46,11 @@ async function decide(deps: ActionDeps, request: FastifyRequest<{ Params: { name
   const target = targetOf(deps.store, name);
   if (!target) return { ok: false, status: 404, message: `no run named ${name}` };
   const who = await deps.auth.actorOf(request);
-  if (!who) {
-    return request.headers.authorization !== undefined
-      ? { ok: false, status: 401, message: 'the token is not known (revoked, or mistyped): ask the operator for one (cc-ci token create)' }
-      : { ok: false, status: 401, message: `log in to ${verb} runs, or send an API token (Authorization: Bearer)` };
+  // A request that sends a token is judged by it alone: a bad one is not rescued by a cookie.
+  if (request.headers.authorization !== undefined && who?.actor.via !== 'token') {
+    return { ok: false, status: 401, message: 'the token is not known (revoked, or mistyped): ask the operator for one (cc-ci token create)' };
   }
+  if (!who) return { ok: false, status: 401, message: `log in to ${verb} runs, or send an API token (Authorization: Bearer)` };
   const body = request.body ?? {};
   const forgery = crossSiteProblem(request, who.actor, who.source, typeof body._form === 'string' ? body._form : undefined);
   if (forgery) return { ok: false, status: 403, message: forgery };

@@ -579,6 +579,96 @@ describe('http.requireLogin', () => {
   });
 });
 
+// ---- actions with a session --------------------------------------------------------------------------------
+
+describe('the run actions with a forge session', () => {
+  let dir: string;
+  let store: Store;
+  let server: FastifyInstance;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ccci-login-act-'));
+    ensureStateDirs(statePaths(dir));
+    store = new Store(statePaths(dir).db);
+    const config = configSchema.parse({ forge: { url: double.url, tokenFile: '/dev/null', webhookSecretFile: '/dev/null' }, http: { publicUrl: PUBLIC } });
+    server = buildApp(
+      { store, paths: statePaths(dir), config, logger: createLogger('silent'), metrics: new Metrics(store), webhook: null, loginOptions: options() },
+      new AbortController().signal,
+    );
+    await server.ready();
+    const spec = {
+      apiVersion: 'cc-ci/v1',
+      kind: 'Run',
+      metadata: { name: 'pr-run' },
+      spec: {
+        recipe: 'custom-html',
+        source: { repo: 'https://git.example.org/recipes/custom-html.git', ref: 'main' },
+        lane: 'cold',
+        trigger: { kind: 'comment', forge: { owner: 'recipes', repo: 'custom-html', pr: 3, comment: 30, by: 'alice' } },
+      },
+    };
+    store.insertRun({ name: 'pr-run', specJson: JSON.stringify(spec), specHash: 'h', specPath: null, recipe: 'custom-html', lane: 'cold' });
+    store.updateRun('pr-run', { phase: 'Testing' });
+  });
+
+  afterEach(async () => {
+    await server.close();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The run page as `cookie` sees it, and the form token its forms carry. */
+  async function runPage(cookie: string): Promise<{ body: string; form: string }> {
+    const body = (await server.inject({ url: '/runs/pr-run', headers: { cookie } })).body;
+    return { body, form: /name="_form" value="([^"]+)"/.exec(body)?.[1] ?? '' };
+  }
+
+  const postForm = (cookie: string, fields: Record<string, string>, origin = PUBLIC) =>
+    server.inject({
+      method: 'POST',
+      url: '/runs/pr-run/cancel',
+      headers: { cookie, host: 'ci.example.org', origin, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams(fields).toString(),
+    });
+
+  it('a writer cancels from the page; the log says who', async () => {
+    const session = await logIn('alice', server);
+    const { body, form } = await runPage(session);
+    expect(body).toMatch(/<button type="submit">Cancel<\/button>/);
+    expect(body).toContain('as alice');
+    const res = await postForm(session, { _form: form });
+    expect(res.statusCode, res.body).toBe(303);
+    expect(res.headers.location).toBe('/runs/pr-run');
+    expect(store.getRun('pr-run')).toMatchObject({ cancelRequested: true, cancelReason: 'cancelled by alice' });
+  });
+
+  it('refused: a reader, another site, a stale form, a bad token beside a good cookie — and nothing changes', async () => {
+    const reader = await logIn('bob', server);
+    const asReader = await postForm(reader, { _form: (await runPage(reader)).form });
+    expect(asReader.statusCode).toBe(403);
+    expect(asReader.body).toMatch(/bob has read access to recipes\/custom-html/);
+    const writer = await logIn('alice', server);
+    const { form } = await runPage(writer);
+    const crossSite = await postForm(writer, { _form: form }, 'https://evil.example');
+    expect(crossSite.statusCode).toBe(403);
+    expect(crossSite.body).toContain('another site');
+    expect((await postForm(writer, { _form: 'stale' })).statusCode).toBe(403);
+    const badToken = await server.inject({
+      method: 'POST',
+      url: '/api/v1/runs/pr-run/cancel',
+      headers: { cookie: writer, authorization: 'Bearer ccci_forged', host: 'ci.example.org', origin: PUBLIC },
+    });
+    expect(badToken.statusCode).toBe(401);
+    expect(store.getRun('pr-run')?.cancelRequested).toBe(false);
+  });
+
+  it('anonymous: the page offers to log in, not a form', async () => {
+    const body = (await server.inject({ url: '/runs/pr-run' })).body;
+    expect(body).toContain(`<a href="/login?next=%2Fruns%2Fpr-run">Log in</a> to cancel or rerun`);
+    expect(body).not.toMatch(/<form method="post"/);
+  });
+});
+
 // ---- one real browser ---------------------------------------------------------------------------------------
 
 describe('in Chromium', () => {
