@@ -43,6 +43,7 @@ li.tier.pass{border-color:var(--ok)}li.tier.fail{border-color:var(--bad)}li.tier
 .log .ln.warn{color:#ffd27a}.log .ln.error,.log .ln.err{color:#ff9c94}.log .ln.result{color:#9be7a9}.log .ln.target{background:#3a3a00}
 .logtools input{font:inherit;padding:.25rem .4rem;width:min(24rem,100%)}
 .shots{display:flex;flex-wrap:wrap;gap:.75rem}.shots figure{margin:0;max-width:22rem}.shots img{max-width:100%;border:1px solid var(--line)}.shots figcaption{font-size:12px;overflow-wrap:anywhere}
+td pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0}h3{font-size:1rem;margin:1rem 0 .25rem}
 .chart{margin:.3rem 0 0}.chart rect.ok{fill:var(--ok)}.chart rect.bad{fill:var(--bad)}.chart figcaption{font-size:12px}
 @media (max-width:40rem){body{margin:.75rem auto;padding:0 .6rem}dl{grid-template-columns:1fr}dt{margin-top:.3rem}table{display:block;overflow-x:auto}}
 `;

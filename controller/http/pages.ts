@@ -191,6 +191,24 @@ function evidenceSection(d: RunDetail): string {
   return `${figures ? `<div class="shots">${figures}</div>` : ''}<ul>${list}</ul>`;
 }
 
+/** The JUnit results as tables: failing cases first, each with its message; passed ones folded away. */
+function resultsSection(d: RunDetail): string {
+  if (d.junit.length === 0) return '';
+  const row = (c: RunDetail['junit'][number]['cases'][number]) =>
+    `<tr class="${esc(c.state)}"><td>${esc(c.state)}</td><td>${esc(c.classname ? `${c.classname} › ${c.name}` : c.name)}</td><td>${esc(c.timeSeconds === null ? '' : `${c.timeSeconds.toFixed(1)} s`)}</td><td>${c.message ? `<pre>${esc(c.message)}</pre>` : ''}</td></tr>`;
+  const tables = d.junit.map((f) => {
+    if (f.problem) return `<h3>${esc(f.file)}</h3><p class="muted">${esc(f.problem)}</p>`;
+    const bad = f.cases.filter((c) => c.state === 'failed' || c.state === 'error');
+    const rest = f.cases.filter((c) => c.state !== 'failed' && c.state !== 'error');
+    const head = '<thead><tr><th>result</th><th>case</th><th>time</th><th>message</th></tr></thead>';
+    const summary = `${bad.length} failing, ${rest.filter((c) => c.state === 'passed').length} passed, ${rest.filter((c) => c.state === 'skipped').length} skipped${f.more ? `, ${f.more} more not shown` : ''}`;
+    return `<h3>${esc(f.file)} <span class="muted">(${esc(summary)})</span></h3>
+${bad.length ? `<table>${head}<tbody>${bad.map(row).join('')}</tbody></table>` : ''}
+${rest.length ? `<details${bad.length ? '' : ' open'}><summary>${rest.length} other case${rest.length === 1 ? '' : 's'}</summary><table>${head}<tbody>${rest.map(row).join('')}</tbody></table></details>` : ''}`;
+  });
+  return `<h2>Results</h2>\n${tables.join('\n')}`;
+}
+
 /** `wholeLog`: replay every line of the live log, not only its tail (the sse.ts TAIL_LINES). */
 export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now(), wholeLog = false, actions: PageActions = NO_ACTIONS): string {
   const { run, spec, row } = d;
@@ -233,6 +251,7 @@ ${row.queuePosition !== null ? `<dt>Queue</dt><dd>#${row.queuePosition}: ${esc(r
 </dl>
 <h2>Ladder</h2>
 <ol id="ladder" class="ladder">${tiers}</ol>${tiers ? '' : '<p class="muted">Not planned yet.</p>'}
+${resultsSection(d)}
 <h2>Evidence</h2>
 ${evidenceSection(d)}
 <h2>Log <span id="live" class="muted" role="status"></span></h2>

@@ -6,6 +6,7 @@ import type { AppRecord, RunRecord, StepRecord, TierRecord } from '../../state/t
 import { runDir, type StatePaths } from '../model/paths.js';
 import { type RunSpec, acceptedSpec } from '../model/spec.js';
 import { formatCursor, type RunQuery } from './run-query.js';
+import { readJUnit, type JUnitFile } from './junit-view.js';
 
 /**
  * What a person (CLI) or a page (HTTP) is shown of runs: one place computes queue position,
@@ -165,12 +166,15 @@ export interface RunDetail {
   dir: string;
   /** When retention removed the run's log, steps and files (its summary stays), or null. */
   prunedAt: number | null;
+  /** The JUnit files among the evidence, read (junit-view.ts). */
+  junit: JUnitFile[];
 }
 
 export function runDetail(store: Store, paths: StatePaths, name: string): RunDetail | undefined {
   const run = store.getRun(name);
   if (!run) return undefined;
   const dir = runDir(paths, name);
+  const evidence = listFiles(dir);
   return {
     row: toRow(
       run,
@@ -182,9 +186,10 @@ export function runDetail(store: Store, paths: StatePaths, name: string): RunDet
     tiers: store.getTiers(name),
     apps: store.appsOfRun(name),
     steps: store.getSteps(name),
-    evidence: listFiles(dir),
+    evidence,
     dir,
     prunedAt: new RunHistory(store).prunedAt(name),
+    junit: evidence.filter((e) => /^evidence\/(.*\/)?junit[^/]*\.xml$/.test(e.path)).map((e) => readJUnit(join(dir, e.path), e.path.slice('evidence/'.length))),
   };
 }
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { configSchema } from '../../controller/model/config.js';
+import { junitXml } from '../../controller/model/junit.js';
 import { createLogger } from '../../controller/model/log.js';
 import { Metrics } from '../../controller/http/metrics.js';
 import { buildApp } from '../../controller/http/server.js';
@@ -99,6 +100,13 @@ beforeAll(async () => {
   mkdirSync(join(evidence, 'custom', 'playwright'), { recursive: true });
   writeFileSync(join(evidence, 'custom', 'playwright', 'home.png'), PNG);
   writeFileSync(join(evidence, 'diagnostics-webn-1_ci_localhost.txt'), '== webn-1_ci_localhost_app 0/1 update=updating\n');
+  writeFileSync(
+    join(evidence, 'junit-upgrade.xml'),
+    junitXml('upgrade', [
+      { name: 'converges', classname: 'upgrade', timeSeconds: 9.1 },
+      { name: 'data survives', classname: 'upgrade', timeSeconds: 0.3, failure: { message: 'the marker written before the upgrade is gone' } },
+    ]),
+  );
   addRun('webnotes-main-passed', { phase: 'Done', result: 'passed', tiers: [['install', 'pass']] });
   addRun('webnotes-queued', { phase: 'Pending' });
   addRun('webnotes-live', {
@@ -179,6 +187,9 @@ describe('the pages in Chromium', () => {
     await expect.poll(() => img.evaluate((i) => (i as unknown as { naturalWidth: number }).naturalWidth)).toBe(1);
     expect(await page.locator('#tier-upgrade .treason a').textContent()).toBe('diagnostics-webn-1_ci_localhost.txt');
     expect(await page.locator('.actions').textContent()).toContain('cc-ci rerun webnotes-pr7-failed --failed');
+    // JUnit as a table, the failing case first with its message; the passing one folded away.
+    expect(await page.locator('h3').first().textContent()).toBe('junit-upgrade.xml (1 failing, 1 passed, 0 skipped)');
+    expect(await page.locator('tr.failed').first().textContent()).toContain('the marker written before the upgrade is gone');
     // The header links the pull request and the commit on the forge.
     expect(await page.locator('header a').first().getAttribute('href')).toBe('https://git.example.org/recipes/webnotes/commit/' + 'c'.repeat(40));
     await page.close();
