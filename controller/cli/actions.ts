@@ -3,7 +3,7 @@ import { cancelRun, rerunRun } from '../runtime/run-actions.js';
 import { TokenStore } from '../../state/token-store.js';
 import { isName } from '../model/spec.js';
 import { EXIT, UsageError, ago, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
-import { describeHolder, embeddedController } from './embedded.js';
+import { carryOutCancel } from './embedded.js';
 
 /**
  * `cc-ci cancel`, `cc-ci rerun` and `cc-ci token`: the actions of the run pages
@@ -32,20 +32,10 @@ export async function cancelCommand(name: string, o: GlobalOptions): Promise<num
     out(done.message);
     return EXIT.error;
   }
-  const manager = await embeddedController(env, store, {
-    run: name,
-    handles: (holder) => holder.mode === 'serve' || store.getRun(name)?.owner === holder.id,
-    waiting: (holder) => out(`waiting: ${describeHolder(holder)} is using ${env.paths.root}; run/${name} is torn down when it has finished`),
+  await carryOutCancel(env, store, name, {
+    byOther: `${done.message} (by the controller serving ${env.paths.root}, at its next look; cc-ci logs -f ${name})`,
+    here: `${done.message}; tearing it down here`,
   });
-  store.close();
-  if (!manager) {
-    out(`${done.message} (by the controller serving ${env.paths.root}, at its next look; cc-ci logs -f ${name})`);
-    return EXIT.passed;
-  }
-  out(`${done.message}; tearing it down here`);
-  const final = await manager.waitForRun(name);
-  await manager.stop('cancel finished');
-  out(`run/${name}: ${final.result} — ${final.reason ?? ''}`);
   return EXIT.passed;
 }
 

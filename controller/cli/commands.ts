@@ -10,7 +10,7 @@ import { kindOf, parseDocument, parseSpecText } from '../model/spec.js';
 import { validateWarm, writeWarmFile } from '../model/warm.js';
 import { writeSpecFile } from '../model/spec-files.js';
 import { EXIT, UsageError, ago, duration, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
-import { describeHolder, embeddedController } from './embedded.js';
+import { carryOutCancel } from './embedded.js';
 import { describeUnderstanding, type Understanding } from '../../reconcilers/understand.js';
 import { followRun, formatEvent } from '../views/follow.js';
 
@@ -257,22 +257,10 @@ export async function deleteRunCommand(name: string, o: GlobalOptions): Promise<
     store.updateRun(name, { cancelRequested: true, cancelReason: 'deleted with cc-ci delete run' });
     store.appendEvent(name, 'warn', 'cancel requested: deleted with cc-ci delete run');
   }
-  // The controller serving the directory, or the `cc-ci run` executing this very run, does the
-  // teardown; an embedded controller of another run would not, so wait for it to finish.
-  const manager = await embeddedController(env, store, {
-    run: name,
-    handles: (holder) => holder.mode === 'serve' || store.getRun(name)?.owner === holder.id,
-    waiting: (holder) => out(`waiting: ${describeHolder(holder)} is using ${env.paths.root}; run/${name} is torn down when it has finished`),
+  await carryOutCancel(env, store, name, {
+    byOther: `run/${name} deleted; the controller running it cancels it and tears it down (cc-ci logs -f ${name})`,
+    here: `run/${name} deleted; tearing it down here`,
   });
-  store.close();
-  if (!manager) {
-    out(`run/${name} deleted; the controller running it cancels it and tears it down (cc-ci logs -f ${name})`);
-    return EXIT.passed;
-  }
-  out(`run/${name} deleted; tearing it down here`);
-  const final = await manager.waitForRun(name);
-  await manager.stop('delete finished');
-  out(`run/${name}: ${final.result} — ${final.reason ?? ''}`);
   return EXIT.passed;
 }
 

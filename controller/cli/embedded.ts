@@ -3,7 +3,7 @@ import type { Store } from '../../state/store.js';
 import type { InstanceRecord } from '../../state/types.js';
 import { AlreadyServingError, liveInstance } from '../../state/instance.js';
 import { Manager } from '../runtime/manager.js';
-import type { Env } from './common.js';
+import { out, type Env } from './common.js';
 
 /**
  * The CLI's commands that need a controller (`cc-ci run`, `cc-ci delete run`) either leave the
@@ -49,4 +49,26 @@ export async function embeddedController(env: Env, store: Store, o: EmbeddedOpti
 
 export function describeHolder(h: InstanceRecord): string {
   return `${h.mode === 'run' ? 'another cc-ci run' : 'cc-ci serve'} (pid ${h.pid} on ${h.host})`;
+}
+
+/**
+ * A cancel is recorded; now someone must carry it out. The controller serving the directory, or
+ * the `cc-ci run` executing this very run, does; otherwise this command does the teardown itself
+ * (waiting for another `cc-ci run` of a different run to finish first). Closes `store`.
+ */
+export async function carryOutCancel(env: Env, store: Store, name: string, said: { byOther: string; here: string }): Promise<void> {
+  const manager = await embeddedController(env, store, {
+    run: name,
+    handles: (holder) => holder.mode === 'serve' || store.getRun(name)?.owner === holder.id,
+    waiting: (holder) => out(`waiting: ${describeHolder(holder)} is using ${env.paths.root}; run/${name} is torn down when it has finished`),
+  });
+  store.close();
+  if (!manager) {
+    out(said.byOther);
+    return;
+  }
+  out(said.here);
+  const final = await manager.waitForRun(name);
+  await manager.stop('cancel finished');
+  out(`run/${name}: ${final.result} — ${final.reason ?? ''}`);
 }
