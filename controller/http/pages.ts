@@ -1,6 +1,7 @@
 import { formatDuration } from '../clients/forge/report-text.js';
 import type { RunDetail } from '../views/run-view.js';
 import { ago, esc, page, withoutCredentials } from './html.js';
+import { traceViewerUrl } from './trace-viewer.js';
 
 /**
  * One run's page (docs/architecture.md, Web pages): a header that says what was tested and how
@@ -183,10 +184,12 @@ function evidenceSection(d: RunDetail): string {
     })
     .join('');
   const list = files
-    .map(
-      (e) =>
-        `<li><a href="${esc(artifactUrl(d.run.name, e.path))}">${esc(e.path.slice('evidence/'.length))}</a> <span class="muted">(${e.bytes} bytes)</span></li>`,
-    )
+    .map((e) => {
+      const url = artifactUrl(d.run.name, e.path);
+      // A Playwright trace opens in the trace viewer cc-ci serves (trace-viewer.ts).
+      const viewer = /(^|\/)trace[^/]*\.zip$/.test(e.path) ? ` <a href="${esc(traceViewerUrl(url))}">open in the trace viewer</a>` : '';
+      return `<li><a href="${esc(url)}">${esc(e.path.slice('evidence/'.length))}</a>${viewer} <span class="muted">(${e.bytes} bytes)</span></li>`;
+    })
     .join('\n');
   return `${figures ? `<div class="shots">${figures}</div>` : ''}<ul>${list}</ul>`;
 }

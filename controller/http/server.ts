@@ -13,6 +13,7 @@ import { Auth } from './auth.js';
 import { forgeLoginOptions, loginHref, registerForgeLogin, registerReadLogin, type ForgeLoginOptions } from './forge-login.js';
 import type { ForgeClient } from '../clients/forge/client.js';
 import { registerOpenApi } from './openapi.js';
+import { registerTraceViewer } from './trace-viewer.js';
 import { registerArtifacts } from './artifacts.js';
 import { registerForgeHook } from './webhook-route.js';
 import type { Metrics } from './metrics.js';
@@ -124,6 +125,7 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
     baseUrl: () => o.config.http.publicUrl?.replace(/\/+$/, '') ?? null,
   });
   registerArtifacts(app, { paths: o.paths });
+  registerTraceViewer(app);
   registerApi(app, { store: o.store, paths: o.paths });
   registerOpenApi(app);
   registerActions(app, { store: o.store, paths: o.paths, auth, ...(o.cancel ? { cancel: o.cancel } : {}) });

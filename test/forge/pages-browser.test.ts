@@ -245,6 +245,37 @@ describe('the pages in Chromium', () => {
     await context.close();
   }, 90_000);
 
+  it("opens a recipe test's Playwright trace in the trace viewer cc-ci serves, from the run's evidence", async () => {
+    // A real trace, recorded as a recipe's tests record one: a page with a script of its own.
+    const recorder = await browser.newContext();
+    await recorder.tracing.start({ screenshots: true, snapshots: true });
+    const traced = await recorder.newPage();
+    await traced.setContent('<h1 id="t">hello from a recipe test</h1><script>document.title = "ran"</script>');
+    await traced.click('#t');
+    const trace = join(runDir(paths, 'webnotes-pr7-failed'), 'evidence', 'custom', 'playwright', 'home-chromium', 'trace.zip');
+    await recorder.tracing.stop({ path: trace });
+    await recorder.close();
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(`${address}/runs/webnotes-pr7-failed`);
+    const link = page.getByRole('link', { name: 'open in the trace viewer' });
+    expect(await link.getAttribute('href')).toBe(
+      `/trace/index.html?trace=${encodeURIComponent('/runs/webnotes-pr7-failed/artifacts/custom/playwright/home-chromium/trace.zip')}`,
+    );
+    await link.click();
+    // The viewer lists the recorded actions once it has read the trace.
+    await vi.waitFor(async () => expect(await page.locator('body').textContent()).toMatch(/Click/), { timeout: 30_000, interval: 500 });
+    await page.screenshot({ path: join(SHOTS, 'trace-viewer-desktop.png') });
+    expect(problems).toEqual([]);
+    // Only the viewer's own files are served from /trace/.
+    expect((await app.inject('/trace/../../package.json')).statusCode).toBe(404);
+    expect((await app.inject('/trace/sw.bundle.js')).headers['content-security-policy']).toMatch(/^default-src 'self'; script-src 'self'/);
+    await context.close();
+  }, 90_000);
+
   it('the recipe page charts the pass rate by day, with the same in words', async () => {
     const r = await app.inject('/recipes/webnotes');
     expect(r.body).toMatch(/<svg role="img" aria-label="1 of 3 runs passed in the last 30 days"/);
