@@ -212,6 +212,14 @@ ${rest.length ? `<details${bad.length ? '' : ' open'}><summary>${rest.length} ot
   return `<h2>Results</h2>\n${tables.join('\n')}`;
 }
 
+/** A run whose spec is written but not yet taken in by the controller (served with a refresh). */
+export function pendingRunPage(name: string): string {
+  return page(
+    name,
+    `<h1>${esc(name)}</h1><p role="status">This run's spec is written; the controller has not taken it in yet. The page looks again every second.</p><p><a href="/runs">All runs</a></p>`,
+  );
+}
+
 /** `wholeLog`: replay every line of the live log, not only its tail (the sse.ts TAIL_LINES). */
 export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now(), wholeLog = false, actions: PageActions = NO_ACTIONS): string {
   const { run, spec, row } = d;

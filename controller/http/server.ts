@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
 import type { Config } from '../model/config.js';
@@ -17,7 +19,7 @@ import { registerTraceViewer } from './trace-viewer.js';
 import { registerArtifacts } from './artifacts.js';
 import { registerForgeHook } from './webhook-route.js';
 import type { Metrics } from './metrics.js';
-import { runPage } from './pages.js';
+import { pendingRunPage, runPage } from './pages.js';
 import { runsPage } from './runs-page.js';
 import { registerRecipes } from './recipes.js';
 import { registerRunsStream } from './runs-stream.js';
@@ -105,7 +107,14 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
   app.get<{ Params: { name: string }; Querystring: { all?: string } }>('/runs/:name', async (request, reply) => {
     const { name } = request.params;
     const d = isName(name) ? runDetail(o.store, o.paths, name) : undefined;
-    if (!d) return reply.code(404).type('text/plain; charset=utf-8').send(`no run named ${name}\n`);
+    if (!d) {
+      // A spec just written (a rerun from this page, cc-ci run) that the controller has not taken
+      // in yet: say so and look again in a second, rather than a 404 the person must reload past.
+      if (isName(name) && existsSync(join(o.paths.specs, `${name}.yaml`))) {
+        return reply.type('text/html; charset=utf-8').header('refresh', '1').send(pendingRunPage(name));
+      }
+      return reply.code(404).type('text/plain; charset=utf-8').send(`no run named ${name}\n`);
+    }
     const who = await auth.actorOf(request);
     const actions = {
       formToken: auth.formToken(request),

@@ -254,7 +254,7 @@ export function runState(store: Store, paths: StatePaths, name: string): string 
 
 /** The diagnostics files of a run's evidence, as links. */
 function diagnosticsOf(paths: StatePaths, name: string): { name: string; url: string }[] {
-  let files: string[] = [];
+  let files: string[];
   try {
     files = readdirSync(join(runDir(paths, name), 'evidence'));
   } catch {

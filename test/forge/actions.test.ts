@@ -181,6 +181,12 @@ describe('POST /api/v1/runs/:name/rerun', () => {
     expect(store.eventsSince('w1', 0, 100).map((e) => e.text)).toContain(
       'rerun requested by token:ci-bot: w1-r1 reruns every tier: install, upgrade, backup, restore, custom',
     );
+    // Until the controller takes the spec in, its page says so and looks again (no 404 to reload past).
+    const pending = await app.inject('/runs/w1-r1');
+    expect(pending.statusCode).toBe(200);
+    expect(pending.headers.refresh).toBe('1');
+    expect(pending.body).toMatch(/the controller has not taken it in yet/);
+    expect((await app.inject('/runs/w1-r9')).statusCode).toBe(404);
     // The next rerun of the same run gets the next name.
     expect((await post('/api/v1/runs/w1/rerun', bearer())).json().run).toBe('w1-r2');
   });

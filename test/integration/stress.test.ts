@@ -249,6 +249,7 @@ describe('stress', () => {
         const dir = join(t.stateDir, 'runs', p.name, 'abra');
         if (existsSync(dir)) leaks.push(`ABRA_DIR ${dir}`);
       }
+      for (const a of apps) if (existsSync(a.abraDir)) leaks.push(`ABRA_DIR ${a.abraDir}`);
       for (const c of withState((s) => s.listChildren())) leaks.push(`child ${c.pid} (${c.command}) still on record`);
       for (const [pid, ticks] of children) {
         if (isAlive(pid, ticks)) leaks.push(`child ${pid} still running`);
@@ -259,7 +260,11 @@ describe('stress', () => {
       expect(leaks).toEqual([]);
       // Two runs of one recipe never shared a domain, a port or a checkout.
       expect(new Set(apps.map((a) => a.domain)).size).toBe(apps.length);
-      expect(new Set(apps.map((a) => a.abraDir)).size).toBe(plan.length);
+      // Each app deploys from a checkout of its own (the upgrade's base release beside install's
+      // head, reconcilers/deploy.ts), inside its own run's directory (a retry reuses it).
+      expect(new Set(apps.map((a) => `${a.attempt} ${a.abraDir}`)).size).toBe(apps.length);
+      for (const a of apps) expect(a.abraDir.startsWith(join(t.stateDir, 'runs', a.run, 'abra')), a.abraDir).toBe(true);
+      expect(new Set(apps.map((a) => a.run)).size).toBe(plan.length);
       expect(children.size).toBeGreaterThan(plan.length);
 
       const report = {
