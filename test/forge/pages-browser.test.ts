@@ -37,22 +37,29 @@ let browser: Browser;
 
 function addRun(
   name: string,
-  o: { phase: 'Pending' | 'Testing' | 'Done'; result?: 'passed' | 'failed'; tiers?: [TierName, 'pass' | 'fail' | 'skipped' | null][]; pr?: number },
+  o: {
+    phase: 'Pending' | 'Testing' | 'Done';
+    result?: 'passed' | 'failed';
+    tiers?: [TierName, 'pass' | 'fail' | 'skipped' | null][];
+    pr?: number;
+    recipe?: string;
+  },
 ): void {
+  const recipe = o.recipe ?? 'webnotes';
   const spec = {
     apiVersion: 'cc-ci/v1',
     kind: 'Run',
     metadata: { name },
     spec: {
-      recipe: 'webnotes',
-      source: { repo: 'https://git.example.org/recipes/webnotes.git', ref: 'main' },
+      recipe,
+      source: { repo: `https://git.example.org/recipes/${recipe}.git`, ref: 'main' },
       lane: 'cold',
       ...(o.pr
         ? { trigger: { kind: 'comment', forge: { owner: 'recipes', repo: 'webnotes', pr: o.pr, comment: o.pr * 10, by: 'alice', sha: 'c'.repeat(40) } } }
         : {}),
     },
   };
-  store.insertRun({ name, specJson: JSON.stringify(spec), specHash: 'h', specPath: null, recipe: 'webnotes', lane: 'cold' });
+  store.insertRun({ name, specJson: JSON.stringify(spec), specHash: 'h', specPath: null, recipe, lane: 'cold' });
   if (o.tiers) {
     store.planTiers(
       name,
@@ -275,6 +282,47 @@ describe('the pages in Chromium', () => {
     expect((await app.inject('/trace/sw.bundle.js')).headers['content-security-policy']).toMatch(/^default-src 'self'; script-src 'self'/);
     await context.close();
   }, 90_000);
+
+  it("filters the runs list from its form, pages through it, and shows a recipe's badge to copy", async () => {
+    // 120 finished runs of another recipe, every other one failed: 60 match the filter, a page holds 50.
+    for (let i = 1; i <= 120; i++)
+      addRun(`plainpage-${String(i).padStart(3, '0')}`, { phase: 'Done', result: i % 2 ? 'failed' : 'passed', recipe: 'plainpage' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${address}/runs`);
+    // With the keyboard: type the recipe, choose the result, submit with Enter.
+    await page.getByLabel('recipe', { exact: true }).fill('plainpage');
+    await page.getByLabel('result').selectOption('failed');
+    await page.getByLabel('recipe', { exact: true }).press('Enter');
+    await page.waitForURL(/\/runs\?recipe=plainpage&result=failed/);
+    const shown = async () =>
+      page.locator('#finished tr').evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    const first = await shown();
+    expect(first).toHaveLength(50);
+    for (const row of first) expect([row[1], row[5]]).toEqual(['plainpage', 'failed']);
+    // The filter is kept in the form, and the older page carries it on.
+    expect(await page.getByLabel('result').inputValue()).toBe('failed');
+    await page.getByRole('link', { name: 'older →' }).click();
+    await page.waitForURL(/cursor=/);
+    const older = await shown();
+    expect(older).toHaveLength(10);
+    for (const row of older) expect([row[1], row[5]]).toEqual(['plainpage', 'failed']);
+    // Newest first across the pages, and no run on both.
+    const names = [...first, ...older].map((r) => r[0]!);
+    expect(names).toEqual(Array.from({ length: 60 }, (_, i) => `plainpage-${String(119 - 2 * i).padStart(3, '0')}`));
+    expect(await page.locator('#empty').count()).toBe(0);
+
+    // The recipe page shows the badge of its newest verdict and the Markdown to copy into a README.
+    await page.goto(`${address}/recipes/plainpage`);
+    const badge = page.locator('h1 img[alt="badge"]');
+    await vi.waitFor(async () => expect(await badge.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true), { timeout: 5_000 });
+    const svg = await (await page.request.get(`${address}/badge/plainpage.svg`)).text();
+    expect(/<title>(.*?)<\/title>/.exec(svg)?.[1]).toBe('plainpage: passing');
+    expect(await page.locator('body').textContent()).toContain('[![cc-ci](/badge/plainpage.svg)](/recipes/plainpage)');
+    expect(await axe(page)).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, 'recipe-badge-desktop-light.png'), fullPage: true });
+    await context.close();
+  }, 60_000);
 
   it('the recipe page charts the pass rate by day, with the same in words', async () => {
     const r = await app.inject('/recipes/webnotes');
