@@ -424,6 +424,16 @@ export class Docker {
     return this.run(['service', 'rm', ...names], { allowFail: true });
   }
 
+  /**
+   * The containers of a stack whose services are all gone (none while any service is left):
+   * what Docker is still stopping after `docker stack rm`.
+   */
+  async orphanedStackContainers(stack: string): Promise<string[]> {
+    const label = `label=com.docker.stack.namespace=${stack}`;
+    if ((await this.lines(['service', 'ls', '--filter', label, '--format', '{{.Name}}'])).length > 0) return [];
+    return this.lines(['ps', '-a', '--filter', label, '--format', '{{.Names}}']);
+  }
+
   async removeContainers(names: string[]): Promise<ProcessResult> {
     return this.run(['rm', '--force', ...names], { allowFail: true });
   }

@@ -315,8 +315,13 @@ describe('the pages in Chromium', () => {
 
     // The recipe page shows the badge of its newest verdict and the Markdown to copy into a README.
     await page.goto(`${address}/recipes/plainpage`);
-    const badge = page.locator('h1 img[alt="badge"]');
-    await vi.waitFor(async () => expect(await badge.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true), { timeout: 5_000 });
+    await vi.waitFor(
+      async () =>
+        expect(
+          await page.evaluate<boolean>('(() => { const i = document.querySelector("h1 img[alt=badge]"); return i.complete && i.naturalWidth > 0; })()'),
+        ).toBe(true),
+      { timeout: 5_000 },
+    );
     const svg = await (await page.request.get(`${address}/badge/plainpage.svg`)).text();
     expect(/<title>(.*?)<\/title>/.exec(svg)?.[1]).toBe('plainpage: passing');
     expect(await page.locator('body').textContent()).toContain('[![cc-ci](/badge/plainpage.svg)](/recipes/plainpage)');

@@ -113,6 +113,8 @@ describe('a run on the real swarm', () => {
     const log = readFileSync(join(runDirOf(t, json.name), 'log.txt'), 'utf8');
     expect(log).toContain('generated 1 secret(s): api_token (values withheld)');
     expect(log).not.toMatch(/"value"\s*:/);
+    // Teardown did not wait for Docker to stop the app's two containers gracefully (teardown.ts).
+    expect(log).toMatch(/removing \d container\(s\) of webn-[0-9a-f]{6}_ci_localhost at once: their services are gone/);
     // The value abra printed is nowhere: not in the output, the log, the store or any file.
     const values = readFileSync(join(counted.ABRA_DOUBLE_STATE!, 'generated-secrets.txt'), 'utf8').split('\n').filter(Boolean);
     expect(values).toHaveLength(1);
