@@ -317,6 +317,7 @@ export class ForgeReporter implements Runnable {
       recipe: run.recipe,
       lane: run.lane,
       laneNote: run.laneNote,
+      rerun: rerunOf(run),
       sha: target.sha,
       by: target.by,
       stage,
@@ -330,4 +331,10 @@ export class ForgeReporter implements Runnable {
       teardownProblem: run.teardownProblem,
     };
   }
+}
+
+/** What a failed-tiers rerun reruns, from its spec. */
+function rerunOf(run: RunRecord): ReportView['rerun'] {
+  const spec = acceptedSpec(run).spec;
+  return spec.rerun?.tiers === 'failed' ? { of: spec.rerun.of, tiers: spec.tiers ?? [] } : null;
 }

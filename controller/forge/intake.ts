@@ -12,6 +12,9 @@ import { ForgeError, type ForgeClient, type RepoRef } from '../clients/forge/cli
 import type { EnrolledRepo, EnrolledRepos } from './enrolled.js';
 import { replyMarker, replyText, type ReplyKind } from './replies.js';
 import { parseTrigger, type TriggerLane } from './trigger.js';
+import { rerunPlan } from '../runtime/run-actions.js';
+import { RunHistory } from '../../state/history.js';
+import type { TierName } from '../../state/types.js';
 import { isFromBot, type PrCommentCreated } from './webhook.js';
 
 /**
@@ -130,7 +133,7 @@ export function maxIntakeAttempts(r: IntakeRetry = DEFAULT_INTAKE_RETRY): number
 export const MAX_INTAKE_ATTEMPTS = maxIntakeAttempts();
 
 /** Decisions whose detail starts with the reply they need (the decision alone does not say). */
-const TAGGED_REPLIES: readonly ReplyKind[] = ['cannot-check', 'no-source', 'unreadable', 'gave-up', 'moved', 'pushed', 'unpinned'];
+const TAGGED_REPLIES: readonly ReplyKind[] = ['cannot-check', 'no-source', 'unreadable', 'gave-up', 'moved', 'pushed', 'unpinned', 'no-rerun'];
 
 /** The reply a decided comment is owed, from its stored decision and detail. */
 export function replyKindOf(rec: Pick<CommentRecord, 'decision' | 'detail'>): ReplyKind | null {
@@ -294,7 +297,7 @@ export class Intake {
         }
         if (moved.kind === 'unknown') return await this.refuse(event, 'unpinned', `unpinned: ${moved.why}`, 'error');
       }
-      return await this.startRun(event, enrolled, trigger.lane);
+      return await this.startRun(event, enrolled, trigger.lane, trigger.failed === true);
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       forgeStore.noteCommentFailure(given.commentId, error);
@@ -378,9 +381,27 @@ export class Intake {
     }
   }
 
-  private async startRun(event: CommentEvent & { headSha: string }, enrolled: EnrolledRepo, lane: TriggerLane): Promise<IntakeOutcome> {
+  /**
+   * `!testme --failed`: the tiers to run again, from the pull request's newest finished run of the
+   * lane — only at the same commit (a failure of an older commit says nothing of the head) and
+   * only if something did not pass (controller/runtime/run-actions.ts, rerunPlan).
+   */
+  private failedTiersOf(event: CommentEvent & { headSha: string }, enrolled: EnrolledRepo, lane: TriggerLane): { of: string; tiers: TierName[] } | string {
+    const filter = { recipe: enrolled.recipe, lane, pr: event.pr, repo: `${event.owner}/${event.repo}` };
+    const last = new RunHistory(this.deps.store).finished(filter, null, 1)[0];
+    if (!last) return `this pull request has no finished ${lane} run`;
+    if (last.commitSha !== event.headSha) {
+      return `its last ${lane} run, ${last.name}, tested ${last.commitSha?.slice(0, 12) ?? 'another commit'}, and the head is ${event.headSha.slice(0, 12)} now`;
+    }
+    const plan = rerunPlan(this.deps.store, last, true);
+    return typeof plan === 'string' ? plan : { of: last.name, tiers: plan.tiers };
+  }
+
+  private async startRun(event: CommentEvent & { headSha: string }, enrolled: EnrolledRepo, lane: TriggerLane, failedOnly = false): Promise<IntakeOutcome> {
     const { forgeStore, store, paths } = this.deps;
     const name = runNameFor(enrolled.recipe, event.pr, event.commentId);
+    const rerun = failedOnly && !store.getRun(name) ? this.failedTiersOf(event, enrolled, lane) : null;
+    if (typeof rerun === 'string') return await this.refuse(event, 'no-rerun', `no-rerun: ${rerun}`, 'error');
     // A deleted fork takes the head repository with it; the commit may still be had elsewhere.
     const repoUrl = enrolled.cloneUrl ?? event.cloneUrl;
     if (repoUrl === null) {
@@ -394,6 +415,7 @@ export class Intake {
         recipe: enrolled.recipe,
         source: { repo: repoUrl, ref: event.headSha },
         lane,
+        ...(rerun ? { tiers: rerun.tiers, rerun: { of: rerun.of, tiers: 'failed' as const, by: event.commenter } } : {}),
         trigger: {
           kind: 'comment',
           forge: {
@@ -416,7 +438,8 @@ export class Intake {
     }
     // The name is the comment's: if a run or its file exists already, this comment made it.
     if (!store.getRun(name) && !existsSync(join(paths.specs, `${name}.yaml`))) writeSpecFile(paths, parsed.spec);
-    forgeStore.decideComment(event.commentId, { decision: 'run', detail: `${lane} lane at ${event.headSha}`, run: name });
+    const what = rerun ? `${rerun.tiers.join(', ')} of ${rerun.of} (--failed)` : `${lane} lane`;
+    forgeStore.decideComment(event.commentId, { decision: 'run', detail: `${what} at ${event.headSha}`, run: name });
     return this.log(event, { kind: 'run', run: name });
   }
 
@@ -448,6 +471,7 @@ export class Intake {
       ...(trigger.kind === 'help' ? { got: trigger.got } : {}),
       ...(trigger.kind === 'run' && trigger.pin ? { pin: trigger.pin } : {}),
       ...(kind === 'pushed' ? { pushedAt: /^pushed: a push at (\S+)/.exec(detail ?? '')?.[1] ?? '?' } : {}),
+      ...(kind === 'no-rerun' ? { why: detail?.replace(/^no-rerun: /, '') ?? '?' } : {}),
     });
     const id = existing?.id ?? (await this.deps.createClient.createComment(ref, event.pr, text)).id;
     this.deps.forgeStore.setReply(event.commentId, 'posted', id);

@@ -7,7 +7,7 @@
 
 import { noMentions } from '../clients/forge/mentions.js';
 
-export type ReplyKind = 'help' | 'denied' | 'cannot-check' | 'closed' | 'no-source' | 'unreadable' | 'gave-up' | 'moved' | 'pushed' | 'unpinned';
+export type ReplyKind = 'help' | 'denied' | 'cannot-check' | 'closed' | 'no-source' | 'unreadable' | 'gave-up' | 'moved' | 'pushed' | 'unpinned' | 'no-rerun';
 
 export function replyMarker(commentId: number): string {
   return `<!-- cc-ci:reply comment=${commentId} -->`;
@@ -22,13 +22,17 @@ export const COMMAND_LIST = [
   '- `!testme`: test this pull request’s head commit on fresh apps (cold lane, the full ladder)',
   '- `!testme --quick`: a faster, lower-confidence check on the recipe’s warm app (quick lane)',
   '- `!testme <commit>` (or `!testme --quick <commit>`): the same, only if the pull request’s head is still that commit',
+  '- `!testme --failed` (or `!testme --quick --failed`): rerun only the tiers that did not pass in this pull request’s last run, at the same commit',
 ].join('\n');
 
 /**
  * The reply. It addresses the commenter by `@login` on purpose (they asked, and should hear back);
  * everything echoed from their comment is neutralised so nobody else is pinged.
  */
-export function replyText(kind: ReplyKind, o: { commentId: number; commenter: string; repo: string; got?: string; pin?: string; pushedAt?: string }): string {
+export function replyText(
+  kind: ReplyKind,
+  o: { commentId: number; commenter: string; repo: string; got?: string; pin?: string; pushedAt?: string; why?: string },
+): string {
   const who = `@${o.commenter}`;
   const lines = [replyMarker(o.commentId)];
   switch (kind) {
@@ -69,6 +73,11 @@ export function replyText(kind: ReplyKind, o: { commentId: number; commenter: st
     case 'unpinned':
       lines.push(
         `${who} I cannot tell which commit was the head of this pull request when you commented (the forge did not show me its pushes), so I have not started a run. Comment ${code('!testme <commit>')} with the commit you want tested.`,
+      );
+      break;
+    case 'no-rerun':
+      lines.push(
+        `${who} there is nothing for ${code('!testme --failed')} to rerun: ${noMentions(o.why ?? '?')}. Comment ${code('!testme')} to test the head on the whole ladder.`,
       );
       break;
     case 'gave-up':

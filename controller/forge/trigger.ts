@@ -4,6 +4,8 @@
 //   !testme --quick    → run the quick lane
 //   !testme <sha>      → either lane, pinned: only if the pull request's head is that commit
 //                        (7 to 40 hex characters), so what runs is what the maintainer looked at
+//   !testme --failed   → rerun the tiers that did not pass in this pull request's last run of the
+//                        lane, at the same commit (Prow's `/retest`); combines with the others
 //
 // Rules (each one is pinned by a case in test/forge/trigger.test.ts):
 // * The command must be alone on its line. Trailing whitespace and up to 3 leading spaces are
@@ -18,8 +20,8 @@
 //   lines themselves count as quoted: an unquoted line typed right under a quote (a Markdown "lazy
 //   continuation") was typed by the commenter, and we follow that intent rather than the rendering.
 // * Lines inside an HTML comment (`<!-- ... -->`) are invisible once rendered and never trigger.
-// * A line that starts with `!testme` followed by whitespace and anything other than exactly
-//   `--quick` is a malformed command: we answer with help instead of guessing (`!testme --qiuck`).
+// * A line that starts with `!testme` followed by whitespace and anything other than `--quick`,
+//   `--failed` and a commit (each at most once) is a malformed command: we answer with help instead of guessing (`!testme --qiuck`).
 //   `!testmexyz`, `please !testme`, `!testme.` are prose.
 // * Several command lines: the first valid run command wins, even if a malformed one comes earlier;
 //   help is only returned when no line is a valid command.
@@ -28,10 +30,11 @@
 
 export type TriggerLane = 'cold' | 'quick';
 
-export type Trigger = { kind: 'run'; lane: TriggerLane; pin?: string } | { kind: 'help'; got: string } | { kind: 'none' };
+export type Trigger = { kind: 'run'; lane: TriggerLane; pin?: string; failed?: true } | { kind: 'help'; got: string } | { kind: 'none' };
 
 export const TRIGGER_COMMAND = '!testme';
 export const QUICK_FLAG = '--quick';
+export const FAILED_FLAG = '--failed';
 /** A commit a comment pins: an abbreviated or full SHA-1 (7 to 40 hex characters). */
 const PIN = /^[0-9a-fA-F]{7,40}$/;
 
@@ -66,13 +69,14 @@ function readCommandLine(line: string): Trigger {
   const content = line.trim();
   const tokens = content.split(/\s+/);
   if (tokens[0] !== TRIGGER_COMMAND) return { kind: 'none' };
-  // After the command: `--quick` and a commit, each at most once, in either order.
+  // After the command: `--quick`, `--failed` and a commit, each at most once, in any order.
   const rest = tokens.slice(1);
   const quick = rest.filter((t) => t === QUICK_FLAG).length;
+  const failed = rest.filter((t) => t === FAILED_FLAG).length;
   const pins = rest.filter((t) => PIN.test(t));
-  if (quick <= 1 && pins.length <= 1 && quick + pins.length === rest.length) {
+  if (quick <= 1 && failed <= 1 && pins.length <= 1 && quick + failed + pins.length === rest.length) {
     const lane: TriggerLane = quick ? 'quick' : 'cold';
-    return pins[0] ? { kind: 'run', lane, pin: pins[0].toLowerCase() } : { kind: 'run', lane };
+    return { kind: 'run', lane, ...(pins[0] ? { pin: pins[0].toLowerCase() } : {}), ...(failed ? { failed: true as const } : {}) };
   }
   const got = content.length > MAX_ECHO_LENGTH ? `${content.slice(0, MAX_ECHO_LENGTH)}…` : content;
   return { kind: 'help', got };

@@ -22,6 +22,7 @@ import { createLogger } from '../../controller/model/log.js';
 import { ensureStateDirs, statePaths, type StatePaths } from '../../controller/model/paths.js';
 import { ForgeStore } from '../../state/forge-store.js';
 import { Store } from '../../state/store.js';
+import type { TierName } from '../../state/types.js';
 import { startForgeDouble, type DoubleIssue, type ForgeDouble } from '../support/forge-double/index.js';
 
 /**
@@ -167,6 +168,69 @@ describe('the intake', () => {
     expect(botComments()).toHaveLength(1);
     // A reader's pinned comment is refused for who they are, not for the commit.
     expect(await intake().handle(comment('bob', `!testme ${'b'.repeat(12)}`))).toEqual({ kind: 'replied', reply: 'denied' });
+  });
+
+  it('!testme --failed reruns what did not pass in the PR’s last run of the lane, at the same commit; otherwise says why not', async () => {
+    // A finished cold run of this pull request, at the head, that failed at backup.
+    const addDone = async (name: string, sha: string, results: [TierName, 'pass' | 'fail' | 'skipped'][]) => {
+      await new Promise((r) => setTimeout(r, 5)); // each newer than the last
+      const spec = {
+        apiVersion: 'cc-ci/v1',
+        kind: 'Run',
+        metadata: { name },
+        spec: {
+          recipe: 'custom-html',
+          source: { repo: 'https://git.example.org/recipes/custom-html.git', ref: sha },
+          lane: 'cold',
+          trigger: { kind: 'comment', forge: { owner: 'recipes', repo: 'custom-html', pr: pr.index, comment: 1, by: 'alice', sha } },
+        },
+      };
+      store.insertRun({ name, specJson: JSON.stringify(spec), specHash: name, specPath: null, recipe: 'custom-html', lane: 'cold' });
+      store.planTiers(
+        name,
+        results.map(([t]) => t),
+      );
+      for (const [t, r] of results) {
+        store.startTier(name, t);
+        store.finishTier(name, t, r, r);
+      }
+      store.updateRun(name, { phase: 'Done', result: results.some(([, r]) => r === 'fail') ? 'failed' : 'passed', commitSha: sha, finishedAt: Date.now() });
+    };
+    const none = comment('alice', '!testme --failed');
+    expect(await intake().handle(none)).toEqual({ kind: 'replied', reply: 'no-rerun' });
+    expect(botComments().at(-1)).toContain('there is nothing for `!testme --failed` to rerun: this pull request has no finished cold run');
+
+    await addDone('first', SHA, [
+      ['install', 'pass'],
+      ['upgrade', 'pass'],
+      ['backup', 'fail'],
+      ['restore', 'skipped'],
+      ['custom', 'skipped'],
+    ]);
+    const again = comment('alice', '!testme --failed');
+    const name = runNameFor('custom-html', pr.index, again.commentId);
+    expect(await intake().handle(again)).toEqual({ kind: 'run', run: name });
+    const spec = parse(readFileSync(join(paths.specs, `${name}.yaml`), 'utf8')) as { spec: Record<string, unknown> };
+    expect(spec.spec).toMatchObject({
+      lane: 'cold',
+      source: { ref: SHA },
+      tiers: ['backup', 'restore', 'custom'],
+      rerun: { of: 'first', tiers: 'failed', by: 'alice' },
+    });
+    expect(forgeStore.getComment(again.commentId)?.detail).toBe(`backup, restore, custom of first (--failed) at ${SHA}`);
+
+    // The head moved since: the failure of another commit says nothing of this one.
+    await addDone('older-head', 'c'.repeat(40), [['install', 'fail']]);
+    expect(await intake().handle(comment('alice', '!testme --failed'))).toEqual({ kind: 'replied', reply: 'no-rerun' });
+    expect(botComments().at(-1)).toMatch(/its last cold run, older-head, tested cccccccccccc, and the head is aaaaaaaaaaaa now/);
+    // Everything passed: nothing to rerun.
+    await addDone('green', SHA, [['install', 'pass']]);
+    expect(await intake().handle(comment('alice', '!testme --failed'))).toEqual({ kind: 'replied', reply: 'no-rerun' });
+    expect(botComments().at(-1)).toMatch(/every tier of green passed: nothing failed to rerun/);
+    // The quick lane has its own history.
+    expect(await intake().handle(comment('alice', '!testme --quick --failed'))).toEqual({ kind: 'replied', reply: 'no-rerun' });
+    expect(botComments().at(-1)).toMatch(/no finished quick run/);
+    expect(specFiles()).toEqual([`${name}.yaml`]);
   });
 
   it('takes the lane from --quick, the recipe and clone URL from the config mapping', async () => {

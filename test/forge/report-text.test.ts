@@ -59,6 +59,16 @@ describe('the PR comment', () => {
     expect(renderComment(verdict({ result: 'error', reason: 'mail root@example.org' }))).toContain('root@\u200Bexample.org');
   });
 
+  it('a rerun of failed tiers says of which run and which tiers, under the header', () => {
+    const text = renderComment(verdict({ result: 'passed', rerun: { of: 'webnotes-pr7-c1200', tiers: ['backup', 'restore'] } }));
+    expect(text.split('\n').slice(1, 4)).toEqual([
+      '**cc-ci** · `webnotes` at `4b825dc642` · cold lane · requested by alice',
+      '',
+      '🔁 Rerun of `webnotes-pr7-c1200` at the same commit: only backup, restore, from the first tier that did not pass there.',
+    ]);
+    expect(renderComment(verdict({ result: 'passed' }))).not.toContain('Rerun of');
+  });
+
   it('running: a link to the live page', () => {
     expect(renderComment({ ...base, stage: 'running', queuePosition: null, waiting: null })).toContain(
       '🏃 **Running**: follow the live log at https://ci.example.org/runs/webnotes-pr7-c1234',
@@ -90,7 +100,7 @@ describe('the PR comment', () => {
         '',
         'Full log and evidence: https://ci.example.org/runs/webnotes-pr7-c1234',
         '',
-        'To run again, comment `!testme` (or `!testme --quick` for the quick lane).',
+        'To run again, comment `!testme` (or `!testme --quick` for the quick lane; `!testme --failed` for only the tiers that did not pass).',
       ].join('\n'),
     );
   });

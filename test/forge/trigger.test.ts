@@ -26,6 +26,11 @@ const cases: Array<[string, string, Trigger]> = [
   ['not hex', '!testme 1a2b3cz', { kind: 'help', got: '!testme 1a2b3cz' }],
   ['two commits', '!testme 1a2b3c4 5d6e7f8', { kind: 'help', got: '!testme 1a2b3c4 5d6e7f8' }],
   ['the flag twice', '!testme --quick --quick', { kind: 'help', got: '!testme --quick --quick' }],
+  // rerun the failed tiers
+  ['failed tiers only', '!testme --failed', { kind: 'run', lane: 'cold', failed: true }],
+  ['failed tiers of a quick run, pinned, any order', '!testme 1a2b3c4 --failed --quick', { kind: 'run', lane: 'quick', pin: '1a2b3c4', failed: true }],
+  ['--failed twice', '!testme --failed --failed', { kind: 'help', got: '!testme --failed --failed' }],
+  ['a misspelt --failed', '!testme --fail', { kind: 'help', got: '!testme --fail' }],
   ['trailing whitespace after the flag', '!testme --quick  \t', quick],
   ['CRLF line ends', 'Looks good.\r\n!testme\r\nThanks', cold],
   ['lone CR line ends', 'Looks good.\r!testme --quick\rThanks', quick],

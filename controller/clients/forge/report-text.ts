@@ -37,6 +37,8 @@ export interface ReportView {
   runUrl: string;
   /** A teardown that failed after the verdict: the server's problem, noted under the verdict it does not change. */
   teardownProblem?: string | null;
+  /** A rerun of the tiers that did not pass in another run (`!testme --failed`, the run page's button). */
+  rerun?: { of: string; tiers: string[] } | null;
 }
 
 export function reportMarker(run: string): string {
@@ -60,7 +62,7 @@ const QUICK_NOTE =
 /** A quick run that fell back: the result has the cold lane's confidence, and the comment says why. */
 const fallbackNote = (why: string): string => `> ℹ️ **Quick lane fell back to cold**: ${why}. This result has the cold lane's confidence.`;
 
-const RERUN = 'To run again, comment `!testme` (or `!testme --quick` for the quick lane).';
+const RERUN = 'To run again, comment `!testme` (or `!testme --quick` for the quick lane; `!testme --failed` for only the tiers that did not pass).';
 
 /** One line for a table cell: no pipes or line ends, bounded, pinging nobody. */
 function cell(text: string | null, max = 160): string {
@@ -116,6 +118,12 @@ function tierTable(tiers: TierView[]): string[] {
 
 export function renderComment(v: ReportView): string {
   const lines = [reportMarker(v.run), header(v), ''];
+  if (v.rerun) {
+    lines.push(
+      `🔁 Rerun of \`${cell(v.rerun.of)}\` at the same commit: only ${cell(v.rerun.tiers.join(', '))}, from the first tier that did not pass there.`,
+      '',
+    );
+  }
   if (v.stage === 'queued') {
     const where = v.queuePosition === null ? 'waiting to start' : `position ${v.queuePosition} in the queue`;
     lines.push(`⏳ **Queued**: ${where}${v.waiting ? ` (${v.waiting})` : ''}.`, '', `Run page: ${v.runUrl}`);
