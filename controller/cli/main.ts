@@ -2,16 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { AlreadyServingError } from '../../state/instance.js';
 import { getWarmCommand, describeWarmCommand, warmReconcileCommand } from './warm.js';
-import {
-  applyCommand,
-  deleteRunCommand,
-  describeRunCommand,
-  doctorCommand,
-  getRunsCommand,
-  logsCommand,
-  serveCommand,
-  type GetRunsOptions,
-} from './commands.js';
+import { applyCommand, deleteRunCommand, describeRunCommand, doctorCommand, getRunsCommand, logsCommand, serveCommand } from './commands.js';
+import type { GetRunsOptions } from './run-output.js';
 import { PAGE_SIZE } from '../views/run-query.js';
 import { EXIT, UsageError, err, type GlobalOptions } from './common.js';
 import { cancelCommand, rerunCommand, tokenCommand } from './actions.js';
