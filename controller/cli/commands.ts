@@ -9,6 +9,7 @@ import { validateWarm, writeWarmFile } from '../model/warm.js';
 import { writeSpecFile } from '../model/spec-files.js';
 import { EXIT, UsageError, loadEnv, openStore, out, type GlobalOptions } from './common.js';
 import { printInvalidSpecs, printRunDescription, printRunList, type GetRunsOptions } from './run-output.js';
+import { describeRunRemote, getRunsRemote, logsRemote, remoteOf, type RemoteOptions } from './remote.js';
 import { carryOutCancel } from './embedded.js';
 import { followRun, formatEvent } from '../views/follow.js';
 
@@ -88,8 +89,11 @@ export function applyCommand(file: string, o: GlobalOptions): number {
 const CLI_MAX_LIMIT = 10_000;
 
 /** `cc-ci get runs [-o json|wide] [--limit N] [--cursor C] [--recipe R] [--result R] [--lane L] [--pr N] [--repo O/N]`:
- *  the unfinished runs, then the newest finished ones (PAGE_SIZE unless --limit says otherwise). */
-export function getRunsCommand(o: GlobalOptions & GetRunsOptions): number {
+ *  the unfinished runs, then the newest finished ones (PAGE_SIZE unless --limit says otherwise); with --server,
+ *  from that server, whose pages are at most MAX_PAGE_SIZE. */
+export async function getRunsCommand(o: GlobalOptions & RemoteOptions & GetRunsOptions): Promise<number> {
+  const remote = remoteOf(o);
+  if (remote) return getRunsRemote(remote, o);
   const env = loadEnv(o);
   const { limit, cursor, recipe, result, lane, pr, repo } = o;
   const parsed = parseRunQuery({ limit, cursor, recipe, result, lane, pr, repo }, CLI_MAX_LIMIT);
@@ -108,7 +112,9 @@ export function getRunsCommand(o: GlobalOptions & GetRunsOptions): number {
 }
 
 /** `cc-ci describe run NAME`. */
-export function describeRunCommand(name: string, o: GlobalOptions): number {
+export async function describeRunCommand(name: string, o: GlobalOptions & RemoteOptions): Promise<number> {
+  const remote = remoteOf(o);
+  if (remote) return describeRunRemote(remote, name);
   const env = loadEnv(o);
   const store = openStore(env.paths);
   const d = runDetail(store, env.paths, name);
@@ -123,7 +129,9 @@ export function describeRunCommand(name: string, o: GlobalOptions): number {
 }
 
 /** `cc-ci logs [-f] NAME`. */
-export async function logsCommand(name: string, o: GlobalOptions & { follow?: boolean }): Promise<number> {
+export async function logsCommand(name: string, o: GlobalOptions & RemoteOptions & { follow?: boolean }): Promise<number> {
+  const remote = remoteOf(o);
+  if (remote) return logsRemote(remote, name, o.follow === true);
   const env = loadEnv(o);
   const store = openStore(env.paths);
   if (!store.getRun(name)) {
