@@ -4,11 +4,13 @@ import { TokenStore } from '../../state/token-store.js';
 import { isName } from '../model/spec.js';
 import { EXIT, UsageError, ago, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
 import { carryOutCancel } from './embedded.js';
+import { cancelRemote, remoteOf, rerunRemote, type RemoteOptions } from './remote.js';
 
 /**
  * `cc-ci cancel`, `cc-ci rerun` and `cc-ci token`: the actions of the run pages
  * (controller/runtime/run-actions.ts), for someone on the host. Being on the host with the state
- * directory is being the operator: no token is needed here.
+ * directory is being the operator: no token is needed here. With --server (remote.ts) they are
+ * asked of that server's API instead, with a token.
  */
 
 /** Who acted, as the run's log records it: the host user, and that it was the CLI. */
@@ -22,7 +24,9 @@ function cliActor(): string {
 }
 
 /** `cc-ci cancel NAME`: records the cancel; a serving controller carries it out, else this process does. */
-export async function cancelCommand(name: string, o: GlobalOptions): Promise<number> {
+export async function cancelCommand(name: string, o: GlobalOptions & RemoteOptions): Promise<number> {
+  const remote = remoteOf(o);
+  if (remote) return cancelRemote(remote, name);
   const env = loadEnv(o, true);
   const store = openStore(env.paths);
   const done = cancelRun(store, name, cliActor());
@@ -40,7 +44,9 @@ export async function cancelCommand(name: string, o: GlobalOptions): Promise<num
 }
 
 /** `cc-ci rerun NAME [--failed]`: a new run at the same commit, picked up by `cc-ci serve`. */
-export function rerunCommand(name: string, o: GlobalOptions & { failed?: boolean }): number {
+export async function rerunCommand(name: string, o: GlobalOptions & RemoteOptions & { failed?: boolean }): Promise<number> {
+  const remote = remoteOf(o);
+  if (remote) return rerunRemote(remote, name, o.failed === true);
   const env = loadEnv(o, true);
   const store = openStore(env.paths);
   try {

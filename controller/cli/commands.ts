@@ -1,17 +1,16 @@
 import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { basename } from 'node:path';
 import { runDoctor } from './doctor.js';
-import { withoutCredentials } from '../model/redact.js';
 import { readForgeSecrets, SecretFileError, type ForgeSecrets } from '../clients/forge/secrets.js';
 import { Manager } from '../runtime/manager.js';
-import { invalidSpecsOf, runDetail, runList, runListJson, type RunList } from '../views/run-view.js';
-import { parseRunQuery, PAGE_SIZE } from '../views/run-query.js';
+import { invalidSpecsOf, runDescription, runDetail, runList, runListJson, type RunList } from '../views/run-view.js';
+import { parseRunQuery } from '../views/run-query.js';
 import { kindOf, parseDocument, parseSpecText } from '../model/spec.js';
 import { validateWarm, writeWarmFile } from '../model/warm.js';
 import { writeSpecFile } from '../model/spec-files.js';
-import { EXIT, UsageError, ago, duration, loadEnv, openStore, out, table, type GlobalOptions } from './common.js';
+import { EXIT, UsageError, loadEnv, openStore, out, type GlobalOptions } from './common.js';
+import { printInvalidSpecs, printRunDescription, printRunList, type GetRunsOptions } from './run-output.js';
+import { describeRunRemote, getRunsRemote, logsRemote, remoteOf, type RemoteOptions } from './remote.js';
 import { carryOutCancel } from './embedded.js';
-import { describeUnderstanding, type Understanding } from '../../reconcilers/understand.js';
 import { followRun, formatEvent } from '../views/follow.js';
 
 /** `cc-ci serve`: the controller, until SIGTERM/SIGINT. */
@@ -89,20 +88,12 @@ export function applyCommand(file: string, o: GlobalOptions): number {
 /** Runs `cc-ci get runs` lists at most (`--limit`): it reads a local database, but prints a page, not the history. */
 const CLI_MAX_LIMIT = 10_000;
 
-export interface GetRunsOptions {
-  output?: string;
-  limit?: string;
-  cursor?: string;
-  recipe?: string;
-  result?: string;
-  lane?: string;
-  pr?: string;
-  repo?: string;
-}
-
 /** `cc-ci get runs [-o json|wide] [--limit N] [--cursor C] [--recipe R] [--result R] [--lane L] [--pr N] [--repo O/N]`:
- *  the unfinished runs, then the newest finished ones (PAGE_SIZE unless --limit says otherwise). */
-export function getRunsCommand(o: GlobalOptions & GetRunsOptions): number {
+ *  the unfinished runs, then the newest finished ones (PAGE_SIZE unless --limit says otherwise); with --server,
+ *  from that server, whose pages are at most MAX_PAGE_SIZE. */
+export async function getRunsCommand(o: GlobalOptions & RemoteOptions & GetRunsOptions): Promise<number> {
+  const remote = remoteOf(o);
+  if (remote) return getRunsRemote(remote, o);
   const env = loadEnv(o);
   const { limit, cursor, recipe, result, lane, pr, repo } = o;
   const parsed = parseRunQuery({ limit, cursor, recipe, result, lane, pr, repo }, CLI_MAX_LIMIT);
@@ -117,102 +108,30 @@ export function getRunsCommand(o: GlobalOptions & GetRunsOptions): number {
       store.close();
     }
   }
-  if (o.output === 'json') {
-    out(JSON.stringify(runListJson(list), null, 2));
-    return EXIT.passed;
-  }
-  const wide = o.output === 'wide';
-  const head = ['NAME', 'RECIPE', 'REF', 'LANE', 'PHASE', 'RESULT', 'AGE', 'DURATION', wide ? 'DOMAINS' : '', 'INFO'].filter(Boolean);
-  const body = [...list.unfinished, ...list.finished].map((r) => {
-    const info = r.queuePosition ? `#${r.queuePosition} in queue: ${r.waiting}` : (r.reason ?? '');
-    return [
-      r.name,
-      r.recipe,
-      r.ref.length > 14 ? r.ref.slice(0, 12) + '…' : r.ref,
-      r.lane,
-      r.phase,
-      r.result ?? '-',
-      ago(r.createdAt),
-      duration(r.durationMs),
-      ...(wide ? [r.domains.join(',') || '-'] : []),
-      wide ? info : info.slice(0, 100),
-    ];
-  });
-  for (const i of list.invalidSpecs) {
-    body.push([i.name ?? basename(i.file), '-', '-', '-', 'Invalid', 'error', '-', '-', ...(wide ? ['-'] : []), `${basename(i.file)}: ${i.error}`]);
-  }
-  out(body.length ? table([head, ...body]) : 'No runs.');
-  if (list.unfinishedTotal > list.unfinished.length) out(`(${list.unfinishedTotal - list.unfinished.length} more unfinished runs not shown)`);
-  if (list.invalidTotal > list.invalidSpecs.length) out(`(${list.invalidTotal - list.invalidSpecs.length} more invalid spec files not shown)`);
-  if (list.next) out(`(older runs: --cursor ${list.next}${parsed.query.limit !== PAGE_SIZE ? ` --limit ${parsed.query.limit}` : ''})`);
-  return EXIT.passed;
+  return printRunList(runListJson(list), { output: o.output, limit: parsed.query.limit });
 }
 
 /** `cc-ci describe run NAME`. */
-export function describeRunCommand(name: string, o: GlobalOptions): number {
+export async function describeRunCommand(name: string, o: GlobalOptions & RemoteOptions): Promise<number> {
+  const remote = remoteOf(o);
+  if (remote) return describeRunRemote(remote, name);
   const env = loadEnv(o);
   const store = openStore(env.paths);
   const d = runDetail(store, env.paths, name);
   const invalid = invalidSpecsOf(store, name);
   store.close();
   if (!d) {
-    if (invalid.length) {
-      for (const i of invalid) out(`${i.file}: invalid: ${i.error}`);
-      return EXIT.error;
-    }
+    if (invalid.length) return printInvalidSpecs(invalid);
     throw new UsageError(`no run named ${name}`);
   }
-  const { run, spec, row } = d;
-  out(`Name:       ${run.name}`);
-  out(`Recipe:     ${spec.spec.recipe}`);
-  out(`Source:     ${withoutCredentials(spec.spec.source.repo)} @ ${spec.spec.source.ref}${run.commitSha ? ` (${run.commitSha})` : ''}`);
-  out(`Lane:       ${run.lane}${run.laneNote ? ` (fell back to cold: ${run.laneNote})` : ''}`);
-  out(`Trigger:    ${spec.spec.trigger ? JSON.stringify(spec.spec.trigger) : 'file'}`);
-  out(`Phase:      ${run.phase}${run.step ? ` (step: ${run.step})` : ''}`);
-  out(`Result:     ${run.result ?? '-'}`);
-  out(`Reason:     ${run.reason ?? '-'}`);
-  if (row.queuePosition) out(`Queue:      #${row.queuePosition}: ${row.waiting}`);
-  out(`Attempt:    ${run.attempt}${run.retries.length ? ` (retried after: ${run.retries.map((r) => `#${r.attempt} ${r.reason}`).join('; ')})` : ''}`);
-  out(`Created:    ${new Date(run.createdAt).toISOString()}`);
-  out(`Duration:   ${duration(row.durationMs)}`);
-  if (run.cancelRequested) out(`Cancel:     ${run.cancelReason ?? 'requested'}`);
-  if (d.prunedAt !== null) out(`Pruned:     log, steps and files removed by retention on ${new Date(d.prunedAt).toISOString()}`);
-  out('Tiers:');
-  out(
-    d.tiers.length
-      ? table([['  TIER', 'RESULT', 'DURATION', 'REASON'], ...d.tiers.map((t) => [`  ${t.tier}`, t.result ?? '-', duration(t.durationMs), t.reason ?? ''])])
-      : '  (not planned yet)',
-  );
-  out('Apps:');
-  out(
-    d.apps.length
-      ? table([['  DOMAIN', 'PURPOSE', 'STATE', 'PORT'], ...d.apps.map((a) => [`  ${a.domain}`, a.purpose, a.state, a.port ? String(a.port) : '-'])])
-      : '  (none)',
-  );
-  out('Understood:');
-  out(
-    run.understanding
-      ? describeUnderstanding(run.understanding as Understanding)
-          .map((l) => `  ${l}`)
-          .join('\n')
-      : '  (not read yet)',
-  );
-  out('Customisation:');
-  out(`  ${run.customization ? JSON.stringify(run.customization) : '(not loaded yet)'}`);
-  out(`Evidence (${d.dir}):`);
-  out(d.evidence.length ? d.evidence.map((e) => `  ${e.path} (${e.bytes} bytes)`).join('\n') : '  (none)');
-  out('Steps:');
-  out(
-    table([
-      ['  #', 'ATTEMPT', 'STEP', 'STATE', 'DURATION'],
-      ...d.steps.slice(-40).map((s) => [`  ${s.id}`, String(s.attempt), s.name, s.state, duration(s.finishedAt ? s.finishedAt - s.startedAt : null)]),
-    ]),
-  );
+  printRunDescription(runDescription(d));
   return EXIT.passed;
 }
 
 /** `cc-ci logs [-f] NAME`. */
-export async function logsCommand(name: string, o: GlobalOptions & { follow?: boolean }): Promise<number> {
+export async function logsCommand(name: string, o: GlobalOptions & RemoteOptions & { follow?: boolean }): Promise<number> {
+  const remote = remoteOf(o);
+  if (remote) return logsRemote(remote, name, o.follow === true);
   const env = loadEnv(o);
   const store = openStore(env.paths);
   if (!store.getRun(name)) {

@@ -2,28 +2,29 @@
 import { Command, CommanderError } from 'commander';
 import { AlreadyServingError } from '../../state/instance.js';
 import { getWarmCommand, describeWarmCommand, warmReconcileCommand } from './warm.js';
-import {
-  applyCommand,
-  deleteRunCommand,
-  describeRunCommand,
-  doctorCommand,
-  getRunsCommand,
-  logsCommand,
-  serveCommand,
-  type GetRunsOptions,
-} from './commands.js';
+import { applyCommand, deleteRunCommand, describeRunCommand, doctorCommand, getRunsCommand, logsCommand, serveCommand } from './commands.js';
+import type { GetRunsOptions } from './run-output.js';
+import type { RemoteOptions } from './remote.js';
 import { PAGE_SIZE } from '../views/run-query.js';
 import { EXIT, UsageError, err, type GlobalOptions } from './common.js';
 import { cancelCommand, rerunCommand, tokenCommand } from './actions.js';
 import { janitorCommand } from './janitor.js';
 import { runCommand, type RunCommandOptions } from './run.js';
 
-/** The `cc-ci` command line, kubectl-style. Every command takes --state-dir and --config. */
+/** The `cc-ci` command line, kubectl-style. Every command takes --state-dir and --config; the
+ *  commands that read runs or act on them also take --server, to ask a running `cc-ci serve`. */
 
 function withGlobals(cmd: Command): Command {
   return cmd
     .option('--state-dir <dir>', 'state directory (default: $CCCI_STATE_DIR or ~/.local/state/cc-ci)')
     .option('--config <file>', 'YAML config file (default: $CCCI_CONFIG)');
+}
+
+/** The remote mode (remote.ts). The token has no option of its own: an argument shows in `ps`. */
+function withServer(cmd: Command): Command {
+  return cmd
+    .option('--server <url>', 'ask this cc-ci serve over its API instead of reading a state directory (default: $CCCI_SERVER)')
+    .option('--token-file <file>', 'a file holding an API token for --server (default: $CCCI_TOKEN)');
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -58,20 +59,22 @@ async function main(argv: string[]): Promise<number> {
   });
 
   const get = program.command('get').description('list objects');
-  withGlobals(
-    get
-      .command('runs')
-      .description('list unfinished runs (queue positions, why they wait), the newest finished runs, and invalid spec files')
-      .option('-o, --output <format>', 'json | wide')
-      .option('--limit <n>', `finished runs to list (default ${PAGE_SIZE})`)
-      .option('--cursor <cursor>', 'list the finished runs older than this (printed under a full page)')
-      .option('--recipe <recipe>', 'only runs of this recipe')
-      .option('--result <result>', 'only runs that ended passed, failed, error or cancelled')
-      .option('--lane <lane>', 'only runs of this lane (cold, quick)')
-      .option('--pr <number>', 'only runs of this pull request')
-      .option('--repo <owner/name>', "only runs of this pull request's repository"),
-  ).action((o: GlobalOptions & GetRunsOptions) => {
-    code = getRunsCommand(o);
+  withServer(
+    withGlobals(
+      get
+        .command('runs')
+        .description('list unfinished runs (queue positions, why they wait), the newest finished runs, and invalid spec files')
+        .option('-o, --output <format>', 'json | wide')
+        .option('--limit <n>', `finished runs to list (default ${PAGE_SIZE})`)
+        .option('--cursor <cursor>', 'list the finished runs older than this (printed under a full page)')
+        .option('--recipe <recipe>', 'only runs of this recipe')
+        .option('--result <result>', 'only runs that ended passed, failed, error or cancelled')
+        .option('--lane <lane>', 'only runs of this lane (cold, quick)')
+        .option('--pr <number>', 'only runs of this pull request')
+        .option('--repo <owner/name>', "only runs of this pull request's repository"),
+    ),
+  ).action(async (o: GlobalOptions & RemoteOptions & GetRunsOptions) => {
+    code = await getRunsCommand(o);
   });
 
   withGlobals(get.command('warm').description('list warm canonical apps: promoted commit, health, holder').option('-o, --output <format>', 'json')).action(
@@ -91,17 +94,19 @@ async function main(argv: string[]): Promise<number> {
   });
 
   const describe = program.command('describe').description('show one object in detail');
-  withGlobals(describe.command('run <name>').description('status, tiers, apps, evidence and steps of a run')).action((name: string, o: GlobalOptions) => {
-    code = describeRunCommand(name, o);
-  });
+  withServer(withGlobals(describe.command('run <name>').description('status, tiers, apps, evidence and steps of a run'))).action(
+    async (name: string, o: GlobalOptions & RemoteOptions) => {
+      code = await describeRunCommand(name, o);
+    },
+  );
   withGlobals(describe.command('warm <recipe>').description("a recipe's warm app: source, head, promoted commit, health, holder")).action(
     (recipe: string, o: GlobalOptions) => {
       code = describeWarmCommand(recipe, o);
     },
   );
 
-  withGlobals(program.command('logs <name>').description("print a run's log").option('-f, --follow', 'follow until the run is done')).action(
-    async (name: string, o: GlobalOptions & { follow?: boolean }) => {
+  withServer(withGlobals(program.command('logs <name>').description("print a run's log").option('-f, --follow', 'follow until the run is done'))).action(
+    async (name: string, o: GlobalOptions & RemoteOptions & { follow?: boolean }) => {
       code = await logsCommand(name, o);
     },
   );
@@ -111,18 +116,20 @@ async function main(argv: string[]): Promise<number> {
     code = await deleteRunCommand(name, o);
   });
 
-  withGlobals(program.command('cancel <name>').description('cancel a run: it is torn down and reported cancelled; its record stays')).action(
-    async (name: string, o: GlobalOptions) => {
+  withServer(withGlobals(program.command('cancel <name>').description('cancel a run: it is torn down and reported cancelled; its record stays'))).action(
+    async (name: string, o: GlobalOptions & RemoteOptions) => {
       code = await cancelCommand(name, o);
     },
   );
-  withGlobals(
-    program
-      .command('rerun <name>')
-      .description('run a run again at the same commit, lane and trigger (cc-ci serve picks it up)')
-      .option('--failed', 'only the tiers from the first that did not pass'),
-  ).action((name: string, o: GlobalOptions & { failed?: boolean }) => {
-    code = rerunCommand(name, o);
+  withServer(
+    withGlobals(
+      program
+        .command('rerun <name>')
+        .description('run a run again at the same commit, lane and trigger (cc-ci serve picks it up)')
+        .option('--failed', 'only the tiers from the first that did not pass'),
+    ),
+  ).action(async (name: string, o: GlobalOptions & RemoteOptions & { failed?: boolean }) => {
+    code = await rerunCommand(name, o);
   });
   const token = program.command('token').description('API tokens for cancelling and rerunning over HTTP');
   withGlobals(token.command('create <name>').description('issue a token (printed once; only its hash is kept)')).action((name: string, o: GlobalOptions) => {

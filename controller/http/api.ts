@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
 import type { StatePaths } from '../model/paths.js';
-import { runDetail, runList, runListJson } from '../views/run-view.js';
+import { invalidSpecsOf, runDescription, runDetail, runList, runListJson } from '../views/run-view.js';
 import { parseRunQuery } from '../views/run-query.js';
-import { withoutCredentials } from './html.js';
 import { isName } from '../model/spec.js';
 import { projectRoot } from '../model/project-root.js';
 import { homedir } from 'node:os';
@@ -51,24 +50,11 @@ function registerRunRoutes(app: FastifyInstance, base: string, o: { store: Store
   app.get<{ Params: { name: string } }>(`${base}/runs/:name`, async (request, reply) => {
     const { name } = request.params;
     const d = isName(name) ? runDetail(o.store, o.paths, name) : undefined;
-    if (!d) return reply.code(404).send({ error: `no run named ${name}` });
-    const spec = { ...d.spec, spec: { ...d.spec.spec, source: { ...d.spec.spec.source, repo: withoutCredentials(d.spec.spec.source.repo) } } };
-    return {
-      ...d.row,
-      spec,
-      commitSha: d.run.commitSha,
-      prunedAt: d.prunedAt,
-      step: d.run.step,
-      cancelReason: d.run.cancelReason,
-      retries: d.run.retries,
-      customization: d.run.customization,
-      tiers: d.tiers,
-      apps: d.apps.map((a) => ({ domain: a.domain, purpose: a.purpose, state: a.state, port: a.port })),
-      steps: d.steps,
-      evidence: d.evidence.map((e) => ({
-        ...e,
-        url: e.path.startsWith('evidence/') ? `/runs/${name}/artifacts/${e.path.slice('evidence/'.length).split('/').map(encodeURIComponent).join('/')}` : null,
-      })),
-    };
+    if (!d) {
+      // A spec file of that name that could not be taken in is why there is no run: say so (as `cc-ci describe run` does).
+      const invalidSpecs = isName(name) ? invalidSpecsOf(o.store, name) : [];
+      return reply.code(404).send({ error: `no run named ${name}`, ...(invalidSpecs.length ? { invalidSpecs } : {}) });
+    }
+    return runDescription(d);
   });
 }

@@ -52,11 +52,22 @@ export const OPENAPI = {
     },
     '/api/v1/runs/{name}': {
       get: {
-        summary: 'One run: spec, tiers, apps, steps, evidence',
+        summary: 'One run: spec, tiers, apps, steps, evidence (what `cc-ci describe run` prints)',
         parameters: [nameParam],
         responses: {
-          '200': { description: 'the run', content: { 'application/json': { schema: { type: 'object' } } } },
-          '404': errorResponse('no such run'),
+          '200': { description: 'the run', content: { 'application/json': { schema: { $ref: '#/components/schemas/RunDescription' } } } },
+          '404': {
+            description: 'no such run; `invalidSpecs` lists spec files of that name that could not be taken in',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['error'],
+                  properties: { error: str, invalidSpecs: { type: 'array', items: { $ref: '#/components/schemas/InvalidSpec' } } },
+                },
+              },
+            },
+          },
         },
       },
     },
@@ -81,8 +92,18 @@ export const OPENAPI = {
     },
     '/api/v1/runs/{name}/events': {
       get: {
-        summary: "The run's log as server-sent events (`log`, `tier`, `run`, `skipped`, `end`); resume with Last-Event-ID",
-        parameters: [nameParam, { name: 'all', in: 'query', schema: { enum: ['1'] }, description: 'replay the whole log, not its tail' }],
+        summary:
+          "The run's log as server-sent events: `log` (a line, `id` its sequence number), `state` (phase, step, tiers when they changed), `skipped` (lines not replayed), `end` (the run is done; the stream ends), `caught-up` (with follow=0: the log so far was sent; the stream ends). Resume with Last-Event-ID.",
+        parameters: [
+          nameParam,
+          { name: 'all', in: 'query', schema: { enum: ['1'] }, description: 'replay the whole log, not its tail' },
+          {
+            name: 'follow',
+            in: 'query',
+            schema: { enum: ['0'] },
+            description: 'end after what the log holds now instead of following the run until it is done',
+          },
+        ],
         responses: { '200': { description: 'an event stream', content: { 'text/event-stream': { schema: str } } }, '404': errorResponse('no such run') },
       },
     },
@@ -129,9 +150,55 @@ export const OPENAPI = {
           runs: { type: 'array', items: { $ref: '#/components/schemas/RunRow' } },
           unfinishedTotal: int,
           next: nullable('string'),
-          invalidSpecs: { type: 'array', items: { type: 'object' } },
+          invalidSpecs: { type: 'array', items: { $ref: '#/components/schemas/InvalidSpec' } },
           invalidTotal: int,
         },
+      },
+      InvalidSpec: { type: 'object', properties: { file: str, name: nullable('string'), error: str } },
+      RunDescription: {
+        allOf: [
+          { $ref: '#/components/schemas/RunRow' },
+          {
+            type: 'object',
+            properties: {
+              spec: { type: 'object', description: 'the run spec as accepted, its repository without credentials' },
+              commitSha: nullable('string'),
+              laneNote: nullable('string'),
+              prunedAt: nullable('integer'),
+              step: nullable('string'),
+              cancelRequested: { type: 'boolean' },
+              cancelReason: nullable('string'),
+              retries: { type: 'array', items: { type: 'object', properties: { attempt: int, reason: str, at: int } } },
+              understood: { type: ['array', 'null'], items: str, description: 'what cc-ci understood of the recipe before deploying it, in words' },
+              customization: {},
+              tiers: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    tier: str,
+                    position: int,
+                    result: nullable('string'),
+                    reason: nullable('string'),
+                    startedAt: nullable('integer'),
+                    finishedAt: nullable('integer'),
+                    durationMs: nullable('integer'),
+                  },
+                },
+              },
+              apps: { type: 'array', items: { type: 'object', properties: { domain: str, purpose: str, state: str, port: nullable('integer') } } },
+              steps: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: { id: int, attempt: int, name: str, state: str, detail: nullable('string'), startedAt: int, finishedAt: nullable('integer') },
+                },
+              },
+              dir: { type: 'string', description: "the run's directory on the server, its paths named by placeholders (<state>)" },
+              evidence: { type: 'array', items: { type: 'object', properties: { path: str, bytes: int, url: nullable('string') } } },
+            },
+          },
+        ],
       },
     },
   },

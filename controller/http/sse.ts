@@ -14,8 +14,9 @@ import { isName } from '../model/spec.js';
  * Every event carries `id: <seq>`, so a browser that reconnects sends Last-Event-ID and resumes
  * right after what it saw. A new stream replays the last TAIL_LINES lines (a `skipped` event says
  * how many came before; `?all=1` replays them all). The stream ends with an `end` event once the
- * run is Done. Comment lines keep idle proxies from closing it. A run whose log retention removed
- * gets one line saying so, and when.
+ * run is Done — or, with `?follow=0` (`cc-ci logs --server` without -f), once it has sent what the
+ * log holds now, with a `caught-up` event unless the run is Done. Comment lines keep idle proxies
+ * from closing it. A run whose log retention removed gets one line saying so, and when.
  *
  * Bounded for a server that runs for months: a write the client does not read waits for `drain`
  * (a paused reader holds one batch, not the log); replay yields to the event loop between batches
@@ -177,7 +178,7 @@ function registerRunEvents(
   o: { store: Store; paths: StatePaths; closing: AbortSignal; slots: StreamSlots },
   watchers: RunWatchers,
 ): void {
-  app.get<{ Params: { name: string }; Querystring: { after?: string; all?: string } }>(path, async (request, reply) => {
+  app.get<{ Params: { name: string }; Querystring: { after?: string; all?: string; follow?: string } }>(path, async (request, reply) => {
     const { name } = request.params;
     const run = isName(name) ? o.store.getRun(name) : undefined;
     if (!run) return reply.code(404).send({ error: `no run named ${name}` });
@@ -213,9 +214,11 @@ function registerRunEvents(
         await send(`event: state\ndata: ${state}\n\n`);
       };
       await sendState();
+      // `follow=0` (`cc-ci logs` without -f): what the log holds now, then a `caught-up` event and the end of the stream.
+      const follow = request.query.follow !== '0';
       const final = await followRun(o.store, name, (e) => send(line(e)), {
         fromSeq: seq,
-        follow: true,
+        follow,
         signal,
         batch: BATCH,
         wait: async () => {
@@ -226,6 +229,9 @@ function registerRunEvents(
       if (!signal.aborted) await sendState();
       if (!signal.aborted && final?.phase === 'Done') {
         await send(`event: end\ndata: ${JSON.stringify({ result: final.result, reason: final.reason })}\n\n`);
+      } else if (!signal.aborted && !follow) {
+        // Says the stream ended on purpose: a client that sees the stream end without it (or `end`) lost the connection and resumes.
+        await send(`event: caught-up\ndata: {}\n\n`);
       }
     });
   });

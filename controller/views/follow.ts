@@ -41,8 +41,9 @@ export async function followRun(
   }
 }
 
-/** One human line per event: elapsed time, then the text; tier and phase lines stand out. */
-export function formatEvent(e: RunEvent, t0: number): string {
+/** One human line per event: elapsed time, then the text; tier and phase lines stand out. A kind
+ *  this version does not know (an event from a newer server, `cc-ci logs --server`) is plain text. */
+export function formatEvent(e: Pick<RunEvent, 'ts' | 'text'> & { kind: string }, t0: number): string {
   const t = `[${((e.ts - t0) / 1000).toFixed(1).padStart(6)}s]`;
   switch (e.kind) {
     case 'phase':

@@ -2,11 +2,13 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Store } from '../../state/store.js';
 import { RunHistory } from '../../state/history.js';
-import type { AppRecord, RunRecord, StepRecord, TierRecord } from '../../state/types.js';
+import type { AppRecord, RetryRecord, RunRecord, StepRecord, TierRecord } from '../../state/types.js';
 import { runDir, type StatePaths } from '../model/paths.js';
 import { type RunSpec, acceptedSpec } from '../model/spec.js';
 import { formatCursor, type RunQuery } from './run-query.js';
 import { readJUnit, type JUnitFile } from './junit-view.js';
+import { withoutCredentials } from '../model/redact.js';
+import { describeUnderstanding, type Understanding } from '../../reconcilers/understand.js';
 
 /**
  * What a person (CLI) or a page (HTTP) is shown of runs: one place computes queue position,
@@ -93,13 +95,15 @@ export function runList(store: Store, q: RunQuery): RunList {
  * (first page only) and then a page of finished ones, newest first; `next` is the cursor of the
  * next page, null at the end.
  */
-export function runListJson(list: RunList): {
+export interface RunListJson {
   runs: RunRow[];
   unfinishedTotal: number;
   next: string | null;
   invalidSpecs: InvalidSpecRow[];
   invalidTotal: number;
-} {
+}
+
+export function runListJson(list: RunList): RunListJson {
   return {
     runs: [...list.unfinished, ...list.finished],
     unfinishedTotal: list.unfinishedTotal,
@@ -190,6 +194,61 @@ export function runDetail(store: Store, paths: StatePaths, name: string): RunDet
     dir,
     prunedAt: new RunHistory(store).prunedAt(name),
     junit: evidence.filter((e) => /^evidence\/(.*\/)?junit[^/]*\.xml$/.test(e.path)).map((e) => readJUnit(join(dir, e.path), e.path.slice('evidence/'.length))),
+  };
+}
+
+/**
+ * One run in detail as data (GET /api/v1/runs/:name, and what `cc-ci describe run` prints, from
+ * the state directory or from that route alike): the run's row, then what only the detail has.
+ * The repository is named without credentials; the server hides its own paths on the way out
+ * (http/api.ts, withoutHostPaths).
+ */
+export interface RunDescription extends RunRow {
+  spec: RunSpec;
+  commitSha: string | null;
+  /** A quick run that fell back to the cold ladder says why. */
+  laneNote: string | null;
+  prunedAt: number | null;
+  step: string | null;
+  cancelRequested: boolean;
+  cancelReason: string | null;
+  retries: RetryRecord[];
+  /** What cc-ci understood of the recipe before deploying it, in words (null: not read yet). */
+  understood: string[] | null;
+  customization: unknown;
+  tiers: TierRecord[];
+  apps: { domain: string; purpose: string; state: string; port: number | null }[];
+  steps: StepRecord[];
+  /** The run's directory, where its evidence is. */
+  dir: string;
+  /** Each file of the run's directory; `url` serves it when it is evidence. */
+  evidence: { path: string; bytes: number; url: string | null }[];
+}
+
+export function runDescription(d: RunDetail): RunDescription {
+  const name = d.run.name;
+  const spec = { ...d.spec, spec: { ...d.spec.spec, source: { ...d.spec.spec.source, repo: withoutCredentials(d.spec.spec.source.repo) } } };
+  return {
+    ...d.row,
+    spec,
+    commitSha: d.run.commitSha,
+    laneNote: d.run.laneNote,
+    prunedAt: d.prunedAt,
+    step: d.run.step,
+    cancelRequested: d.run.cancelRequested,
+    cancelReason: d.run.cancelReason,
+    retries: d.run.retries,
+    // Recorded by reconcilers/understand.ts as an Understanding; said in words here so every reader says the same.
+    understood: d.run.understanding ? describeUnderstanding(d.run.understanding as Understanding) : null,
+    customization: d.run.customization,
+    tiers: d.tiers,
+    apps: d.apps.map((a) => ({ domain: a.domain, purpose: a.purpose, state: a.state, port: a.port })),
+    steps: d.steps,
+    dir: d.dir,
+    evidence: d.evidence.map((e) => ({
+      ...e,
+      url: e.path.startsWith('evidence/') ? `/runs/${name}/artifacts/${e.path.slice('evidence/'.length).split('/').map(encodeURIComponent).join('/')}` : null,
+    })),
   };
 }
 
