@@ -249,13 +249,13 @@ async function act(api: CcCiApi, name: string, verb: 'cancel' | 'rerun', body?: 
 /** `cc-ci cancel NAME --server URL`: the serving controller records the cancel and carries it out. */
 export async function cancelRemote(api: CcCiApi, name: string): Promise<number> {
   const done = await act(api, name, 'cancel');
-  out(done.ok ? `${done.message} (by the controller serving ${api.where}; cc-ci logs -f ${name})` : done.message);
+  out(done.ok ? `${done.message} (by the controller serving ${api.where}; cc-ci logs -f ${name} --server ${api.where})` : done.message);
   return done.ok ? EXIT.passed : EXIT.error;
 }
 
 /** `cc-ci rerun NAME [--failed] --server URL`: the server writes the new run's spec and runs it. */
 export async function rerunRemote(api: CcCiApi, name: string, failed: boolean): Promise<number> {
   const done = await act(api, name, 'rerun', { failed });
-  out(done.ok ? `${done.message}\nrun/${done.run} created (cc-ci serve runs it; cc-ci logs -f ${done.run})` : done.message);
+  out(done.ok ? `${done.message}\nrun/${done.run} created (cc-ci serve runs it; cc-ci logs -f ${done.run} --server ${api.where})` : done.message);
   return done.ok ? EXIT.passed : EXIT.error;
 }

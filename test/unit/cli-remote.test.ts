@@ -296,7 +296,7 @@ describe('acting with --server', () => {
     const r = await remote(['rerun', 'alpha-failed', '--failed'], { CCCI_TOKEN: token });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^run alpha-failed-r1 reruns upgrade, backup from upgrade, the first tier that did not pass/m);
-    expect(r.stdout).toMatch(/^run\/alpha-failed-r1 created \(cc-ci serve runs it; cc-ci logs -f alpha-failed-r1\)$/m);
+    expect(r.stdout).toMatch(/^run\/alpha-failed-r1 created \(cc-ci serve runs it; cc-ci logs -f alpha-failed-r1 --server http:\/\/127\.0\.0\.1:\d+\/\)$/m);
     const spec = parse(readFileSync(join(paths.specs, 'alpha-failed-r1.yaml'), 'utf8')) as {
       spec: { tiers: string[]; source: { ref: string }; rerun: { by: string } };
     };
@@ -309,7 +309,7 @@ describe('acting with --server', () => {
     const r = await remote(['cancel', 'gamma-queued', '--token-file', file]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(
-      /^run gamma-queued: cancel requested; it is torn down, then reported cancelled \(by the controller serving http:\/\/127\.0\.0\.1:\d+\/; cc-ci logs -f gamma-queued\)$/,
+      /^run gamma-queued: cancel requested; it is torn down, then reported cancelled \(by the controller serving http:\/\/127\.0\.0\.1:\d+\/; cc-ci logs -f gamma-queued --server http:\/\/127\.0\.0\.1:\d+\/\)$/,
     );
     expect(store.getRun('gamma-queued')).toMatchObject({ cancelRequested: true, cancelReason: 'cancelled by token:ci-cli' });
     expect(store.eventsSince('gamma-queued', 0).at(-1)?.text).toBe('cancel requested: cancelled by token:ci-cli');
