@@ -35,11 +35,20 @@ function resultCell(result: string | null, id = ''): string {
  * cannot double a line), and `#L<seq>` links to a line for good. Lines are grouped under the tier
  * or phase line that opened them, each group collapsible; the search box hides what does not match.
  */
+const CLEANING_UP = "(final; cleaning up: the run's apps are being removed)";
+
 export const LIVE_LOG_SCRIPT = `
 const log = document.getElementById('log'), live = document.getElementById('live');
 const q = document.getElementById('q'), hits = document.getElementById('hits');
 let lastSeq = 0, group = null, wanted = location.hash.startsWith('#L') ? location.hash.slice(1) : null;
-const fmt = (ms) => ms == null ? '' : ms < 1000 ? ms + ' ms' : ms < 60000 ? (ms / 1000).toFixed(1) + ' s' : Math.floor(ms / 60000) + ' min ' + Math.round((ms % 60000) / 1000) + ' s';
+// The same as formatDuration (controller/clients/forge/report-text.ts), which renders the page.
+const fmt = (ms) => {
+  if (ms == null) return '';
+  if (ms < 1000) return ms + 'ms';
+  if (ms < 60000) return (ms / 1000).toFixed(1) + 's';
+  const m = Math.floor(ms / 60000), s = Math.round((ms % 60000) / 1000);
+  return m < 60 ? m + 'm' + s + 's' : Math.floor(m / 60) + 'h' + (m % 60) + 'm';
+};
 function newGroup(title) {
   const d = document.createElement('details'); d.open = true;
   const s = document.createElement('summary'); s.textContent = title; d.appendChild(s);
@@ -71,7 +80,12 @@ window.addEventListener('hashchange', () => mark(location.hash.slice(1)));
 function setText(id, text) { const el = document.getElementById(id); if (el) el.textContent = text; }
 function showState(s) {
   const v = document.getElementById('verdict');
-  if (v) { v.textContent = s.result || 'running'; v.className = 'verdict ' + (s.result || 'pending'); }
+  for (const el of [v, document.getElementById('result')]) if (el) { el.textContent = s.result || 'running'; el.className = 'verdict ' + (s.result || 'pending'); }
+  const cleaning = document.getElementById('cleaning');
+  if (cleaning) cleaning.textContent = s.result && s.phase === 'TearingDown' && !s.retryPending ? ' ' + ${JSON.stringify(CLEANING_UP)} : '';
+  for (const d of document.querySelectorAll('.rundur')) { d.dataset.started = s.startedAt || ''; d.dataset.finished = s.finishedAt || ''; }
+  tick();
+  if (s.tiers.length) document.getElementById('unplanned')?.remove();
   setText('phase', s.phase); setText('step', s.step ? '(' + s.step + ')' : ''); setText('reason', s.reason || '–');
   setText('attempt', String(s.attempt));
   if (s.result && s.phase === 'TearingDown' && !s.retryPending) live.textContent = 'final; cleaning up';
@@ -95,7 +109,11 @@ function showState(s) {
     }
   }
 }
-setInterval(() => { for (const li of document.querySelectorAll('li.tier.running')) if (li.dataset.started) li.querySelector('.tdur').textContent = fmt(Date.now() - Number(li.dataset.started)); }, 1000);
+function tick() {
+  for (const li of document.querySelectorAll('li.tier.running')) if (li.dataset.started) li.querySelector('.tdur').textContent = fmt(Date.now() - Number(li.dataset.started));
+  for (const d of document.querySelectorAll('.rundur')) if (d.dataset.started) d.textContent = fmt((Number(d.dataset.finished) || Date.now()) - Number(d.dataset.started));
+}
+setInterval(tick, 1000);
 let timer = null;
 q.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => {
   const needle = q.value.toLowerCase(); let n = 0;
@@ -121,9 +139,14 @@ es.addEventListener('end', (m) => {
 });`;
 
 /** A verdict given while the run's apps are still being removed says so: the verdict is final, the run is not over. */
-function cleaningUp(run: RunDetail['run']): string {
+function cleaningUp(run: Pick<RunDetail['run'], 'phase' | 'retryPending' | 'result'>): string {
   if (run.phase !== 'TearingDown' || run.retryPending || run.result === null) return '';
-  return ' <span class="muted">(final; cleaning up: the run\'s apps are being removed)</span>';
+  return ` <span class="muted">${CLEANING_UP}</span>`;
+}
+
+/** The run's duration, ticking on the page while it runs (the script below keeps it current). */
+function runDuration(run: RunDetail['run'], ms: number | null): string {
+  return `<span class="rundur" data-started="${run.startedAt ?? ''}" data-finished="${run.finishedAt ?? ''}">${esc(formatDuration(ms))}</span>`;
 }
 
 function forgeLinks(d: RunDetail, forgeUrl: string | null): { pr: string | null; commit: string | null } {
@@ -174,7 +197,10 @@ function artifactUrl(name: string, path: string): string {
 
 function evidenceSection(d: RunDetail): string {
   const files = d.evidence.filter((e) => e.path.startsWith('evidence/'));
-  if (files.length === 0) return '<p class="muted">None.</p>';
+  // Tiers write their evidence as they end: on a run still going, more comes (a reload shows it).
+  const more = d.run.phase === 'Done' ? '' : ' <p class="muted">More appears as the tiers end: reload to see it.</p>';
+  if (files.length === 0)
+    return d.run.phase === 'Done' ? '<p class="muted">None.</p>' : '<p class="muted">None yet: tiers write theirs as they end (reload to see it).</p>';
   const images = files.filter((e) => /\.(png|jpe?g)$/i.test(e.path));
   const figures = images
     .map((e) => {
@@ -191,7 +217,7 @@ function evidenceSection(d: RunDetail): string {
       return `<li><a href="${esc(url)}">${esc(e.path.slice('evidence/'.length))}</a>${viewer} <span class="muted">(${e.bytes} bytes)</span></li>`;
     })
     .join('\n');
-  return `${figures ? `<div class="shots">${figures}</div>` : ''}<ul>${list}</ul>`;
+  return `${figures ? `<div class="shots">${figures}</div>` : ''}<ul>${list}</ul>${more}`;
 }
 
 /** The JUnit results as tables: failing cases first, each with its message; passed ones folded away. */
@@ -244,7 +270,7 @@ export function runPage(d: RunDetail, forgeUrl: string | null, now = Date.now(),
   return page(
     `${spec.spec.recipe} ${run.name}`,
     `<header><h1>${esc(spec.spec.recipe)} ${resultCell(run.result, 'verdict')}</h1>
-<p class="sub"><code>${esc(run.name)}</code> · <code>${esc(spec.spec.source.ref)}</code>${commit ? ` @ ${commit}` : ''} · ${esc(run.lane)} lane${quick} · ${trigger} · attempt <span id="attempt">${run.attempt}</span> · ${esc(formatDuration(row.durationMs))}</p></header>
+<p class="sub"><code>${esc(run.name)}</code> · <code>${esc(spec.spec.source.ref)}</code>${commit ? ` @ ${commit}` : ''} · ${esc(run.lane)} lane${quick} · ${trigger} · attempt <span id="attempt">${run.attempt}</span> · ${runDuration(run, row.durationMs)}</p></header>
 ${actionsSection(d, actions)}
 <dl>
 <dt>Recipe</dt><dd><a href="/recipes/${esc(encodeURIComponent(spec.spec.recipe))}">${esc(spec.spec.recipe)}</a></dd>
@@ -253,15 +279,15 @@ ${actionsSection(d, actions)}
 <dt>Trigger</dt><dd>${trigger}</dd>
 ${rerun}
 <dt>Phase</dt><dd><span id="phase">${esc(run.phase)}</span> <span id="step" class="muted">${run.step ? `(${esc(run.step)})` : ''}</span></dd>
-<dt>Result</dt><dd>${resultCell(run.result)}${cleaningUp(run)}</dd>
+<dt>Result</dt><dd>${resultCell(run.result, 'result')}<span id="cleaning">${cleaningUp(run)}</span></dd>
 ${run.teardownProblem ? `<dt>Teardown</dt><dd><span class="error">failed after the verdict</span>: ${esc(run.teardownProblem)} <span class="muted">(a problem of this server, not of the recipe: the verdict stands; the janitor reaps what is left)</span></dd>` : ''}
 <dt>Reason</dt><dd id="reason">${esc(run.reason ?? '–')}</dd>
 ${row.queuePosition !== null ? `<dt>Queue</dt><dd>#${row.queuePosition}: ${esc(row.waiting ?? '')}</dd>` : ''}
 <dt>Created</dt><dd>${esc(new Date(run.createdAt).toISOString())} (${esc(ago(run.createdAt, now))})</dd>
-<dt>Duration</dt><dd>${esc(formatDuration(row.durationMs))}</dd>
+<dt>Duration</dt><dd>${runDuration(run, row.durationMs)}</dd>
 </dl>
 <h2>Ladder</h2>
-<ol id="ladder" class="ladder">${tiers}</ol>${tiers ? '' : '<p class="muted">Not planned yet.</p>'}
+<ol id="ladder" class="ladder">${tiers}</ol>${tiers ? '' : '<p id="unplanned" class="muted">Not planned yet.</p>'}
 ${resultsSection(d)}
 <h2>Evidence</h2>
 ${evidenceSection(d)}

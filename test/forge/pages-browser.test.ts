@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { configSchema } from '../../controller/model/config.js';
 import { junitXml } from '../../controller/model/junit.js';
+import { formatDuration } from '../../controller/clients/forge/report-text.js';
 import { createLogger } from '../../controller/model/log.js';
 import { Metrics } from '../../controller/http/metrics.js';
 import { buildApp } from '../../controller/http/server.js';
@@ -209,6 +210,13 @@ describe('the pages in Chromium', () => {
     await vi.waitFor(async () => expect(await page.locator('#live').textContent()).toBe('live'), { timeout: 10_000 });
     const tier = (t: string) => page.locator(`#tier-${t} .tstate`);
     expect(await tier('install').textContent()).toBe('pending');
+    // The run's duration ticks in the header and the details (it started a minute ago).
+    await vi.waitFor(
+      async () => expect(await page.locator('.rundur').allTextContents()).toEqual([expect.stringMatching(/^1m\d+s$/), expect.stringMatching(/^1m\d+s$/)]),
+      {
+        timeout: 5_000,
+      },
+    );
     store.startTier('webnotes-live', 'install');
     store.appendEvent('webnotes-live', 'tier', 'install: deploying head');
     await vi.waitFor(async () => expect(await tier('install').textContent()).toBe('running'), { timeout: 10_000 });
@@ -234,8 +242,24 @@ describe('the pages in Chromium', () => {
     store.finishTier('webnotes-live', 'upgrade', 'fail', 'the data did not survive');
     store.updateRun('webnotes-live', { phase: 'Done', result: 'failed', reason: 'failed: upgrade', finishedAt: Date.now() });
     await vi.waitFor(async () => expect(await page.locator('#verdict').textContent()).toBe('failed'), { timeout: 10_000 });
+    expect(await page.locator('#result').textContent()).toBe('failed');
+    // The duration stops at the verdict, written as the server writes it.
+    const ended = store.getRun('webnotes-live')!;
+    const took = formatDuration(ended.finishedAt! - ended.startedAt!);
+    await vi.waitFor(async () => expect(await page.locator('.rundur').allTextContents()).toEqual([took, took]), { timeout: 5_000 });
     expect(await page.locator('#tier-upgrade .treason').textContent()).toBe('the data did not survive');
     await vi.waitFor(async () => expect(await page.locator('#live').textContent()).toBe('finished: failed'), { timeout: 10_000 });
+
+    // A queued run's page: "Not planned yet" gives way to the ladder once the run plans it.
+    const queued = await context.newPage();
+    await queued.goto(`${address}/runs/webnotes-queued`);
+    await vi.waitFor(async () => expect(await queued.locator('#live').textContent()).toBe('live'), { timeout: 10_000 });
+    expect(await queued.locator('#unplanned').count()).toBe(1);
+    store.updateRun('webnotes-queued', { phase: 'Preparing', startedAt: Date.now() });
+    store.planTiers('webnotes-queued', ['install']);
+    await vi.waitFor(async () => expect(await queued.locator('#tier-install .tstate').textContent()).toBe('pending'), { timeout: 10_000 });
+    expect(await queued.locator('#unplanned').count()).toBe(0);
+    expect(await queued.locator('#phase').textContent()).toBe('Preparing');
 
     // A line link: the page opened at #L3 scrolls to it and marks it.
     const linked = await context.newPage();
