@@ -247,7 +247,9 @@ describe('pages, JSON and the live log', () => {
     addRun('r4', 'passed: install');
     store.updateRun('r4', { phase: 'TearingDown', result: 'passed', reason: 'passed: install' });
     const cleaning = (await app.inject('/runs/r4')).body;
-    expect(cleaning).toMatch(/<span class="verdict passed">passed<\/span> <span class="muted">\(final; cleaning up: the run's apps are being removed\)/);
+    expect(cleaning).toMatch(
+      /<span id="result" class="verdict passed">passed<\/span><span id="cleaning"> <span class="muted">\(final; cleaning up: the run's apps are being removed\)/,
+    );
     expect((await app.inject('/metrics')).body).toMatch(/^ccci_teardown_failures 0$/m);
 
     store.updateRun('r4', { phase: 'Done', teardownProblem: 'timed out in teardown after 15s: could not remove webn-abc123.ci.localhost: 1 volumes' });
