@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readBoundedBody } from './bounded-body.js';
 
 /**
  * A running `cc-ci serve`'s JSON API (/api/v1, described by controller/http/openapi.ts) over HTTP,
@@ -342,27 +343,9 @@ export class CcCiApi {
   }
 
   private async readBounded(response: Response, url: URL): Promise<string> {
-    const tooLarge = () => new ApiError(`${this.where} answered ${url.pathname} with more than ${this.maxBodyBytes / (1024 * 1024)} MiB`, null);
-    const declared = Number(response.headers.get('content-length') ?? '0');
-    if (declared > this.maxBodyBytes) {
-      await response.body?.cancel();
-      throw tooLarge();
-    }
-    const reader = (response.body as ReadableStream<Uint8Array> | null)?.getReader();
-    if (!reader) return '';
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > this.maxBodyBytes) {
-        await reader.cancel();
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
-    return Buffer.concat(chunks).toString('utf8');
+    const body = await readBoundedBody(response, this.maxBodyBytes);
+    if (body === null) throw new ApiError(`${this.where} answered ${url.pathname} with more than ${this.maxBodyBytes / (1024 * 1024)} MiB`, null);
+    return body.toString('utf8');
   }
 
   private unreachable(e: unknown, timedOut: boolean): ApiError {

@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readBoundedBody } from '../clients/bounded-body.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ForgeError, type ForgeClient } from '../clients/forge/client.js';
@@ -524,27 +525,10 @@ function readCookie(request: FastifyRequest, name: string): string | null {
 }
 
 async function readBoundedJson(response: Response): Promise<unknown> {
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > MAX_FORGE_ANSWER_BYTES) {
-    await response.body?.cancel();
-    throw new LoginFailure(502, 'The forge answered the login with far more than cc-ci asked for.');
-  }
-  const reader = (response.body as ReadableStream<Uint8Array> | null)?.getReader();
-  if (!reader) return null;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_FORGE_ANSWER_BYTES) {
-      await reader.cancel();
-      throw new LoginFailure(502, 'The forge answered the login with far more than cc-ci asked for.');
-    }
-    chunks.push(value);
-  }
+  const body = await readBoundedBody(response, MAX_FORGE_ANSWER_BYTES);
+  if (body === null) throw new LoginFailure(502, 'The forge answered the login with far more than cc-ci asked for.');
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return JSON.parse(body.toString('utf8')) as unknown;
   } catch {
     return null;
   }
