@@ -31,7 +31,7 @@ pkgs.testers.runNixOSTest {
     server.succeed("test \"$(stat -c '%a %U' /var/lib/cc-ci)\" = '700 cc-ci'")
     server.succeed("id -nG cc-ci | grep -w docker")
     server.wait_until_succeeds("curl -sf http://127.0.0.1:8080/healthz")
-    server.succeed("runuser -u cc-ci -- env HOME=/var/lib/cc-ci cc-ci doctor >&2")
+    server.succeed("runuser -u cc-ci -- env HOME=/var/lib/cc-ci CCCI_STATE_DIR=/var/lib/cc-ci CCCI_CONFIG=/etc/cc-ci/config.yaml cc-ci doctor >&2")
 
     # The bundled recipe as a git repository, as setup.sh makes it.
     server.succeed(
@@ -40,6 +40,6 @@ pkgs.testers.runNixOSTest {
       " && git -C /tmp/webnotes -c user.email=t@t -c user.name=t commit -qm webnotes"
       " && chown -R cc-ci /tmp/webnotes"
     )
-    server.succeed("runuser -u cc-ci -- env HOME=/var/lib/cc-ci cc-ci run webnotes --repo /tmp/webnotes --ref main --tiers install >&2")
+    server.succeed("runuser -u cc-ci -- env HOME=/var/lib/cc-ci CCCI_STATE_DIR=/var/lib/cc-ci CCCI_CONFIG=/etc/cc-ci/config.yaml cc-ci run webnotes --repo /tmp/webnotes --ref main --tiers install >&2")
   '';
 }
