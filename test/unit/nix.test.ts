@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -171,5 +171,71 @@ describe('nix/module.nix, evaluated against the stand-in for nixpkgs', () => {
     expect(min.config.systemd.timers).toBeUndefined();
     expect(min.config.systemd.services['cc-ci']?.serviceConfig.LoadCredential).toEqual([]);
     expect(min.settings).not.toHaveProperty('forge');
+  });
+});
+
+describe('the example host and the docs, against the module', () => {
+  it('nix/example.nix evaluates, and its generated config passes `cc-ci config check`', async () => {
+    const r = await execa(
+      'nix-instantiate',
+      [
+        '--eval',
+        '--strict',
+        '--json',
+        '--arg',
+        'cc',
+        `(import ${join(ROOT, 'nix', 'example.nix')} { }).services.cc-ci // { package = ${PACKAGE}; }`,
+        join(ROOT, 'test', 'support', 'nix', 'eval-module.nix'),
+      ],
+      { reject: false },
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    const produced = JSON.parse(r.stdout) as Produced;
+    expect(Object.keys(produced.config.systemd.services)).toContain('cc-ci-infra');
+    const dir = mkdtempSync(join(tmpdir(), 'ccci-nix-example-'));
+    try {
+      const file = join(dir, 'cc-ci.yaml');
+      writeFileSync(file, JSON.stringify(produced.settings));
+      const check = await execa('node', [CLI, 'config', 'check', file], { reject: false });
+      expect(check.exitCode, check.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('every services.cc-ci option and cc-ci unit the docs name exists', async () => {
+    // The option paths the module declares, from its options tree.
+    const expr = `let s = import ${join(ROOT, 'test', 'support', 'nix', 'stub-nixpkgs.nix')};
+      m = import ${join(ROOT, 'nix', 'module.nix')} { config = { services.cc-ci = { settings = { }; stateDir = "/s"; }; virtualisation.docker.package = null; }; inherit (s) lib pkgs; };
+      walk = p: o: if (o._type or null) == "option" then [ p ] else builtins.concatLists (map (n: walk (if p == "" then n else "\${p}.\${n}") o.\${n}) (builtins.attrNames o));
+      in walk "" m.options.services.cc-ci`;
+    const r = await execa('nix-instantiate', ['--eval', '--strict', '--json', '--expr', expr], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const options = new Set(JSON.parse(r.stdout) as string[]);
+    const produced = await evalModule('infrastructure = { enable = true; acmeEmail = "a@example.org"; traefik.dnsProvider = "x"; };');
+    const units = new Set([
+      ...Object.keys(produced.config.systemd.services).map((u) => `${u}.service`),
+      ...Object.keys(produced.config.systemd.timers).map((u) => `${u}.timer`),
+    ]);
+    const docs = ['install.md', 'runbook.md', 'secrets.md', 'security.md'].map((f) => readFileSync(join(ROOT, 'docs', f), 'utf8')).join('\n');
+    const named = [...docs.matchAll(/services\.cc-ci\.([A-Za-z][\w.]*[A-Za-z])/g)].map((m) => m[1] ?? '');
+    // install.md's option list names them bare, `.x` continuing the infrastructure options.
+    const list = /The options: ([\s\S]*?)\n\n/.exec(readFileSync(join(ROOT, 'docs', 'install.md'), 'utf8'))?.[1] ?? '';
+    for (const m of list.matchAll(/`([.\w]+)`/g)) {
+      const o = m[1] ?? '';
+      if (/^[a-z][\w.]*$/i.test(o) && !o.includes('/')) named.push(o.startsWith('.') ? `infrastructure${o}` : o);
+    }
+    expect(named.length).toBeGreaterThan(15);
+    for (const o of named) if (!/\.(nix|md)$/.test(o)) expect(options, `docs name services.cc-ci.${o}`).toContain(o);
+    const unitNames = [...docs.matchAll(/\b(cc-ci(?:-[a-z]+(?:-[a-z]+)*)?)\.(service|timer)\b/g)].map((m) => `${m[1]}.${m[2]}`);
+    for (const u of unitNames) expect(units, `docs name ${u}`).toContain(u);
+    for (const m of docs.matchAll(/systemctl (?:status|restart|start|stop|list-timers) ([\w\s.-]+)/g)) {
+      for (const u of (m[1] ?? '').split(/\s+/).filter((x) => x.startsWith('cc-ci'))) {
+        expect(
+          [...units].some((x) => x === u || x.startsWith(`${u}.`)),
+          `docs name ${u}`,
+        ).toBe(true);
+      }
+    }
   });
 });
