@@ -1,27 +1,136 @@
-# NixOS module for a cc-ci server: the controller service, the single-node swarm it needs
-# (with the external `proxy` network every recipe joins), and abra pinned to one version.
+# NixOS module for a cc-ci server: the controller service (hardened, as its own user), the
+# single-node swarm it needs (with the external `proxy` network every recipe joins), abra pinned
+# to one version, and — `services.cc-ci.infrastructure` — the Traefik and backup-bot-two apps a
+# Co-op Cloud CI server runs beside it.
 #
-#   imports = [ ./nix/module.nix ];
+#   imports = [ cc-ci.nixosModules.cc-ci ];   # or ./nix/module.nix
 #   services.cc-ci = {
 #     enable = true;
-#     package = pkgs.callPackage ./nix/package.nix { };
+#     package = cc-ci.packages.x86_64-linux.cc-ci;
 #     settings = { capacity = 2; domain.base = "ci.example.org"; ingress.mode = "traefik"; };
+#     forgeTokenFile = "/root/secrets/cc-ci-forge-token";
 #   };
+#
+# Only the standard module-system and nixpkgs functions are used; test/support/nix/stub-nixpkgs.nix
+# stands in for them where nixpkgs cannot be fetched (test/unit/nix.test.ts). A function used
+# here that the stub lacks makes that test fail: add it there too.
 { config, lib, pkgs, ... }:
 
 let
   cfg = config.services.cc-ci;
   yaml = pkgs.formats.yaml { };
-  # Runtime settings: the same YAML the CLI reads with --config (docs/configuration.md).
-  # What the controller and every CLI call of it need to find the same state and config.
+  user = "cc-ci";
+  group = "cc-ci";
+
+  # systemd puts a unit's credentials here ($CREDENTIALS_DIRECTORY); the config names the
+  # copies, so the secrets themselves never enter the Nix store (world-readable).
+  credDir = "/run/credentials/cc-ci.service";
+  credentials =
+    lib.optional (cfg.forgeTokenFile != null) "forge-token:${cfg.forgeTokenFile}"
+    ++ lib.optional (cfg.webhookSecretFile != null) "webhook-secret:${cfg.webhookSecretFile}"
+    ++ lib.optional (cfg.loginClientSecretFile != null) "login-client-secret:${cfg.loginClientSecretFile}";
+
+  settings = lib.recursiveUpdate
+    ({
+      abra = { bin = "${cfg.abraPackage}/bin/abra"; dir = "${cfg.stateDir}/abra"; };
+    }
+    // lib.optionalAttrs (cfg.forgeTokenFile != null) {
+      forge = {
+        tokenFile = "${credDir}/forge-token";
+      } // lib.optionalAttrs (cfg.webhookSecretFile != null) { webhookSecretFile = "${credDir}/webhook-secret"; };
+    }
+    // lib.optionalAttrs (cfg.loginClientSecretFile != null) {
+      login.clientSecretFile = "${credDir}/login-client-secret";
+    })
+    cfg.settings;
+
+  # Checked at build time by the package's own loader: a setting `serve` would refuse fails
+  # nixos-rebuild, with the same error, instead of the running server.
+  uncheckedConfig = yaml.generate "cc-ci-unchecked.yaml" settings;
+  configFile = pkgs.runCommand "cc-ci.yaml" { passthru = { inherit settings; }; } ''
+    ${cfg.package}/bin/cc-ci config check ${uncheckedConfig}
+    cp ${uncheckedConfig} $out
+  '';
+
+  # What the controller and every CLI call of it need to find the same state, config and tools.
   serviceEnv = {
     CCCI_STATE_DIR = cfg.stateDir;
-    CCCI_CONFIG = "${configFile}";
+    CCCI_CONFIG = "/etc/cc-ci/config.yaml";
     ABRA_DIR = "${cfg.stateDir}/abra";
+    # git, docker and Chromium write their own dot-directories; ProtectHome hides /home.
+    HOME = cfg.stateDir;
+    CCCI_BWRAP = "${pkgs.bubblewrap}/bin/bwrap";
+    CCCI_CHROMIUM = "${pkgs.chromium}/bin/chromium";
   };
-  configFile = yaml.generate "cc-ci.yaml" (lib.recursiveUpdate {
-    abra = { bin = "${cfg.abraPackage}/bin/abra"; dir = "${cfg.stateDir}/abra"; };
-  } cfg.settings);
+  servicePath = [
+    config.virtualisation.docker.package
+    cfg.abraPackage
+    pkgs.git
+    pkgs.chromium
+    pkgs.bubblewrap
+    pkgs.util-linux
+  ];
+
+  # systemd hardening of the units that run cc-ci. It still drives Docker (through the socket,
+  # as a member of `docker`) and bubblewrap (unprivileged user namespaces). Left off on purpose:
+  #  - RestrictNamespaces, PrivateUsers: bubblewrap makes user, mount, PID and network
+  #    namespaces for every sandboxed hook, check and spec; PrivateUsers would also map the
+  #    `docker` group away, and with it the socket.
+  #  - MemoryDenyWriteExecute: Node's and Chromium's JITs map memory writable and executable.
+  #  - ProcSubset=pid: bubblewrap mounts a fresh /proc and Chromium reads /proc/sys.
+  #  - @mount, @privileged in SystemCallFilter: bubblewrap calls mount, pivot_root, unshare;
+  #    only groups nothing here uses are denied.
+  # CapabilityBoundingSet is empty: cc-ci needs no capability in the host's user namespace, and
+  # a new user namespace (bubblewrap's) starts with a full set of its own regardless.
+  hardening = {
+    User = user;
+    Group = group;
+    UMask = "0077";
+    NoNewPrivileges = true;
+    ProtectSystem = "strict";
+    ReadWritePaths = [ cfg.stateDir ];
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    ProtectProc = "invisible";
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    RemoveIPC = true;
+    CapabilityBoundingSet = "";
+    AmbientCapabilities = "";
+    # AF_UNIX: the docker socket; AF_INET/6: the forge, git, HTTP probes, the web server;
+    # AF_NETLINK: bubblewrap brings up the loopback of a sandbox's own network namespace.
+    RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" "AF_NETLINK" ];
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [ "~@clock" "~@cpu-emulation" "~@module" "~@obsolete" "~@raw-io" "~@reboot" "~@swap" ];
+  };
+
+  infra = cfg.infrastructure;
+  infraAbraDir = "${cfg.stateDir}/infra-abra";
+  envLines = env: lib.concatStringsSep "\n" (lib.mapAttrsToList (k: v: "${k}=${v}") env);
+  # One recipe at a pinned version: `abra app new` only while the app has no env file, then the
+  # keys this module owns written into it and a deploy of the pinned version, which converges an
+  # app already at that version and env to itself. Runs at boot and whenever the unit changes.
+  deployApp = { recipe, version, domain, env }: ''
+    envfile="$ABRA_DIR/servers/default/${domain}.env"
+    if [ ! -f "$envfile" ]; then
+      abra app new ${recipe} ${version} --server default --domain ${domain} --no-input
+    fi
+    cat > "$envfile.cc-ci" <<'CCCI_ENV'
+    ${envLines env}
+    CCCI_ENV
+    # Keys this module sets replace the recipe's sample values; the rest of the file stays.
+    grep -v -E '^(${lib.concatStringsSep "|" (lib.attrNames env)})=' "$envfile" > "$envfile.new" || true
+    cat "$envfile.cc-ci" >> "$envfile.new" && mv "$envfile.new" "$envfile" && rm "$envfile.cc-ci"
+    abra app deploy ${domain} ${version} --no-input --force
+  '';
 in
 {
   options.services.cc-ci = {
@@ -29,25 +138,69 @@ in
 
     package = lib.mkOption {
       type = lib.types.package;
-      description = "The cc-ci package (its bin/cc-ci).";
+      description = "The cc-ci package (its bin/cc-ci); the flake's packages.<system>.cc-ci.";
     };
 
     abraPackage = lib.mkOption {
       type = lib.types.package;
       default = pkgs.callPackage ./abra.nix { };
+      defaultText = "pkgs.callPackage ./abra.nix { }";
       description = "The abra binary cc-ci drives; pinned, because flag spellings change between versions.";
     };
 
     stateDir = lib.mkOption {
-      type = lib.types.path;
+      type = lib.types.str;
       default = "/var/lib/cc-ci";
-      description = "State directory: the SQLite store, run specs, run logs and evidence, the canonical ABRA_DIR.";
+      description = ''
+        State directory: the SQLite store, run specs, run logs and evidence, the canonical
+        ABRA_DIR. Created mode 0700, owned by the `cc-ci` user; the only path the service may write.
+      '';
+    };
+
+    user = lib.mkOption {
+      type = lib.types.str;
+      default = user;
+      readOnly = true;
+      description = ''
+        The system user (and group) cc-ci runs as. It is a member of the `docker` group so that it
+        can drive the swarm, and membership in `docker` is root-equivalent: whoever can talk to
+        the Docker socket can start a privileged container that mounts the host's root. Treat
+        this account, its state directory and API tokens as root on this host (docs/security.md).
+      '';
     };
 
     settings = lib.mkOption {
       type = yaml.type;
       default = { };
-      description = "cc-ci configuration (docs/configuration.md); unknown keys are an error at start.";
+      description = ''
+        cc-ci configuration (docs/configuration.md), rendered to /etc/cc-ci/config.yaml and checked
+        at build time by `cc-ci config check`: an unknown key or a bad value fails the build.
+        Secrets do not belong here (the Nix store is world-readable): use forgeTokenFile,
+        webhookSecretFile and loginClientSecretFile.
+      '';
+    };
+
+    forgeTokenFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/root/secrets/cc-ci-forge-token";
+      description = ''
+        A file on the host (not in the Nix store) holding the forge bot's API token. Passed to
+        the service as the systemd credential `forge-token` (LoadCredential=); sets forge.tokenFile.
+        Needs `settings.forge.url`.
+      '';
+    };
+
+    webhookSecretFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = "A host file holding the webhook secret; the credential `webhook-secret`, sets forge.webhookSecretFile.";
+    };
+
+    loginClientSecretFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = "A host file holding the OAuth2 client secret; the credential `login-client-secret`, sets login.clientSecretFile.";
     };
 
     warmReconcile = {
@@ -68,74 +221,206 @@ in
       default = "127.0.0.1";
       description = "Address for `docker swarm init --advertise-addr`.";
     };
-  };
 
-  config = lib.mkIf cfg.enable {
-    virtualisation.docker.enable = true;
-
-    # The host must look like a Co-op Cloud server before any run: a swarm, the proxy network,
-    # and an abra server entry.
-    systemd.services.cc-ci-swarm = {
-      description = "single-node swarm and proxy network for cc-ci";
-      after = [ "docker.service" ];
-      requires = [ "docker.service" ];
-      wantedBy = [ "multi-user.target" ];
-      path = [ config.virtualisation.docker.package cfg.abraPackage ];
-      environment.ABRA_DIR = "${cfg.stateDir}/abra";
-      serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
-      script = ''
-        if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
-          docker swarm init --advertise-addr ${cfg.swarmAdvertiseAddr}
-        fi
-        docker network inspect proxy >/dev/null 2>&1 || docker network create -d overlay --attachable proxy
-        [ -d "$ABRA_DIR/servers/default" ] || abra server add --local -n
-      '';
-    };
-
-    systemd.services.cc-ci = {
-      description = "cc-ci controller";
-      after = [ "cc-ci-swarm.service" "network-online.target" ];
-      requires = [ "cc-ci-swarm.service" ];
-      wants = [ "network-online.target" ];
-      wantedBy = [ "multi-user.target" ];
-      path = [ config.virtualisation.docker.package pkgs.git pkgs.chromium pkgs.util-linux ];
-      environment = serviceEnv;
-      serviceConfig = {
-        ExecStart = "${cfg.package}/bin/cc-ci serve";
-        # SIGTERM is the graceful stop: no new work, steps in flight stopped and recorded.
-        KillSignal = "SIGTERM";
-        TimeoutStopSec = 60;
-        Restart = "on-failure";
-        RestartSec = 5;
-        StateDirectory = "cc-ci";
+    infrastructure = {
+      enable = lib.mkEnableOption "the rest of a Co-op Cloud CI server: Traefik and backup-bot-two, deployed through abra by the cc-ci-infra oneshot";
+      domain = lib.mkOption {
+        type = lib.types.str;
+        default = cfg.settings.domain.base or "ci.localhost";
+        defaultText = "settings.domain.base";
+        description = "The test domain: Traefik gets a wildcard certificate for *.<domain>; a wildcard DNS record must point at this host.";
+      };
+      acmeEmail = lib.mkOption {
+        type = lib.types.str;
+        description = "The ACME (Let's Encrypt) account e-mail for Traefik's certificates.";
+      };
+      traefik = {
+        version = lib.mkOption {
+          type = lib.types.str;
+          default = "3.3.0+v3.3.5";
+          description = "The pinned version of the Co-op Cloud traefik recipe (a tag of its repository).";
+        };
+        dnsProvider = lib.mkOption {
+          type = lib.types.str;
+          example = "gandiv5";
+          description = "The lego DNS provider for the wildcard certificate's DNS-01 challenge (the recipe's LETS_ENCRYPT_DNS_CHALLENGE_PROVIDER).";
+        };
+        env = lib.mkOption {
+          type = lib.types.attrsOf lib.types.str;
+          default = { };
+          description = ''
+            More lines of the traefik app's .env (names as in the recipe's .env.sample at the
+            pinned version), e.g. the COMPOSE_FILE overlay of the DNS provider. The provider's API
+            key is an abra secret, inserted once by hand (docs/secrets.md), never here.
+          '';
+        };
+      };
+      backupBot = {
+        version = lib.mkOption {
+          type = lib.types.str;
+          default = "2.3.0+2.3.0-beta";
+          description = "The pinned version of the backup-bot-two recipe (a tag of its repository).";
+        };
+        env = lib.mkOption {
+          type = lib.types.attrsOf lib.types.str;
+          default = { };
+          description = "More lines of the backup-bot-two app's .env (e.g. its restic repository).";
+        };
       };
     };
+  };
+
+  config = lib.mkIf cfg.enable (lib.mkMerge [
+    {
+      assertions = [
+        {
+          assertion = lib.all (f: f == null || !(lib.hasPrefix "/nix/store" f)) [ cfg.forgeTokenFile cfg.webhookSecretFile cfg.loginClientSecretFile ];
+          message = "services.cc-ci: a secret file must not be in the Nix store (it is world-readable there)";
+        }
+        {
+          assertion = cfg.webhookSecretFile == null || cfg.forgeTokenFile != null;
+          message = "services.cc-ci.webhookSecretFile needs forgeTokenFile: the webhook is the forge's";
+        }
+      ];
+
+      virtualisation.docker.enable = true;
+
+      users.users.${user} = {
+        isSystemUser = true;
+        inherit group;
+        # Root-equivalent: see the `user` option.
+        extraGroups = [ "docker" ];
+        home = cfg.stateDir;
+      };
+      users.groups.${group} = { };
+
+      # The option's directory, not a fixed StateDirectory=: 0700, as only cc-ci reads it (run
+      # logs, secrets masked in flight, the database of API token hashes).
+      systemd.tmpfiles.rules = [
+        "d ${cfg.stateDir} 0700 ${user} ${group} - -"
+        "d ${cfg.stateDir}/abra 0700 ${user} ${group} - -"
+      ];
+
+      # The operator's `cc-ci doctor`, `cc-ci get runs` … on the host find the same config and state.
+      environment.etc."cc-ci/config.yaml".source = configFile;
+      environment.systemPackages = [ cfg.package cfg.abraPackage ];
+      environment.variables = { CCCI_STATE_DIR = cfg.stateDir; CCCI_CONFIG = "/etc/cc-ci/config.yaml"; };
+
+      # The host must look like a Co-op Cloud server before any run: a swarm, the proxy network,
+      # and an abra server entry (made as cc-ci, whose ABRA_DIR it is).
+      systemd.services.cc-ci-swarm = {
+        description = "single-node swarm and proxy network for cc-ci";
+        after = [ "docker.service" "systemd-tmpfiles-setup.service" ];
+        requires = [ "docker.service" ];
+        wantedBy = [ "multi-user.target" ];
+        path = [ config.virtualisation.docker.package cfg.abraPackage pkgs.util-linux ];
+        environment = { ABRA_DIR = "${cfg.stateDir}/abra"; HOME = cfg.stateDir; };
+        serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
+        script = ''
+          if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
+            docker swarm init --advertise-addr ${cfg.swarmAdvertiseAddr}
+          fi
+          docker network inspect proxy >/dev/null 2>&1 || docker network create -d overlay --attachable proxy
+          [ -d "$ABRA_DIR/servers/default" ] || runuser -u ${user} -- abra server add --local -n
+        '';
+      };
+
+      systemd.services.cc-ci = {
+        description = "cc-ci controller";
+        after = [ "cc-ci-swarm.service" "network-online.target" ];
+        requires = [ "cc-ci-swarm.service" ];
+        wants = [ "network-online.target" ];
+        wantedBy = [ "multi-user.target" ];
+        restartTriggers = [ configFile ];
+        path = servicePath;
+        environment = serviceEnv;
+        serviceConfig = hardening // {
+          ExecStart = "${cfg.package}/bin/cc-ci serve";
+          LoadCredential = credentials;
+          # SIGTERM is the graceful stop: no new work, steps in flight stopped and recorded.
+          KillSignal = "SIGTERM";
+          TimeoutStopSec = 60;
+          Restart = "on-failure";
+          RestartSec = 5;
+        };
+      };
+    }
 
     # The warm-reconcile timer: one pass through the running controller; a warm app that is not
     # healthy fails the unit, so `systemctl --failed` and the journal say which and why.
-    systemd.services.cc-ci-warm-reconcile = lib.mkIf cfg.warmReconcile.enable {
-      description = "cc-ci: converge the warm canonical apps and report their health";
-      after = [ "cc-ci.service" ];
-      wants = [ "cc-ci.service" ];
-      path = [ config.virtualisation.docker.package pkgs.git ];
-      environment = serviceEnv;
-      serviceConfig = {
-        Type = "oneshot";
-        ExecStart = "${cfg.package}/bin/cc-ci warm reconcile";
-        TimeoutStartSec = 300;
+    (lib.mkIf cfg.warmReconcile.enable {
+      systemd.services.cc-ci-warm-reconcile = {
+        description = "cc-ci: converge the warm canonical apps and report their health";
+        after = [ "cc-ci.service" ];
+        wants = [ "cc-ci.service" ];
+        path = servicePath;
+        environment = serviceEnv;
+        serviceConfig = hardening // {
+          Type = "oneshot";
+          ExecStart = "${cfg.package}/bin/cc-ci warm reconcile";
+          TimeoutStartSec = 300;
+        };
       };
-    };
 
-    systemd.timers.cc-ci-warm-reconcile = lib.mkIf cfg.warmReconcile.enable {
-      description = "cc-ci warm reconcile, every ${cfg.warmReconcile.interval}";
-      wantedBy = [ "timers.target" ];
-      timerConfig = {
-        OnBootSec = "5min";
-        OnUnitActiveSec = cfg.warmReconcile.interval;
-        # A pass missed while the machine was off runs at the next boot.
-        Persistent = true;
-        Unit = "cc-ci-warm-reconcile.service";
+      systemd.timers.cc-ci-warm-reconcile = {
+        description = "cc-ci warm reconcile, every ${cfg.warmReconcile.interval}";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnBootSec = "5min";
+          OnUnitActiveSec = cfg.warmReconcile.interval;
+          # A pass missed while the machine was off runs at the next boot.
+          Persistent = true;
+          Unit = "cc-ci-warm-reconcile.service";
+        };
       };
-    };
-  };
+    })
+
+    # Traefik (the `traefik` ingress mode: https://<app>.<domain> with a wildcard certificate)
+    # and backup-bot-two (the backup and restore tiers), deployed through the pinned abra on the
+    # swarm. Their own ABRA_DIR: cc-ci's janitor and runs never see them.
+    (lib.mkIf infra.enable {
+      systemd.tmpfiles.rules = [ "d ${infraAbraDir} 0700 ${user} ${group} - -" ];
+      systemd.services.cc-ci-infra = {
+        description = "cc-ci: Traefik and backup-bot-two through abra, at pinned versions";
+        after = [ "cc-ci-swarm.service" "network-online.target" ];
+        requires = [ "cc-ci-swarm.service" ];
+        wants = [ "network-online.target" ];
+        before = [ "cc-ci.service" ];
+        requiredBy = [ "cc-ci.service" ];
+        wantedBy = [ "multi-user.target" ];
+        path = [ config.virtualisation.docker.package cfg.abraPackage pkgs.git pkgs.gnugrep pkgs.coreutils ];
+        environment = { ABRA_DIR = infraAbraDir; HOME = cfg.stateDir; };
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          User = user;
+          Group = group;
+          TimeoutStartSec = 1800;
+        };
+        script = ''
+          set -eu
+          [ -d "$ABRA_DIR/servers/default" ] || abra server add --local -n
+          ${deployApp {
+            recipe = "traefik";
+            version = infra.traefik.version;
+            domain = "traefik.${infra.domain}";
+            env = {
+              LETS_ENCRYPT_EMAIL = infra.acmeEmail;
+              LETS_ENCRYPT_ENV = "production";
+              WILDCARDS_ENABLED = "1";
+              LETS_ENCRYPT_DNS_CHALLENGE_ENABLED = "1";
+              LETS_ENCRYPT_DNS_CHALLENGE_PROVIDER = infra.traefik.dnsProvider;
+              WILDCARD_DOMAIN = infra.domain;
+            } // infra.traefik.env;
+          }}
+          ${deployApp {
+            recipe = "backup-bot-two";
+            version = infra.backupBot.version;
+            domain = "backups.${infra.domain}";
+            env = infra.backupBot.env;
+          }}
+        '';
+      };
+    })
+  ]);
 }

@@ -10,6 +10,7 @@ import { EXIT, UsageError, err, type GlobalOptions } from './common.js';
 import { cancelCommand, rerunCommand, tokenCommand } from './actions.js';
 import { janitorCommand } from './janitor.js';
 import { runCommand, type RunCommandOptions } from './run.js';
+import { configCheckCommand } from './config-check.js';
 
 /** The `cc-ci` command line, kubectl-style. Every command takes --state-dir and --config; the
  *  commands that read runs or act on them also take --server, to ask a running `cc-ci serve`. */
@@ -151,6 +152,14 @@ async function main(argv: string[]): Promise<number> {
   ).action(async (o: GlobalOptions & { dryRun?: boolean; grace?: string }) => {
     code = await janitorCommand(o);
   });
+
+  const configCmd = program.command('config').description('the configuration file');
+  configCmd
+    .command('check <file>')
+    .description('load and validate a config file as serve would: print "FILE: ok", or the errors and exit 2')
+    .action((file: string) => {
+      code = configCheckCommand(file);
+    });
 
   withGlobals(program.command('doctor').description('check docker, the swarm, the proxy network and abra')).action(async (o: GlobalOptions) => {
     code = await doctorCommand(o);
