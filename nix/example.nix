@@ -27,6 +27,8 @@
       enable = true;
       acmeEmail = "ops@example.org";
       traefik.dnsProvider = "gandiv5";
+      # The provider's API key, inserted into the traefik app by cc-ci-infra (docs/secrets.md).
+      traefik.dnsCredentialFiles.gandiv5_personal_access_token = "/root/secrets/gandi-pat";
     };
   };
 }

@@ -118,7 +118,7 @@ let
   # One recipe at a pinned version: `abra app new` only while the app has no env file, then the
   # keys this module owns written into it and a deploy of the pinned version, which converges an
   # app already at that version and env to itself. Runs at boot and whenever the unit changes.
-  deployApp = { recipe, version, domain, env }: ''
+  deployApp = { recipe, version, domain, env, beforeDeploy ? "", afterDeploy ? "" }: ''
     envfile="$ABRA_DIR/servers/default/${domain}.env"
     if [ ! -f "$envfile" ]; then
       abra app new ${recipe} ${version} --server default --domain ${domain} --no-input
@@ -129,7 +129,57 @@ let
     # Keys this module sets replace the recipe's sample values; the rest of the file stays.
     grep -v -E '^(${lib.concatStringsSep "|" (lib.attrNames env)})=' "$envfile" > "$envfile.new" || true
     cat "$envfile.cc-ci" >> "$envfile.new" && mv "$envfile.new" "$envfile" && rm "$envfile.cc-ci"
+    ${beforeDeploy}
     abra app deploy ${domain} ${version} --no-input --force
+    ${afterDeploy}
+  '';
+
+  # The DNS provider's API key(s) for Traefik's DNS-01 challenge: each host file reaches the
+  # cc-ci-infra unit as the credential `dns-<name>` and becomes the traefik app's abra secret
+  # <name>, at a version this unit counts itself. Swarm secrets are immutable, so a changed file
+  # is a new version: SECRET_<NAME>_VERSION in the app's .env is bumped, the new secret inserted,
+  # the app redeployed with it, and the version before removed. `<ABRA_DIR>/dns-credentials/<name>`
+  # (0600, in the unit's 0700 ABRA_DIR) keeps "<version> <sha256 of the value>" to tell a change.
+  # A secret already in the swarm at the version due (inserted by hand, or by a run cut short)
+  # is skipped, never overwritten: that is what makes the unit safe to run again.
+  traefikDomain = "traefik.${infra.domain}";
+  # abra's SanitiseAppName (controller/model/naming.ts stackName): dots to underscores, 45 chars.
+  traefikStack = builtins.substring 0 45 (builtins.replaceStrings [ "." ] [ "_" ] traefikDomain);
+  dnsNames = lib.attrNames infra.traefik.dnsCredentialFiles;
+  dnsCredentials = lib.mapAttrsToList (n: f: "dns-${n}:${f}") infra.traefik.dnsCredentialFiles;
+  insertDnsSecret = name: ''
+    cred="$CREDENTIALS_DIRECTORY/dns-${name}"
+    state="$ABRA_DIR/dns-credentials/${name}"
+    sum=$(sha256sum < "$cred" | cut -d' ' -f1)
+    ver=0 oldsum=
+    if [ -f "$state" ]; then read -r ver oldsum < "$state"; fi
+    [ "$sum" = "$oldsum" ] || ver=$((ver + 1))
+    grep -v '^SECRET_${lib.toUpper name}_VERSION=' "$envfile" > "$envfile.new" || true
+    echo "SECRET_${lib.toUpper name}_VERSION=v$ver" >> "$envfile.new" && mv "$envfile.new" "$envfile"
+    if docker secret inspect "${traefikStack}_${name}_v$ver" >/dev/null 2>&1; then
+      echo "dns credential ${name}: v$ver is in the swarm already, kept"
+    else
+      # abra's `app secret insert <domain> <secret> <version> <data>` takes the value as an
+      # argument; abra 0.10 and later also read <data> as a path with --file (and --trim drops the
+      # file's trailing newline). Not verified against the pinned binary here (no abra on this
+      # machine): its --help decides. Without --file the value is on abra's command line, where
+      # `ps` on this host shows it while abra runs: a known limit of such an abra.
+      help=$(abra app secret insert --help 2>&1 || true)
+      case "$help" in
+        *--file*)
+          trim=; case "$help" in *--trim*) trim=--trim ;; esac
+          abra app secret insert ${traefikDomain} ${name} "v$ver" "$cred" --file $trim --no-input >/dev/null ;;
+        *)
+          abra app secret insert ${traefikDomain} ${name} "v$ver" "$(cat "$cred")" --no-input >/dev/null ;;
+      esac
+      echo "dns credential ${name}: inserted as v$ver"
+    fi
+    printf '%s %s\n' "$ver" "$sum" > "$state"
+  '';
+  # After the deploy the service uses the new version; the one before is unused and goes.
+  removeOldDnsSecret = name: ''
+    read -r ver _ < "$ABRA_DIR/dns-credentials/${name}"
+    if [ "$ver" -gt 1 ]; then docker secret rm "${traefikStack}_${name}_v$((ver - 1))" >/dev/null 2>&1 || true; fi
   '';
 in
 {
@@ -251,7 +301,20 @@ in
           description = ''
             More lines of the traefik app's .env (names as in the recipe's .env.sample at the
             pinned version), e.g. the COMPOSE_FILE overlay of the DNS provider. The provider's API
-            key is an abra secret, inserted once by hand (docs/secrets.md), never here.
+            key is an abra secret (dnsCredentialFiles), never here.
+          '';
+        };
+        dnsCredentialFiles = lib.mkOption {
+          type = lib.types.attrsOf lib.types.str;
+          default = { };
+          example = { gandiv5_personal_access_token = "/root/secrets/gandi-pat"; };
+          description = ''
+            The DNS provider's API key(s) for the DNS-01 challenge: secret name (as the traefik
+            recipe's compose overlay of the provider names it; lower case, digits, `_`) to a host
+            file outside the Nix store. Each reaches cc-ci-infra as the systemd credential
+            `dns-<name>` (LoadCredential=) and is inserted into the traefik app with
+            `abra app secret insert` before the deploy; a changed file becomes a new secret
+            version and a redeploy at the next `systemctl restart cc-ci-infra` (docs/secrets.md).
           '';
         };
       };
@@ -274,8 +337,14 @@ in
     {
       assertions = [
         {
-          assertion = lib.all (f: f == null || !(lib.hasPrefix "/nix/store" f)) [ cfg.forgeTokenFile cfg.webhookSecretFile cfg.loginClientSecretFile ];
+          assertion = lib.all (f: f == null || !(lib.hasPrefix "/nix/store" f))
+            ([ cfg.forgeTokenFile cfg.webhookSecretFile cfg.loginClientSecretFile ] ++ lib.attrValues infra.traefik.dnsCredentialFiles);
           message = "services.cc-ci: a secret file must not be in the Nix store (it is world-readable there)";
+        }
+        {
+          # The names go into shell commands, docker secret names and SECRET_<NAME>_VERSION.
+          assertion = lib.all (n: builtins.match "[a-z0-9_]+" n != null) dnsNames;
+          message = "services.cc-ci.infrastructure.traefik.dnsCredentialFiles: a secret name is lower case letters, digits and _";
         }
         {
           assertion = cfg.webhookSecretFile == null || cfg.forgeTokenFile != null;
@@ -395,15 +464,21 @@ in
           RemainAfterExit = true;
           User = user;
           Group = group;
+          UMask = "0077";
           TimeoutStartSec = 1800;
+          # In /run/credentials/cc-ci-infra.service/, readable by this unit's user alone.
+          LoadCredential = dnsCredentials;
         };
         script = ''
           set -eu
           [ -d "$ABRA_DIR/servers/default" ] || abra server add --local -n
+          mkdir -p "$ABRA_DIR/dns-credentials"
           ${deployApp {
             recipe = "traefik";
             version = infra.traefik.version;
-            domain = "traefik.${infra.domain}";
+            domain = traefikDomain;
+            beforeDeploy = lib.concatStringsSep "\n" (map insertDnsSecret dnsNames);
+            afterDeploy = lib.concatStringsSep "\n" (map removeOldDnsSecret dnsNames);
             env = {
               LETS_ENCRYPT_EMAIL = infra.acmeEmail;
               LETS_ENCRYPT_ENV = "production";

@@ -31,6 +31,7 @@ interface Produced {
     };
     users: { users: Record<string, { isSystemUser: boolean; group: string; extraGroups: string[] }>; groups: Record<string, unknown> };
     environment: { etc: Record<string, { source: string }> };
+    assertions: { assertion: boolean; message: string }[];
   };
   settings: Record<string, unknown>;
   configCheckScript: string;
@@ -80,7 +81,8 @@ describe('nix/module.nix, evaluated against the stand-in for nixpkgs', () => {
       settings = { capacity = 2; domain.base = "ci.example.org"; ingress.mode = "traefik";
                    forge.url = "https://git.example.org"; repos = [ "coop-cloud/webnotes" ];
                    http.publicUrl = "https://ci.example.org"; };
-      infrastructure = { enable = true; acmeEmail = "ops@example.org"; traefik.dnsProvider = "gandiv5"; };`);
+      infrastructure = { enable = true; acmeEmail = "ops@example.org"; traefik.dnsProvider = "gandiv5";
+                         traefik.dnsCredentialFiles.gandiv5_personal_access_token = "/root/secrets/gandi-pat"; };`);
   });
 
   it('declares the controller, the swarm oneshot, the infrastructure oneshot and the warm-reconcile timer', () => {
@@ -163,6 +165,31 @@ describe('nix/module.nix, evaluated against the stand-in for nixpkgs', () => {
     expect(infra?.script).toContain('LETS_ENCRYPT_EMAIL=ops@example.org');
     expect(infra?.script).toContain('LETS_ENCRYPT_DNS_CHALLENGE_PROVIDER=gandiv5');
     expect(infra?.script).toContain('WILDCARDS_ENABLED=1');
+  });
+
+  it('inserts the DNS provider key into the traefik app from a systemd credential, before the deploy, a new version when it changes', () => {
+    const infra = full.config.systemd.services['cc-ci-infra'];
+    expect(infra?.serviceConfig.LoadCredential).toEqual(['dns-gandiv5_personal_access_token:/root/secrets/gandi-pat']);
+    const script = infra?.script ?? '';
+    expect(script).toContain('cred="$CREDENTIALS_DIRECTORY/dns-gandiv5_personal_access_token"');
+    // Read from the credential file where abra can (--file); the value never in the script.
+    expect(script).toContain('abra app secret insert traefik.ci.example.org gandiv5_personal_access_token "v$ver" "$cred" --file');
+    expect(script).not.toContain('/root/secrets/gandi-pat');
+    // An existing secret at the version due is kept; a changed value bumps the version the deploy uses.
+    expect(script).toContain('docker secret inspect "traefik_ci_example_org_gandiv5_personal_access_token_v$ver"');
+    expect(script).toContain('echo "SECRET_GANDIV5_PERSONAL_ACCESS_TOKEN_VERSION=v$ver"');
+    const insert = script.indexOf('abra app secret insert');
+    expect(insert).toBeGreaterThan(script.indexOf('abra app new traefik'));
+    expect(insert).toBeLessThan(script.indexOf('abra app deploy traefik.ci.example.org'));
+    expect(full.config.assertions.every((a) => a.assertion)).toBe(true);
+  });
+
+  it('refuses a DNS credential file in the Nix store, and a secret name that is not a plain name', async () => {
+    const bad = await evalModule(
+      'infrastructure = { enable = true; acmeEmail = "a@example.org"; traefik.dnsProvider = "x"; traefik.dnsCredentialFiles = { key = "/nix/store/abc-key"; "a b" = "/root/k"; }; };',
+    );
+    const failed = bad.config.assertions.filter((a) => !a.assertion).map((a) => a.message);
+    expect(failed).toEqual([expect.stringMatching(/must not be in the Nix store/), expect.stringMatching(/dnsCredentialFiles: a secret name/)]);
   });
 
   it('leaves out what is switched off: no timer without warmReconcile, no infrastructure unless enabled, no credentials without secrets', async () => {

@@ -29,6 +29,10 @@ let
     concatStringsSep = builtinsLib.concatStringsSep;
     mapAttrsToList = f: a: map (n: f n a.${n}) (builtinsLib.attrNames a);
     attrNames = builtinsLib.attrNames;
+    attrValues = builtinsLib.attrValues;
+    toUpper = builtinsLib.replaceStrings
+      (builtinsLib.genList (i: builtinsLib.substring i 1 "abcdefghijklmnopqrstuvwxyz") 26)
+      (builtinsLib.genList (i: builtinsLib.substring i 1 "ABCDEFGHIJKLMNOPQRSTUVWXYZ") 26);
     all = builtinsLib.all;
     hasPrefix = p: s: builtinsLib.substring 0 (builtinsLib.stringLength p) s == p;
     fix = f: let x = f x; in x;
