@@ -20,8 +20,9 @@
       ingress.mode = "traefik";
       forge = { url = "https://git.example.org"; mode = "webhook"; };
       repos = [ "coop-cloud/custom-html" ];
-      # Traefik routes https://ci.example.org to this port (docs/install.md).
-      http = { port = 8080; host = "127.0.0.1"; publicUrl = "https://ci.example.org"; };
+      # Traefik routes https://ci.example.org to this port through the cc-ci-route stack; the
+      # module listens on 0.0.0.0 and opens the port on docker_gwbridge only (docs/install.md).
+      http = { port = 8080; publicUrl = "https://ci.example.org"; };
     };
     infrastructure = {
       enable = true;

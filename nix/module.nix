@@ -41,7 +41,10 @@ let
     }
     // lib.optionalAttrs (cfg.loginClientSecretFile != null) {
       login.clientSecretFile = "${credDir}/login-client-secret";
-    })
+    }
+    # Reachable from the route's container (docker_gwbridge), not from outside: the firewall
+    # opens the port on docker_gwbridge alone (the route's part of config below).
+    // lib.optionalAttrs routeOn { http.host = "0.0.0.0"; })
     cfg.settings;
 
   # Checked at build time by the package's own loader: a setting `serve` would refuse fails
@@ -133,6 +136,50 @@ let
     abra app deploy ${domain} ${version} --no-input --force
     ${afterDeploy}
   '';
+
+  # The route from https://<http.publicUrl> to `cc-ci serve`. serve listens on the host, Traefik
+  # is a swarm service on the `proxy` overlay network and reaches only what is on it; so a
+  # one-service stack, cc-ci-route, joins `proxy` with the Traefik labels for the server's own
+  # name and forwards TCP to serve's port on the host. Where the host is, from inside a swarm
+  # task: the task's default route goes through docker_gwbridge (every task on a non-internal
+  # overlay network gets that interface for egress), and the gateway is the host's own address
+  # on that bridge, so the container asks `ip route` at start. Not `extra_hosts: host-gateway`:
+  # dockerd resolves `host-gateway` for `docker run` and compose, but swarm services got it only
+  # in recent engines, and the docker in nixpkgs may predate it; the default route works on any.
+  route = infra.serveRoute;
+  routeOn = infra.enable && route.enable;
+  httpPort = toString (cfg.settings.http.port or 8080);
+  publicUrl = cfg.settings.http.publicUrl or null;
+  serverName =
+    let m = if publicUrl == null then null else builtins.match "https?://([^/:?#]+).*" publicUrl;
+    in if m == null then null else builtins.head m;
+  routeStack = "cc-ci-route";
+  routeCompose = yaml.generate "cc-ci-route.yml" {
+    version = "3.8";
+    services.serve = {
+      image = route.image;
+      # `$$` is a literal `$` to docker stack deploy's interpolation.
+      entrypoint = [
+        "/bin/sh"
+        "-c"
+        "exec socat TCP-LISTEN:${httpPort},fork,reuseaddr TCP:$$(ip route | awk '/^default/ {print $$3; exit}'):${httpPort}"
+      ];
+      networks = [ "proxy" ];
+      deploy = {
+        replicas = 1;
+        labels = [
+          "traefik.enable=true"
+          "traefik.http.routers.cc-ci-serve.rule=Host(`${toString serverName}`)"
+          "traefik.http.routers.cc-ci-serve.entrypoints=web-secure"
+          # The traefik recipe names its ACME resolver after LETS_ENCRYPT_ENV (set below).
+          "traefik.http.routers.cc-ci-serve.tls.certresolver=${letsEncryptEnv}"
+          "traefik.http.services.cc-ci-serve.loadbalancer.server.port=${httpPort}"
+        ];
+      };
+    };
+    networks.proxy.external = true;
+  };
+  letsEncryptEnv = "production";
 
   # The DNS provider's API key(s) for Traefik's DNS-01 challenge: each host file reaches the
   # cc-ci-infra unit as the credential `dns-<name>` and becomes the traefik app's abra secret
@@ -318,6 +365,28 @@ in
           '';
         };
       };
+      serveRoute = {
+        enable = lib.mkOption {
+          type = lib.types.bool;
+          default = (cfg.settings.http.publicUrl or null) != null;
+          defaultText = "settings.http.publicUrl is set";
+          description = ''
+            Route https://<host of settings.http.publicUrl> through Traefik to `cc-ci serve`: a
+            one-service swarm stack `cc-ci-route` on the `proxy` network, deployed by cc-ci-infra,
+            forwarding TCP to serve's port on the host. Sets `http.host` to 0.0.0.0 and opens
+            `http.port` in the firewall on the docker_gwbridge interface only.
+          '';
+        };
+        image = lib.mkOption {
+          type = lib.types.str;
+          # Tag only: the digest could not be looked up where this was written. Append
+          # `@sha256:<digest>` (`docker buildx imagetools inspect alpine/socat:<tag>`); the
+          # module warns until the image is pinned by digest.
+          default = "alpine/socat:1.8.0.3";
+          example = "alpine/socat:1.8.0.3@sha256:<digest>";
+          description = "The forwarder's image: socat on Alpine (its /bin/sh, ip and awk are used too); pin it by tag and digest.";
+        };
+      };
       backupBot = {
         version = lib.mkOption {
           type = lib.types.str;
@@ -345,6 +414,14 @@ in
           # The names go into shell commands, docker secret names and SECRET_<NAME>_VERSION.
           assertion = lib.all (n: builtins.match "[a-z0-9_]+" n != null) dnsNames;
           message = "services.cc-ci.infrastructure.traefik.dnsCredentialFiles: a secret name is lower case letters, digits and _";
+        }
+        {
+          assertion = !routeOn || serverName != null;
+          message = "services.cc-ci.infrastructure.serveRoute needs settings.http.publicUrl (http:// or https://<name>): the route is for its name";
+        }
+        {
+          assertion = !routeOn || !(builtins.elem (settings.http.host or "") [ "127.0.0.1" "localhost" "::1" ]);
+          message = "services.cc-ci.infrastructure.serveRoute: settings.http.host on loopback cannot be reached from the route's container; leave it unset";
         }
         {
           assertion = cfg.webhookSecretFile == null || cfg.forgeTokenFile != null;
@@ -447,6 +524,20 @@ in
     # Traefik (the `traefik` ingress mode: https://<app>.<domain> with a wildcard certificate)
     # and backup-bot-two (the backup and restore tiers), deployed through the pinned abra on the
     # swarm. Their own ABRA_DIR: cc-ci's janitor and runs never see them.
+    # serve on 0.0.0.0 (settings above), its port open on docker_gwbridge alone: the route's
+    # container reaches it through that bridge, nothing outside does. NixOS's firewall is on by
+    # default and opens nothing it is not told to; with it switched off the port is open to
+    # all, hence the warning.
+    (lib.mkIf routeOn {
+      networking.firewall.interfaces.docker_gwbridge.allowedTCPPorts = [ (cfg.settings.http.port or 8080) ];
+      environment.etc."cc-ci/route.yml".source = routeCompose;
+      warnings =
+        lib.optional (!(config.networking.firewall.enable or true))
+          "services.cc-ci: the firewall is off, so cc-ci serve (listening on 0.0.0.0:${httpPort} for the Traefik route) is reachable from outside"
+        ++ lib.optional (builtins.match ".*@sha256:[0-9a-f]{64}" route.image == null)
+          "services.cc-ci.infrastructure.serveRoute.image is not pinned by digest (${route.image}): append @sha256:<digest>";
+    })
+
     (lib.mkIf infra.enable {
       systemd.tmpfiles.rules = [ "d ${infraAbraDir} 0700 ${user} ${group} - -" ];
       systemd.services.cc-ci-infra = {
@@ -481,13 +572,20 @@ in
             afterDeploy = lib.concatStringsSep "\n" (map removeOldDnsSecret dnsNames);
             env = {
               LETS_ENCRYPT_EMAIL = infra.acmeEmail;
-              LETS_ENCRYPT_ENV = "production";
+              LETS_ENCRYPT_ENV = letsEncryptEnv;
               WILDCARDS_ENABLED = "1";
               LETS_ENCRYPT_DNS_CHALLENGE_ENABLED = "1";
               LETS_ENCRYPT_DNS_CHALLENGE_PROVIDER = infra.traefik.dnsProvider;
               WILDCARD_DOMAIN = infra.domain;
             } // infra.traefik.env;
           }}
+          ${if routeOn then ''
+            # https://${toString serverName} → cc-ci serve on the host (the module says how).
+            docker stack deploy -c ${routeCompose} ${routeStack}
+          '' else ''
+            # The route is switched off: remove a stack an earlier generation deployed.
+            if docker stack ls --format '{{.Name}}' | grep -qx ${routeStack}; then docker stack rm ${routeStack}; fi
+          ''}
           ${deployApp {
             recipe = "backup-bot-two";
             version = infra.backupBot.version;

@@ -32,9 +32,15 @@ interface Produced {
     users: { users: Record<string, { isSystemUser: boolean; group: string; extraGroups: string[] }>; groups: Record<string, unknown> };
     environment: { etc: Record<string, { source: string }> };
     assertions: { assertion: boolean; message: string }[];
+    warnings?: string[];
+    networking?: { firewall: { interfaces: Record<string, { allowedTCPPorts: number[] }> } };
   };
   settings: Record<string, unknown>;
   configCheckScript: string;
+  routeCompose: {
+    services: Record<string, { image: string; entrypoint: string[]; networks: string[]; deploy: { labels: string[] } }>;
+    networks: Record<string, { external: boolean }>;
+  } | null;
 }
 
 const PACKAGE = '{ _stub = "package"; name = "cc-ci"; outPath = "/nix/store/00000000000000000000000000000000-cc-ci"; }';
@@ -190,6 +196,45 @@ describe('nix/module.nix, evaluated against the stand-in for nixpkgs', () => {
     );
     const failed = bad.config.assertions.filter((a) => !a.assertion).map((a) => a.message);
     expect(failed).toEqual([expect.stringMatching(/must not be in the Nix store/), expect.stringMatching(/dnsCredentialFiles: a secret name/)]);
+  });
+
+  it('routes https://<http.publicUrl> to serve: a stack on the proxy network with the Traefik labels, forwarding to the host port', () => {
+    const compose = full.routeCompose;
+    expect(compose?.networks).toEqual({ proxy: { external: true } });
+    const serve = compose?.services.serve;
+    expect(serve?.networks).toEqual(['proxy']);
+    expect(serve?.image).toMatch(/^alpine\/socat:/);
+    expect(serve?.deploy.labels).toEqual(
+      expect.arrayContaining([
+        'traefik.enable=true',
+        'traefik.http.routers.cc-ci-serve.rule=Host(`ci.example.org`)',
+        'traefik.http.routers.cc-ci-serve.entrypoints=web-secure',
+        'traefik.http.routers.cc-ci-serve.tls.certresolver=production',
+        'traefik.http.services.cc-ci-serve.loadbalancer.server.port=8080',
+      ]),
+    );
+    // The host is the task's default gateway (docker_gwbridge); `$$` is docker's escaped `$`.
+    expect(serve?.entrypoint.join(' ')).toContain("TCP-LISTEN:8080,fork,reuseaddr TCP:$$(ip route | awk '/^default/ {print $$3; exit}'):8080");
+    const infra = full.config.systemd.services['cc-ci-infra']?.script ?? '';
+    expect(infra).toMatch(/docker stack deploy -c \/nix\/store\/\S+-cc-ci-route\.yml cc-ci-route/);
+    expect(infra.indexOf('docker stack deploy')).toBeGreaterThan(infra.indexOf('abra app deploy traefik.'));
+    // serve listens where the bridge reaches it; the port is open on docker_gwbridge alone.
+    expect(full.settings.http).toMatchObject({ host: '0.0.0.0' });
+    expect(full.config.networking?.firewall.interfaces).toEqual({ docker_gwbridge: { allowedTCPPorts: [8080] } });
+    expect(full.config.warnings).toEqual([expect.stringMatching(/serveRoute\.image is not pinned by digest/)]);
+  });
+
+  it('the route is off without a publicUrl or when switched off, and refuses serve on loopback', async () => {
+    const infra = 'enable = true; acmeEmail = "a@example.org"; traefik.dnsProvider = "x";';
+    const none = await evalModule(`infrastructure = { ${infra} };`);
+    expect(none.routeCompose).toBeNull();
+    expect(none.config.networking).toBeUndefined();
+    expect(none.settings).not.toHaveProperty('http');
+    const off = await evalModule(`settings.http.publicUrl = "https://ci.example.org"; infrastructure = { ${infra} serveRoute.enable = false; };`);
+    expect(off.routeCompose).toBeNull();
+    expect(off.config.systemd.services['cc-ci-infra']?.script).toContain('docker stack rm cc-ci-route');
+    const loop = await evalModule(`settings.http = { publicUrl = "https://ci.example.org"; host = "127.0.0.1"; }; infrastructure = { ${infra} };`);
+    expect(loop.config.assertions.filter((a) => !a.assertion).map((a) => a.message)).toEqual([expect.stringMatching(/http\.host on loopback/)]);
   });
 
   it('leaves out what is switched off: no timer without warmReconcile, no infrastructure unless enabled, no credentials without secrets', async () => {

@@ -34,7 +34,8 @@ let
     else if builtins.isList v then map r v
     else v;
   m = module { inherit config lib pkgs; };
-  configFile = (resolveWith true m.config).environment.etc."cc-ci/config.yaml".source;
+  etc = (resolveWith true m.config).environment.etc;
+  configFile = etc."cc-ci/config.yaml".source;
 in
 {
   config = resolveWith false m.config;
@@ -42,4 +43,6 @@ in
   # build script that checks it: the test writes the former to a file and runs the latter's check.
   settings = configFile.settings;
   configCheckScript = configFile.script;
+  # The compose file of the route to serve (cc-ci-route), as generated; null without it.
+  routeCompose = if etc ? "cc-ci/route.yml" then etc."cc-ci/route.yml".source.value else null;
 }
