@@ -38,6 +38,10 @@ export class Operations {
     this.ops.set(key, op);
     op.done = (async () => {
       try {
+        // Begun after the reconcile that starts it has returned: whatever an operation does before
+        // its first wait (reading files, spawning a process) is the operation's time, not the
+        // reconcile's, which must return quickly (docs/architecture.md).
+        await new Promise((resolve) => setImmediate(resolve));
         op.outcome = { ok: true, value: await fn(abort.signal) };
       } catch (error) {
         op.outcome = { ok: false, error };
