@@ -1,11 +1,10 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { z } from 'zod';
 import type { CommentDecision, CommentRecord, ForgeStore } from '../../state/forge-store.js';
 import type { Store } from '../../state/store.js';
 import type { Logger } from '../model/log.js';
 import type { StatePaths } from '../model/paths.js';
-import { writeSpecFile } from '../model/spec-files.js';
+import { specFilePath, writeSpecFile } from '../model/spec-files.js';
 import { validateSpec, type RunSpecInput } from '../model/spec.js';
 import type { BotIdentity } from '../clients/forge/bot.js';
 import { ForgeError, type ForgeClient, type RepoRef } from '../clients/forge/client.js';
@@ -437,7 +436,7 @@ export class Intake {
       return this.log(event, { kind: 'ignored', reason: `invalid spec: ${parsed.error}` });
     }
     // The name is the comment's: if a run or its file exists already, this comment made it.
-    if (!store.getRun(name) && !existsSync(join(paths.specs, `${name}.yaml`))) writeSpecFile(paths, parsed.spec);
+    if (!store.getRun(name) && !existsSync(specFilePath(paths, name))) writeSpecFile(paths, parsed.spec);
     const what = rerun ? `${rerun.tiers.join(', ')} of ${rerun.of} (--failed)` : `${lane} lane`;
     forgeStore.decideComment(event.commentId, { decision: 'run', detail: `${what} at ${event.headSha}`, run: name });
     return this.log(event, { kind: 'run', run: name });

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Store } from '../../state/store.js';
 import type { Config } from '../model/config.js';
@@ -25,6 +24,7 @@ import { registerRecipes } from './recipes.js';
 import { registerRunsStream } from './runs-stream.js';
 import { registerEvents, StreamSlots } from './sse.js';
 import { isName } from '../model/spec.js';
+import { specFilePath } from '../model/spec-files.js';
 import { registerSecurityHeaders } from './security-headers.js';
 
 /**
@@ -110,7 +110,7 @@ export function buildApp(o: HttpServerOptions, closing: AbortSignal): FastifyIns
     if (!d) {
       // A spec just written (a rerun from this page, cc-ci run) that the controller has not taken
       // in yet: say so and look again in a second, rather than a 404 the person must reload past.
-      if (isName(name) && existsSync(join(o.paths.specs, `${name}.yaml`))) {
+      if (isName(name) && existsSync(specFilePath(o.paths, name))) {
         return reply.type('text/html; charset=utf-8').header('refresh', '1').send(pendingRunPage(name));
       }
       return reply.code(404).type('text/plain; charset=utf-8').send(`no run named ${name}\n`);

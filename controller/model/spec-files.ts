@@ -4,6 +4,11 @@ import { stringify } from 'yaml';
 import type { StatePaths } from './paths.js';
 import type { RunSpec } from './spec.js';
 
+/** Where the spec file of the run `name` lives (or would): `<state>/specs/<name>.yaml`. */
+export function specFilePath(paths: StatePaths, name: string): string {
+  return join(paths.specs, `${name}.yaml`);
+}
+
 /** Writes a run spec into `<state>/specs/` atomically (temp file, then rename), so the
  *  watcher never reads half a file. Every way in ends here (docs/architecture.md, Objects). */
 export function writeSpecFile(paths: StatePaths, spec: RunSpec): string {

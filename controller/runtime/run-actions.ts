@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Store } from '../../state/store.js';
 import { TIER_NAMES, type RunRecord, type TierName } from '../../state/types.js';
 import { acceptedSpec, isName, validateSpec, type RunSpec } from '../model/spec.js';
-import { writeSpecFile } from '../model/spec-files.js';
+import { specFilePath, writeSpecFile } from '../model/spec-files.js';
 import type { StatePaths } from '../model/paths.js';
 import { supersedeKey, newerThan } from '../../reconcilers/supersede.js';
 import { RunHistory } from '../../state/history.js';
@@ -97,7 +96,7 @@ export function rerunRun(store: Store, paths: StatePaths, name: string, o: { fai
   const spec = acceptedSpec(run);
   let n = 1;
   let next = rerunName(name, n);
-  while (store.getRun(next) || existsSync(join(paths.specs, `${next}.yaml`))) next = rerunName(name, ++n);
+  while (store.getRun(next) || existsSync(specFilePath(paths, next))) next = rerunName(name, ++n);
   const doc = {
     ...spec,
     metadata: { ...spec.metadata, name: next },
